@@ -1,0 +1,49 @@
+// loom/core/config.hpp: the one header of qualifiers and version macros.
+//
+// The same helpers compile under g++/clang++ (host), nvcc (host and device) and NVRTC (device,
+// where no standard headers exist). Everything that must differ between those compilers is
+// decided here and nowhere else.
+#pragma once
+
+#define LOOM_VERSION_MAJOR 0
+#define LOOM_VERSION_MINOR 1
+#define LOOM_VERSION_PATCH 0
+#define LOOM_VERSION_STRING "0.1.0"
+
+#if defined(__CUDACC_RTC__)
+#define LOOM_NVRTC 1
+#else
+#define LOOM_NVRTC 0
+#endif
+
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#define LOOM_HD __host__ __device__
+#define LOOM_DEVICE __device__
+#else
+#define LOOM_HD
+#define LOOM_DEVICE
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define LOOM_INLINE inline __attribute__((always_inline))
+#define LOOM_NOINLINE __attribute__((noinline))
+#define LOOM_RESTRICT __restrict__
+#define LOOM_LIKELY(x) __builtin_expect(!!(x), 1)
+#define LOOM_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define LOOM_INLINE inline
+#define LOOM_NOINLINE
+#define LOOM_RESTRICT
+#define LOOM_LIKELY(x) (x)
+#define LOOM_UNLIKELY(x) (x)
+#endif
+
+#if !LOOM_NVRTC
+#include <cstddef>
+#include <cstdint>
+
+namespace loom {
+/// Signed 64-bit index and stride type used by every loop nest (tensors over 2^31 elements work).
+using index_t = std::int64_t;
+}  // namespace loom
+#endif

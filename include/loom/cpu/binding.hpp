@@ -1,0 +1,93 @@
+// loom/cpu/binding.hpp: how each node of an expression sees the loop nest's iteration space.
+//
+// An assignment iterates over one space (the destination's shape). A binding says, for one node,
+// which of its own indices an iteration index reaches: node[d] = offset[d] + sum_k coef[d][k] it[k].
+// Broadcasting zeroes rows; index maps (transpose, slice, flip, ...) rewrite them. A leaf turns
+// its binding into one stride per iteration axis, so every affine index map over a leaf costs
+// nothing per element: it is only a different set of strides.
+#pragma once
+
+#include <array>
+#include <cstddef>
+
+#include "loom/core/config.hpp"
+#include "loom/core/shape.hpp"
+
+namespace loom {
+namespace cpu {
+
+struct binding {
+  std::size_t it_rank = 0;
+  std::size_t node_rank = 0;
+  std::array<std::array<index_t, max_rank>, max_rank> coef{};
+  std::array<index_t, max_rank> offset{};
+
+  /// The binding of the iteration space to itself.
+  static binding identity(std::size_t rank) {
+    binding b;
+    b.it_rank = b.node_rank = rank;
+    for (std::size_t k = 0; k < rank; ++k) b.coef[k][k] = 1;
+    return b;
+  }
+
+  /// The binding of an operand of shape `operand` broadcast (NumPy rules) into a node of shape
+  /// `node` bound by *this: a missing or stretched axis does not move with the iteration.
+  binding broadcast_operand(const dims& node, const dims& operand) const {
+    binding c;
+    c.it_rank = it_rank;
+    c.node_rank = operand.rank;
+    const std::size_t lead = node.rank - operand.rank;
+    for (std::size_t d = 0; d < operand.rank; ++d) {
+      if (operand.e[d] == 1 && node.e[d + lead] != 1) continue;  // stretched: stays at 0
+      c.coef[d] = coef[d + lead];
+      c.offset[d] = offset[d + lead];
+    }
+    return c;
+  }
+
+  /// Element strides per iteration axis, and the element offset at iteration index 0, of an
+  /// array with the given strides read through this binding.
+  template <class Strides>
+  void strides_of(const Strides& array_strides, std::array<index_t, max_rank>& out, index_t& off) const {
+    out.fill(0);
+    off = 0;
+    for (std::size_t d = 0; d < node_rank; ++d) {
+      const index_t s = array_strides[d];
+      off += s * offset[d];
+      for (std::size_t k = 0; k < it_rank; ++k) out[k] += s * coef[d][k];
+    }
+  }
+};
+
+/// The part of a leaf the loop nest reasons about (collapsing axes, aliasing): where the array
+/// is, and how it moves with each iteration axis.
+struct cursor {
+  const void* base = nullptr;  // the array's element 0
+  std::size_t elem_size = 0;
+  index_t offset = 0;  // elements from base at iteration index 0
+  std::array<index_t, max_rank> stride{};
+};
+
+/// The iteration space after collapsing: extents, and the outer/inner split.
+struct loop_space {
+  std::size_t rank = 0;  // >= 1 after collapsing; the last axis is the inner run
+  std::array<index_t, max_rank> extent{};
+  index_t inner() const { return extent[rank - 1]; }
+  index_t rows() const {
+    index_t r = 1;
+    for (std::size_t k = 0; k + 1 < rank; ++k) r *= extent[k];
+    return r;
+  }
+  std::size_t outer_rank() const { return rank - 1; }
+};
+
+/// The inner loop's layout class: every cursor has unit inner stride (contiguous), or not.
+struct contiguous_mode {
+  static constexpr bool contiguous = true;
+};
+struct general_mode {
+  static constexpr bool contiguous = false;
+};
+
+}  // namespace cpu
+}  // namespace loom

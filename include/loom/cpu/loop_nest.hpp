@@ -1,0 +1,166 @@
+// loom/cpu/loop_nest.hpp: the traversal every elementwise kernel runs.
+//
+// The iteration space is the destination's shape. Axes of extent 1 are dropped and adjacent axes
+// are merged wherever every cursor (every leaf, and the destination) steps through them as one
+// (stride[k] == stride[k+1] * extent[k+1]), so a contiguous expression becomes one flat run.
+// The innermost remaining axis is the inner run: SIMD over it, with a scalar tail. Threads take
+// equal contiguous pieces of the flattened space (row, column), which is right for uniform,
+// memory-bound work; there is no division or modulo per element, only per piece.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <vector>
+
+#include "loom/cpu/binding.hpp"
+#include "loom/cpu/evaluator.hpp"
+#include "loom/cpu/simd.hpp"
+#include "loom/cpu/thread_pool.hpp"
+
+namespace loom {
+namespace cpu {
+
+/// Collapses `d` over the given cursors (rewriting their strides) and returns the loop space.
+inline loop_space collapse(const dims& d, cursor* const* cs, std::size_t n) {
+  loop_space s;
+  std::array<std::array<index_t, max_rank>, 64> small;  // new strides per cursor
+  std::vector<std::array<index_t, max_rank>> big;
+  auto* ns = n <= small.size() ? small.data() : (big.resize(n), big.data());
+  for (std::size_t k = 0; k < d.rank; ++k) {
+    const index_t e = static_cast<index_t>(d.e[k]);
+    if (e == 1) continue;
+    bool merge = s.rank > 0;
+    for (std::size_t c = 0; merge && c < n; ++c) merge = ns[c][s.rank - 1] == cs[c]->stride[k] * e;
+    if (merge) {
+      s.extent[s.rank - 1] *= e;
+      for (std::size_t c = 0; c < n; ++c) ns[c][s.rank - 1] = cs[c]->stride[k];
+    } else {
+      s.extent[s.rank] = e;
+      for (std::size_t c = 0; c < n; ++c) ns[c][s.rank] = cs[c]->stride[k];
+      ++s.rank;
+    }
+  }
+  if (s.rank == 0) {  // every extent is 1: one element
+    s.rank = 1;
+    s.extent[0] = 1;
+    for (std::size_t c = 0; c < n; ++c) ns[c][0] = 0;
+  }
+  for (std::size_t c = 0; c < n; ++c) {
+    cs[c]->stride.fill(0);
+    for (std::size_t k = 0; k < s.rank; ++k) cs[c]->stride[k] = ns[c][k];
+  }
+  return s;
+}
+
+/// Writes the destination of a loop nest through its cursor.
+template <class T>
+struct strided_writer {
+  cursor c;
+  T* row = nullptr;
+  index_t inner = 0;
+  std::size_t outer = 0;
+
+  template <class Strides>
+  void bind(T* data, const Strides& strides, std::size_t rank) {
+    c.base = data;
+    c.elem_size = sizeof(T);
+    binding::identity(rank).strides_of(strides, c.stride, c.offset);
+  }
+  void prepare(const loop_space& s) {
+    outer = s.outer_rank();
+    inner = c.stride[outer];
+  }
+  LOOM_INLINE void set_row(const index_t* idx) {
+    index_t o = c.offset;
+    for (std::size_t k = 0; k < outer; ++k) o += idx[k] * c.stride[k];
+    row = static_cast<T*>(const_cast<void*>(c.base)) + o;
+  }
+  template <class M>
+  LOOM_INLINE void store(index_t i, T v) const {
+    if constexpr (M::contiguous)
+      row[i] = v;
+    else
+      row[i * inner] = v;
+  }
+  template <class M, class F>
+  LOOM_INLINE void store_packet(index_t i, const packet_t<T, F>& v) const {
+    if constexpr (M::contiguous) {
+      cpu::store_packet<F>(row + i, v);
+    } else {
+      if (inner == 1)
+        cpu::store_packet<F>(row + i, v);
+      else
+        scatter_packet<F>(row + i * inner, inner, v);
+    }
+  }
+};
+
+/// Runs one inner run [c0, c1) of the current row: packets, then a scalar tail.
+template <class M, class F, class Dst, class Ev>
+LOOM_INLINE void run_inner(const Dst& dst, const Ev& ev, index_t c0, index_t c1) {
+  using T = std::remove_cv_t<std::remove_pointer_t<decltype(dst.row)>>;
+  using V = typename Ev::value_type;
+  index_t i = c0;
+  if constexpr (!std::is_void_v<F>) {
+    constexpr index_t w = static_cast<index_t>(lanes<F>);
+    for (; i + w <= c1; i += w) dst.template store_packet<M, F>(i, convert_packet<T, V, F>(ev.template packet<M, F>(i)));
+  }
+  for (; i < c1; ++i) dst.template store<M>(i, loom::detail::convert<T>(ev.template scalar<M>(i)));
+}
+
+/// Runs the flattened range [begin, end) of the loop space (row-major over (row, column)).
+template <class M, class F, class Dst, class Ev>
+void run_range(Dst& dst, Ev& ev, const loop_space& s, index_t begin, index_t end) {
+  const index_t inner = s.inner();
+  const std::size_t outer = s.outer_rank();
+  index_t row = begin / inner, col = begin % inner;
+  std::array<index_t, max_rank> idx{};
+  for (std::size_t k = outer; k-- > 0;) {  // row -> outer multi-index, once per piece
+    idx[k] = row % s.extent[k];
+    row /= s.extent[k];
+  }
+  while (begin < end) {
+    const index_t stop = std::min(inner, col + (end - begin));
+    ev.set_row(idx.data());
+    dst.set_row(idx.data());
+    run_inner<M, F>(dst, ev, col, stop);
+    begin += stop - col;
+    col = 0;
+    for (std::size_t k = outer; k-- > 0;) {  // next row
+      if (++idx[k] < s.extent[k]) break;
+      idx[k] = 0;
+    }
+  }
+}
+
+/// Work below this many element-operations runs on the calling thread alone.
+inline constexpr index_t parallel_threshold = index_t(1) << 16;
+
+/// Runs a prepared loop nest over the whole space, on the pool when the work is large enough.
+template <class F, class Dst, class Ev>
+void run_loop_nest(Dst& dst, Ev& ev, const loop_space& s, bool contiguous, index_t cost_per_element) {
+  const index_t total = s.rows() * s.inner();
+  if (total == 0) return;
+  auto run = [&](auto mode, index_t b, index_t e) {
+    using M = decltype(mode);
+    Dst d = dst;
+    Ev v = ev;
+    run_range<M, F>(d, v, s, b, e);
+  };
+  auto go = [&](index_t b, index_t e) {
+    if (contiguous)
+      run(contiguous_mode{}, b, e);
+    else
+      run(general_mode{}, b, e);
+  };
+  const index_t threads = static_cast<index_t>(default_pool().size());
+  if (threads == 1 || total * cost_per_element < parallel_threshold) {
+    go(0, total);
+    return;
+  }
+  parallel_chunks(total, threads, std::max<index_t>(64, parallel_threshold / cost_per_element / 4), 64, go);
+}
+
+}  // namespace cpu
+}  // namespace loom
