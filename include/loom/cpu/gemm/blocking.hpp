@@ -1,0 +1,106 @@
+// loom/cpu/gemm/blocking.hpp: the register tile and the cache blocks of the packed GEMM.
+//
+// The engine computes C (M x N) = A (M x K) . B (K x N) in the BLIS style, with the roles of the
+// operands mirrored because loom's tiles are row-major (the vector lanes run along N):
+//
+//   jc over N by nc      B block  kc x nc, packed once per (jc, pc), lives in L2
+//   mo over M by mo      rows whose partial sums fit the per-thread accumulation scratch
+//   pc over K by kc
+//   ic over M by mc      A block  mc x kc, packed, lives in L2/L3
+//   ir over mc by mr     A micro-panel kc x mr, reused by every jr: stays in L1
+//   jr over nc by nr     B micro-panel kc x nr, streamed from L2
+//   micro-kernel         mr x nr accumulators in vector registers, one FMA per (row, vector)
+//
+// All sizes are in elements. The register tile is a compile-time property of the element type
+// and the instruction set (xsimd's default architecture); the cache blocks are run-time values
+// so that a benchmark can sweep them, with defaults measured on AMD Zen 4 (see bench/RESULTS.md).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
+
+#include "loom/core/config.hpp"
+
+namespace loom::cpu::gemm {
+
+// -------------------------------------------------------------------------------------------------
+// Register tile
+// -------------------------------------------------------------------------------------------------
+
+/// Vector registers of the instruction set xsimd compiles for (32 with AVX-512, 16 below).
+inline constexpr int vector_registers = std::is_base_of_v<xsimd::avx512f, xsimd::default_arch> ? 32 : 16;
+
+/// The micro-kernel's register tile for element type T: mr rows of A broadcast against nv
+/// vectors of B (nr = nv * lanes columns), mr * nv accumulators.
+///   AVX-512 (32 registers): 12 x 2 vectors = 24 accumulators, 2 for B, the A broadcasts are
+///     folded into the FMAs as memory operands.  float: 12 x 32, double: 12 x 16.
+///   AVX2 / SSE (16 registers): 6 x 2 vectors = 12 accumulators.  float on AVX2: 6 x 16.
+template <class T>
+struct register_tile {
+  using batch = xsimd::batch<T>;
+  static constexpr int lanes = int(batch::size);
+  static constexpr int nv = 2;
+  static constexpr int mr = vector_registers >= 32 ? 12 : 6;
+  static constexpr int nr = nv * lanes;
+};
+
+// -------------------------------------------------------------------------------------------------
+// Cache blocks
+// -------------------------------------------------------------------------------------------------
+
+/// Cache block sizes of one GEMM call, in elements. kc is the depth of one packed pass; when it
+/// is smaller than K the partial sums of a block of rows wait in a per-thread scratch of at
+/// most mo x nc elements until the last pass hands finished tiles to the epilogue.
+struct blocking {
+  index_t mc = 0;  ///< rows of A packed at a time (multiple of mr)
+  index_t kc = 0;  ///< depth of a packed pass
+  index_t nc = 0;  ///< columns of B packed at a time (multiple of nr)
+  index_t mo = 0;  ///< rows accumulated in the scratch between passes (multiple of mc)
+
+  std::string describe() const {
+    return "mc=" + std::to_string(mc) + " kc=" + std::to_string(kc) + " nc=" + std::to_string(nc) +
+           " mo=" + std::to_string(mo);
+  }
+};
+
+/// Upper bounds of the cache blocks for T (bytes / sizeof(T)), measured on Zen 4 (32 KiB L1d,
+/// 1 MiB L2 per core, 32 MiB L3): see the W7 section of bench/RESULTS.md for the sweep.
+template <class T>
+struct cache_limits {
+  // Depth of one pass: the A micro-panel (mr x kc) stays in L1 beside the B stream.
+  static constexpr index_t kc = 1024 / index_t(sizeof(T));
+  // Width of the packed B block (kc x nc): half of L2.
+  static constexpr index_t nc = 512;
+  static constexpr index_t mc = 240;
+  static constexpr index_t mo = 2040;
+};
+
+/// Rounds x up to a multiple of m (m > 0).
+LOOM_INLINE constexpr index_t round_up(index_t x, index_t m) { return (x + m - 1) / m * m; }
+
+/// Splits `total` into the fewest parts of at most `limit` each, and returns the (equal, rounded
+/// up to `align`) part size; so 1030 with limit 512 gives 344, never 512 + 512 + 6.
+LOOM_INLINE constexpr index_t balanced_block(index_t total, index_t limit, index_t align) {
+  if (total <= 0) return align;
+  index_t parts = (total + limit - 1) / limit;
+  return std::min(round_up(limit, align), round_up((total + parts - 1) / parts, align));
+}
+
+/// The blocks used for an M x N x K product of T (before the split over threads).
+template <class T>
+blocking default_blocking(index_t M, index_t N, index_t K) {
+  using rt = register_tile<T>;
+  using cl = cache_limits<T>;
+  blocking b;
+  b.kc = std::max<index_t>(1, balanced_block(K, cl::kc, 1));
+  b.nc = balanced_block(N, cl::nc, rt::nr);
+  b.mc = balanced_block(M, cl::mc, rt::mr);
+  b.mo = std::max(b.mc, cl::mo / b.mc * b.mc);
+  return b;
+}
+
+}  // namespace loom::cpu::gemm

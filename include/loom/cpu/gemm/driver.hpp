@@ -1,0 +1,227 @@
+// loom/cpu/gemm/driver.hpp: the loops around the micro-kernel, and the split over threads.
+//
+// gemm<T>(M, N, K, a, b, epi) computes the M x N product of the sources a (M x K) and b (K x N)
+// and hands every finished tile, with its complete sums over K, to epi exactly once.
+//
+// K-blocking and the epilogue. The micro-kernel sums kc steps of K at a time. When K fits in one
+// pass (K <= kc, the case of every K up to 256 floats / 128 doubles by default) the tile goes from
+// the registers to a small aligned buffer on the stack and straight to the epilogue. Otherwise
+// the partial sums of a block of at most mo x nc outputs wait in a per-thread scratch: the first
+// pass writes them, the middle passes add to them, and the last pass adds its part and hands the
+// tile, now complete, to the epilogue while it is in L1. The B block (kc x nc, in L2) is packed
+// once per pass and reused for all mo rows, as in BLIS; the extra traffic is one read and one
+// write of a tile per kc steps (1/kc of the FMA work). The destination is never used as scratch,
+// so the epilogue may write anything anywhere (another type, a fused expression).
+//
+// Threads. The output is cut into a grid of tm x tn rectangles, one per thread (tm * tn = p),
+// chosen to minimise the busiest thread's cost: its micro-kernel work, counted in whole register
+// tiles, plus the packing it does (a thread packs the A rows and B columns of its rectangle, so
+// a split along M repacks B in every thread and a split along N repacks A). Rectangles are whole
+// register tiles, so 1024 x 1024 splits 43 + 43 tiles of 12 rows. Small products stay on the
+// calling thread.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+
+#include "loom/core/config.hpp"
+#include "loom/core/error.hpp"
+#include "loom/cpu/gemm/blocking.hpp"
+#include "loom/cpu/gemm/epilogue.hpp"
+#include "loom/cpu/gemm/micro_kernel.hpp"
+#include "loom/cpu/gemm/pack.hpp"
+#include "loom/cpu/gemm/source.hpp"
+#include "loom/cpu/gemm/workspace.hpp"
+#include "loom/cpu/thread_pool.hpp"
+
+namespace loom::cpu::gemm {
+
+/// Knobs of one call; the defaults are right for ordinary use.
+struct options {
+  blocking block{};      ///< cache blocks; a zero field takes its default_blocking value
+  unsigned threads = 0;  ///< upper bound on the threads used; 0: loom::num_threads()
+};
+
+/// How a product is split over threads: a tm x tn grid of rectangles of the output.
+struct thread_grid {
+  index_t tm = 1;
+  index_t tn = 1;
+  index_t threads() const { return tm * tn; }
+};
+
+/// Multiply-adds below which a product runs on the calling thread; above it, one more thread per
+/// this many (a wake-up of the pool costs a few microseconds, this is about 5 us of work).
+inline constexpr index_t min_work_per_thread = index_t(1) << 19;
+
+namespace detail {
+
+/// Splits [0, n) into `parts` ranges of whole `unit`s (the last unit may be partial), balanced to
+/// within one unit; returns the start of range t (t = parts gives n).
+LOOM_INLINE index_t split_point(index_t n, index_t unit, index_t parts, index_t t) {
+  index_t units = (n + unit - 1) / unit;
+  return std::min(n, (units * t / parts) * unit);
+}
+
+}  // namespace detail
+
+/// The grid for an M x N x K product of T on at most p threads (see the file comment).
+template <class T>
+thread_grid choose_thread_grid(index_t M, index_t N, index_t K, index_t p, const blocking& bl) {
+  using rt = register_tile<T>;
+  const index_t pm = (M + rt::mr - 1) / rt::mr, pn = (N + rt::nr - 1) / rt::nr;
+  const double work = double(M) * double(N) * double(K);
+  p = std::min<index_t>(p, std::max<index_t>(1, index_t(work / double(min_work_per_thread))));
+  p = std::min(p, pm * pn);
+  thread_grid best;
+  double best_cost = std::numeric_limits<double>::infinity();
+  for (index_t threads = p; threads >= 1 && best_cost == std::numeric_limits<double>::infinity(); --threads) {
+    for (index_t tm = 1; tm <= threads; ++tm) {
+      if (threads % tm) continue;
+      index_t tn = threads / tm;
+      if (tm > pm || tn > pn) continue;
+      // The busiest thread: ceil(pm / tm) x ceil(pn / tn) tiles, and the packing of its rows
+      // (once per nc block of its columns) and its columns (once per mo block of its rows).
+      double mt = double((pm + tm - 1) / tm * rt::mr), nt = double((pn + tn - 1) / tn * rt::nr);
+      double tiles = mt * nt * double(K);
+      double packing = double(K) * (mt * std::ceil(nt / double(bl.nc)) + nt * std::ceil(mt / double(bl.mo)));
+      // One packed element costs about as much as one vector of multiply-adds.
+      double cost = tiles + packing * double(rt::lanes);
+      if (cost < best_cost * 0.999) {
+        best_cost = cost;
+        best = {tm, tn};
+      }
+    }
+  }
+  return best;
+}
+
+namespace detail {
+
+/// Hands zero tiles of the whole output to the epilogue (K = 0).
+template <class T, class Epilogue>
+void zero_product(index_t M, index_t N, Epilogue& epi) {
+  using rt = register_tile<T>;
+  alignas(64) T tile[rt::mr * rt::nr] = {};
+  for (index_t i = 0; i < M; i += rt::mr) {
+    for (index_t j = 0; j < N; j += rt::nr) {
+      epi(i, j, std::min<index_t>(rt::mr, M - i), std::min<index_t>(rt::nr, N - j), static_cast<const T*>(tile),
+          index_t(rt::nr));
+    }
+  }
+}
+
+/// The blocked product of rows [m0, m1) and columns [n0, n1) of the output, on this thread.
+template <class T, class ASource, class BSource, class Epilogue>
+void product_block(index_t m0, index_t m1, index_t n0, index_t n1, index_t K, const ASource& a, const BSource& b,
+                   Epilogue& epi, const blocking& bl) {
+  using rt = register_tile<T>;
+  constexpr int MR = rt::mr, NR = rt::nr, NV = rt::nv;
+  const index_t M = m1 - m0, N = n1 - n0;
+  if (M <= 0 || N <= 0) return;
+
+  workspace_lease ws;
+  const index_t kc_max = std::min(bl.kc, K);
+  const bool one_pass = K <= bl.kc;
+  const index_t nc = std::min(bl.nc, round_up(N, NR));
+  const index_t mc = std::min(bl.mc, round_up(M, MR));
+  const index_t mo = one_pass ? M : std::min(bl.mo, M);
+  T* packed_a = ws->a.get<T>(mc * kc_max);
+  T* packed_b = ws->b.get<T>(nc * kc_max);
+  T* scratch = one_pass ? nullptr : ws->c.get<T>(round_up(mo, MR) * nc);
+  alignas(64) T tile[MR * NR];
+
+  for (index_t jc = 0; jc < N; jc += nc) {
+    const index_t ncur = std::min(nc, N - jc);
+    const index_t ldc = round_up(ncur, NR);
+    for (index_t io = 0; io < M; io += mo) {
+      const index_t mocur = std::min(mo, M - io);
+      for (index_t pc = 0; pc < K; pc += kc_max) {
+        const index_t kcur = std::min(kc_max, K - pc);
+        const bool first = pc == 0, last = pc + kcur >= K;
+        pack_b<NR>(b, pc, kcur, n0 + jc, ncur, packed_b, *ws);
+        for (index_t ic = 0; ic < mocur; ic += mc) {
+          const index_t mcur = std::min(mc, mocur - ic);
+          pack_a<MR>(a, m0 + io + ic, mcur, pc, kcur, packed_a, *ws);
+          for (index_t ir = 0; ir < mcur; ir += MR) {
+            const index_t mr = std::min<index_t>(MR, mcur - ir);
+            const index_t i0 = m0 + io + ic + ir;
+            const T* ap = packed_a + ir * kcur;
+            for (index_t jr = 0; jr < ncur; jr += NR) {
+              const index_t nr = std::min<index_t>(NR, ncur - jr);
+              const T* bp = packed_b + jr * kcur;
+              if (one_pass) {
+                micro_kernel<T, MR, NV>(kcur, ap, bp, tile, NR, tile_mode::overwrite);
+                epi(i0, n0 + jc + jr, mr, nr, static_cast<const T*>(tile), index_t(NR));
+              } else {
+                T* c = scratch + (ic + ir) * ldc + jr;
+                micro_kernel<T, MR, NV>(kcur, ap, bp, c, ldc, first ? tile_mode::overwrite : tile_mode::accumulate);
+                if (last) epi(i0, n0 + jc + jr, mr, nr, static_cast<const T*>(c), ldc);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/// Fills the zero fields of a blocking with the defaults for this product.
+template <class T>
+blocking complete_blocking(blocking bl, index_t M, index_t N, index_t K) {
+  using rt = register_tile<T>;
+  blocking d = default_blocking<T>(M, N, K);
+  if (bl.mc <= 0) bl.mc = d.mc;
+  if (bl.kc <= 0) bl.kc = d.kc;
+  if (bl.nc <= 0) bl.nc = d.nc;
+  if (bl.mo <= 0) bl.mo = d.mo;
+  bl.mc = round_up(bl.mc, rt::mr);
+  bl.nc = round_up(bl.nc, rt::nr);
+  bl.mo = std::max(bl.mc, bl.mo / bl.mc * bl.mc);
+  return bl;
+}
+
+}  // namespace detail
+
+// -------------------------------------------------------------------------------------------------
+// The entry point
+// -------------------------------------------------------------------------------------------------
+
+/// C = epi(A . B): a is M x K, b is K x N (sources, see source.hpp), epi receives every finished
+/// tile of the M x N product once (see epilogue.hpp). T is the type of the arithmetic.
+/// Example, 64 x 32 = (64 x 128) . (128 x 32), all row-major:
+///   gemm<float>(64, 32, 128, row_major(a, 128), row_major(b, 32), store_to(c, 32));
+template <class T, class ASource, class BSource, class Epilogue>
+void gemm(index_t M, index_t N, index_t K, const ASource& a, const BSource& b, Epilogue&& epi,
+          const options& opt = {}) {
+  static_assert(is_source_v<ASource>, "loom: gemm's A operand must be a source (strided(...), row_runs<T>(...))");
+  static_assert(is_source_v<BSource>, "loom: gemm's B operand must be a source (strided(...), row_runs<T>(...))");
+  if (M < 0 || N < 0 || K < 0) {
+    throw shape_error("loom: gemm extents must be non-negative, got M = " + std::to_string(M) +
+                      ", N = " + std::to_string(N) + ", K = " + std::to_string(K));
+  }
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    detail::zero_product<T>(M, N, epi);
+    return;
+  }
+  const blocking bl = detail::complete_blocking<T>(opt.block, M, N, K);
+  const bool nested = thread_pool::in_task();
+  index_t p = nested ? 1 : index_t(opt.threads ? std::min(opt.threads, num_threads()) : num_threads());
+  const thread_grid grid = choose_thread_grid<T>(M, N, K, p, bl);
+  if (grid.threads() == 1) {
+    detail::product_block<T>(0, M, 0, N, K, a, b, epi, bl);
+    return;
+  }
+  using rt = register_tile<T>;
+  default_pool().run(grid.threads(), [&](index_t t) {
+    const index_t ti = t / grid.tn, tj = t % grid.tn;
+    detail::product_block<T>(detail::split_point(M, rt::mr, grid.tm, ti), detail::split_point(M, rt::mr, grid.tm, ti + 1),
+                             detail::split_point(N, rt::nr, grid.tn, tj), detail::split_point(N, rt::nr, grid.tn, tj + 1),
+                             K, a, b, epi, bl);
+  });
+}
+
+}  // namespace loom::cpu::gemm

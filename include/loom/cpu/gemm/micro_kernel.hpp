@@ -1,0 +1,93 @@
+// loom/cpu/gemm/micro_kernel.hpp: the register-blocked inner product of one A and one B micro-panel.
+//
+// For k in [0, kc): load NV vectors of the B panel, broadcast each of the MR values of the A panel
+// and FMA them into MR x NV accumulators. The accumulators never leave the registers until the
+// end, where the MR x NR tile is written (or added) to a row-major buffer whose rows are aligned.
+// With AVX-512 and MR = 12, NV = 2 the loop body is 2 vector loads and 24 FMAs whose broadcast
+// operand comes straight from memory ({1to16}); 24 independent chains hide the FMA latency.
+#pragma once
+
+#include <xsimd/xsimd.hpp>
+
+#include "loom/core/config.hpp"
+
+namespace loom::cpu::gemm {
+
+namespace detail {
+
+/// One depth step: acc[i][v] += a[i] * b[v * lanes ...].
+template <int MR, int NV, class T, class Batch>
+LOOM_INLINE void fma_step(Batch (&acc)[MR][NV], const T* LOOM_RESTRICT a, const T* LOOM_RESTRICT b) {
+  constexpr int W = int(Batch::size);
+  Batch bv[NV];
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) bv[v] = Batch::load_aligned(b + v * W);
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+    Batch ai(a[i]);
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[i][v] = xsimd::fma(ai, bv[v], acc[i][v]);
+  }
+}
+
+}  // namespace detail
+
+/// What the micro-kernel does with its tile buffer.
+enum class tile_mode {
+  overwrite,   ///< c = A.B
+  accumulate,  ///< c += A.B
+};
+
+/// c[0:MR, 0:NV*lanes] (row-major, leading dimension ldc, every row 64-byte aligned) = or +=
+/// a . b, where a is an MR-row panel (kc groups of MR) and b an NR-column panel (kc groups of NR).
+/// kc may be 0 (gives zeros).
+template <class T, int MR, int NV, int PrefetchB = 0>
+LOOM_NOINLINE void micro_kernel(index_t kc, const T* LOOM_RESTRICT a, const T* LOOM_RESTRICT b, T* LOOM_RESTRICT c,
+                                index_t ldc, tile_mode mode) {
+  using batch = xsimd::batch<T>;
+  constexpr int W = int(batch::size);
+  constexpr int NR = NV * W;
+
+  batch acc[MR][NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[i][v] = batch(T(0));
+  }
+
+  index_t k = 0;
+  for (; k + 4 <= kc; k += 4) {
+    if constexpr (PrefetchB > 0) {
+      // The B panel streams from L2: ask for the lines of 4 steps PrefetchB steps ahead.
+      constexpr int lines = int(4 * NR * sizeof(T) / 64);
+#pragma GCC unroll 16
+      for (int l = 0; l < lines; ++l) __builtin_prefetch(b + PrefetchB * NR + l * (64 / int(sizeof(T))));
+    }
+    detail::fma_step<MR, NV>(acc, a, b);
+    detail::fma_step<MR, NV>(acc, a + MR, b + NR);
+    detail::fma_step<MR, NV>(acc, a + 2 * MR, b + 2 * NR);
+    detail::fma_step<MR, NV>(acc, a + 3 * MR, b + 3 * NR);
+    a += 4 * MR;
+    b += 4 * NR;
+  }
+  for (; k < kc; ++k) {
+    detail::fma_step<MR, NV>(acc, a, b);
+    a += MR;
+    b += NR;
+  }
+
+  if (mode == tile_mode::accumulate) {
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[i][v] += batch::load_aligned(c + i * ldc + v * W);
+    }
+  }
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[i][v].store_aligned(c + i * ldc + v * W);
+  }
+}
+
+}  // namespace loom::cpu::gemm
