@@ -57,6 +57,20 @@ template <std::size_t... Es>
 constexpr std::size_t count_dyn() {
   return ((Es == dyn ? 1u : 0u) + ... + 0u);
 }
+
+// The stored run-time extents of a shape; empty (and free, by the empty base optimisation) when
+// every extent is static.
+template <std::size_t N>
+struct dyn_storage {
+  std::array<std::size_t, N> dyn_extents{};
+  constexpr std::size_t get_dyn(std::size_t j) const { return dyn_extents[j]; }
+  constexpr void set_dyn(std::size_t j, std::size_t v) { dyn_extents[j] = v; }
+};
+template <>
+struct dyn_storage<0> {
+  constexpr std::size_t get_dyn(std::size_t) const { return 0; }
+  constexpr void set_dyn(std::size_t, std::size_t) {}
+};
 }  // namespace detail
 
 /// A shape: a list of extents, each static or dyn. Only the dyn extents are stored, in order.
@@ -64,28 +78,29 @@ constexpr std::size_t count_dyn() {
 ///   shape<dyn, 1024>{n}            n x 1024
 ///   shape<>{}                      rank 0, one element
 template <std::size_t... Es>
-struct shape {
+struct shape : detail::dyn_storage<detail::count_dyn<Es...>()> {
   static constexpr std::size_t rank = sizeof...(Es);
   static_assert(rank <= max_rank, "loom: shapes have at most 8 axes");
   static constexpr std::array<std::size_t, rank> static_extents{Es...};
   static constexpr std::size_t num_dyn = detail::count_dyn<Es...>();
   static constexpr bool is_static = num_dyn == 0;
 
-  [[no_unique_address]] std::array<std::size_t, num_dyn> dyn_extents{};
-
   constexpr shape() = default;
 
   /// The run-time extents, one per dyn axis, in order: shape<dyn, 8, dyn>{3, 5} is 3 x 8 x 5.
   template <std::integral... I>
     requires(sizeof...(I) == num_dyn && num_dyn > 0)
-  constexpr explicit shape(I... ds) : dyn_extents{static_cast<std::size_t>(ds)...} {}
+  constexpr explicit shape(I... ds) {
+    std::size_t j = 0;
+    (this->set_dyn(j++, static_cast<std::size_t>(ds)), ...);
+  }
 
   /// The extent of axis k.
   constexpr std::size_t extent(std::size_t k) const {
     std::size_t d = 0;
     for (std::size_t i = 0; i < rank; ++i) {
       if (static_extents[i] == dyn) {
-        if (i == k) return dyn_extents[d];
+        if (i == k) return this->get_dyn(d);
         ++d;
       } else if (i == k) {
         return static_extents[i];
@@ -112,7 +127,7 @@ struct shape {
     std::size_t j = 0;
     for (std::size_t k = 0; k < rank; ++k) {
       if (static_extents[k] == dyn) {
-        s.set_dyn(j++, d.e[k]);
+        s.set_dyn(j++, d.e[k]);  // NOLINT
       } else if (static_extents[k] != d.e[k]) {
         throw shape_error("loom: shape " + to_string(d) + " does not fit " + static_string() + " (axis " +
                           std::to_string(k) + ")");
@@ -139,11 +154,6 @@ struct shape {
         if (a.extent(k) != b.extent(k)) return false;
       return true;
     }
-  }
-
- private:
-  constexpr void set_dyn(std::size_t j, std::size_t v) {
-    if constexpr (num_dyn > 0) dyn_extents[j] = v;
   }
 };
 

@@ -103,7 +103,10 @@ template <assign_op Op, class Dst, class Src>
 void assign(Dst& dst, const Src& src) {
   using D = std::remove_cvref_t<Dst>;
   using T = typename D::value_type;
-  if constexpr (scalar_type<Src>) {
+  static_assert(writable_check<D, D::read_only>::value);
+  if constexpr (D::read_only) {
+    return;  // reported above
+  } else if constexpr (scalar_type<Src>) {
     assign<Op>(dst, scalar_node<T>{static_cast<T>(src)});
   } else {
     static_assert(D::space == memory_space::host, "loom: this destination is not a host array");

@@ -103,7 +103,7 @@ struct packet_op<ops::pow> {
     }                                                                       \
   };
 LOOM_PACKET_COMPARISON(eq, a == b)
-LOOM_PACKET_COMPARISON(ne, a != b)
+LOOM_PACKET_COMPARISON(ne, ~(a == b))  // NaN != x is true (xsimd's != is the ordered compare)
 LOOM_PACKET_COMPARISON(lt, a < b)
 LOOM_PACKET_COMPARISON(le, a <= b)
 LOOM_PACKET_COMPARISON(gt, a > b)
@@ -197,7 +197,7 @@ LOOM_PACKET_MATH(tanh, vmath::tanh(x))
 LOOM_PACKET_MATH(sigmoid, P(C(1)) / (P(C(1)) + vmath::exp(-x)))
 LOOM_PACKET_MATH(erf, xsimd::erf(x))
 LOOM_PACKET_MATH(gelu, vmath::gelu_tanh(x))
-LOOM_PACKET_MATH(gelu_exact, P(C(0.5)) * x * (P(C(1)) + xsimd::erf(x * P(C(ops::gelu_exact::inv_sqrt2)))))
+LOOM_PACKET_MATH(gelu_exact, P(C(0.5)) * x * xsimd::erfc(x * P(C(-ops::gelu_exact::inv_sqrt2))))
 #undef LOOM_PACKET_MATH
 
 // ------------------------------------------------------------------ ternary and conversion

@@ -136,11 +136,11 @@ LOOM_INLINE packet_t<To, F> convert_packet(const packet_t<From, F>& x) {
       return xsimd::select(x, batch<To>(To(1)), batch<To>(To(0)));
     else
       return xsimd::select(xsimd::bool_cast(x), batch<To>(To(1)), batch<To>(To(0)));
-  } else if constexpr (std::is_same_v<To, bool>) {  // != 0
+  } else if constexpr (std::is_same_v<To, bool>) {  // != 0, NaN included (xsimd's != is ordered)
     if constexpr (std::is_same_v<From, F>)
-      return x != batch<From>(From(0));
+      return ~(x == batch<From>(From(0)));
     else
-      return xsimd::bool_cast(x != batch<From>(From(0)));
+      return xsimd::bool_cast(~(x == batch<From>(From(0))));
   } else if constexpr (std::is_floating_point_v<To>) {  // integer to floating
     return xsimd::batch_cast<To>(x);
   } else {  // floating to integer: truncate, saturate, NaN gives 0

@@ -329,12 +329,13 @@ struct gelu {
     return x / (T(1) + std::exp(T(-2) * u));
   }
 };
-/// GELU, erf form: 0.5 x (1 + erf(x / sqrt(2))).
+/// GELU, erf form: 0.5 x (1 + erf(x / sqrt(2))), computed as 0.5 x erfc(-x / sqrt(2)), which has
+/// no cancellation for negative x.
 struct gelu_exact {
   LOOM_OP_HEADER("gelu_exact", "", 1, type_rule::floating, 12)
   static constexpr double inv_sqrt2 = 0.7071067811865476;
   template <class T>
-  static T apply(T x) { return T(0.5) * x * (T(1) + std::erf(x * T(inv_sqrt2))); }
+  static T apply(T x) { return T(0.5) * x * std::erfc(x * T(-inv_sqrt2)); }
 };
 
 // ------------------------------------------------------------------ ternary

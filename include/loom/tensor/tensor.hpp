@@ -83,6 +83,7 @@ class tensor : public assignable<tensor<T, Shape>> {
   using value_type = T;
   using shape_type = Shape;
   static constexpr std::size_t rank = Shape::rank;
+  static constexpr bool read_only = false;
 
   /// A tensor of zeros; dyn extents (if any) are 0.
   tensor() : tensor(Shape{}) {}

@@ -63,6 +63,7 @@ class tensor_view : public assignable<tensor_view<T, Shape, Layout>> {
   using shape_type = Shape;
   using layout_type = Layout;
   static constexpr std::size_t rank = Shape::rank;
+  static constexpr bool read_only = std::is_const_v<T>;
   static_assert(::loom::element_type<value_type>, "loom: views hold bool, int32_t, int64_t, float or double");
 
   tensor_view() = default;
@@ -118,8 +119,7 @@ class tensor_view : public assignable<tensor_view<T, Shape, Layout>> {
  private:
   template <class E>
   tensor_view& assign_from(const E& e) {
-    static_assert(detail::writable_check<tensor_view, std::is_const_v<T>>::value);
-    if constexpr (!std::is_const_v<T>) this->template apply<assign_op::set>(e);
+    this->template apply<assign_op::set>(e);
     return *this;
   }
   template <class... I>

@@ -86,6 +86,7 @@ LOOM_INLINE constexpr index_t round_up(index_t x, index_t m) { return (x + m - 1
 /// up to `align`) part size; so 1030 with limit 512 gives 344, never 512 + 512 + 6.
 LOOM_INLINE constexpr index_t balanced_block(index_t total, index_t limit, index_t align) {
   if (total <= 0) return align;
+  if (total <= limit) return round_up(total, align);  // the common small case: no division
   index_t parts = (total + limit - 1) / limit;
   return std::min(round_up(limit, align), round_up((total + parts - 1) / parts, align));
 }
@@ -99,7 +100,7 @@ blocking default_blocking(index_t M, index_t N, index_t K) {
   b.kc = std::max<index_t>(1, balanced_block(K, cl::kc, 1));
   b.nc = balanced_block(N, cl::nc, rt::nr);
   b.mc = balanced_block(M, cl::mc, rt::mr);
-  b.mo = std::max(b.mc, cl::mo / b.mc * b.mc);
+  b.mo = K > b.kc ? std::max(b.mc, cl::mo / b.mc * b.mc) : cl::mo;  // only several passes use it
   return b;
 }
 

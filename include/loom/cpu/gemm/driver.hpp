@@ -34,6 +34,7 @@
 #include "loom/cpu/gemm/micro_kernel.hpp"
 #include "loom/cpu/gemm/pack.hpp"
 #include "loom/cpu/gemm/source.hpp"
+#include "loom/cpu/gemm/thin.hpp"
 #include "loom/cpu/gemm/workspace.hpp"
 #include "loom/cpu/thread_pool.hpp"
 
@@ -153,11 +154,12 @@ void product_block(index_t m0, index_t m1, index_t n0, index_t n1, index_t K, co
               const index_t nr = std::min<index_t>(NR, ncur - jr);
               const T* bp = packed_b + jr * kcur;
               if (one_pass) {
-                micro_kernel<T, MR, NV>(kcur, ap, bp, tile, NR, tile_mode::overwrite);
+                run_micro_kernel<T, MR, NV>(mr, nr, kcur, ap, bp, tile, NR, tile_mode::overwrite);
                 epi(i0, n0 + jc + jr, mr, nr, static_cast<const T*>(tile), index_t(NR));
               } else {
                 T* c = scratch + (ic + ir) * ldc + jr;
-                micro_kernel<T, MR, NV>(kcur, ap, bp, c, ldc, first ? tile_mode::overwrite : tile_mode::accumulate);
+                run_micro_kernel<T, MR, NV>(mr, nr, kcur, ap, bp, c, ldc,
+                                            first ? tile_mode::overwrite : tile_mode::accumulate);
                 if (last) epi(i0, n0 + jc + jr, mr, nr, static_cast<const T*>(c), ldc);
               }
             }
@@ -179,7 +181,7 @@ blocking complete_blocking(blocking bl, index_t M, index_t N, index_t K) {
   if (bl.mo <= 0) bl.mo = d.mo;
   bl.mc = round_up(bl.mc, rt::mr);
   bl.nc = round_up(bl.nc, rt::nr);
-  bl.mo = std::max(bl.mc, bl.mo / bl.mc * bl.mc);
+  if (K > bl.kc) bl.mo = std::max(bl.mc, bl.mo / bl.mc * bl.mc);  // only several passes use it
   return bl;
 }
 
@@ -207,10 +209,19 @@ void gemm(index_t M, index_t N, index_t K, const ASource& a, const BSource& b, E
     detail::zero_product<T>(M, N, epi);
     return;
   }
+  // Threads only for products worth waking them for (and never inside a pool task).
+  index_t p = 1;
+  const double work = double(M) * double(N) * double(K);
+  if (work >= double(2 * min_work_per_thread) && !thread_pool::in_task()) {
+    p = index_t(opt.threads ? std::min(opt.threads, num_threads()) : num_threads());
+    p = std::min(p, index_t(work / double(min_work_per_thread)));
+  }
+  if constexpr (is_strided_source_v<ASource> && is_strided_source_v<BSource>) {
+    if (M <= thin_extent && detail::thin_rows<T>(M, N, K, a, b, epi, p)) return;
+    if (N <= thin_extent && detail::thin_cols<T>(M, N, K, a, b, epi, p)) return;
+  }
   const blocking bl = detail::complete_blocking<T>(opt.block, M, N, K);
-  const bool nested = thread_pool::in_task();
-  index_t p = nested ? 1 : index_t(opt.threads ? std::min(opt.threads, num_threads()) : num_threads());
-  const thread_grid grid = choose_thread_grid<T>(M, N, K, p, bl);
+  const thread_grid grid = p > 1 ? choose_thread_grid<T>(M, N, K, p, bl) : thread_grid{};
   if (grid.threads() == 1) {
     detail::product_block<T>(0, M, 0, N, K, a, b, epi, bl);
     return;

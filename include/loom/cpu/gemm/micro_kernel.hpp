@@ -7,6 +7,8 @@
 // operand comes straight from memory ({1to16}); 24 independent chains hide the FMA latency.
 #pragma once
 
+#include <type_traits>
+
 #include <xsimd/xsimd.hpp>
 
 #include "loom/core/config.hpp"
@@ -39,14 +41,15 @@ enum class tile_mode {
 };
 
 /// c[0:MR, 0:NV*lanes] (row-major, leading dimension ldc, every row 64-byte aligned) = or +=
-/// a . b, where a is an MR-row panel (kc groups of MR) and b an NR-column panel (kc groups of NR).
-/// kc may be 0 (gives zeros).
-template <class T, int MR, int NV, int PrefetchB = 0>
+/// a . b, where a is a panel of kc groups of LDA values (the first MR used) and b a panel of kc
+/// groups of LDB values (the first NV vectors used). The full tile has MR = LDA, NV * lanes = LDB;
+/// the edges of the output use fewer rows or vectors of the same panels. kc may be 0 (zeros).
+template <class T, int MR, int NV, int LDA = MR, int LDB = NV * int(xsimd::batch<T>::size), int PrefetchB = 0>
 LOOM_NOINLINE void micro_kernel(index_t kc, const T* LOOM_RESTRICT a, const T* LOOM_RESTRICT b, T* LOOM_RESTRICT c,
                                 index_t ldc, tile_mode mode) {
   using batch = xsimd::batch<T>;
+  constexpr int NR = LDB;
   constexpr int W = int(batch::size);
-  constexpr int NR = NV * W;
 
   batch acc[MR][NV];
 #pragma GCC unroll 32
@@ -64,15 +67,15 @@ LOOM_NOINLINE void micro_kernel(index_t kc, const T* LOOM_RESTRICT a, const T* L
       for (int l = 0; l < lines; ++l) __builtin_prefetch(b + PrefetchB * NR + l * (64 / int(sizeof(T))));
     }
     detail::fma_step<MR, NV>(acc, a, b);
-    detail::fma_step<MR, NV>(acc, a + MR, b + NR);
-    detail::fma_step<MR, NV>(acc, a + 2 * MR, b + 2 * NR);
-    detail::fma_step<MR, NV>(acc, a + 3 * MR, b + 3 * NR);
-    a += 4 * MR;
+    detail::fma_step<MR, NV>(acc, a + LDA, b + NR);
+    detail::fma_step<MR, NV>(acc, a + 2 * LDA, b + 2 * NR);
+    detail::fma_step<MR, NV>(acc, a + 3 * LDA, b + 3 * NR);
+    a += 4 * LDA;
     b += 4 * NR;
   }
   for (; k < kc; ++k) {
     detail::fma_step<MR, NV>(acc, a, b);
-    a += MR;
+    a += LDA;
     b += NR;
   }
 
@@ -87,6 +90,41 @@ LOOM_NOINLINE void micro_kernel(index_t kc, const T* LOOM_RESTRICT a, const T* L
   for (int i = 0; i < MR; ++i) {
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) acc[i][v].store_aligned(c + i * ldc + v * W);
+  }
+}
+
+}  // namespace loom::cpu::gemm
+
+namespace loom::cpu::gemm {
+
+/// The micro-kernel for a tile of mr <= MR rows and nr <= NV * lanes columns of full panels:
+/// the full kernel inside the output, a kernel with fewer rows (1, 2, 4, 8 ...) or vectors at
+/// its edges, so a 1 x 1 product does one FMA rather than MR * NV.
+template <class T, int MR, int NV>
+LOOM_INLINE void run_micro_kernel(index_t mr, index_t nr, index_t kc, const T* a, const T* b, T* c, index_t ldc,
+                                  tile_mode mode) {
+  constexpr int W = int(xsimd::batch<T>::size);
+  constexpr int NR = NV * W;
+  static_assert(NV == 1 || NV == 2, "loom: the edge dispatch below assumes 1 or 2 vectors per row");
+  auto rows = [&]<int V>(std::integral_constant<int, V>) {
+    if (mr == MR) {
+      micro_kernel<T, MR, V, MR, NR>(kc, a, b, c, ldc, mode);
+    } else if (mr == 1) {
+      micro_kernel<T, 1, V, MR, NR>(kc, a, b, c, ldc, mode);
+    } else if (mr <= 2) {
+      micro_kernel<T, 2, V, MR, NR>(kc, a, b, c, ldc, mode);
+    } else if (mr <= 4 || MR <= 4) {
+      micro_kernel<T, (MR < 4 ? MR : 4), V, MR, NR>(kc, a, b, c, ldc, mode);
+    } else if (mr <= 8 || MR <= 8) {
+      micro_kernel<T, (MR < 8 ? MR : 8), V, MR, NR>(kc, a, b, c, ldc, mode);
+    } else {
+      micro_kernel<T, MR, V, MR, NR>(kc, a, b, c, ldc, mode);
+    }
+  };
+  if (NV == 2 && nr <= W) {
+    rows(std::integral_constant<int, 1>{});
+  } else {
+    rows(std::integral_constant<int, NV>{});
   }
 }
 

@@ -1,0 +1,74 @@
+// The thread pool: results do not depend on the thread count; concurrent and nested use is safe.
+#include <loom/loom.hpp>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "support.hpp"
+
+using namespace loom;
+
+TEST_CASE("set_num_threads changes the pool and results stay identical", "[threads]") {
+  const std::size_t n = (1u << 20) + 7;
+  tensor<float, shape<dyn>> x(n), y(n);
+  loom_test::randomize(x, 1);
+  loom_test::randomize(y, 2);
+  set_num_threads(1);
+  CHECK(num_threads() == 1);
+  tensor<float, shape<dyn>> one = tanh(x) * y + exp(-x * x);
+  for (unsigned t : {2u, 3u, 4u, 7u}) {
+    set_num_threads(t);
+    CHECK(num_threads() == t);
+    tensor<float, shape<dyn>> many = tanh(x) * y + exp(-x * x);
+    CHECK(std::memcmp(one.data(), many.data(), n * sizeof(float)) == 0);
+  }
+  set_num_threads(0);
+  CHECK(num_threads() == std::max(1u, std::thread::hardware_concurrency()));
+}
+
+TEST_CASE("the pool runs every task exactly once and rethrows a task's exception", "[threads]") {
+  set_num_threads(4);
+  std::vector<std::atomic<int>> hits(1000);
+  cpu::default_pool().run(1000, [&](index_t t) { hits[std::size_t(t)].fetch_add(1); });
+  for (auto& h : hits) CHECK(h.load() == 1);
+  CHECK_THROWS_AS(cpu::default_pool().run(10,
+                                          [](index_t t) {
+                                            if (t == 7) throw shape_error("task 7");
+                                          }),
+                  shape_error);
+  // The pool still works after a failed job.
+  std::atomic<int> count{0};
+  cpu::default_pool().run(64, [&](index_t) { count.fetch_add(1); });
+  CHECK(count.load() == 64);
+  set_num_threads(0);
+}
+
+TEST_CASE("user threads may assign at the same time", "[threads]") {
+  set_num_threads(2);
+  const std::size_t n = 300000;
+  std::vector<tensor<float, shape<dyn>>> in, out;
+  for (int t = 0; t < 4; ++t) {
+    in.emplace_back(n);
+    out.emplace_back(n);
+    loom_test::randomize(in.back(), 10 + t);
+  }
+  std::vector<std::thread> users;
+  for (int t = 0; t < 4; ++t)
+    users.emplace_back([&, t] {
+      for (int rep = 0; rep < 20; ++rep) out[t] = in[t] * 2.f + 1.f;
+    });
+  for (auto& u : users) u.join();
+  for (int t = 0; t < 4; ++t)
+    for (std::size_t i = 0; i < n; i += 997) CHECK(out[t](i) == in[t](i) * 2.f + 1.f);
+  set_num_threads(0);
+}
+
+TEST_CASE("an assignment inside a pool task runs inline", "[threads]") {
+  set_num_threads(2);
+  std::vector<tensor<float, shape<dyn>>> v;
+  for (int i = 0; i < 4; ++i) v.emplace_back(200000), loom_test::randomize(v.back(), i);
+  cpu::default_pool().run(4, [&](index_t t) { v[std::size_t(t)] = v[std::size_t(t)] + 1.f; });
+  SUCCEED();
+  set_num_threads(0);
+}
