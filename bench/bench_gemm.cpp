@@ -362,7 +362,7 @@ void BM_W7_loom_sweep(benchmark::State& s) {
   lg::options opt;
   opt.block.kc = s.range(1);
   opt.block.nc = s.range(2);
-  opt.block.mc = s.range(3);
+  opt.block.mo = s.range(3);
   loom_product(p, opt);
   check_plain(p, p.c, "loom sweep");
   for (auto _ : s) {
@@ -375,11 +375,11 @@ void BM_W7_loom_sweep(benchmark::State& s) {
 [[maybe_unused]] const bool sweep_registered = [] {
   if (!std::getenv("LOOM_GEMM_SWEEP")) return false;
   auto* b = benchmark::RegisterBenchmark("BM_W7_loom_sweep", BM_W7_loom_sweep);
-  b->ArgNames({"n", "kc", "nc", "mc", "threads"})->UseRealTime()->Unit(benchmark::kMillisecond);
+  b->ArgNames({"n", "kc", "nc", "mo", "threads"})->UseRealTime()->Unit(benchmark::kMillisecond);
   for (int t : {1, 2})
-    for (int kc : {128, 192, 256, 384, 512, 1024})
-      for (int nc : {256, 512, 1024})
-        for (int mc : {96, 240, 480}) b->Args({1024, kc, nc, mc, t});
+    for (int kc : {128, 192, 256, 320, 384, 512, 1024})
+      for (int nc : {128, 256, 384, 512, 768, 1024})
+        for (int mo : {0, 240}) b->Args({1024, kc, nc, mo, t});
   return true;
 }();
 

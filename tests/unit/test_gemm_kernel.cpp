@@ -142,8 +142,7 @@ lg::options tiny_blocks() {
   lg::options o;
   o.block.kc = 16;
   o.block.nc = 2 * lg::register_tile<float>::nr;
-  o.block.mc = 2 * lg::register_tile<float>::mr;
-  o.block.mo = 4 * lg::register_tile<float>::mr;
+  o.block.mo = 3 * lg::register_tile<float>::mr;
   return o;
 }
 
@@ -175,24 +174,26 @@ TEST_CASE("gemm: transposed and strided operands, float and double", "[gemm]") {
   }
 }
 
-TEST_CASE("gemm: thin shapes (matrix-vector) in every layout", "[gemm]") {
+TEST_CASE("gemm: thin shapes (matrix-vector, up to 4 rows or columns) in every layout", "[gemm]") {
   std::mt19937 g(3);
   const layout layouts[] = {layout::row, layout::col, layout::strided};
   for (unsigned threads : {1u, 2u}) {
     use_threads(threads);
-    for (index_t L : {1, 2, 3, 17, 129, 1000})
-      for (index_t K : {1, 17, 257, 700})
-        for (layout la : layouts)
-          for (layout lb : layouts) {
-            check_layouts<float>(1, L, K, la, lb, g);
-            check_layouts<float>(L, 1, K, la, lb, g);
-            check_layouts<double>(1, L, K, la, lb, g);
-            check_layouts<double>(L, 1, K, la, lb, g);
-          }
+    for (index_t t : {1, 2, 3, 4})
+      for (index_t L : {1, 3, 17, 129, 1000})
+        for (index_t K : {1, 17, 700})
+          for (layout la : layouts)
+            for (layout lb : layouts) {
+              check_layouts<float>(t, L, K, la, lb, g);
+              check_layouts<float>(L, t, K, la, lb, g);
+              if (t != 2) continue;
+              check_layouts<double>(t, L, K, la, lb, g);
+              check_layouts<double>(L, t, K, la, lb, g);
+            }
   }
 }
 
-TEST_CASE("gemm: several passes over K and several blocks (small cache blocks)", "[gemm]") {
+TEST_CASE("gemm: several passes over K, several row and column blocks (small cache blocks)", "[gemm]") {
   std::mt19937 g(4);
   for (unsigned threads : {1u, 2u}) {
     use_threads(threads);

@@ -1,15 +1,17 @@
 // loom/cpu/gemm/blocking.hpp: the register tile and the cache blocks of the packed GEMM.
 //
 // The engine computes C (M x N) = A (M x K) . B (K x N) in the BLIS style, with the roles of the
-// operands mirrored because loom's tiles are row-major (the vector lanes run along N):
+// operands mirrored because loom's tiles are row-major (the vector lanes run along N, the rows of
+// A are broadcast):
 //
-//   jc over N by nc      B block  kc x nc, packed once per (jc, pc), lives in L2
-//   mo over M by mo      rows whose partial sums fit the per-thread accumulation scratch
-//   pc over K by kc
-//   ic over M by mc      A block  mc x kc, packed, lives in L2/L3
-//   ir over mc by mr     A micro-panel kc x mr, reused by every jr: stays in L1
-//   jr over nc by nr     B micro-panel kc x nr, streamed from L2
-//   micro-kernel         mr x nr accumulators in vector registers, one FMA per (row, vector)
+//   io over M by mo      rows whose packed A block (and partial sums, see driver.hpp) fit
+//   pc over K by kc      one pass over K
+//     pack A             mo x kc, once per (io, pc): every element of A is packed once (L3)
+//     jc over N by nc
+//       pack B           kc x nc, once per (io, pc, jc) (L2)
+//       ir over mo by mr   A micro-panel kc x mr, reused by every jr: stays in L1
+//         jr over nc by nr   B micro-panel kc x nr, streamed from L2
+//           micro-kernel     mr x nr accumulators in vector registers
 //
 // All sizes are in elements. The register tile is a compile-time property of the element type
 // and the instruction set (xsimd's default architecture); the cache blocks are run-time values
@@ -52,38 +54,38 @@ struct register_tile {
 // Cache blocks
 // -------------------------------------------------------------------------------------------------
 
-/// Cache block sizes of one GEMM call, in elements. kc is the depth of one packed pass; when it
-/// is smaller than K the partial sums of a block of rows wait in a per-thread scratch of at
-/// most mo x nc elements until the last pass hands finished tiles to the epilogue.
+/// Cache block sizes of one GEMM call, in elements. kc is the depth of one pass over K; when it
+/// is smaller than K the partial sums of mo x N outputs wait in a per-thread scratch until the
+/// last pass hands finished tiles to the epilogue.
 struct blocking {
-  index_t mc = 0;  ///< rows of A packed at a time (multiple of mr)
   index_t kc = 0;  ///< depth of a packed pass
   index_t nc = 0;  ///< columns of B packed at a time (multiple of nr)
-  index_t mo = 0;  ///< rows accumulated in the scratch between passes (multiple of mc)
+  index_t mo = 0;  ///< rows of A packed at a time (multiple of mr)
 
   std::string describe() const {
-    return "mc=" + std::to_string(mc) + " kc=" + std::to_string(kc) + " nc=" + std::to_string(nc) +
-           " mo=" + std::to_string(mo);
+    return "kc=" + std::to_string(kc) + " nc=" + std::to_string(nc) + " mo=" + std::to_string(mo);
   }
 };
 
-/// Upper bounds of the cache blocks for T (bytes / sizeof(T)), measured on Zen 4 (32 KiB L1d,
-/// 1 MiB L2 per core, 32 MiB L3): see the W7 section of bench/RESULTS.md for the sweep.
+/// Upper bounds of the cache blocks for T, measured on Zen 4 (32 KiB L1d, 1 MiB L2 per core,
+/// 32 MiB L3): see the W7 section of bench/RESULTS.md for the sweep.
 template <class T>
 struct cache_limits {
-  // Depth of one pass: the A micro-panel (mr x kc) stays in L1 beside the B stream.
+  /// Depth of one pass: the A micro-panel (mr x kc) stays in L1 beside the B stream.
   static constexpr index_t kc = 1024 / index_t(sizeof(T));
-  // Width of the packed B block (kc x nc): half of L2.
+  /// Width of the packed B block (kc x nc, in L2).
   static constexpr index_t nc = 512;
-  static constexpr index_t mc = 240;
-  static constexpr index_t mo = 2040;
+  /// Bytes of the packed A block (mo x kc) of one thread.
+  static constexpr index_t a_bytes = index_t(4) << 20;
+  /// Bytes of the partial sums (mo x N) of one thread when K takes several passes.
+  static constexpr index_t scratch_bytes = index_t(8) << 20;
 };
 
 /// Rounds x up to a multiple of m (m > 0).
 LOOM_INLINE constexpr index_t round_up(index_t x, index_t m) { return (x + m - 1) / m * m; }
 
 /// Splits `total` into the fewest parts of at most `limit` each, and returns the (equal, rounded
-/// up to `align`) part size; so 1030 with limit 512 gives 344, never 512 + 512 + 6.
+/// up to `align`) part size; so 1030 with limit 512 gives 352 (3 parts), never 512 + 512 + 6.
 LOOM_INLINE constexpr index_t balanced_block(index_t total, index_t limit, index_t align) {
   if (total <= 0) return align;
   if (total <= limit) return round_up(total, align);  // the common small case: no division
@@ -91,17 +93,25 @@ LOOM_INLINE constexpr index_t balanced_block(index_t total, index_t limit, index
   return std::min(round_up(limit, align), round_up((total + parts - 1) / parts, align));
 }
 
-/// The blocks used for an M x N x K product of T (before the split over threads).
+/// Completes a blocking for an M x N x K product of T: zero fields take the defaults, nc and mo
+/// are rounded to the register tile, mo is capped by the packed-A and scratch budgets.
 template <class T>
-blocking default_blocking(index_t M, index_t N, index_t K) {
+blocking complete_blocking(blocking b, index_t M, index_t N, index_t K) {
   using rt = register_tile<T>;
   using cl = cache_limits<T>;
-  blocking b;
-  b.kc = std::max<index_t>(1, balanced_block(K, cl::kc, 1));
-  b.nc = balanced_block(N, cl::nc, rt::nr);
-  b.mc = balanced_block(M, cl::mc, rt::mr);
-  b.mo = K > b.kc ? std::max(b.mc, cl::mo / b.mc * b.mc) : cl::mo;  // only several passes use it
+  b.kc = b.kc > 0 ? std::min(b.kc, K) : std::max<index_t>(1, balanced_block(K, cl::kc, 1));
+  b.nc = b.nc > 0 ? round_up(b.nc, rt::nr) : balanced_block(N, cl::nc, rt::nr);
+  index_t rows = b.mo > 0 ? b.mo : cl::a_bytes / (b.kc * index_t(sizeof(T)));
+  if (K > b.kc && b.mo <= 0) rows = std::min(rows, cl::scratch_bytes / (round_up(N, rt::nr) * index_t(sizeof(T))));
+  rows = std::max<index_t>(rt::mr, rows / rt::mr * rt::mr);
+  b.mo = M <= rows ? round_up(M, rt::mr) : balanced_block(M, rows, rt::mr);
   return b;
+}
+
+/// The blocks used for an M x N x K product of T.
+template <class T>
+blocking default_blocking(index_t M, index_t N, index_t K) {
+  return complete_blocking<T>(blocking{}, M, N, K);
 }
 
 }  // namespace loom::cpu::gemm

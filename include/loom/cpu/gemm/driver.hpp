@@ -4,13 +4,14 @@
 // and hands every finished tile, with its complete sums over K, to epi exactly once.
 //
 // K-blocking and the epilogue. The micro-kernel sums kc steps of K at a time. When K fits in one
-// pass (K <= kc, the case of every K up to 256 floats / 128 doubles by default) the tile goes from
-// the registers to a small aligned buffer on the stack and straight to the epilogue. Otherwise
-// the partial sums of a block of at most mo x nc outputs wait in a per-thread scratch: the first
-// pass writes them, the middle passes add to them, and the last pass adds its part and hands the
-// tile, now complete, to the epilogue while it is in L1. The B block (kc x nc, in L2) is packed
-// once per pass and reused for all mo rows, as in BLIS; the extra traffic is one read and one
-// write of a tile per kc steps (1/kc of the FMA work). The destination is never used as scratch,
+// pass (K <= kc: every K up to 256 floats / 128 doubles by default) the tile goes from the
+// registers to a small aligned buffer on the stack and straight to the epilogue. Otherwise the
+// partial sums of the thread's block of mo rows wait in a per-thread scratch (mo x N, at most
+// 8 MiB): the first pass writes them, the middle passes add to them, and the last pass adds its
+// part and hands the tile, now complete, to the epilogue while it is in L1. The packed A block
+// (mo x kc) serves every column block and the packed B block (kc x nc, in L2) every row of the
+// block, so each operand is packed once when M <= mo. The extra traffic is one read and one
+// write of a tile per kc steps, 1/kc of the FMA work. The destination is never used as scratch,
 // so the epilogue may write anything anywhere (another type, a fused expression).
 //
 // Threads. The output is cut into a grid of tm x tn rectangles, one per thread (tm * tn = p),
@@ -42,7 +43,7 @@ namespace loom::cpu::gemm {
 
 /// Knobs of one call; the defaults are right for ordinary use.
 struct options {
-  blocking block{};      ///< cache blocks; a zero field takes its default_blocking value
+  blocking block{};      ///< cache blocks; a zero field takes its default value
   unsigned threads = 0;  ///< upper bound on the threads used; 0: loom::num_threads()
 };
 
@@ -84,10 +85,10 @@ thread_grid choose_thread_grid(index_t M, index_t N, index_t K, index_t p, const
       index_t tn = threads / tm;
       if (tm > pm || tn > pn) continue;
       // The busiest thread: ceil(pm / tm) x ceil(pn / tn) tiles, and the packing of its rows
-      // (once per nc block of its columns) and its columns (once per mo block of its rows).
+      // (once) and of its columns (once per mo block of its rows).
       double mt = double((pm + tm - 1) / tm * rt::mr), nt = double((pn + tn - 1) / tn * rt::nr);
       double tiles = mt * nt * double(K);
-      double packing = double(K) * (mt * std::ceil(nt / double(bl.nc)) + nt * std::ceil(mt / double(bl.mo)));
+      double packing = double(K) * (mt + nt * std::ceil(mt / double(bl.mo)));
       // One packed element costs about as much as one vector of multiply-adds.
       double cost = tiles + packing * double(rt::lanes);
       if (cost < best_cost * 0.999) {
@@ -124,65 +125,47 @@ void product_block(index_t m0, index_t m1, index_t n0, index_t n1, index_t K, co
   if (M <= 0 || N <= 0) return;
 
   workspace_lease ws;
-  const index_t kc_max = std::min(bl.kc, K);
-  const bool one_pass = K <= bl.kc;
+  const index_t kc = std::min(bl.kc, K);
+  const bool one_pass = K <= kc;
   const index_t nc = std::min(bl.nc, round_up(N, NR));
-  const index_t mc = std::min(bl.mc, round_up(M, MR));
-  const index_t mo = one_pass ? M : std::min(bl.mo, M);
-  T* packed_a = ws->a.get<T>(mc * kc_max);
-  T* packed_b = ws->b.get<T>(nc * kc_max);
-  T* scratch = one_pass ? nullptr : ws->c.get<T>(round_up(mo, MR) * nc);
+  const index_t mo = std::min(bl.mo, round_up(M, MR));
+  const index_t ldc = round_up(N, NR);  // scratch row length
+  T* packed_a = ws->a.get<T>(mo * kc);
+  T* packed_b = ws->b.get<T>(nc * kc);
+  T* scratch = one_pass ? nullptr : ws->c.get<T>(mo * ldc);
   alignas(64) T tile[MR * NR];
 
-  for (index_t jc = 0; jc < N; jc += nc) {
-    const index_t ncur = std::min(nc, N - jc);
-    const index_t ldc = round_up(ncur, NR);
-    for (index_t io = 0; io < M; io += mo) {
-      const index_t mocur = std::min(mo, M - io);
-      for (index_t pc = 0; pc < K; pc += kc_max) {
-        const index_t kcur = std::min(kc_max, K - pc);
-        const bool first = pc == 0, last = pc + kcur >= K;
+  for (index_t io = 0; io < M; io += mo) {
+    const index_t mcur = std::min(mo, M - io);
+    for (index_t pc = 0; pc < K; pc += kc) {
+      const index_t kcur = std::min(kc, K - pc);
+      const bool first = pc == 0, last = pc + kcur >= K;
+      const tile_mode mode = first ? tile_mode::overwrite : tile_mode::accumulate;
+      pack_a<MR>(a, m0 + io, mcur, pc, kcur, packed_a, *ws);
+      for (index_t jc = 0; jc < N; jc += nc) {
+        const index_t ncur = std::min(nc, N - jc);
         pack_b<NR>(b, pc, kcur, n0 + jc, ncur, packed_b, *ws);
-        for (index_t ic = 0; ic < mocur; ic += mc) {
-          const index_t mcur = std::min(mc, mocur - ic);
-          pack_a<MR>(a, m0 + io + ic, mcur, pc, kcur, packed_a, *ws);
-          for (index_t ir = 0; ir < mcur; ir += MR) {
-            const index_t mr = std::min<index_t>(MR, mcur - ir);
-            const index_t i0 = m0 + io + ic + ir;
-            const T* ap = packed_a + ir * kcur;
-            for (index_t jr = 0; jr < ncur; jr += NR) {
-              const index_t nr = std::min<index_t>(NR, ncur - jr);
-              const T* bp = packed_b + jr * kcur;
-              if (one_pass) {
-                run_micro_kernel<T, MR, NV>(mr, nr, kcur, ap, bp, tile, NR, tile_mode::overwrite);
-                epi(i0, n0 + jc + jr, mr, nr, static_cast<const T*>(tile), index_t(NR));
-              } else {
-                T* c = scratch + (ic + ir) * ldc + jr;
-                run_micro_kernel<T, MR, NV>(mr, nr, kcur, ap, bp, c, ldc,
-                                            first ? tile_mode::overwrite : tile_mode::accumulate);
-                if (last) epi(i0, n0 + jc + jr, mr, nr, static_cast<const T*>(c), ldc);
-              }
+        for (index_t ir = 0; ir < mcur; ir += MR) {
+          const index_t mr = std::min<index_t>(MR, mcur - ir);
+          const index_t i0 = m0 + io + ir;
+          const T* ap = packed_a + ir * kcur;
+          for (index_t jr = 0; jr < ncur; jr += NR) {
+            const index_t nr = std::min<index_t>(NR, ncur - jr);
+            const index_t j0 = n0 + jc + jr;
+            const T* bp = packed_b + jr * kcur;
+            if (one_pass) {
+              run_micro_kernel<T, MR, NV>(mr, nr, kcur, ap, bp, tile, NR, tile_mode::overwrite);
+              epi(i0, j0, mr, nr, static_cast<const T*>(tile), index_t(NR));
+            } else {
+              T* c = scratch + ir * ldc + jc + jr;
+              run_micro_kernel<T, MR, NV>(mr, nr, kcur, ap, bp, c, ldc, mode);
+              if (last) epi(i0, j0, mr, nr, static_cast<const T*>(c), ldc);
             }
           }
         }
       }
     }
   }
-}
-
-/// Fills the zero fields of a blocking with the defaults for this product.
-template <class T>
-blocking complete_blocking(blocking bl, index_t M, index_t N, index_t K) {
-  using rt = register_tile<T>;
-  blocking d = default_blocking<T>(M, N, K);
-  if (bl.mc <= 0) bl.mc = d.mc;
-  if (bl.kc <= 0) bl.kc = d.kc;
-  if (bl.nc <= 0) bl.nc = d.nc;
-  if (bl.mo <= 0) bl.mo = d.mo;
-  bl.mc = round_up(bl.mc, rt::mr);
-  bl.nc = round_up(bl.nc, rt::nr);
-  if (K > bl.kc) bl.mo = std::max(bl.mc, bl.mo / bl.mc * bl.mc);  // only several passes use it
-  return bl;
 }
 
 }  // namespace detail
@@ -220,7 +203,7 @@ void gemm(index_t M, index_t N, index_t K, const ASource& a, const BSource& b, E
     if (M <= thin_extent && detail::thin_rows<T>(M, N, K, a, b, epi, p)) return;
     if (N <= thin_extent && detail::thin_cols<T>(M, N, K, a, b, epi, p)) return;
   }
-  const blocking bl = detail::complete_blocking<T>(opt.block, M, N, K);
+  const blocking bl = complete_blocking<T>(opt.block, M, N, K);
   const thread_grid grid = p > 1 ? choose_thread_grid<T>(M, N, K, p, bl) : thread_grid{};
   if (grid.threads() == 1) {
     detail::product_block<T>(0, M, 0, N, K, a, b, epi, bl);

@@ -10,6 +10,8 @@
 
 #include <type_traits>
 
+#include <xsimd/xsimd.hpp>
+
 #include "loom/core/config.hpp"
 
 namespace loom::cpu::gemm {
@@ -27,6 +29,17 @@ struct store_epilogue {
                               index_t ld_tile) const {
     D* LOOM_RESTRICT out = data + i0 * row_stride + j0 * col_stride;
     if (col_stride == 1) {
+      if constexpr (std::is_same_v<D, T> && !Accumulate) {
+        // Whole vectors, then the tail (a call to memmove per row would cost more than the copy).
+        using batch = xsimd::batch<T>;
+        constexpr index_t L = index_t(batch::size);
+        for (index_t i = 0; i < mr; ++i, out += row_stride, tile += ld_tile) {
+          index_t j = 0;
+          for (; j + L <= nr; j += L) batch::load_unaligned(tile + j).store_unaligned(out + j);
+          for (; j < nr; ++j) out[j] = tile[j];
+        }
+        return;
+      }
       for (index_t i = 0; i < mr; ++i, out += row_stride, tile += ld_tile) {
         for (index_t j = 0; j < nr; ++j) put(out[j], tile[j]);
       }

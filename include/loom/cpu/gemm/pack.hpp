@@ -17,6 +17,11 @@
 #include <cstring>
 #include <type_traits>
 
+#include <xsimd/xsimd.hpp>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+
 #include "loom/core/config.hpp"
 #include "loom/cpu/gemm/source.hpp"
 #include "loom/cpu/gemm/workspace.hpp"
@@ -28,14 +33,22 @@ namespace detail {
 // The panel primitive
 // -------------------------------------------------------------------------------------------------
 
-/// Lanes contiguous in the source: each depth step is one short copy.
+/// Lanes contiguous in the source: each depth step is one short copy (whole vectors where the
+/// types match; the packed rows are 64-byte aligned when W * sizeof(T) is a multiple of 64).
 template <int W, class T, class U>
 LOOM_INLINE void pack_panel_copy(const U* LOOM_RESTRICT src, index_t ds, index_t nl, index_t nd,
                                  T* LOOM_RESTRICT out) {
   if (nl == W) {
+    using batch = xsimd::batch<T>;
+    constexpr int L = int(batch::size);
+    constexpr int vec = std::is_same_v<T, U> ? W / L * L : 0;
     for (index_t d = 0; d < nd; ++d, src += ds, out += W) {
+      if constexpr (vec > 0) {
+#pragma GCC unroll 8
+        for (int l = 0; l < vec; l += L) batch::load_unaligned(src + l).store_unaligned(out + l);
+      }
 #pragma GCC unroll 64
-      for (int l = 0; l < W; ++l) out[l] = static_cast<T>(src[l]);
+      for (int l = vec; l < W; ++l) out[l] = static_cast<T>(src[l]);
     }
   } else {
     for (index_t d = 0; d < nd; ++d, src += ds, out += W) {
@@ -46,7 +59,45 @@ LOOM_INLINE void pack_panel_copy(const U* LOOM_RESTRICT src, index_t ds, index_t
   }
 }
 
-/// Each lane contiguous along the depth: a transpose of nl rows into W-wide groups; the W rows are
+#if defined(__AVX__)
+/// Transposes 4 rows x 8 depth steps of 4-byte elements into out[d * W + l], l < 4.
+LOOM_INLINE void transpose_4x8(const void* r0, const void* r1, const void* r2, const void* r3, void* out, index_t W) {
+  __m256 a = _mm256_loadu_ps(static_cast<const float*>(r0)), b = _mm256_loadu_ps(static_cast<const float*>(r1));
+  __m256 c = _mm256_loadu_ps(static_cast<const float*>(r2)), d = _mm256_loadu_ps(static_cast<const float*>(r3));
+  __m256 ab_lo = _mm256_unpacklo_ps(a, b), ab_hi = _mm256_unpackhi_ps(a, b);
+  __m256 cd_lo = _mm256_unpacklo_ps(c, d), cd_hi = _mm256_unpackhi_ps(c, d);
+  // Each 128-bit half of u_k holds the 4 rows at depth k (low half) and k + 4 (high half).
+  __m256 u0 = _mm256_shuffle_ps(ab_lo, cd_lo, 0x44), u1 = _mm256_shuffle_ps(ab_lo, cd_lo, 0xEE);
+  __m256 u2 = _mm256_shuffle_ps(ab_hi, cd_hi, 0x44), u3 = _mm256_shuffle_ps(ab_hi, cd_hi, 0xEE);
+  float* o = static_cast<float*>(out);
+  _mm_storeu_ps(o + 0 * W, _mm256_castps256_ps128(u0));
+  _mm_storeu_ps(o + 1 * W, _mm256_castps256_ps128(u1));
+  _mm_storeu_ps(o + 2 * W, _mm256_castps256_ps128(u2));
+  _mm_storeu_ps(o + 3 * W, _mm256_castps256_ps128(u3));
+  _mm_storeu_ps(o + 4 * W, _mm256_extractf128_ps(u0, 1));
+  _mm_storeu_ps(o + 5 * W, _mm256_extractf128_ps(u1, 1));
+  _mm_storeu_ps(o + 6 * W, _mm256_extractf128_ps(u2, 1));
+  _mm_storeu_ps(o + 7 * W, _mm256_extractf128_ps(u3, 1));
+}
+
+/// Transposes 4 rows x 4 depth steps of 8-byte elements into out[d * W + l], l < 4.
+LOOM_INLINE void transpose_4x4_64(const void* r0, const void* r1, const void* r2, const void* r3, void* out,
+                                  index_t W) {
+  __m256d a = _mm256_loadu_pd(static_cast<const double*>(r0)), b = _mm256_loadu_pd(static_cast<const double*>(r1));
+  __m256d c = _mm256_loadu_pd(static_cast<const double*>(r2)), d = _mm256_loadu_pd(static_cast<const double*>(r3));
+  __m256d ab_lo = _mm256_unpacklo_pd(a, b), ab_hi = _mm256_unpackhi_pd(a, b);
+  __m256d cd_lo = _mm256_unpacklo_pd(c, d), cd_hi = _mm256_unpackhi_pd(c, d);
+  double* o = static_cast<double*>(out);
+  _mm256_storeu_pd(o + 0 * W, _mm256_permute2f128_pd(ab_lo, cd_lo, 0x20));
+  _mm256_storeu_pd(o + 1 * W, _mm256_permute2f128_pd(ab_hi, cd_hi, 0x20));
+  _mm256_storeu_pd(o + 2 * W, _mm256_permute2f128_pd(ab_lo, cd_lo, 0x31));
+  _mm256_storeu_pd(o + 3 * W, _mm256_permute2f128_pd(ab_hi, cd_hi, 0x31));
+}
+#endif
+
+/// Each lane contiguous along the depth: a transpose of nl rows into W-wide groups. With AVX and
+/// matching 4- or 8-byte types, blocks of 4 rows are transposed in registers (a row-major A is
+/// the common case, and this is the costliest copy of the engine); otherwise the W rows are
 /// walked side by side, so each source cache line is fetched once and used for all its elements.
 template <int W, class T, class U>
 LOOM_INLINE void pack_panel_transpose(const U* LOOM_RESTRICT src, index_t ls, index_t nl, index_t nd,
@@ -55,9 +106,25 @@ LOOM_INLINE void pack_panel_transpose(const U* LOOM_RESTRICT src, index_t ls, in
     const U* rows[W];
 #pragma GCC unroll 64
     for (int l = 0; l < W; ++l) rows[l] = src + l * ls;
-    for (index_t d = 0; d < nd; ++d, out += W) {
+    index_t d = 0;
+#if defined(__AVX__)
+    if constexpr (std::is_same_v<T, U> && W % 4 == 0 && (sizeof(T) == 4 || sizeof(T) == 8)) {
+      constexpr index_t step = sizeof(T) == 4 ? 8 : 4;
+      for (; d + step <= nd; d += step) {
+#pragma GCC unroll 16
+        for (int l = 0; l < W; l += 4) {
+          if constexpr (sizeof(T) == 4) {
+            transpose_4x8(rows[l] + d, rows[l + 1] + d, rows[l + 2] + d, rows[l + 3] + d, out + d * W + l, W);
+          } else {
+            transpose_4x4_64(rows[l] + d, rows[l + 1] + d, rows[l + 2] + d, rows[l + 3] + d, out + d * W + l, W);
+          }
+        }
+      }
+    }
+#endif
+    for (; d < nd; ++d) {
 #pragma GCC unroll 64
-      for (int l = 0; l < W; ++l) out[l] = static_cast<T>(rows[l][d]);
+      for (int l = 0; l < W; ++l) out[d * W + l] = static_cast<T>(rows[l][d]);
     }
   } else {
     for (index_t d = 0; d < nd; ++d, out += W) {
@@ -122,35 +189,55 @@ void pack_a(const row_run_source<U, Read>& a, index_t i0, index_t m, index_t k0,
 // Packing B (kc x n block starting at (k0, j0)) into micro-panels of NR columns
 // -------------------------------------------------------------------------------------------------
 
-/// Strided B: each micro-panel is one panel primitive (lanes = columns, depth = rows).
+namespace detail {
+
+/// Writes the n elements of one row of B (columns j0 .. j0 + n - 1 at depth d) into depth step d
+/// of every micro-panel: out points at step d of the first panel, panels are NR * kc apart.
+template <int NR, class T, class U>
+LOOM_INLINE void scatter_row(const U* LOOM_RESTRICT row, index_t n, index_t kc, T* LOOM_RESTRICT out) {
+  using batch = xsimd::batch<T>;
+  constexpr int L = int(batch::size);
+  index_t q = 0;
+  for (; q + NR <= n; q += NR, out += NR * kc) {
+    if constexpr (std::is_same_v<T, U> && NR % L == 0) {
+#pragma GCC unroll 8
+      for (int l = 0; l < NR; l += L) batch::load_unaligned(row + q + l).store_aligned(out + l);
+    } else {
+#pragma GCC unroll 64
+      for (int l = 0; l < NR; ++l) out[l] = static_cast<T>(row[q + l]);
+    }
+  }
+  if (q < n) {
+    index_t l = 0;
+    for (; q + l < n; ++l) out[l] = static_cast<T>(row[q + l]);
+    for (; l < NR; ++l) out[l] = T(0);
+  }
+}
+
+}  // namespace detail
+
+/// Strided B. With unit column stride (row-major B) the block is read row by row, each row a
+/// contiguous run spread over the micro-panels (reading a panel at a time would touch a new page
+/// every row); otherwise each micro-panel is one panel primitive (lanes = columns, depth = rows).
 template <int NR, class T, class U>
 void pack_b(const strided_source<U>& b, index_t k0, index_t kc, index_t j0, index_t n, T* out, workspace&) {
+  if (b.col_stride == 1) {
+    for (index_t d = 0; d < kc; ++d) detail::scatter_row<NR>(b.at(k0 + d, j0), n, kc, out + d * NR);
+    return;
+  }
   for (index_t q = 0; q < n; q += NR, out += NR * kc) {
     detail::pack_panel<NR>(b.at(k0, j0 + q), b.col_stride, b.row_stride, std::min<index_t>(NR, n - q), kc, out);
   }
 }
 
-/// Row-run B: one run of n elements per row of the block, cut into the micro-panels.
+/// Row-run B: one run of n elements per row of the block, spread over the micro-panels.
 template <int NR, class T, class U, class Read>
 void pack_b(const row_run_source<U, Read>& b, index_t k0, index_t kc, index_t j0, index_t n, T* out,
             workspace& ws) {
   U* row = ws.staging.get<U>(n);
-  index_t panels = (n + NR - 1) / NR;
   for (index_t d = 0; d < kc; ++d) {
     b.read(k0 + d, j0, n, row);
-    T* o = out + d * NR;
-    for (index_t q = 0; q < panels; ++q, o += NR * kc) {
-      const U* r = row + q * NR;
-      index_t nl = std::min<index_t>(NR, n - q * NR);
-      if (nl == NR) {
-#pragma GCC unroll 64
-        for (int l = 0; l < NR; ++l) o[l] = static_cast<T>(r[l]);
-      } else {
-        index_t l = 0;
-        for (; l < nl; ++l) o[l] = static_cast<T>(r[l]);
-        for (; l < NR; ++l) o[l] = T(0);
-      }
-    }
+    detail::scatter_row<NR>(static_cast<const U*>(row), n, kc, out + d * NR);
   }
 }
 
