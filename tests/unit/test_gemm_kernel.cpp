@@ -366,3 +366,30 @@ TEST_CASE("gemm: a product inside an epilogue gets its own workspace", "[gemm]")
   reference(a, b, ref, mag);
   for (index_t e = 0; e < 40 * 50; ++e) CHECK(std::abs(c[std::size_t(e)] - ref[std::size_t(e)]) <= tolerance<float>(30, mag[std::size_t(e)]));
 }
+
+TEST_CASE("gemm_batched: small products spread over threads, large ones split", "[gemm]") {
+  std::mt19937 g(11);
+  for (unsigned threads : {1u, 2u}) {
+    use_threads(threads);
+    for (auto [count, M, N, K] : {std::array<index_t, 4>{0, 3, 3, 3}, {1, 17, 17, 17}, {64, 32, 32, 32}, {7, 1, 65, 129},
+                                 {5, 65, 3, 33}, {3, 200, 180, 170}}) {
+      std::vector<matrix<float>> as;
+      for (index_t t = 0; t < count; ++t) as.emplace_back(M, K, layout::row, g);
+      matrix<float> b(K, N, layout::col, g);  // shared by every product (a broadcast batch dimension)
+      std::vector<float> c(std::size_t(std::max<index_t>(count, 1) * M * N), -1.f);
+      lg::gemm_batched<float>(
+          count, M, N, K, [&](index_t t) { return as[std::size_t(t)].source(); }, [&](index_t) { return b.source(); },
+          [&](index_t t) { return lg::store_to(c.data() + t * M * N, N); });
+      index_t bad = 0;
+      for (index_t t = 0; t < count; ++t) {
+        std::vector<double> ref, mag;
+        reference(as[std::size_t(t)], b, ref, mag);
+        for (index_t e = 0; e < M * N; ++e)
+          if (std::abs(double(c[std::size_t(t * M * N + e)]) - ref[std::size_t(e)]) > tolerance<float>(K, mag[std::size_t(e)]))
+            ++bad;
+      }
+      INFO("count " << count << ", " << M << " x " << N << " x " << K << ", threads " << threads);
+      CHECK(bad == 0);
+    }
+  }
+}

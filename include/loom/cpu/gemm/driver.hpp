@@ -218,4 +218,35 @@ void gemm(index_t M, index_t N, index_t K, const ASource& a, const BSource& b, E
   });
 }
 
+/// Products at least this large (multiply-adds) are split over the threads one at a time by
+/// gemm_batched; smaller ones are spread whole over the threads.
+inline constexpr index_t min_work_to_split = index_t(1) << 22;
+
+/// count independent products of one shape: for t < count, gemm<T>(M, N, K, a_of(t), b_of(t),
+/// epi_of(t)). Small products run whole on one thread each, spread over the pool (a batch of
+/// 64 products of 32 x 32 x 32 keeps both cores busy); large ones are split one after another.
+/// The epilogue of each product sees that product's tile coordinates. Example, C[t] = A[t] . B:
+///   gemm_batched<float>(batch, M, N, K, [&](index_t t) { return row_major(a + t * M * K, K); },
+///                       [&](index_t) { return row_major(b, N); },
+///                       [&](index_t t) { return store_to(c + t * M * N, N); });
+template <class T, class AOf, class BOf, class EpiOf>
+void gemm_batched(index_t count, index_t M, index_t N, index_t K, AOf&& a_of, BOf&& b_of, EpiOf&& epi_of,
+                  const options& opt = {}) {
+  if (count < 0) throw shape_error("loom: gemm_batched count must be non-negative, got " + std::to_string(count));
+  const double work = double(M) * double(N) * double(K);
+  index_t p = thread_pool::in_task() ? 1 : index_t(opt.threads ? std::min(opt.threads, num_threads()) : num_threads());
+  p = std::min(p, count);
+  if (p <= 1 || work >= double(min_work_to_split) || work * double(count) < double(2 * min_work_per_thread)) {
+    for (index_t t = 0; t < count; ++t) gemm<T>(M, N, K, a_of(t), b_of(t), epi_of(t), opt);
+    return;
+  }
+  options one = opt;
+  one.threads = 1;
+  default_pool().run(p, [&](index_t part) {
+    for (index_t t = count * part / p, end = count * (part + 1) / p; t < end; ++t) {
+      gemm<T>(M, N, K, a_of(t), b_of(t), epi_of(t), one);
+    }
+  });
+}
+
 }  // namespace loom::cpu::gemm

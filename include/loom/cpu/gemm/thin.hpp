@@ -120,6 +120,54 @@ LOOM_NOINLINE void dot_block(index_t K, const T* const* x, const T* const* y, T*
   }
 }
 
+/// Rows [0, R) x columns [j0, j1) of s (R x K, strides s_r, s_k) times v (K rows of stride v_k,
+/// unit column stride), handed to the epilogue in chunks. One or two rows take 8 vectors per k
+/// (512 contiguous bytes of a float row per k, 8 accumulator chains), more rows take 4.
+template <class T, int R, class Epilogue>
+void axpy_rows(index_t j0, index_t j1, index_t K, const T* s, index_t s_r, index_t s_k, const T* v, index_t v_k,
+               Epilogue& epi) {
+  constexpr index_t W = index_t(xsimd::batch<T>::size);
+  constexpr int VB = R <= 2 ? 8 : 4;
+  constexpr index_t chunk = VB * W;
+  alignas(64) T tile[R * chunk];
+  for (index_t j = j0; j < j1; j += chunk) {
+    index_t n = std::min(chunk, j1 - j);
+    if (n == chunk) {
+      axpy_block<T, R, VB>(K, s, s_r, s_k, v + j, v_k, n, tile, chunk);
+    } else {
+      index_t l = 0;
+      for (; l + W <= n; l += W) axpy_block<T, R, 1>(K, s, s_r, s_k, v + j + l, v_k, W, tile + l, chunk);
+      if (l < n) axpy_block<T, R, 1>(K, s, s_r, s_k, v + j + l, v_k, n - l, tile + l, chunk);
+    }
+    epi(index_t(0), j, index_t(R), n, static_cast<const T*>(tile), chunk);
+  }
+}
+
+/// The transposed case of axpy_rows: columns [0, S) x rows [i0, i1) of the output, computed as
+/// S rows of lanes along A's contiguous columns and transposed into row-major tiles.
+template <class T, int S, class Epilogue>
+void axpy_cols(index_t i0, index_t i1, index_t K, const T* s, index_t s_r, index_t s_k, const T* v, index_t v_k,
+               Epilogue& epi) {
+  constexpr index_t W = index_t(xsimd::batch<T>::size);
+  constexpr int VA = S <= 2 ? 8 : 4;
+  constexpr index_t chunk = VA * W;
+  alignas(64) T tile_t[S * chunk];
+  alignas(64) T tile[chunk * S];
+  for (index_t i = i0; i < i1; i += chunk) {
+    index_t m = std::min(chunk, i1 - i);
+    if (m == chunk) {
+      axpy_block<T, S, VA>(K, s, s_r, s_k, v + i, v_k, m, tile_t, chunk);
+    } else {
+      index_t l = 0;
+      for (; l + W <= m; l += W) axpy_block<T, S, 1>(K, s, s_r, s_k, v + i + l, v_k, W, tile_t + l, chunk);
+      if (l < m) axpy_block<T, S, 1>(K, s, s_r, s_k, v + i + l, v_k, m - l, tile_t + l, chunk);
+    }
+    for (index_t r = 0; r < m; ++r)
+      for (int c = 0; c < S; ++c) tile[r * S + c] = tile_t[c * chunk + r];
+    epi(i, index_t(0), m, index_t(S), static_cast<const T*>(tile), index_t(S));
+  }
+}
+
 /// Copies the `count` rows (count <= thin_extent) of a small operand into a contiguous buffer,
 /// row r holding elements (r, 0 .. len-1) of the "row" view get(r, i).
 template <class T, class Get>
@@ -155,9 +203,7 @@ bool thin_rows(index_t M, index_t N, index_t K, const strided_source<U>& a, cons
   } else {
     if (b.col_stride == 1) {
       // axpy along B's rows; A's scalars through its strides (copied when of another type).
-      constexpr int VB = 4;
-      constexpr index_t chunk = VB * W;
-      split_range(N, threads, chunk, [&](index_t j0, index_t j1) {
+      split_range(N, threads, 8 * W, [&](index_t j0, index_t j1) {
         workspace_lease ws;
         const T* s = nullptr;
         index_t s_r = a.row_stride, s_k = a.col_stride;
@@ -168,19 +214,8 @@ bool thin_rows(index_t M, index_t N, index_t K, const strided_source<U>& a, cons
           gather_rows(M, K, buf, [&](index_t r, index_t k) { return *a.at(r, k); });
           s = buf, s_r = K, s_k = 1;
         }
-        alignas(64) T tile[thin_extent * chunk];
         with_constant<thin_extent>(M, [&](auto R) {
-          for (index_t j = j0; j < j1; j += chunk) {
-            index_t n = std::min(chunk, j1 - j);
-            if (n == chunk) {
-              axpy_block<T, R(), VB>(K, s, s_r, s_k, b.at(0, j), b.row_stride, n, tile, chunk);
-            } else {
-              index_t l = 0;
-              for (; l + W <= n; l += W) axpy_block<T, R(), 1>(K, s, s_r, s_k, b.at(0, j + l), b.row_stride, W, tile + l, chunk);
-              if (l < n) axpy_block<T, R(), 1>(K, s, s_r, s_k, b.at(0, j + l), b.row_stride, n - l, tile + l, chunk);
-            }
-            epi(index_t(0), j, M, n, static_cast<const T*>(tile), chunk);
-          }
+          axpy_rows<T, decltype(R)::value>(j0, j1, K, s, s_r, s_k, b.at(0, 0), b.row_stride, epi);
         });
       });
       return true;
@@ -260,9 +295,7 @@ bool thin_cols(index_t M, index_t N, index_t K, const strided_source<U>& a, cons
     }
     if (a.row_stride == 1) {
       // axpy along A's columns, computing the transposed tile (rows = B's columns).
-      constexpr int VA = 4;
-      constexpr index_t chunk = VA * W;
-      split_range(M, threads, chunk, [&](index_t i0, index_t i1) {
+      split_range(M, threads, 8 * W, [&](index_t i0, index_t i1) {
         workspace_lease ws;
         const T* s = nullptr;
         index_t s_r = b.col_stride, s_k = b.row_stride;
@@ -273,22 +306,8 @@ bool thin_cols(index_t M, index_t N, index_t K, const strided_source<U>& a, cons
           gather_rows(N, K, buf, [&](index_t c, index_t k) { return *b.at(k, c); });
           s = buf, s_r = K, s_k = 1;
         }
-        alignas(64) T tile_t[thin_extent * chunk];
-        alignas(64) T tile[chunk * thin_extent];
         with_constant<thin_extent>(N, [&](auto S) {
-          for (index_t i = i0; i < i1; i += chunk) {
-            index_t m = std::min(chunk, i1 - i);
-            if (m == chunk) {
-              axpy_block<T, S(), VA>(K, s, s_r, s_k, a.at(i, 0), a.col_stride, m, tile_t, chunk);
-            } else {
-              index_t l = 0;
-              for (; l + W <= m; l += W) axpy_block<T, S(), 1>(K, s, s_r, s_k, a.at(i + l, 0), a.col_stride, W, tile_t + l, chunk);
-              if (l < m) axpy_block<T, S(), 1>(K, s, s_r, s_k, a.at(i + l, 0), a.col_stride, m - l, tile_t + l, chunk);
-            }
-            for (index_t r = 0; r < m; ++r)
-              for (int c = 0; c < S(); ++c) tile[r * S() + c] = tile_t[c * chunk + r];
-            epi(i, index_t(0), m, N, static_cast<const T*>(tile), index_t(S()));
-          }
+          axpy_cols<T, decltype(S)::value>(i0, i1, K, s, s_r, s_k, a.at(0, 0), a.col_stride, epi);
         });
       });
       return true;
