@@ -1,0 +1,112 @@
+// Shared pieces of loom's benchmarks: random inputs, float64 references checked before timing,
+// thread control for every framework in the binary, and the baselines' building blocks.
+#pragma once
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <omp.h>
+
+#include <loom/loom.hpp>
+
+#if LOOM_BENCH_HAVE_EIGEN
+#include <Eigen/Core>
+#include <unsupported/Eigen/CXX11/Tensor>
+#endif
+
+namespace bench {
+
+/// Uniform in [-1, 1], never exactly zero (WORKLOADS.md).
+template <class T>
+void fill(T* p, std::size_t n, std::uint64_t seed) {
+  std::mt19937_64 g(seed);
+  std::uniform_real_distribution<double> d(-1.0, 1.0);
+  for (std::size_t i = 0; i < n; ++i) {
+    double v = 0;
+    while (v == 0) v = d(g);
+    p[i] = static_cast<T>(v);
+  }
+}
+
+/// 64-byte aligned array for the baselines (loom's own inputs are loom tensors).
+template <class T>
+struct aligned_array {
+  std::unique_ptr<T, decltype(&std::free)> p{nullptr, &std::free};
+  std::size_t n = 0;
+  explicit aligned_array(std::size_t count) : p(static_cast<T*>(std::aligned_alloc(64, (count * sizeof(T) + 63) / 64 * 64)), &std::free), n(count) {
+    std::memset(static_cast<void*>(p.get()), 0, count * sizeof(T));
+  }
+  T* data() { return p.get(); }
+  const T* data() const { return p.get(); }
+};
+
+/// Checks a result against its float64 reference; marks the benchmark failed on a mismatch.
+template <class T>
+bool check(benchmark::State& st, const T* got, const std::vector<double>& want, double rtol, double atol) {
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    double g = static_cast<double>(got[i]);
+    if (!(std::fabs(g - want[i]) <= atol + rtol * std::fabs(want[i]))) {
+      st.SkipWithError(("wrong result at " + std::to_string(i) + ": " + std::to_string(g) + " vs " +
+                        std::to_string(want[i]))
+                           .c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
+/// Sets the thread count of every framework in the binary.
+inline void set_threads(int t) {
+  loom::set_num_threads(static_cast<unsigned>(t));
+  omp_set_num_threads(t);
+#if LOOM_BENCH_HAVE_EIGEN
+  Eigen::setNbThreads(t);
+#endif
+}
+
+#if LOOM_BENCH_HAVE_EIGEN
+/// Eigen's Tensor thread pool of t threads (one per thread count, kept for the whole run).
+inline Eigen::ThreadPoolDevice& eigen_device(int t) {
+  static std::unique_ptr<Eigen::ThreadPool> pools[9];
+  static std::unique_ptr<Eigen::ThreadPoolDevice> devs[9];
+  if (!devs[t]) {
+    pools[t] = std::make_unique<Eigen::ThreadPool>(t);
+    devs[t] = std::make_unique<Eigen::ThreadPoolDevice>(pools[t].get(), t);
+  }
+  return *devs[t];
+}
+#endif
+
+/// The streaming copy of `bytes` bytes with t threads (glibc's memcpy per contiguous piece):
+/// the physical limit of memory-bound rows, counted as bytes read + bytes written.
+inline void stream_copy(void* dst, const void* src, std::size_t bytes, int t) {
+#pragma omp parallel num_threads(t)
+  {
+    const int id = omp_get_thread_num(), nt = omp_get_num_threads();
+    std::size_t chunk = (bytes / nt + 63) / 64 * 64;
+    std::size_t b = std::min(bytes, chunk * id), e = std::min(bytes, b + chunk);
+    std::memcpy(static_cast<char*>(dst) + b, static_cast<const char*>(src) + b, e - b);
+  }
+}
+
+/// Registers a benchmark at 1 and 2 threads, timed in real time, in milliseconds.
+template <class F>
+benchmark::internal::Benchmark* add(const std::string& name, F f) {
+  return benchmark::RegisterBenchmark(name.c_str(), f)
+      ->ArgName("threads")
+      ->Arg(1)
+      ->Arg(2)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+}
+
+}  // namespace bench
