@@ -57,11 +57,12 @@ int main(int argc, char** argv) {
     for (std::size_t j = 0; j < cols; ++j) {
       const double a = double(h(i, j)) + double(bias(j));
       const double ref = double(x(i, j)) + 0.5 * a * (1 + std::tanh(0.7978845608028654 * (a + 0.044715 * a * a * a))) * scale;
-      worst = std::max(worst, std::fabs(double(y(i, j)) - ref) / (1e-6 + std::fabs(ref)));
+      // The terms are of order 1, so float rounding gives an absolute error of a few 1e-7.
+      worst = std::max(worst, std::fabs(double(y(i, j)) - ref) / (1.0 + std::fabs(ref)));
     }
-  const bool ok = worst < 1e-5;
+  const bool ok = worst < 2e-6;
   std::printf("%s", explain(expr).c_str());
-  std::printf("max relative error against float64: %.2e  %s\n", worst, ok ? "ok" : "WRONG");
+  std::printf("max error against float64, relative to 1 + |y|: %.2e  %s\n", worst, ok ? "ok" : "WRONG");
   if (check_only || !ok) return ok ? 0 : 1;
 
   // Hand-written: one xsimd pass, threads over rows.
