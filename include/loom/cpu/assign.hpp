@@ -92,7 +92,8 @@ void execute(Dst& dst, const N& n) {
   ev.prepare(s);
   w.prepare(s);
   using trav = traversal<N, T>;
-  run_loop_nest<typename trav::lane_class>(w, ev, s, contiguous, trav::cost);
+  run_loop_nest<typename trav::lane_class>(w, ev, s, choose_layout(contiguous, (count + 1) * dd.size() * sizeof(T)),
+                                           trav::cost);
 }
 
 }  // namespace cpu

@@ -82,11 +82,18 @@ struct loop_space {
 };
 
 /// The inner loop's layout class: every cursor has unit inner stride (contiguous), or not.
+/// streaming_mode is contiguous_mode with non-temporal stores to the destination.
 struct contiguous_mode {
   static constexpr bool contiguous = true;
+  static constexpr bool stream = false;
+};
+struct streaming_mode {
+  static constexpr bool contiguous = true;
+  static constexpr bool stream = true;
 };
 struct general_mode {
   static constexpr bool contiguous = false;
+  static constexpr bool stream = false;
 };
 
 }  // namespace cpu

@@ -96,7 +96,8 @@ struct strided_writer {
   }
 };
 
-/// Runs one inner run [c0, c1) of the current row: packets, then a scalar tail.
+/// Runs one inner run [c0, c1) of the current row: packets, then a scalar tail. In streaming
+/// mode, scalars first up to the destination's alignment, then non-temporal packet stores.
 template <class M, class F, class Dst, class Ev>
 LOOM_INLINE void run_inner(const Dst& dst, const Ev& ev, index_t c0, index_t c1) {
   using T = std::remove_cv_t<std::remove_pointer_t<decltype(dst.row)>>;
@@ -104,7 +105,15 @@ LOOM_INLINE void run_inner(const Dst& dst, const Ev& ev, index_t c0, index_t c1)
   index_t i = c0;
   if constexpr (!std::is_void_v<F>) {
     constexpr index_t w = static_cast<index_t>(lanes<F>);
-    for (; i + w <= c1; i += w) dst.template store_packet<M, F>(i, convert_packet<T, V, F>(ev.template packet<M, F>(i)));
+    if constexpr (M::stream) {
+      constexpr std::uintptr_t a = stream_alignment<F, T>;
+      for (; i < c1 && (reinterpret_cast<std::uintptr_t>(dst.row + i) % a) != 0; ++i)
+        dst.template store<M>(i, loom::detail::convert<T>(ev.template scalar<M>(i)));
+      for (; i + w <= c1; i += w) stream_packet<F>(dst.row + i, convert_packet<T, V, F>(ev.template packet<M, F>(i)));
+    } else {
+      for (; i + w <= c1; i += w)
+        dst.template store_packet<M, F>(i, convert_packet<T, V, F>(ev.template packet<M, F>(i)));
+    }
   }
   for (; i < c1; ++i) dst.template store<M>(i, loom::detail::convert<T>(ev.template scalar<M>(i)));
 }
@@ -132,14 +141,31 @@ void run_range(Dst& dst, Ev& ev, const loop_space& s, index_t begin, index_t end
       idx[k] = 0;
     }
   }
+  if constexpr (M::stream) stream_fence();
 }
 
 /// Work below this many element-operations runs on the calling thread alone.
 inline constexpr index_t parallel_threshold = index_t(1) << 16;
 
+/// A kernel touching more bytes than this writes its destination with non-temporal stores: its
+/// working set is larger than a last-level cache slice, so nothing it writes would still be
+/// cached for the next kernel, and skipping the read-for-ownership saves a fifth to a third of
+/// the memory traffic of a streaming kernel.
+inline constexpr std::size_t streaming_store_bytes = std::size_t(24) << 20;
+
+/// The layout class a loop nest runs in.
+enum class layout_class { contiguous, streaming, general };
+
+/// The layout class of a loop nest whose cursors are all unit-stride inside (or not), touching
+/// about `bytes` bytes of memory.
+inline layout_class choose_layout(bool contiguous, std::size_t bytes) {
+  if (!contiguous) return layout_class::general;
+  return bytes > streaming_store_bytes ? layout_class::streaming : layout_class::contiguous;
+}
+
 /// Runs a prepared loop nest over the whole space, on the pool when the work is large enough.
 template <class F, class Dst, class Ev>
-void run_loop_nest(Dst& dst, Ev& ev, const loop_space& s, bool contiguous, index_t cost_per_element) {
+void run_loop_nest(Dst& dst, Ev& ev, const loop_space& s, layout_class layout, index_t cost_per_element) {
   const index_t total = s.rows() * s.inner();
   if (total == 0) return;
   auto run = [&](auto mode, index_t b, index_t e) {
@@ -149,10 +175,17 @@ void run_loop_nest(Dst& dst, Ev& ev, const loop_space& s, bool contiguous, index
     run_range<M, F>(d, v, s, b, e);
   };
   auto go = [&](index_t b, index_t e) {
-    if (contiguous)
-      run(contiguous_mode{}, b, e);
-    else
+    using T = std::remove_cv_t<std::remove_pointer_t<decltype(dst.row)>>;
+    if (layout == layout_class::general) {
       run(general_mode{}, b, e);
+    } else if constexpr (!std::is_void_v<F> && stream_alignment<std::conditional_t<std::is_void_v<F>, float, F>, T> != 0) {
+      if (layout == layout_class::streaming)
+        run(streaming_mode{}, b, e);
+      else
+        run(contiguous_mode{}, b, e);
+    } else {
+      run(contiguous_mode{}, b, e);
+    }
   };
   const index_t threads = static_cast<index_t>(default_pool().size());
   if (threads == 1 || total * cost_per_element < parallel_threshold) {

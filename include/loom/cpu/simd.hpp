@@ -13,6 +13,9 @@
 #include <type_traits>
 
 #include <xsimd/xsimd.hpp>
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 #include "loom/core/config.hpp"
 #include "loom/core/dtype.hpp"
@@ -113,6 +116,59 @@ LOOM_INLINE packet_t<T, F> broadcast_packet(T v) {
 template <class F, class T>
 LOOM_INLINE void store_packet(T* p, const packet_t<T, F>& v) {
   v.store_unaligned(p);
+}
+
+/// Bytes a non-temporal store of one packet must be aligned to (0: the packet has none).
+template <class F, class T>
+inline constexpr std::size_t stream_alignment = std::is_same_v<T, bool> ? 0 : lanes<F> * sizeof(T);
+
+/// A non-temporal (streaming) store of one packet to p, aligned to stream_alignment<F, T>: the
+/// line goes to memory without being read first or kept in cache. Callers end a run of them with
+/// stream_fence().
+template <class F, class T>
+LOOM_INLINE void stream_packet(T* p, const packet_t<T, F>& v) {
+  constexpr std::size_t bytes = lanes<F> * sizeof(T);
+#if defined(__AVX512F__)
+  if constexpr (bytes == 64) {
+    if constexpr (std::is_same_v<T, float>)
+      _mm512_stream_ps(p, v);
+    else if constexpr (std::is_same_v<T, double>)
+      _mm512_stream_pd(p, v);
+    else
+      _mm512_stream_si512(reinterpret_cast<__m512i*>(p), v);
+    return;
+  }
+#endif
+#if defined(__AVX__)
+  if constexpr (bytes == 32) {
+    if constexpr (std::is_same_v<T, float>)
+      _mm256_stream_ps(p, v);
+    else if constexpr (std::is_same_v<T, double>)
+      _mm256_stream_pd(p, v);
+    else
+      _mm256_stream_si256(reinterpret_cast<__m256i*>(p), v);
+    return;
+  }
+#endif
+#if defined(__SSE2__)
+  if constexpr (bytes == 16) {
+    if constexpr (std::is_same_v<T, float>)
+      _mm_stream_ps(p, v);
+    else if constexpr (std::is_same_v<T, double>)
+      _mm_stream_pd(p, v);
+    else
+      _mm_stream_si128(reinterpret_cast<__m128i*>(p), v);
+    return;
+  }
+#endif
+  v.store_aligned(p);
+}
+
+/// Orders earlier non-temporal stores before later stores.
+LOOM_INLINE void stream_fence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
 }
 
 template <class F, class T>
