@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <limits>
 #include <type_traits>
 
 #include "loom/cpu/simd.hpp"
@@ -197,7 +198,8 @@ LOOM_PACKET_MATH(tanh, vmath::tanh(x))
 LOOM_PACKET_MATH(sigmoid, P(C(1)) / (P(C(1)) + vmath::exp(-x)))
 LOOM_PACKET_MATH(erf, xsimd::erf(x))
 LOOM_PACKET_MATH(gelu, vmath::gelu_tanh(x))
-LOOM_PACKET_MATH(gelu_exact, P(C(0.5)) * x * xsimd::erfc(x * P(C(-ops::gelu_exact::inv_sqrt2))))
+LOOM_PACKET_MATH(gelu_exact, xsimd::select(x == P(-std::numeric_limits<C>::infinity()), P(C(-0.0)),
+                                           P(C(0.5)) * x * xsimd::erfc(x * P(C(-ops::gelu_exact::inv_sqrt2)))))
 #undef LOOM_PACKET_MATH
 
 // ------------------------------------------------------------------ ternary and conversion

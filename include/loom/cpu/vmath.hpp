@@ -4,6 +4,7 @@
 // float64 reference in tests/unit/test_vmath.cpp.
 #pragma once
 
+#include <limits>
 #include <type_traits>
 
 #include <xsimd/xsimd.hpp>
@@ -52,7 +53,8 @@ LOOM_INLINE B gelu_tanh(const B& x) {
   const B k0(T(-2 * 0.7978845608028654)), k1(T(-2 * 0.7978845608028654 * 0.044715));
   B x2 = x * x;
   B v = x * xsimd::fma(k1, x2, k0);  // -2u
-  return x / (B(T(1)) + exp(v));
+  B r = x / (B(T(1)) + exp(v));
+  return xsimd::select(x == B(-std::numeric_limits<T>::infinity()), B(T(-0.0)), r);
 }
 
 }  // namespace vmath

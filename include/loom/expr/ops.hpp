@@ -319,12 +319,14 @@ struct erf {
 };
 /// GELU, tanh form (jax.nn.gelu's default): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))),
 /// computed as x * sigmoid(2u), which is the same function without the cancellation of 1 + tanh.
+/// gelu(-inf) is -0, the limit (the formula itself would give NaN).
 struct gelu {
   LOOM_OP_HEADER("gelu", "", 1, type_rule::floating, 10)
   static constexpr double k0 = 0.7978845608028654;  // sqrt(2 / pi)
   static constexpr double k1 = 0.044715;
   template <class T>
   static T apply(T x) {
+    if (x == -std::numeric_limits<T>::infinity()) return -T(0);  // the limit, not -inf * 0
     T u = T(k0) * (x + T(k1) * x * x * x);
     return x / (T(1) + std::exp(T(-2) * u));
   }
@@ -335,7 +337,10 @@ struct gelu_exact {
   LOOM_OP_HEADER("gelu_exact", "", 1, type_rule::floating, 12)
   static constexpr double inv_sqrt2 = 0.7071067811865476;
   template <class T>
-  static T apply(T x) { return T(0.5) * x * std::erfc(x * T(-inv_sqrt2)); }
+  static T apply(T x) {
+    if (x == -std::numeric_limits<T>::infinity()) return -T(0);  // the limit, not -inf * 0
+    return T(0.5) * x * std::erfc(x * T(-inv_sqrt2));
+  }
 };
 
 // ------------------------------------------------------------------ ternary

@@ -1,0 +1,57 @@
+// loom's own vectorised math (cpu/vmath.hpp): accuracy over the whole float range and special values.
+#include <loom/loom.hpp>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "support.hpp"
+
+using namespace loom;
+
+TEST_CASE("float tanh is within 8 ulp of float64 over [-12, 12], odd, and saturates", "[vmath]") {
+  const std::size_t n = 2400001;
+  tensor<float, shape<dyn>> x(n);
+  for (std::size_t i = 0; i < n; ++i) x(i) = -12.f + 24.f * float(i) / float(n - 1);
+  auto t = eval(tanh(x));
+  double worst = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double ref = std::tanh(double(x(i)));
+    const double ulp = std::nextafter(float(std::fabs(ref)), 2.f) - float(std::fabs(ref));
+    worst = std::max(worst, std::fabs(double(t(i)) - ref) / ulp);
+  }
+  INFO("worst error " << worst << " ulp");
+  CHECK(worst <= 8);
+  auto tn = eval(tanh(-x));
+  for (std::size_t i = 0; i < n; ++i) REQUIRE(tn(i) == -t(i));  // odd, exactly
+}
+
+TEST_CASE("tanh, exp, gelu and sigmoid on special values", "[vmath]") {
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  const float den = std::numeric_limits<float>::denorm_min();
+  std::vector<float> v = {0.f, -0.f, inf, -inf, nan, den, -den, 1e-30f, -1e-30f, 88.f, -104.f, 1e30f, -1e30f};
+  while (v.size() < 37) v.push_back(0.5f);  // a SIMD body and a tail
+  tensor<float, shape<dyn>> x(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) x(i) = v[i];
+  auto th = eval(tanh(x)), ex = eval(exp(x)), ge = eval(gelu(x)), sg = eval(sigmoid(x));
+  CHECK(th(0) == 0.f);
+  CHECK(std::signbit(th(1)));
+  CHECK(th(2) == 1.f);
+  CHECK(th(3) == -1.f);
+  CHECK(std::isnan(th(4)));
+  CHECK(th(7) == 1e-30f);
+  CHECK(th(11) == 1.f);
+  CHECK(th(12) == -1.f);
+  CHECK(ex(2) == inf);
+  CHECK(ex(3) == 0.f);
+  CHECK(std::isnan(ex(4)));
+  CHECK(ex(0) == 1.f);
+  CHECK(std::isnan(ge(4)));
+  CHECK(ge(2) == inf);
+  CHECK(ge(3) == 0.f);  // the limit, -0, not -inf * 0 = NaN
+  CHECK(std::signbit(ge(3)));
+  CHECK(!std::isnan(ge(12)));
+  CHECK(sg(2) == 1.f);
+  CHECK(sg(3) == 0.f);
+  CHECK(std::isnan(sg(4)));
+}
