@@ -1,7 +1,8 @@
 // W1, W2 and W5 of WORKLOADS.md, each beside its baselines in this one binary:
 //   loom         the fused expression, as users write it
 //   handwritten  one pass, xsimd, threads over contiguous pieces (OpenMP)
-//   unfused      one operation at a time, each result materialised (loom, one op per assignment)
+//   unfused      one operation at a time, each result a new array, as an eager framework runs it
+//   unfused_prealloc  the same, into temporaries allocated once beforehand (its best case)
 //   eigen        Eigen's Array expression (1 thread) and Tensor expression on a ThreadPoolDevice
 //   copy         a streaming copy of the same number of bytes (the physical limit)
 // Every output is checked against a float64 reference before it is timed.
@@ -53,16 +54,23 @@ w1_data& w1() {
 }
 const std::int64_t w1_bytes = 16 * std::int64_t(N1);  // 3 arrays read, 1 written
 
-void w1_loom(benchmark::State& st) {
+template <class Run>
+void w1_measure(benchmark::State& st, Run run) {
   auto& d = w1();
   bench::set_threads(int(st.range(0)));
-  d.o = 2.f * d.x + 3.f * d.y + 4.f * d.z;
+  d.o = 0.f;
+  run(d);
   if (!bench::check(st, d.o.data(), d.want, 1e-6, 1e-6)) return;
   for (auto _ : st) {
-    d.o = 2.f * d.x + 3.f * d.y + 4.f * d.z;
+    run(d);
     benchmark::ClobberMemory();
   }
   st.SetBytesProcessed(st.iterations() * w1_bytes);
+}
+
+
+void w1_loom(benchmark::State& st) {
+  w1_measure(st, [](w1_data& d) { d.o = 2.f * d.x + 3.f * d.y + 4.f * d.z; });
 }
 
 void w1_handwritten_run(w1_data& d, int t) {
@@ -92,24 +100,23 @@ void w1_handwritten(benchmark::State& st) {
   st.SetBytesProcessed(st.iterations() * w1_bytes);
 }
 
-void w1_unfused_run(w1_data& d) {
-  d.t1 = 2.f * d.x;
-  d.t2 = 3.f * d.y;
-  d.t3 = d.t1 + d.t2;
-  d.t4 = 4.f * d.z;
-  d.o = d.t3 + d.t4;
-}
 void w1_unfused(benchmark::State& st) {
-  auto& d = w1();
-  bench::set_threads(int(st.range(0)));
-  d.o = 0.f;
-  w1_unfused_run(d);
-  if (!bench::check(st, d.o.data(), d.want, 1e-6, 1e-6)) return;
-  for (auto _ : st) {
-    w1_unfused_run(d);
-    benchmark::ClobberMemory();
-  }
-  st.SetBytesProcessed(st.iterations() * w1_bytes);
+  w1_measure(st, [](w1_data& d) {
+    auto t1 = eval(2.f * d.x);
+    auto t2 = eval(3.f * d.y);
+    auto t3 = eval(t1 + t2);
+    auto t4 = eval(4.f * d.z);
+    d.o = t3 + t4;
+  });
+}
+void w1_unfused_prealloc(benchmark::State& st) {
+  w1_measure(st, [](w1_data& d) {
+    d.t1 = 2.f * d.x;
+    d.t2 = 3.f * d.y;
+    d.t3 = d.t1 + d.t2;
+    d.t4 = 4.f * d.z;
+    d.o = d.t3 + d.t4;
+  });
 }
 
 #if LOOM_BENCH_HAVE_EIGEN
@@ -218,6 +225,19 @@ void w2_handwritten(benchmark::State& st) {
 }
 void w2_unfused(benchmark::State& st) {
   w2_measure(st, [](w2_data& d) {
+    auto a = eval(d.x * d.x);
+    auto b = eval(a * d.x);
+    auto c = eval(k1 * b);
+    auto e = eval(d.x + c);
+    auto f = eval(k0 * e);
+    auto g = eval(tanh(f));
+    auto h = eval(1.f + g);
+    auto q = eval(0.5f * d.x);
+    d.o = q * h;
+  });
+}
+void w2_unfused_prealloc(benchmark::State& st) {
+  w2_measure(st, [](w2_data& d) {
     d.a = d.x * d.x;      // x^2
     d.b = d.a * d.x;      // x^3
     d.c = k1 * d.b;       // 0.044715 x^3
@@ -315,6 +335,12 @@ void w5_handwritten(benchmark::State& st) {
 }
 void w5_unfused(benchmark::State& st) {
   w5_measure(st, [](w5_data& d) {
+    auto t = eval(d.x + d.bias);
+    d.o = relu(t);
+  });
+}
+void w5_unfused_prealloc(benchmark::State& st) {
+  w5_measure(st, [](w5_data& d) {
     d.t = d.x + d.bias;
     d.o = relu(d.t);
   });
@@ -354,6 +380,7 @@ const bool registered = [] {
   bench::add("W1/loom", w1_loom);
   bench::add("W1/handwritten", w1_handwritten);
   bench::add("W1/unfused", w1_unfused);
+  bench::add("W1/unfused_prealloc", w1_unfused_prealloc);
 #if LOOM_BENCH_HAVE_EIGEN
   bench::add("W1/eigen", w1_eigen);
 #endif
@@ -362,6 +389,7 @@ const bool registered = [] {
   bench::add("W2/loom_gelu", w2_loom_gelu);
   bench::add("W2/handwritten", w2_handwritten);
   bench::add("W2/unfused", w2_unfused);
+  bench::add("W2/unfused_prealloc", w2_unfused_prealloc);
 #if LOOM_BENCH_HAVE_EIGEN
   bench::add("W2/eigen", w2_eigen);
 #endif
@@ -369,6 +397,7 @@ const bool registered = [] {
   bench::add("W5/loom", w5_loom);
   bench::add("W5/handwritten", w5_handwritten);
   bench::add("W5/unfused", w5_unfused);
+  bench::add("W5/unfused_prealloc", w5_unfused_prealloc);
 #if LOOM_BENCH_HAVE_EIGEN
   bench::add("W5/eigen", w5_eigen);
 #endif
