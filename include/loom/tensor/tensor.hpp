@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "loom/core/config.hpp"
 #include "loom/core/dtype.hpp"
 #include "loom/core/error.hpp"
 #include "loom/core/shape.hpp"

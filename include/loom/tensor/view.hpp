@@ -11,6 +11,7 @@
 #include <string>
 #include <type_traits>
 
+#include "loom/core/config.hpp"
 #include "loom/core/error.hpp"
 #include "loom/core/shape.hpp"
 #include "loom/expr/fwd.hpp"
