@@ -1,0 +1,180 @@
+// loom/cuda/assign.hpp: from `dy = expr` to a launched kernel.
+//
+// Order of work, as on the CPU (cpu/assign.hpp): check shapes (nothing is queued on a mismatch),
+// make sure there is a device, bind the expression to the destination's iteration space (every
+// leaf's address and strides), check aliasing, plan the layout (collapse, class, vector width,
+// index width), fetch the expression type's kernel for that layout (one atomic load after the
+// first launch), write the argument block and launch. Compound assignments (+= ...) are the
+// elementwise map of the destination with the expression, like on the CPU.
+//
+// Aliasing: a leaf that reads the destination at the very index it writes is safe (dx = dx * dx
+// + dx needs nothing); any other overlap goes through a temporary on the same stream.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include "loom/core/error.hpp"
+#include "loom/core/shape.hpp"
+#include "loom/cpu/binding.hpp"
+#include "loom/cuda/codegen/emit.hpp"
+#include "loom/cuda/codegen/kernel.hpp"
+#include "loom/cuda/codegen/layout.hpp"
+#include "loom/cuda/options.hpp"
+#include "loom/cuda/runtime/device.hpp"
+#include "loom/cuda/runtime/launch.hpp"
+#include "loom/cuda/runtime/memory.hpp"
+#include "loom/cuda/runtime/stream.hpp"
+#include "loom/cuda/tensor.hpp"
+#include "loom/expr/elementwise.hpp"
+#include "loom/expr/map.hpp"
+#include "loom/expr/node.hpp"
+
+namespace loom::cuda {
+
+namespace detail {
+
+/// The name of type T as the compiler spells it (for messages about expressions).
+template <class T>
+std::string type_name() {
+  std::string_view f = __PRETTY_FUNCTION__;
+  const std::size_t at = f.find("T = ");
+  if (at == std::string_view::npos) return std::string(f);
+  f.remove_prefix(at + 4);
+  const std::size_t end = f.find_first_of(";]");
+  return std::string(f.substr(0, end));
+}
+
+/// The error for an expression holding a node kind the CUDA backend cannot print yet.
+template <class N>
+[[noreturn]] void not_emittable() {
+  throw cuda_error(
+      "loom: the CUDA backend has no kernel generator yet for a node of this expression (only "
+      "elementwise operations of device arrays and scalars are generated so far); expression type: " +
+      type_name<N>());
+}
+
+/// Blocks of a launch over `items` work items: enough to cover them, at most what fills the
+/// device (its SMs times the blocks of 256 threads one SM holds) and the index margins.
+inline unsigned grid_blocks(index_t items) {
+  static const index_t cap = [] {
+    const device_properties& p = device_info();
+    const index_t per_sm = std::max<index_t>(1, p.max_threads_per_sm / codegen::block_threads);
+    const index_t fill = std::max<index_t>(1, static_cast<index_t>(p.sm_count) * per_sm);
+    return std::min<index_t>(fill, codegen::max_grid_threads / codegen::block_threads);
+  }();
+  const index_t want = (items + codegen::block_threads - 1) / codegen::block_threads;
+  return static_cast<unsigned>(std::clamp<index_t>(want, 1, cap));
+}
+
+/// The cursor of a destination array over its own shape.
+template <class Dst>
+codegen::array_cursor destination_cursor(const Dst& dst, const dims& dd) {
+  codegen::array_cursor c;
+  c.base = dst.data().address();
+  c.elem_size = sizeof(typename Dst::value_type);
+  cpu::binding::identity(dd.rank).strides_of(dst.strides(), c.stride, c.offset);
+  return c;
+}
+
+/// Evaluates node n into the device array dst (tensor or writable view) as one kernel on stream
+/// *s (loom's default stream where s is null).
+template <class Dst, class N>
+void execute(Dst& dst, const N& n, const stream_ref* s, const options* o) {
+  using T = typename Dst::value_type;
+  const dims dd = dst.shape().to_dims();
+  const dims ed = n.shape().to_dims();
+  check_assignable(ed, dd);
+  if constexpr (!codegen::emittable<N>) {
+    not_emittable<N>();
+  } else {
+    require_device();
+    if (dd.size() == 0) return;
+    const stream_ref st = s != nullptr ? *s : default_stream();
+
+    using P = codegen::param_count<N>;
+    std::array<codegen::array_cursor, P::leaves + 1> cs;
+    std::array<codegen::scalar_value, P::scalars + 1> sv;
+    cs[0] = destination_cursor(dst, dd);
+    codegen::operand_sink sink{cs.data() + 1, sv.data()};
+    codegen::binder<N>::bind(n, sink, cpu::binding::identity(dd.rank).broadcast_operand(dd, ed));
+
+    for (std::size_t i = 1; i < cs.size(); ++i) {
+      if (!codegen::alias_safe(cs[i], cs[0], dd)) {
+        // Evaluate into a temporary on the same stream, then copy it over the destination.
+        cuda::detail::device_buffer tmp(dd.size() * sizeof(T), st);
+        using S = typename Dst::shape_type;
+        tensor_view<T, S> t(device_ptr<T>(static_cast<T*>(tmp.data())), dst.shape());
+        execute(t, n, &st, o);
+        execute(dst, as_node(tensor_view<const T, S>(t)), &st, o);
+        return;
+      }
+    }
+
+    using family = codegen::kernel_family<N, T>;
+    const codegen::kernel_desc& desc = family::desc();
+    const codegen::launch_shape ls = codegen::plan_layout(dd, cs.data(), cs.size(), desc.lanes());
+    const bool bake = o != nullptr ? o->bake_extents : bake_extents_default();
+    const kernel_handle& k = bake ? family::baked(ls, cs.data(), cs.size()) : family::kernel(ls.key);
+    codegen::arg_block args;
+    codegen::pack_args(args, desc, ls, cs.data(), sv.data(), bake);
+    // A contiguous kernel in vector mode runs elements / lanes vectors and a tail of fewer than
+    // `lanes` elements on the same threads.
+    const index_t items = ls.key.cls == codegen::layout_class::contiguous && ls.vec
+                              ? std::max<index_t>(ls.elements / ls.lanes, ls.elements % ls.lanes)
+                              : ls.units;
+    void* params[] = {args.bytes};
+    runtime::launch(k, launch_dim(grid_blocks(items)), launch_dim(codegen::block_threads), 0, st, params);
+  }
+}
+
+template <assign_op Op, class Dst, class Src>
+void assign(Dst& dst, const Src& src, const stream_ref* s, const options* o) {
+  using D = std::remove_cvref_t<Dst>;
+  using T = typename D::value_type;
+  static_assert(D::space == memory_space::device, "loom: this destination is not a device array");
+  if constexpr (D::read_only) {
+    static_assert(cannot_write_through_a_device_view_of_const_data<D>::value);
+  } else if constexpr (scalar_type<Src>) {
+    assign<Op>(dst, scalar_node<T>{static_cast<T>(src)}, s, o);
+  } else {
+    static_assert(std::remove_cvref_t<Src>::space != memory_space::host,
+                  "loom: a device destination cannot take an expression of host arrays; use cuda::copy");
+    static_assert(assignment_shape_check<shape_type_of<Src>, typename D::shape_type>::value);
+    if constexpr (Op == assign_op::set) {
+      execute(dst, as_node(src), s, o);
+    } else {
+      using op = std::conditional_t<Op == assign_op::add, ops::add,
+                                    std::conditional_t<Op == assign_op::sub, ops::sub,
+                                                       std::conditional_t<Op == assign_op::mul, ops::mul, ops::div>>>;
+      execute(dst, loom::detail::make_map<op>(dst, src), s, o);
+    }
+  }
+}
+
+}  // namespace detail
+
+/// Evaluates an expression of device arrays into a new device tensor: cuda::eval(exp(dx) + 1.f).
+/// Throws loom::cuda_error without a device.
+template <class E>
+  requires expression<E>
+auto eval(const E& e) {
+  return tensor<value_type_of<E>, shape_type_of<E>>(e);
+}
+
+/// eval() with the kernel (and the new tensor's memory) on stream s.
+template <class E>
+  requires expression<E>
+auto eval(const E& e, stream_ref s) {
+  using R = tensor<value_type_of<E>, shape_type_of<E>>;
+  auto n = as_node(e);
+  R r(loom::detail::shape_for_construction<shape_type_of<E>>(n.shape().to_dims()), s);
+  r.assign(n, s);
+  return r;
+}
+
+}  // namespace loom::cuda

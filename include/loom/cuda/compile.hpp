@@ -1,0 +1,168 @@
+// loom/cuda/compile.hpp: looking at and compiling an expression's kernel without running it.
+//
+//   std::string src = cuda::kernel_source(exp(dx) * 2.f);  // works without a GPU
+//   auto k = cuda::compile(exp(dx) * 2.f);                  // NVRTC only, works without a GPU
+//   k.name, k.arch, k.cubin_bytes
+//
+// Both describe the kernel that evaluating the expression into a new tensor of its own shape
+// (cuda::eval) would launch: its layout class follows the expression's leaves (contiguous,
+// broadcast, strided views). compile() goes through the process-wide module cache, so a later
+// launch of the same kernel on a device of that architecture reuses the compiled program (and
+// the disk cache keeps it between runs).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "loom/core/shape.hpp"
+#include "loom/cpu/binding.hpp"
+#include "loom/cuda/assign.hpp"
+#include "loom/cuda/codegen/emit.hpp"
+#include "loom/cuda/codegen/kernel.hpp"
+#include "loom/cuda/codegen/layout.hpp"
+#include "loom/cuda/options.hpp"
+#include "loom/cuda/runtime/module_cache.hpp"
+#include "loom/cuda/runtime/nvrtc.hpp"
+#include "loom/expr/node.hpp"
+#include "loom/plan/explain.hpp"
+
+namespace loom::cuda {
+
+/// What cuda::compile() produced.
+struct compiled_kernel {
+  std::string name;          ///< the kernel's symbol, e.g. "loom_ew_c_3f09c2d1a4b5e6f7"
+  std::string arch;          ///< what it was compiled for: "sm_90" (or "compute_90": PTX)
+  std::size_t cubin_bytes = 0;  ///< size of the compiled image
+  bool is_ptx = false;       ///< the image is PTX (the device is newer than NVRTC knows)
+  std::string layout;        ///< "contiguous, rank 1, 32-bit indices"
+  std::string log;           ///< NVRTC's warnings (empty when read from the disk cache)
+  std::shared_ptr<const compiled_program> program;  ///< the image and its names
+};
+
+namespace detail {
+
+/// The launch plan of evaluating node n into a new contiguous tensor of its value type, and the
+/// cursors of that plan (for baked extents). Device addresses are those the leaves hold now
+/// (null without a device); they only decide vector accesses, which the source does not depend
+/// on unless extents are baked in.
+template <class N>
+struct source_plan {
+  using P = codegen::param_count<N>;
+  std::array<codegen::array_cursor, P::leaves + 1> cursors;
+  std::array<codegen::scalar_value, P::scalars + 1> scalars;
+  codegen::launch_shape shape;
+
+  explicit source_plan(const N& n) {
+    using T = typename N::value_type;
+    const dims d = n.shape().to_dims();
+    cursors[0].base = 0;
+    cursors[0].elem_size = sizeof(T);
+    cpu::binding::identity(d.rank).strides_of(loom::detail::row_major_strides(n.shape()), cursors[0].stride,
+                                              cursors[0].offset);
+    codegen::operand_sink sink{cursors.data() + 1, scalars.data()};
+    codegen::binder<N>::bind(n, sink, cpu::binding::identity(d.rank));
+    shape = codegen::plan_layout(d, cursors.data(), cursors.size(),
+                                 codegen::kernel_family<N, T>::desc().lanes());
+  }
+};
+
+/// The kernel text of node n (baked or not).
+template <class N>
+codegen::kernel_text kernel_text_of(const N& n, const options& o) {
+  using T = typename N::value_type;
+  const source_plan<N> plan(n);
+  using family = codegen::kernel_family<N, T>;
+  if (o.bake_extents) {
+    const codegen::baked_values bv{&plan.shape, plan.cursors.data()};
+    return codegen::print_kernel(family::desc(), plan.shape.key, &bv);
+  }
+  const codegen::generated_kernel& g = family::generated(plan.shape.key);
+  return {g.name, g.source.substr(codegen::preamble().size())};
+}
+
+}  // namespace detail
+
+/// The CUDA source of the kernel that evaluating e into a new tensor launches; the same string
+/// object for every expression of the same type and layout class. Works without a GPU. Throws
+/// cuda_error for an expression the CUDA backend cannot generate yet.
+template <class E>
+  requires expression<E>
+const std::string& kernel_source(const E& e) {
+  auto n = as_node(e);
+  using N = decltype(n);
+  if constexpr (!codegen::emittable<N>) {
+    detail::not_emittable<N>();
+  } else {
+    const detail::source_plan<N> plan(n);
+    return codegen::kernel_family<N, typename N::value_type>::generated(plan.shape.key).source;
+  }
+}
+
+/// kernel_source() with options (bake_extents prints this expression's extents into the source).
+template <class E>
+  requires expression<E>
+std::string kernel_source(const E& e, const options& o) {
+  auto n = as_node(e);
+  using N = decltype(n);
+  if constexpr (!codegen::emittable<N>) {
+    detail::not_emittable<N>();
+  } else {
+    return detail::kernel_text_of(n, o).source();
+  }
+}
+
+/// Compiles the kernel of e with NVRTC (no GPU needed) for o.arch (default: the device's, or
+/// sm_90 without one), through the process-wide module cache. Throws jit_error with the log and
+/// the numbered source on a compile error, cuda_error without NVRTC.
+template <class E>
+  requires expression<E>
+compiled_kernel compile(const E& e, const options& o = {}) {
+  auto n = as_node(e);
+  using N = decltype(n);
+  if constexpr (!codegen::emittable<N>) {
+    detail::not_emittable<N>();
+  } else {
+    const detail::source_plan<N> plan(n);
+    const codegen::kernel_text t = detail::kernel_text_of(n, o);
+    compile_options co;
+    co.arch = o.arch;
+    std::shared_ptr<const compiled_program> p = runtime::module_cache::process().program(t.source(), {t.name}, co);
+    compiled_kernel k;
+    k.name = t.name;
+    k.arch = p->arch;
+    k.cubin_bytes = p->image.size();
+    k.is_ptx = p->is_ptx;
+    k.layout = plan.shape.key.describe();
+    k.log = p->log;
+    k.program = std::move(p);
+    return k;
+  }
+}
+
+/// What evaluating e on the device does: the plan (formula, kernels, bytes) and the kernel the
+/// CUDA backend generates for it (name, layout class, vector width, index width).
+template <class E>
+  requires expression<E>
+std::string explain(const E& e) {
+  auto n = as_node(e);
+  using N = decltype(n);
+  std::string s = loom::detail::explain_common(n);
+  if constexpr (!codegen::emittable<N>) {
+    s += "  cuda: no kernel generator for this expression yet\n";
+  } else {
+    const detail::source_plan<N> plan(n);
+    using family = codegen::kernel_family<N, typename N::value_type>;
+    const codegen::launch_shape& ls = plan.shape;
+    s += "  cuda: kernel " + family::generated(ls.key).name + ", " + ls.key.describe() + ", collapsed extents [";
+    for (std::size_t k = 0; k < ls.key.rank; ++k) s += (k ? ", " : "") + std::to_string(ls.extent[k]);
+    s += "]";
+    if (ls.key.cls != codegen::layout_class::strided)
+      s += ", 16-byte accesses of " + std::to_string(family::desc().lanes()) + " elements where aligned";
+    s += "\n";
+  }
+  return s;
+}
+
+}  // namespace loom::cuda
