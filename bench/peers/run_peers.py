@@ -144,9 +144,12 @@ def entry(name, ms, spec):
 def check(name, got, want, rtol):
     import numpy as np
     got = np.asarray(got, dtype=np.float64)
-    err = np.max(np.abs(got - want) / (1e-6 + np.abs(want)))
+    # Normalised by the largest magnitude of the result: float rounding of terms of that size.
+    err = np.max(np.abs(got - want)) / max(1.0, float(np.max(np.abs(want))))
     if not err <= rtol:
-        raise SystemExit(f"{name}: wrong result (max relative error {err:.3g})")
+        print(f"{name}: wrong result (max error {err:.3g} of the largest magnitude): not timed", file=sys.stderr)
+        return False
+    return True
 
 
 def child(threads, which):
@@ -154,14 +157,15 @@ def child(threads, which):
     out = []
     ws = workloads(np)
     refs = {k: v["ref"](*[a.astype(np.float64) for a in v["args"]]) for k, v in ws.items()}
-    tol = {"W6/sum": 1e-4, "W7": 1e-3, "W8": 1e-3, "W9": 1e-3}
+    tol = {"W6/sum": 1e-5, "W6/colsum": 1e-5, "W7": 1e-5, "W8": 1e-5, "W9": 1e-4}
     if "xla" in which:
         import jax
         import jax.numpy as jnp
         for k, v in ws.items():
             f = jax.jit(lambda *a, _f=v["f"]: _f(jnp, *a))
             args = [jax.device_put(a) for a in v["args"]]
-            check(f"{k}/xla", f(*args), refs[k], tol.get(k, 2e-5))
+            if not check(f"{k}/xla", f(*args), refs[k], tol.get(k, 1e-6)):
+                continue
             ms = median_ms(lambda: f(*args).block_until_ready(), 20)
             out.append(entry(f"{k}/xla/threads:{threads}", ms, v))
             print(f"{k}/xla/threads:{threads}: {ms:.3f} ms", file=sys.stderr, flush=True)
@@ -172,13 +176,14 @@ def child(threads, which):
             args = [torch.from_numpy(a) for a in v["args"]]
             eager = lambda *a, _f=v["f"]: _f(torch, *a)
             with torch.no_grad():
-                check(f"{k}/torch", eager(*args), refs[k], tol.get(k, 2e-5))
-                ms = median_ms(lambda: eager(*args), 20)
-                out.append(entry(f"{k}/torch_eager/threads:{threads}", ms, v))
-                print(f"{k}/torch_eager/threads:{threads}: {ms:.3f} ms", file=sys.stderr, flush=True)
+                if check(f"{k}/torch", eager(*args), refs[k], tol.get(k, 1e-6)):
+                    ms = median_ms(lambda: eager(*args), 20)
+                    out.append(entry(f"{k}/torch_eager/threads:{threads}", ms, v))
+                    print(f"{k}/torch_eager/threads:{threads}: {ms:.3f} ms", file=sys.stderr, flush=True)
                 try:
                     comp = torch.compile(eager)
-                    check(f"{k}/torch_compile", comp(*args), refs[k], tol.get(k, 2e-5))
+                    if not check(f"{k}/torch_compile", comp(*args), refs[k], tol.get(k, 1e-6)):
+                        continue
                     ms = median_ms(lambda: comp(*args), 20)
                     out.append(entry(f"{k}/torch_compile/threads:{threads}", ms, v))
                     print(f"{k}/torch_compile/threads:{threads}: {ms:.3f} ms", file=sys.stderr, flush=True)
