@@ -74,14 +74,18 @@ constexpr std::size_t dtype_size(dtype t) {
 class emit_state {
  public:
   /// A leaf of element type t: its value at the current index is parameter x<k> of element().
-  emitted leaf(dtype t) {
+  LOOM_NOINLINE emitted leaf(dtype t) {
     leaves_.push_back(t);
-    return {"x" + std::to_string(leaves_.size() - 1), t};
+    std::string name = "x";
+    name += std::to_string(leaves_.size() - 1);
+    return {std::move(name), t};
   }
   /// A scalar of type t, passed in the argument block as s<k>.
-  emitted scalar(dtype t) {
+  LOOM_NOINLINE emitted scalar(dtype t) {
     scalars_.push_back(t);
-    return {"p.s" + std::to_string(scalars_.size() - 1), t};
+    std::string name = "p.s";
+    name += std::to_string(scalars_.size() - 1);
+    return {std::move(name), t};
   }
   [[nodiscard]] const std::vector<dtype>& leaves() const noexcept { return leaves_; }
   [[nodiscard]] const std::vector<dtype>& scalars() const noexcept { return scalars_; }
@@ -114,7 +118,7 @@ inline emitted convert_to(emitted e, dtype t) {
 ///   emit_map("add", arithmetic, float32, {x0: float32, p.s0: float32}) is loom::dev::add(x0, p.s0)
 ///   emit_map("exp", floating, float64, {x0: int32})        is loom::dev::exp(loom::dev::cvt<double>(x0))
 ///   emit_map("cast", convert, int32, {x0: float32})        is loom::dev::cvt<int>(x0)
-inline emitted emit_map(std::string_view name, type_rule rule, dtype compute, std::vector<emitted> operands) {
+LOOM_NOINLINE inline emitted emit_map(std::string_view name, type_rule rule, dtype compute, std::vector<emitted> operands) {
   for (std::size_t i = 0; i < operands.size(); ++i)
     operands[i] = convert_to(std::move(operands[i]), operand_dtype(rule, compute, i));
   if (rule == type_rule::convert) return {operands.at(0).text, compute};

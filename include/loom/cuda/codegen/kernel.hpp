@@ -356,14 +356,14 @@ LOOM_NOINLINE inline void put_strided(std::string& s, const kernel_desc& d, std:
 }
 
 LOOM_NOINLINE inline void put_field(std::string& s, const kernel_desc& d, layout_key key, const field& f) {
-  const std::string idx = std::to_string(f.index), cnt = "[" + std::to_string(f.count) + "]";
+  const std::string idx = std::to_string(f.index), count = std::to_string(f.count);
   switch (f.kind) {
     case field_kind::dst: put(s, {"  ", dtype_c_name(d.dst), "* d;\n"}); break;
     case field_kind::leaf: put(s, {"  const ", dtype_c_name(d.leaves[f.index]), "* a", idx, ";\n"}); break;
     case field_kind::count: s += key.cls == layout_class::contiguous ? "  long long n;\n" : "  long long units;\n"; break;
-    case field_kind::extents: put(s, {"  long long ext", cnt, ";\n"}); break;
-    case field_kind::dst_strides: put(s, {"  long long dst_st", cnt, ";\n"}); break;
-    case field_kind::leaf_strides: put(s, {"  long long st", idx, cnt, ";\n"}); break;
+    case field_kind::extents: put(s, {"  long long ext[", count, "];\n"}); break;
+    case field_kind::dst_strides: put(s, {"  long long dst_st[", count, "];\n"}); break;
+    case field_kind::leaf_strides: put(s, {"  long long st", idx, "[", count, "];\n"}); break;
     case field_kind::scalar: put(s, {"  ", dtype_c_name(d.scalars[f.index]), " s", idx, ";\n"}); break;
     case field_kind::vec: s += "  int vec;\n"; break;
   }

@@ -244,17 +244,25 @@ LOOM_CUDA_DEVICE_CODE(
     template <class T> LOOM_DFN T tanh(T a) { return m_tanh(a); }
     template <class T> LOOM_DFN T sigmoid(T a) { return T(1) / (T(1) + m_exp(-a)); }
     template <class T> LOOM_DFN T erf(T a) { return m_erf(a); }
+    // x is -inf: below zero, and x - x is NaN (no header gives the device an infinity constant).
+    template <class T> LOOM_DFN bool is_negative_infinity(T x) { return x < T(0) && !(x - x == x - x); }
+    // gelu(-inf) and gelu_exact(-inf) are -0, the limit (the formulas would give -inf * 0 = NaN).
     template <class T> LOOM_DFN T gelu(T x) {
+      if (is_negative_infinity(x)) return -T(0);
       const T u = T(0.7978845608028654) * (x + T(0.044715) * x * x * x);
       return x / (T(1) + m_exp(T(-2) * u));
     }
-    template <class T> LOOM_DFN T gelu_exact(T x) { return T(0.5) * x * m_erfc(x * T(-0.7071067811865476)); }
+    template <class T> LOOM_DFN T gelu_exact(T x) {
+      if (is_negative_infinity(x)) return -T(0);
+      return T(0.5) * x * m_erfc(x * T(-0.7071067811865476));
+    }
 
     // ------------------------------------------------------------------ ternary
     template <class T> LOOM_DFN T where(bool c, T a, T b) { return c ? a : b; }
     template <class T> LOOM_DFN T clamp(T x, T lo, T hi) { return minimum(maximum(x, lo), hi); })
 
 #undef LOOM_DFN
+#undef LOOM_CUDA_DEVICE_CODE
 
 namespace loom::cuda::codegen {
 

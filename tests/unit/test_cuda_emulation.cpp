@@ -1,0 +1,330 @@
+// Generated kernels executed without a GPU: the exact CUDA source the backend prints is compiled
+// by the host C++ compiler with the CUDA built-ins emulated (blockIdx, blockDim, ... as globals,
+// __device__ and __global__ as nothing), loaded, and run block by block, thread by thread, on
+// host memory handed to the planner through cuda::view. The results are compared with the CPU
+// library's. This checks what NVRTC cannot: that the kernels compute the right thing -- the
+// odometer of broadcast and strided kernels across grid-stride steps and carries (grids of 1, 3
+// and many blocks, blocks of 32 and 256 threads), vector accesses and tails, misaligned views,
+// negative strides, stores converting to another type, every scalar type in the argument block
+// (so the host's packing matches the kernel's struct), 64-bit index variants and baked extents.
+//
+// Needs a host C++ compiler at run time: $LOOM_TEST_CXX, else $CXX, else c++. Where none works,
+// the test skips with a visible message.
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <loom/cuda.hpp>
+#include <loom/loom.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "support.hpp"
+
+using namespace loom;
+namespace cg = loom::cuda::codegen;
+namespace fs = std::filesystem;
+
+namespace {
+
+using launch_fn = int (*)(const char* name, const unsigned char* args, unsigned grid, unsigned block);
+
+/// Collects kernels (first pass) or runs them through the emulator (second pass).
+struct emulator {
+  std::map<std::string, std::string> bodies;
+  launch_fn launch = nullptr;
+  std::size_t runs = 0;
+};
+
+template <class T>
+void fill(T* p, std::size_t n, unsigned seed) {
+  std::mt19937 g(seed);
+  for (std::size_t i = 0; i < n; ++i) {
+    if constexpr (std::is_same_v<T, bool>)
+      p[i] = (g() & 1) != 0;
+    else if constexpr (std::is_integral_v<T>)
+      p[i] = T(int(g() % 200) - 100);
+    else
+      p[i] = T(double(g() % 20000) / 10000.0 - 1.0);
+  }
+}
+
+/// dst = n as cuda::detail::execute plans it, with the kernel run by the emulator on a grid of
+/// at most max_blocks blocks of `block` threads; `wide` forces the 64-bit variant.
+template <class Dst, class N>
+void emu_assign(emulator& emu, Dst& dst, const N& n, unsigned block, unsigned max_blocks, bool wide, bool bake) {
+  using T = typename Dst::value_type;
+  const dims dd = dst.shape().to_dims();
+  const dims ed = n.shape().to_dims();
+  using P = cg::param_count<N>;
+  std::array<cg::array_cursor, P::leaves + 1> cs;
+  std::array<cg::scalar_value, P::scalars + 1> sv;
+  cs[0] = cuda::detail::destination_cursor(dst, dd);
+  cg::operand_sink sink{cs.data() + 1, sv.data()};
+  cg::binder<N>::bind(n, sink, cpu::binding::identity(dd.rank).broadcast_operand(dd, ed));
+  const cg::kernel_desc& desc = cg::kernel_family<N, T>::desc();
+  cg::launch_shape ls = cg::plan_layout(dd, cs.data(), cs.size(), desc.lanes());
+  if (wide) ls.key.wide = true;
+  const cg::baked_values bv{&ls, cs.data()};
+  const cg::kernel_text t = cg::print_kernel(desc, ls.key, bake ? &bv : nullptr);
+  if (!emu.launch) {
+    emu.bodies.emplace(t.name, t.body);
+    return;
+  }
+  cg::arg_block args;
+  cg::pack_args(args, desc, ls, cs.data(), sv.data(), bake);
+  const index_t items = ls.key.cls == cg::layout_class::contiguous && ls.vec
+                            ? std::max<index_t>(ls.elements / ls.lanes, ls.elements % ls.lanes)
+                            : ls.units;
+  const auto blocks = static_cast<unsigned>(std::clamp<index_t>((items + block - 1) / block, 1, max_blocks));
+  if (dd.size() == 0) return;  // the backend launches nothing
+  REQUIRE(emu.launch(t.name.c_str(), args.bytes, blocks, block) == 0);
+  ++emu.runs;
+}
+
+/// Runs make(args...) over "device" views into dst (count elements from dst.data()) for every
+/// grid shape, index width and extents policy, and compares with `want`.
+template <class T, class Make, class Dst, class... Args>
+void run_case(emulator& emu, const char* what, const T* want, std::size_t count, Dst dst, Make make,
+              const Args&... args) {
+  for (unsigned block : {256u, 32u})
+    for (unsigned max_blocks : {1u, 3u, 1000u})
+      for (bool wide : {false, true})
+        for (bool bake : {false, true}) {
+          T* d = dst.data().get();
+          for (std::size_t i = 0; i < count; ++i) d[i] = T{};
+          emu_assign(emu, dst, as_node(make(args...)), block, max_blocks, wide, bake);
+          if (!emu.launch) continue;
+          std::size_t bad = 0, first = 0;
+          for (std::size_t i = 0; i < count; ++i) {
+            bool same;
+            if constexpr (std::is_floating_point_v<T>)
+              same = loom_test::close(double(d[i]), double(want[i]), std::is_same_v<T, float> ? 1e-5 : 1e-12, 1e-7);
+            else
+              same = d[i] == want[i];
+            if (!same && bad++ == 0) first = i;
+          }
+          if (bad) {
+            INFO(what << ": block " << block << ", at most " << max_blocks << " blocks, wide " << wide << ", baked "
+                      << bake << ": " << bad << " of " << count << " differ; first at " << first << ": got "
+                      << +d[first] << ", want " << +want[first]);
+            CHECK(bad == 0);
+          }
+        }
+}
+
+/// Every case, in collecting or in running mode.
+void run_cases(emulator& emu) {
+  // Contiguous: odd sizes, aligned and misaligned starts, mixed types, logic, converting stores.
+  for (std::size_t n : {0u, 1u, 7u, 17u, 1023u, 1025u, 4099u}) {
+    for (std::size_t off : {0u, 1u}) {
+      INFO("n = " << n << ", offset " << off);
+      std::vector<float> xb(n + 8), yb(n + 8), ob(n + 8);
+      fill(xb.data(), xb.size(), 1 + unsigned(n));
+      fill(yb.data(), yb.size(), 2 + unsigned(n));
+      auto hx = view(xb.data() + off, shape<dyn>{n});
+      auto hy = view(yb.data() + off, shape<dyn>{n});
+      auto dx = cuda::view(xb.data() + off, shape<dyn>{n});
+      auto dy = cuda::view(yb.data() + off, shape<dyn>{n});
+      {
+        auto fused = [](const auto& x, const auto& y) { return 2.f * x + exp(-x) / (1.f + abs(y)); };
+        const tensor<float, shape<dyn>> want = fused(hx, hy);
+        run_case(emu, "contiguous fused", want.data(), n, cuda::view(ob.data() + off, shape<dyn>{n}), fused, dx, dy);
+      }
+      {
+        auto mixed = [](const auto& x, const auto& y) { return cast<double>(x) * 3 - y; };
+        const tensor<double, shape<dyn>> want = mixed(hx, hy);
+        std::vector<double> o(n + 8);
+        run_case(emu, "contiguous mixed", want.data(), n, cuda::view(o.data() + off, shape<dyn>{n}), mixed, dx, dy);
+      }
+      {
+        auto logic = [](const auto& x, const auto& y) { return (x > 0.f) && !(y < 0.5f); };
+        const tensor<bool, shape<dyn>> want = logic(hx, hy);
+        std::vector<char> o(n + 32);
+        run_case(emu, "contiguous bool", want.data(), n,
+                 cuda::view(reinterpret_cast<bool*>(o.data()) + off, shape<dyn>{n}), logic, dx, dy);
+      }
+      {
+        auto scaled = [](const auto& x) { return x * 3e9f; };  // stored into int32: saturates
+        tensor<std::int32_t, shape<dyn>> want(n);
+        want = scaled(hx);
+        std::vector<std::int32_t> o(n + 8);
+        run_case(emu, "contiguous store to int32", want.data(), n, cuda::view(o.data() + off, shape<dyn>{n}), scaled,
+                 dx);
+      }
+    }
+  }
+  // Broadcast: rows, columns, vector or scalar accesses, an expression smaller than the destination.
+  for (std::size_t inner : {1u, 3u, 4u, 8u, 1023u, 1024u}) {
+    for (std::size_t rows : {1u, 5u, 37u}) {
+      INFO("rows " << rows << ", inner " << inner);
+      std::vector<float> xb(rows * inner), rb(inner), cb(rows), ob(rows * inner);
+      fill(xb.data(), xb.size(), 3);
+      fill(rb.data(), rb.size(), 4);
+      fill(cb.data(), cb.size(), 5);
+      auto hx = view(xb.data(), shape<dyn, dyn>{rows, inner});
+      auto hr = view(rb.data(), shape<dyn>{inner});
+      auto hc = view(cb.data(), shape<dyn, 1>{rows});
+      auto dx = cuda::view(xb.data(), shape<dyn, dyn>{rows, inner});
+      auto dr = cuda::view(rb.data(), shape<dyn>{inner});
+      auto dc = cuda::view(cb.data(), shape<dyn, 1>{rows});
+      auto dout = cuda::view(ob.data(), shape<dyn, dyn>{rows, inner});
+      auto rowcol = [](const auto& x, const auto& r, const auto& c) { return x * r - c; };
+      const tensor<float, shape<dyn, dyn>> want = rowcol(hx, hr, hc);
+      run_case(emu, "x * row - col", want.data(), rows * inner, dout, rowcol, dx, dr, dc);
+      tensor<float, shape<dyn, dyn>> want2(rows, inner);
+      want2 = hr + 1.f;
+      run_case(emu, "row into the destination", want2.data(), rows * inner, dout, [](const auto& r) { return r + 1.f; }, dr);
+      std::vector<double> od(rows * inner);
+      auto colrow = [](const auto& c, const auto& r) { return cast<double>(c) + r; };
+      const tensor<double, shape<dyn, dyn>> want3 = colrow(hc, hr);
+      run_case(emu, "col + row in double", want3.data(), rows * inner, cuda::view(od.data(), shape<dyn, dyn>{rows, inner}),
+               colrow, dc, dr);
+    }
+  }
+  {
+    std::vector<double> ab(4 * 3 * 6), bb(5 * 6), ob(4 * 5 * 3 * 6);
+    fill(ab.data(), ab.size(), 7);
+    fill(bb.data(), bb.size(), 8);
+    auto f = [](const auto& a, const auto& b) { return a * b + 0.5; };
+    const tensor<double, shape<4, 5, 3, 6>> want = f(view(ab.data(), shape<4, 1, 3, 6>{}), view(bb.data(), shape<5, 1, 6>{}));
+    run_case(emu, "[4, 1, 3, 6] * [5, 1, 6]", want.data(), want.size(), cuda::view(ob.data(), shape<4, 5, 3, 6>{}), f,
+             cuda::view(ab.data(), shape<4, 1, 3, 6>{}), cuda::view(bb.data(), shape<5, 1, 6>{}));
+  }
+  // Strided: transposed and flipped operands.
+  for (std::size_t r : {1u, 7u, 33u}) {
+    for (std::size_t c : {1u, 5u, 64u}) {
+      INFO(r << " x " << c);
+      std::vector<float> xb(r * c), ob(r * c);
+      fill(xb.data(), xb.size(), 9);
+      const std::array<index_t, 2> tst{1, index_t(c)}, fst{-index_t(c), -1};
+      auto f = [](const auto& t) { return sin(t) + 1.f; };
+      const tensor<float, shape<dyn, dyn>> want = f(view(xb.data(), shape<dyn, dyn>{c, r}, tst));
+      run_case(emu, "transposed", want.data(), r * c, cuda::view(ob.data(), shape<dyn, dyn>{c, r}), f,
+               cuda::view(xb.data(), shape<dyn, dyn>{c, r}, tst));
+      auto g = [](const auto& t) { return t * 2.f; };
+      const tensor<float, shape<dyn, dyn>> want2 = g(view(xb.data() + (r * c - 1), shape<dyn, dyn>{r, c}, fst));
+      run_case(emu, "flipped", want2.data(), r * c, cuda::view(ob.data(), shape<dyn, dyn>{r, c}), g,
+               cuda::view(xb.data() + (r * c - 1), shape<dyn, dyn>{r, c}, fst));
+    }
+  }
+  // A stepped destination: every other element of each row, the others untouched.
+  {
+    const std::size_t r = 9, c = 13;
+    std::vector<std::int64_t> xb(r * c), ob(r * c * 2);
+    fill(xb.data(), xb.size(), 10);
+    auto hx = view(xb.data(), shape<dyn, dyn>{r, c});
+    const tensor<std::int64_t, shape<dyn, dyn>> want = hx * hx - 3;
+    auto dx = cuda::view(xb.data(), shape<dyn, dyn>{r, c});
+    auto dst = cuda::view(ob.data(), shape<dyn, dyn>{r, c}, {index_t(2 * c), 2});
+    for (unsigned max_blocks : {1u, 3u, 100u})
+      for (bool wide : {false, true})
+        for (bool bake : {false, true}) {
+          std::fill(ob.begin(), ob.end(), 0);
+          emu_assign(emu, dst, as_node(dx * dx - 3), 32, max_blocks, wide, bake);
+          if (!emu.launch) continue;
+          std::size_t bad = 0;
+          for (std::size_t i = 0; i < r; ++i)
+            for (std::size_t j = 0; j < c; ++j)
+              bad += ob[i * 2 * c + 2 * j] != want(i, j) || ob[i * 2 * c + 2 * j + 1] != 0;
+          INFO("stepped destination, at most " << max_blocks << " blocks, wide " << wide << ", baked " << bake);
+          CHECK(bad == 0);
+        }
+  }
+  // Scalars of every type in the argument block.
+  {
+    const std::size_t n = 100;
+    std::vector<std::int32_t> ib(n);
+    std::vector<double> ob(n);
+    fill(ib.data(), n, 11);
+    auto f = [](const auto& i) {
+      return where(i > 3, cast<double>(i) * 0.5, cast<double>(cast<bool>(i) && true) + std::int64_t(7)) +
+             clamp(i, -5, 5) + cast<float>(i) * 0.25f;
+    };
+    const tensor<double, shape<dyn>> want = f(view(ib.data(), shape<dyn>{n}));
+    run_case(emu, "scalars", want.data(), n, cuda::view(ob.data(), shape<dyn>{n}), f, cuda::view(ib.data(), shape<dyn>{n}));
+  }
+  // A fill (no leaves) into a strided destination.
+  {
+    std::vector<float> ob(64);
+    auto dst = cuda::view(ob.data(), shape<8, 4>{}, {8, 2});
+    emu_assign(emu, dst, scalar_node<float>{2.5f}, 32, 2, false, false);
+    if (emu.launch)
+      for (std::size_t i = 0; i < 64; ++i) CHECK(ob[i] == (i % 2 == 0 ? 2.5f : 0.f));
+  }
+}
+
+/// The host compiler to use, or empty.
+std::string host_compiler() {
+  for (const char* var : {"LOOM_TEST_CXX", "CXX"})
+    if (const char* v = std::getenv(var); v != nullptr && *v != '\0') return v;
+  return "c++";
+}
+
+const char* const emulation_prelude = R"(// CUDA built-ins emulated on the host, one thread at a time.
+#include <math.h>
+struct loom_emu_dim { unsigned x = 1, y = 1, z = 1; };
+static loom_emu_dim blockIdx, blockDim, gridDim, threadIdx;
+#define __device__
+#define __forceinline__ inline
+#define __global__
+#define __launch_bounds__(n)
+)";
+
+}  // namespace
+
+TEST_CASE("cuda emulation: generated kernels run on the host compute what the CPU computes", "[cuda][emulation]") {
+  emulator emu;
+  run_cases(emu);  // collect
+  REQUIRE(emu.bodies.size() > 100);
+
+  const fs::path dir = fs::temp_directory_path() / ("loom-emulation-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  {
+    std::ofstream out(dir / "kernels.cpp");
+    out << emulation_prelude << cg::preamble();
+    for (const auto& [name, body] : emu.bodies) out << body;
+    out << "#include <cstring>\nextern \"C\" int loom_emu_launch(const char* name, const unsigned char* args, unsigned "
+           "grid, unsigned block) {\n";
+    for (const auto& [name, body] : emu.bodies) {
+      const std::string hash = name.substr(name.rfind('_') + 1);
+      out << "  if (std::strcmp(name, \"" << name << "\") == 0) {\n"
+          << "    gridDim.x = grid; blockDim.x = block;\n"
+          << "    for (unsigned b = 0; b < grid; ++b) for (unsigned t = 0; t < block; ++t) {\n"
+          << "      blockIdx.x = b; threadIdx.x = t;\n"
+          << "      " << name << "(*reinterpret_cast<const loom_gen_" << hash << "::args*>(args));\n"
+          << "    }\n    return 0;\n  }\n";
+    }
+    out << "  return 1;\n}\n";
+  }
+  const std::string cxx = host_compiler();
+  const std::string cmd = cxx + " -std=c++17 -O1 -w -shared -fPIC -o " + (dir / "kernels.so").string() + " " +
+                          (dir / "kernels.cpp").string() + " > " + (dir / "log.txt").string() + " 2>&1";
+  const int rc = std::system(cmd.c_str());
+  if (rc != 0) {
+    std::ifstream log(dir / "log.txt");
+    const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+    if (text.find("not found") != std::string::npos || text.find("No such file") != std::string::npos) {
+      WARN("no host C++ compiler (" << cxx << "): skipped");
+      fs::remove_all(dir);
+      return;
+    }
+    FAIL("the generated kernels do not compile on the host:\n" << text.substr(0, 4000));
+  }
+  void* so = ::dlopen((dir / "kernels.so").c_str(), RTLD_NOW | RTLD_LOCAL);
+  REQUIRE(so != nullptr);
+  emu.launch = reinterpret_cast<launch_fn>(::dlsym(so, "loom_emu_launch"));
+  REQUIRE(emu.launch != nullptr);
+  run_cases(emu);  // run and compare
+  CHECK(emu.runs > 2000);
+  ::dlclose(so);
+  fs::remove_all(dir);
+}
