@@ -396,7 +396,7 @@ LOOM_NOINLINE inline kernel_text print_kernel(const kernel_desc& d, layout_key k
   for (std::size_t i = 0; i < d.leaves.size(); ++i) put(s, {", const ", dtype_c_name(d.leaves[i]), " x", std::to_string(i)});
   put(s, {") {\n  return ", d.element, ";\n}\n}  // namespace loom_gen_@\n"});
   put(s, {"extern \"C\" __global__ void __launch_bounds__(", std::to_string(block_threads), ") loom_ew_", tag,
-          "_@(const loom_gen_@::args p) {\n  using namespace loom_gen_@;\n  typedef ", key.wide ? "long long" : "int",
+          "_@(const LOOM_GRID_CONSTANT loom_gen_@::args p) {\n  using namespace loom_gen_@;\n  typedef ", key.wide ? "long long" : "int",
           " I;\n  constexpr int V = ", std::to_string(d.lanes()), ";\n"});
   if (key.cls != layout_class::contiguous) put(s, {"  constexpr int R = ", std::to_string(r), ";\n"});
   switch (key.cls) {
