@@ -8,7 +8,7 @@
 //   pc over K by kc      one pass over K
 //     pack A             mo x kc, once per (io, pc): every element of A is packed once (L3)
 //     jc over N by nc
-//       pack B           kc x nc, once per (io, pc, jc) (L2)
+//       pack B           kc x nc, once per (io, pc, jc) (L3; see cache_limits)
 //       ir over mo by mr   A micro-panel kc x mr, reused by every jr: stays in L1
 //         jr over nc by nr   B micro-panel kc x nr, streamed from L2
 //           micro-kernel     mr x nr accumulators in vector registers
@@ -63,18 +63,29 @@ struct blocking {
   index_t mo = 0;  ///< rows of A packed at a time (multiple of mr)
 
   std::string describe() const {
-    return "kc=" + std::to_string(kc) + " nc=" + std::to_string(nc) + " mo=" + std::to_string(mo);
+    std::string s("kc=");
+    s += std::to_string(kc);
+    s += " nc=";
+    s += std::to_string(nc);
+    s += " mo=";
+    s += std::to_string(mo);
+    return s;
   }
 };
 
 /// Upper bounds of the cache blocks for T, measured on Zen 4 (32 KiB L1d, 1 MiB L2 per core,
-/// 32 MiB L3): see the W7 section of bench/RESULTS.md for the sweep.
+/// 32 MiB L3; sweep in the W7 section of bench/RESULTS.md). The measured optimum is not the
+/// textbook one: long passes (kc = 1024 floats, so K <= 1024 needs no scratch at all) and a wide
+/// B block that lives in L3 rather than L2 (4 MiB, nc = 1024 floats at kc = 1024) beat kc = 256
+/// with nc = 512 (an L2-sized B block) by about 5%. The hardware prefetchers keep the B
+/// micro-panel stream (5 bytes per cycle) flowing from L3, and fewer passes over K mean fewer
+/// round trips of partial sums and fewer refills of the A micro-panel.
 template <class T>
 struct cache_limits {
-  /// Depth of one pass: the A micro-panel (mr x kc) stays in L1 beside the B stream.
-  static constexpr index_t kc = 1024 / index_t(sizeof(T));
-  /// Width of the packed B block (kc x nc, in L2).
-  static constexpr index_t nc = 512;
+  /// Depth of one pass over K: 4 KiB of one row of A.
+  static constexpr index_t kc = 4096 / index_t(sizeof(T));
+  /// Bytes of the packed B block (kc x nc) of one thread.
+  static constexpr index_t b_bytes = index_t(4) << 20;
   /// Bytes of the packed A block (mo x kc) of one thread.
   static constexpr index_t a_bytes = index_t(4) << 20;
   /// Bytes of the partial sums (mo x N) of one thread when K takes several passes.
@@ -99,12 +110,29 @@ template <class T>
 blocking complete_blocking(blocking b, index_t M, index_t N, index_t K) {
   using rt = register_tile<T>;
   using cl = cache_limits<T>;
+  constexpr index_t size = index_t(sizeof(T));
   b.kc = b.kc > 0 ? std::min(b.kc, K) : std::max<index_t>(1, balanced_block(K, cl::kc, 1));
-  b.nc = b.nc > 0 ? round_up(b.nc, rt::nr) : balanced_block(N, cl::nc, rt::nr);
-  index_t rows = b.mo > 0 ? b.mo : cl::a_bytes / (b.kc * index_t(sizeof(T)));
-  if (K > b.kc && b.mo <= 0) rows = std::min(rows, cl::scratch_bytes / (round_up(N, rt::nr) * index_t(sizeof(T))));
-  rows = std::max<index_t>(rt::mr, rows / rt::mr * rt::mr);
-  b.mo = M <= rows ? round_up(M, rt::mr) : balanced_block(M, rows, rt::mr);
+  // The divisions below only run for products larger than the budgets.
+  if (b.nc > 0) {
+    b.nc = round_up(b.nc, rt::nr);
+  } else if (N * b.kc * size <= cl::b_bytes) {
+    b.nc = round_up(N, rt::nr);
+  } else {
+    b.nc = balanced_block(N, std::max<index_t>(rt::nr, cl::b_bytes / (b.kc * size)), rt::nr);
+  }
+  if (b.mo > 0) {
+    b.mo = M <= b.mo ? round_up(M, rt::mr) : balanced_block(M, std::max<index_t>(rt::mr, b.mo / rt::mr * rt::mr), rt::mr);
+  } else {
+    const index_t ldc = round_up(N, rt::nr);
+    const bool passes = K > b.kc;
+    if (M * b.kc * size <= cl::a_bytes && (!passes || M * ldc * size <= cl::scratch_bytes)) {
+      b.mo = round_up(M, rt::mr);
+    } else {
+      index_t rows = cl::a_bytes / (b.kc * size);
+      if (passes) rows = std::min(rows, cl::scratch_bytes / (ldc * size));
+      b.mo = balanced_block(M, std::max<index_t>(rt::mr, rows / rt::mr * rt::mr), rt::mr);
+    }
+  }
   return b;
 }
 

@@ -4,12 +4,12 @@
 // and hands every finished tile, with its complete sums over K, to epi exactly once.
 //
 // K-blocking and the epilogue. The micro-kernel sums kc steps of K at a time. When K fits in one
-// pass (K <= kc: every K up to 256 floats / 128 doubles by default) the tile goes from the
+// pass (K <= kc: every K up to 1024 floats / 512 doubles by default) the tile goes from the
 // registers to a small aligned buffer on the stack and straight to the epilogue. Otherwise the
 // partial sums of the thread's block of mo rows wait in a per-thread scratch (mo x N, at most
 // 8 MiB): the first pass writes them, the middle passes add to them, and the last pass adds its
 // part and hands the tile, now complete, to the epilogue while it is in L1. The packed A block
-// (mo x kc) serves every column block and the packed B block (kc x nc, in L2) every row of the
+// (mo x kc) serves every column block and the packed B block (kc x nc) every row of the
 // block, so each operand is packed once when M <= mo. The extra traffic is one read and one
 // write of a tile per kc steps, 1/kc of the FMA work. The destination is never used as scratch,
 // so the epilogue may write anything anywhere (another type, a fused expression).

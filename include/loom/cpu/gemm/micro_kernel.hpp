@@ -13,6 +13,14 @@
 
 #include "loom/core/config.hpp"
 
+// Software prefetch distances of the micro-kernel (tuning knobs; see bench/RESULTS.md).
+#ifndef LOOM_GEMM_PREFETCH_B
+#define LOOM_GEMM_PREFETCH_B 0
+#endif
+#ifndef LOOM_GEMM_PREFETCH_C
+#define LOOM_GEMM_PREFETCH_C 0
+#endif
+
 namespace loom::cpu::gemm {
 
 namespace detail {
@@ -44,7 +52,8 @@ enum class tile_mode {
 /// a . b, where a is a panel of kc groups of LDA values (the first MR used) and b a panel of kc
 /// groups of LDB values (the first NV vectors used). The full tile has MR = LDA, NV * lanes = LDB;
 /// the edges of the output use fewer rows or vectors of the same panels. kc may be 0 (zeros).
-template <class T, int MR, int NV, int LDA = MR, int LDB = NV * int(xsimd::batch<T>::size), int PrefetchB = 0>
+template <class T, int MR, int NV, int LDA = MR, int LDB = NV * int(xsimd::batch<T>::size),
+          int PrefetchB = LOOM_GEMM_PREFETCH_B, bool PrefetchC = LOOM_GEMM_PREFETCH_C>
 LOOM_NOINLINE void micro_kernel(index_t kc, const T* LOOM_RESTRICT a, const T* LOOM_RESTRICT b, T* LOOM_RESTRICT c,
                                 index_t ldc, tile_mode mode) {
   using batch = xsimd::batch<T>;
@@ -56,6 +65,14 @@ LOOM_NOINLINE void micro_kernel(index_t kc, const T* LOOM_RESTRICT a, const T* L
   for (int i = 0; i < MR; ++i) {
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) acc[i][v] = batch(T(0));
+  }
+  if constexpr (PrefetchC) {
+    // The tile is read (accumulate) or written at the end: start fetching its lines now.
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+      for (int l = 0; l < int(NV * W * sizeof(T)); l += 64) __builtin_prefetch(reinterpret_cast<const char*>(c + i * ldc) + l, 1);
+    }
   }
 
   index_t k = 0;
