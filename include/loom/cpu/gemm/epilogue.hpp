@@ -13,6 +13,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "loom/core/config.hpp"
+#include "loom/cpu/gemm/partial.hpp"
 
 namespace loom::cpu::gemm {
 
@@ -36,7 +37,7 @@ struct store_epilogue {
         for (index_t i = 0; i < mr; ++i, out += row_stride, tile += ld_tile) {
           index_t j = 0;
           for (; j + L <= nr; j += L) batch::load_unaligned(tile + j).store_unaligned(out + j);
-          for (; j < nr; ++j) out[j] = tile[j];
+          if (j < nr) detail::copy_short(tile + j, nr - j, out + j);
         }
         return;
       }

@@ -23,6 +23,7 @@
 #endif
 
 #include "loom/core/config.hpp"
+#include "loom/cpu/gemm/partial.hpp"
 #include "loom/cpu/gemm/source.hpp"
 #include "loom/cpu/gemm/workspace.hpp"
 
@@ -51,11 +52,21 @@ LOOM_INLINE void pack_panel_copy(const U* LOOM_RESTRICT src, index_t ds, index_t
       for (int l = vec; l < W; ++l) out[l] = static_cast<T>(src[l]);
     }
   } else {
-    for (index_t d = 0; d < nd; ++d, src += ds, out += W) {
-      index_t l = 0;
-      for (; l < nl; ++l) out[l] = static_cast<T>(src[l]);
-      for (; l < W; ++l) out[l] = T(0);
-    }
+    for (index_t d = 0; d < nd; ++d, src += ds, out += W) copy_and_pad<W>(src, nl, out);
+  }
+}
+
+/// out[0, W) = 0, in whole vectors where W allows.
+template <int W, class T>
+LOOM_INLINE void zero_group(T* out) {
+  using batch = xsimd::batch<T>;
+  constexpr int L = int(batch::size);
+  if constexpr (W % L == 0) {
+#pragma GCC unroll 8
+    for (int l = 0; l < W; l += L) batch(T(0)).store_unaligned(out + l);
+  } else {
+#pragma GCC unroll 64
+    for (int l = 0; l < W; ++l) out[l] = T(0);
   }
 }
 
@@ -128,9 +139,8 @@ LOOM_INLINE void pack_panel_transpose(const U* LOOM_RESTRICT src, index_t ls, in
     }
   } else {
     for (index_t d = 0; d < nd; ++d, out += W) {
-      index_t l = 0;
-      for (; l < nl; ++l) out[l] = static_cast<T>(src[l * ls + d]);
-      for (; l < W; ++l) out[l] = T(0);
+      zero_group<W>(out);
+      for (index_t l = 0; l < nl; ++l) out[l] = static_cast<T>(src[l * ls + d]);
     }
   }
 }
@@ -141,9 +151,8 @@ LOOM_INLINE void pack_panel_gather(const U* LOOM_RESTRICT src, index_t ls, index
                                    T* LOOM_RESTRICT out) {
   for (index_t d = 0; d < nd; ++d, out += W) {
     const U* s = src + d * ds;
-    index_t l = 0;
-    for (; l < nl; ++l) out[l] = static_cast<T>(s[l * ls]);
-    for (; l < W; ++l) out[l] = T(0);
+    if (nl < W) zero_group<W>(out);
+    for (index_t l = 0; l < nl; ++l) out[l] = static_cast<T>(s[l * ls]);
   }
 }
 
@@ -207,11 +216,7 @@ LOOM_INLINE void scatter_row(const U* LOOM_RESTRICT row, index_t n, index_t kc, 
       for (int l = 0; l < NR; ++l) out[l] = static_cast<T>(row[q + l]);
     }
   }
-  if (q < n) {
-    index_t l = 0;
-    for (; q + l < n; ++l) out[l] = static_cast<T>(row[q + l]);
-    for (; l < NR; ++l) out[l] = T(0);
-  }
+  if (q < n) copy_and_pad<NR>(row + q, n - q, out);
 }
 
 }  // namespace detail
