@@ -102,6 +102,27 @@ thread_grid choose_thread_grid(index_t M, index_t N, index_t K, index_t p, const
 
 namespace detail {
 
+/// Products of at most this many multiply-adds (1 x 1 x 1, 4 x 4 x 4) are plain loops: any
+/// blocking costs more than the arithmetic.
+inline constexpr index_t tiny_work = 64;
+
+/// A tiny product of strided sources: one tile, scalar sums.
+template <class T, class U, class V, class Epilogue>
+void tiny_product(index_t M, index_t N, index_t K, const strided_source<U>& a, const strided_source<V>& b,
+                  Epilogue& epi) {
+  T tile[tiny_work];
+  // i-k-j order: the N sums of a row are independent chains, not one chain of K latencies.
+  for (index_t i = 0; i < M; ++i) {
+    T* row = tile + i * N;
+    for (index_t j = 0; j < N; ++j) row[j] = T(0);
+    for (index_t k = 0; k < K; ++k) {
+      const T x = static_cast<T>(*a.at(i, k));
+      for (index_t j = 0; j < N; ++j) row[j] += x * static_cast<T>(*b.at(k, j));
+    }
+  }
+  epi(index_t(0), index_t(0), M, N, static_cast<const T*>(tile), N);
+}
+
 /// Hands zero tiles of the whole output to the epilogue (K = 0).
 template <class T, class Epilogue>
 void zero_product(index_t M, index_t N, Epilogue& epi) {
@@ -200,6 +221,10 @@ void gemm(index_t M, index_t N, index_t K, const ASource& a, const BSource& b, E
     p = std::min(p, index_t(work / double(min_work_per_thread)));
   }
   if constexpr (is_strided_source_v<ASource> && is_strided_source_v<BSource>) {
+    if (work <= double(detail::tiny_work)) {
+      detail::tiny_product<T>(M, N, K, a, b, epi);
+      return;
+    }
     if (M <= thin_extent && detail::thin_rows<T>(M, N, K, a, b, epi, p)) return;
     if (N <= thin_extent && detail::thin_cols<T>(M, N, K, a, b, epi, p)) return;
   }

@@ -2,12 +2,14 @@
 //
 // The edges of small products are most of their work: a row of 8 floats in a 16-lane world. A
 // scalar loop there becomes a call to memmove or a `rep stos` (tens of cycles to start). With
-// AVX-512 a masked load or store moves such a run in one instruction (masked-off lanes are never
-// touched, so nothing is read or written outside the run); elsewhere whole vectors of zeros and a
-// short scalar loop do it.
+// AVX-512 a masked load reads such a run, zero-padded, in one instruction (masked-off lanes are
+// never touched, so nothing is read outside the run); elsewhere whole vectors of zeros and a short
+// scalar loop do it. Short stores go by power-of-two moves.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include <xsimd/xsimd.hpp>
@@ -34,15 +36,6 @@ LOOM_INLINE __m512i load_first(const T* src, index_t n) {
   }
 }
 
-/// Stores lanes [0, n) of v to dst (0 <= n <= lanes).
-template <class T>
-LOOM_INLINE void store_first(T* dst, __m512i v, index_t n) {
-  if constexpr (sizeof(T) == 4) {
-    _mm512_mask_storeu_epi32(dst, __mmask16((1u << n) - 1u), v);
-  } else {
-    _mm512_mask_storeu_epi64(dst, __mmask8((1u << n) - 1u), v);
-  }
-}
 #else
 template <class T>
 inline constexpr bool has_masked_moves = false;
@@ -74,16 +67,21 @@ LOOM_INLINE void copy_and_pad(const U* LOOM_RESTRICT src, index_t n, T* LOOM_RES
   for (index_t l = 0; l < n; ++l) out[l] = static_cast<T>(src[l]);
 }
 
-/// dst[0, n) = src[0, n) for n < lanes of T.
+/// dst[0, n) = src[0, n) for n < lanes of T: moves of 32, 16, 8 and 4 bytes by the bits of the
+/// length (a masked store is slow on AMD Zen 4, and a scalar loop becomes a call to memmove).
 template <class T>
 LOOM_INLINE void copy_short(const T* LOOM_RESTRICT src, index_t n, T* LOOM_RESTRICT dst) {
-#if defined(__AVX512F__)
-  if constexpr (has_masked_moves<T>) {
-    store_first(dst, load_first(src, n), n);
-    return;
+  if constexpr (std::is_trivially_copyable_v<T> && (sizeof(T) == 4 || sizeof(T) == 8)) {
+    const std::size_t bytes = std::size_t(n) * sizeof(T);
+    const char* s = reinterpret_cast<const char*>(src);
+    char* d = reinterpret_cast<char*>(dst);
+    if (bytes & 32) std::memcpy(d, s, 32), s += 32, d += 32;
+    if (bytes & 16) std::memcpy(d, s, 16), s += 16, d += 16;
+    if (bytes & 8) std::memcpy(d, s, 8), s += 8, d += 8;
+    if (bytes & 4) std::memcpy(d, s, 4);
+  } else {
+    for (index_t l = 0; l < n; ++l) dst[l] = src[l];
   }
-#endif
-  for (index_t l = 0; l < n; ++l) dst[l] = src[l];
 }
 
 }  // namespace loom::cpu::gemm::detail
