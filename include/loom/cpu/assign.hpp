@@ -14,17 +14,30 @@
 #include "loom/core/error.hpp"
 #include "loom/core/shape.hpp"
 #include "loom/cpu/binding.hpp"
+#include "loom/cpu/blocked.hpp"
 #include "loom/cpu/evaluator.hpp"
 #include "loom/cpu/loop_nest.hpp"
 #include "loom/cpu/traversal.hpp"
 #include "loom/expr/elementwise.hpp"
 #include "loom/expr/fwd.hpp"
 #include "loom/expr/node.hpp"
+#include "loom/expr/reduce.hpp"
 #include "loom/tensor/tensor.hpp"
 #include "loom/tensor/view.hpp"
 
 namespace loom {
 namespace cpu {
+
+namespace detail {
+template <class N>
+struct is_reduction_node {
+  static constexpr unsigned value = is_reduce_node<N>::value ? 1u : 0u;
+};
+}  // namespace detail
+
+/// True where the tree of N holds a reduction (it then runs through cpu/tiled.hpp).
+template <class N>
+inline constexpr bool has_reduction_v = fold_nodes_or<detail::is_reduction_node, N>::value != 0;
 
 namespace detail {
 
@@ -41,8 +54,10 @@ inline void touched_range(const cursor& c, const dims& d, std::uintptr_t& lo, st
 }
 
 /// True where reading `c` while writing `dst` (both over space d) is safe without a temporary:
-/// no overlap, or the very same elements at the very same iteration index.
+/// no overlap, or the very same elements at the very same iteration index. Index cursors
+/// (elem_size 0: positions, not memory) never alias.
 inline bool alias_safe(const cursor& c, const cursor& dst, const dims& d) {
+  if (c.elem_size == 0) return true;
   std::uintptr_t a0, a1, b0, b1;
   touched_range(c, d, a0, a1);
   touched_range(dst, d, b0, b1);
@@ -53,11 +68,26 @@ inline bool alias_safe(const cursor& c, const cursor& dst, const dims& d) {
   return true;
 }
 
+/// True where every memory cursor steps by one element along the inner axis (index cursors,
+/// elem_size 0, handle any stride themselves and do not count).
+inline bool inner_contiguous(cursor* const* cs, std::size_t n, std::size_t inner) {
+  for (std::size_t c = 0; c < n; ++c)
+    if (cs[c]->elem_size != 0 && cs[c]->stride[inner] != 1) return false;
+  return true;
+}
+
 }  // namespace detail
 
-/// Evaluates node n into the array dst (a tensor or a writable view) as one loop nest.
+/// Evaluates an expression holding reduction nodes into dst (cpu/tiled.hpp).
 template <class Dst, class N>
-void execute(Dst& dst, const N& n) {
+void execute_reducing(Dst& dst, const N& n);
+
+template <class Dst, class N>
+void execute(Dst& dst, const N& n);
+
+/// Evaluates an elementwise node n (index maps and generators included) into dst as one loop nest.
+template <class Dst, class N>
+void execute_elementwise(Dst& dst, const N& n) {
   using T = typename std::remove_cvref_t<Dst>::value_type;
   const dims dd = dst.shape().to_dims();
   const dims ed = n.shape().to_dims();
@@ -86,14 +116,27 @@ void execute(Dst& dst, const N& n) {
   cs[i++] = &w.c;
   ev.for_each_cursor([&](cursor& c) { cs[i++] = &c; });
   const loop_space s = collapse(dd, cs, count + 1);
-  bool contiguous = true;
-  for (std::size_t c = 0; c < count + 1; ++c) contiguous = contiguous && cs[c]->stride[s.rank - 1] == 1;
+  const bool contiguous = detail::inner_contiguous(cs, count + 1, s.rank - 1);
+  const std::size_t a = blocked_axis(s, cs, count + 1);
 
   ev.prepare(s);
   w.prepare(s);
   using trav = traversal<N, T>;
-  run_loop_nest<typename trav::lane_class>(w, ev, s, choose_layout(contiguous, (count + 1) * dd.size() * sizeof(T)),
-                                           trav::cost);
+  if (a < s.rank)
+    run_blocked<typename trav::lane_class>(w, ev, s, a, block_side<T>(), trav::cost);
+  else
+    run_loop_nest<typename trav::lane_class>(w, ev, s, choose_layout(contiguous, (count + 1) * dd.size() * sizeof(T)),
+                                             trav::cost);
+}
+
+/// Evaluates node n into the array dst (a tensor or a writable view): one loop nest, or the
+/// tiled evaluation of cpu/tiled.hpp where the expression holds reductions.
+template <class Dst, class N>
+void execute(Dst& dst, const N& n) {
+  if constexpr (has_reduction_v<N>)
+    execute_reducing(dst, n);
+  else
+    execute_elementwise(dst, n);
 }
 
 }  // namespace cpu
@@ -135,3 +178,7 @@ auto eval(const E& e) {
 }
 
 }  // namespace loom
+
+// The evaluators of index maps and generators, and the executor of reductions.
+#include "loom/cpu/index_eval.hpp"
+#include "loom/cpu/tiled.hpp"

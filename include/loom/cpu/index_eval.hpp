@@ -1,0 +1,455 @@
+// loom/cpu/index_eval.hpp: the CPU evaluators of index maps and generators.
+//
+// Affine index maps (permute, slice, flip, broadcast_to) build their operand's evaluator with a
+// rewritten binding and then only forward calls: a leaf under them gets other strides and costs
+// nothing per element. Everything these evaluators derive from a binding lives in cursors that
+// for_each_cursor exposes; positions that are not memory (iota's index, the position along a
+// concat axis) are *index cursors* (elem_size 0): they collapse like memory cursors but never
+// alias and never decide the inner-loop layout class, and their evaluators handle any inner
+// stride themselves. That is what lets reshape rewrite a whole subtree after it is built.
+//
+//   reshape      the operand is built over its own index space, then every cursor is moved to the
+//                reshaped space (a row-major regrouping is linear where strides merge); where one
+//                cannot be, the operand is materialised once (row-major) and read from there
+//   concat, pad  one operand per SIMD packet (the position of the packet's first and last lane);
+//                a packet straddling a boundary is assembled lane by lane
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "loom/cpu/binding.hpp"
+#include "loom/cpu/evaluator.hpp"
+#include "loom/cpu/simd.hpp"
+#include "loom/expr/generator.hpp"
+#include "loom/expr/index_map.hpp"
+#include "loom/tensor/tensor.hpp"
+
+namespace loom {
+namespace cpu {
+
+template <class Dst, class N>
+void execute(Dst& dst, const N& n);
+
+namespace detail {
+
+// ---------------------------------------------------------------------------------------------
+// Bindings of an index map's operand
+// ---------------------------------------------------------------------------------------------
+
+/// Operand axis perm[j] is node axis j.
+inline binding permuted_binding(const binding& b, const std::size_t* perm, std::size_t rank) {
+  binding c;
+  c.it_rank = b.it_rank;
+  c.node_rank = rank;
+  for (std::size_t j = 0; j < rank; ++j) {
+    c.coef[perm[j]] = b.coef[j];
+    c.offset[perm[j]] = b.offset[j];
+  }
+  return c;
+}
+/// Operand index along `axis` is first + step * node index.
+inline binding affine_axis_binding(const binding& b, std::size_t axis, index_t first, index_t step) {
+  binding c = b;
+  for (std::size_t k = 0; k < b.it_rank; ++k) c.coef[axis][k] = step * b.coef[axis][k];
+  c.offset[axis] = first + step * b.offset[axis];
+  return c;
+}
+
+/// An index cursor: a position that moves with the iteration like an address, but is not memory.
+inline cursor index_cursor(const binding& b, const index_t* node_strides, std::size_t node_rank) {
+  cursor c;
+  c.base = nullptr;
+  c.elem_size = 0;
+  std::array<index_t, max_rank> s{};
+  for (std::size_t d = 0; d < node_rank; ++d) s[d] = node_strides[d];
+  binding nb = b;
+  nb.node_rank = node_rank;
+  nb.strides_of(s, c.stride, c.offset);
+  return c;
+}
+
+/// The position of an index cursor at the start of the current row.
+LOOM_INLINE index_t cursor_row(const cursor& c, std::size_t outer, const index_t* idx) {
+  index_t o = c.offset;
+  for (std::size_t k = 0; k < outer; ++k) o += idx[k] * c.stride[k];
+  return o;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reshape: moving strides from one row-major grouping of the elements to another
+// ---------------------------------------------------------------------------------------------
+
+/// Strides `to_strides` over shape `to` such that, for every index of `to`, the element reached
+/// is the one of the same row-major position in shape `from` read with `from_strides`. False
+/// where no such strides exist (axes that must merge do not step as one).
+///   from [4, 6] strides {6, 1} -> to [2, 2, 6]: {12, 6, 1}
+///   from [4, 6] strides {1, 4} (a transpose) -> to [24]: false
+inline bool regroup_strides(const dims& from, const index_t* from_strides, const dims& to, index_t* to_strides) {
+  for (std::size_t j = 0; j < to.rank; ++j) to_strides[j] = 0;
+  if (from.size() == 0) return true;
+  std::size_t i = 0, j = 0;
+  while (true) {
+    while (i < from.rank && from.e[i] == 1) ++i;
+    while (j < to.rank && to.e[j] == 1) ++j;
+    if (i == from.rank || j == to.rank) break;
+    const std::size_t i0 = i, j0 = j;
+    std::size_t pa = from.e[i++], pb = to.e[j++];
+    while (pa != pb) {
+      if (pa < pb)
+        pa *= from.e[i++];
+      else
+        pb *= to.e[j++];
+    }
+    // from axes [i0, i) form one run: each non-1 axis must step as the next one's full extent.
+    std::size_t last = i0;
+    for (std::size_t k = i0; k < i; ++k) {
+      if (from.e[k] == 1) continue;
+      if (k != last && from.e[last] != 1 && from_strides[last] != from_strides[k] * index_t(from.e[k])) return false;
+      last = k;
+    }
+    index_t s = from_strides[last];
+    for (std::size_t k = j; k-- > j0;) {
+      to_strides[k] = to.e[k] == 1 ? 0 : s;
+      s *= index_t(to.e[k]);
+    }
+  }
+  return true;
+}
+
+/// Moves a cursor built over `from` (iteration = from's index) to the iteration space of b, where
+/// b binds the iteration space to `to`. False where regroup_strides is.
+inline bool move_cursor(cursor& c, const dims& from, const dims& to, const binding& b) {
+  std::array<index_t, max_rank> rho{};
+  if (!regroup_strides(from, c.stride.data(), to, rho.data())) return false;
+  index_t off = c.offset;
+  std::array<index_t, max_rank> st{};
+  for (std::size_t d = 0; d < to.rank; ++d) {
+    off += rho[d] * b.offset[d];
+    for (std::size_t k = 0; k < b.it_rank; ++k) st[k] += rho[d] * b.coef[d][k];
+  }
+  c.offset = off;
+  c.stride = st;
+  return true;
+}
+
+/// An evaluator that only forwards to its operand's (affine index maps).
+template <class Arg>
+struct forwarding_evaluator {
+  using value_type = typename Arg::value_type;
+  evaluator<Arg> arg;
+  forwarding_evaluator(const Arg& a, const binding& b) : arg(a, b) {}
+  template <class Fn>
+  void for_each_cursor(Fn&& f) {
+    arg.for_each_cursor(f);
+  }
+  void prepare(const loop_space& s) { arg.prepare(s); }
+  LOOM_INLINE void set_row(const index_t* idx) { arg.set_row(idx); }
+  template <class M>
+  LOOM_INLINE value_type scalar(index_t i) const {
+    return arg.template scalar<M>(i);
+  }
+  template <class M, class F>
+  LOOM_INLINE packet_t<value_type, F> packet(index_t i) const {
+    return arg.template packet<M, F>(i);
+  }
+};
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// Affine index maps
+// ---------------------------------------------------------------------------------------------
+
+template <class Arg, std::size_t... P>
+struct evaluator<permute_node<Arg, P...>> : detail::forwarding_evaluator<Arg> {
+  evaluator(const permute_node<Arg, P...>& n, const binding& b)
+      : detail::forwarding_evaluator<Arg>(n.arg, detail::permuted_binding(b, permute_node<Arg, P...>::perm.data(),
+                                                                          sizeof...(P))) {}
+};
+
+template <class Arg, std::size_t A>
+struct evaluator<slice_node<Arg, A>> : detail::forwarding_evaluator<Arg> {
+  evaluator(const slice_node<Arg, A>& n, const binding& b)
+      : detail::forwarding_evaluator<Arg>(n.arg, detail::affine_axis_binding(b, A, n.begin, n.step)) {}
+};
+
+template <class Arg, std::size_t A>
+struct evaluator<flip_node<Arg, A>> : detail::forwarding_evaluator<Arg> {
+  evaluator(const flip_node<Arg, A>& n, const binding& b)
+      : detail::forwarding_evaluator<Arg>(
+            n.arg, detail::affine_axis_binding(b, A, static_cast<index_t>(n.shape().extent(A)) - 1, -1)) {}
+};
+
+template <class Arg, class S>
+struct evaluator<broadcast_node<Arg, S>> : detail::forwarding_evaluator<Arg> {
+  evaluator(const broadcast_node<Arg, S>& n, const binding& b)
+      : detail::forwarding_evaluator<Arg>(n.arg,
+                                          b.broadcast_operand(n.shape().to_dims(), n.arg.shape().to_dims())) {}
+};
+
+// ---------------------------------------------------------------------------------------------
+// Reshape
+// ---------------------------------------------------------------------------------------------
+
+template <class Arg, class S>
+struct evaluator<reshape_node<Arg, S>> {
+  using node_type = reshape_node<Arg, S>;
+  using value_type = typename Arg::value_type;
+  using held = tensor<value_type, typename Arg::shape_type>;
+
+  // Exactly one of the two is in use: the operand itself with moved cursors, or a reader of the
+  // operand materialised in row-major order (where some cursor cannot be moved).
+  std::optional<evaluator<Arg>> direct;
+  std::shared_ptr<held> copy;
+  strided_reader<value_type> r;
+  bool is_direct = true;
+
+  evaluator(const node_type& n, const binding& b) {
+    const dims from = n.arg.shape().to_dims(), to = n.shape().to_dims();
+    direct.emplace(n.arg, binding::identity(from.rank));
+    bool ok = true;
+    direct->for_each_cursor([&](cursor& c) { ok = ok && detail::move_cursor(c, from, to, b); });
+    if (ok) return;
+    direct.reset();
+    is_direct = false;
+    copy = std::make_shared<held>(n.arg.shape());
+    execute(*copy, n.arg);
+    std::array<index_t, max_rank> rm{}, rs{};
+    auto st = copy->strides();
+    for (std::size_t k = 0; k < from.rank; ++k) rm[k] = st[k];
+    detail::regroup_strides(from, rm.data(), to, rs.data());  // row-major always regroups
+    r.bind(copy->data(), rs, b);
+  }
+  /// True where the operand is read in place (false: it was materialised).
+  bool in_place() const { return is_direct; }
+
+  template <class Fn>
+  void for_each_cursor(Fn&& f) {
+    if (is_direct)
+      direct->for_each_cursor(f);
+    else
+      f(r.c);
+  }
+  void prepare(const loop_space& s) {
+    if (is_direct)
+      direct->prepare(s);
+    else
+      r.prepare(s);
+  }
+  LOOM_INLINE void set_row(const index_t* idx) {
+    if (LOOM_LIKELY(is_direct))
+      direct->set_row(idx);
+    else
+      r.set_row(idx);
+  }
+  template <class M>
+  LOOM_INLINE value_type scalar(index_t i) const {
+    if (LOOM_LIKELY(is_direct)) return direct->template scalar<M>(i);
+    return r.template scalar<M>(i);
+  }
+  template <class M, class F>
+  LOOM_INLINE packet_t<value_type, F> packet(index_t i) const {
+    if (LOOM_LIKELY(is_direct)) return direct->template packet<M, F>(i);
+    return r.template packet<M, F>(i);
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Concat and pad
+// ---------------------------------------------------------------------------------------------
+
+template <std::size_t A, class... Args>
+struct evaluator<concat_node<A, Args...>> {
+  using node_type = concat_node<A, Args...>;
+  using value_type = typename node_type::value_type;
+  using seq = std::index_sequence_for<Args...>;
+  static constexpr std::size_t count = sizeof...(Args);
+
+  std::tuple<evaluator<Args>...> args;
+  std::array<index_t, count + 1> start{};
+  cursor pos;  // the position along axis A (an index cursor)
+  index_t step = 0;
+  std::size_t outer = 0;
+  index_t row_pos = 0;
+
+  evaluator(const node_type& n, const binding& b) : args(make_args(n, b, seq{})), start(n.start) {
+    std::array<index_t, max_rank> unit{};
+    unit[A] = 1;
+    pos = detail::index_cursor(b, unit.data(), node_type::rank);
+  }
+  template <class Fn>
+  void for_each_cursor(Fn&& f) {
+    f(pos);
+    std::apply([&](auto&... a) { (a.for_each_cursor(f), ...); }, args);
+  }
+  void prepare(const loop_space& s) {
+    outer = s.outer_rank();
+    step = pos.stride[outer];
+    std::apply([&](auto&... a) { (a.prepare(s), ...); }, args);
+  }
+  LOOM_INLINE void set_row(const index_t* idx) {
+    row_pos = detail::cursor_row(pos, outer, idx);
+    std::apply([&](auto&... a) { (a.set_row(idx), ...); }, args);
+  }
+  template <class M>
+  LOOM_INLINE value_type scalar(index_t i) const {
+    return scalar_of<M>(branch(row_pos + step * i), i, seq{});
+  }
+  template <class M, class F>
+  LOOM_INLINE packet_t<value_type, F> packet(index_t i) const {
+    constexpr index_t w = static_cast<index_t>(lanes<F>);
+    const index_t p0 = row_pos + step * i, p1 = p0 + step * (w - 1);
+    const std::size_t b0 = branch(p0);
+    if (LOOM_LIKELY(b0 == branch(p1))) return packet_of<M, F>(b0, i, seq{});
+    alignas(64) value_type tmp[lanes<F>];
+    for (index_t l = 0; l < w; ++l) tmp[l] = scalar<M>(i + l);
+    return load_packet<F>(static_cast<const value_type*>(tmp));
+  }
+
+ private:
+  LOOM_INLINE std::size_t branch(index_t p) const {
+    std::size_t b = 0;
+    while (b + 1 < count && p >= start[b + 1]) ++b;
+    return b;
+  }
+  template <std::size_t... I>
+  static std::tuple<evaluator<Args>...> make_args(const node_type& n, const binding& b, std::index_sequence<I...>) {
+    return std::tuple<evaluator<Args>...>(
+        evaluator<Args>(std::get<I>(n.args), detail::affine_axis_binding(b, A, -n.start[I], 1))...);
+  }
+  template <class M, std::size_t... I>
+  LOOM_INLINE value_type scalar_of(std::size_t b, index_t i, std::index_sequence<I...>) const {
+    value_type v{};
+    ((b == I ? (void)(v = loom::detail::convert<value_type>(std::get<I>(args).template scalar<M>(i))) : (void)0), ...);
+    return v;
+  }
+  template <class M, class F, std::size_t... I>
+  LOOM_INLINE packet_t<value_type, F> packet_of(std::size_t b, index_t i, std::index_sequence<I...>) const {
+    packet_t<value_type, F> v{};
+    ((b == I ? (void)(v = convert_packet<value_type, typename Args::value_type, F>(
+                          std::get<I>(args).template packet<M, F>(i)))
+             : (void)0),
+     ...);
+    return v;
+  }
+};
+
+template <class Arg, std::size_t A>
+struct evaluator<pad_node<Arg, A>> {
+  using node_type = pad_node<Arg, A>;
+  using value_type = typename node_type::value_type;
+
+  evaluator<Arg> arg;
+  value_type value;
+  index_t lo = 0, hi = 0;  // the operand occupies [lo, hi) along A
+  cursor pos;
+  index_t step = 0;
+  std::size_t outer = 0;
+  index_t row_pos = 0;
+
+  evaluator(const node_type& n, const binding& b)
+      : arg(n.arg, detail::affine_axis_binding(b, A, -n.before, 1)),
+        value(n.value),
+        lo(n.before),
+        hi(n.before + static_cast<index_t>(n.arg.shape().extent(A))) {
+    std::array<index_t, max_rank> unit{};
+    unit[A] = 1;
+    pos = detail::index_cursor(b, unit.data(), node_type::rank);
+  }
+  template <class Fn>
+  void for_each_cursor(Fn&& f) {
+    f(pos);
+    arg.for_each_cursor(f);
+  }
+  void prepare(const loop_space& s) {
+    outer = s.outer_rank();
+    step = pos.stride[outer];
+    arg.prepare(s);
+  }
+  LOOM_INLINE void set_row(const index_t* idx) {
+    row_pos = detail::cursor_row(pos, outer, idx);
+    arg.set_row(idx);
+  }
+  template <class M>
+  LOOM_INLINE value_type scalar(index_t i) const {
+    const index_t p = row_pos + step * i;
+    return (p >= lo && p < hi) ? arg.template scalar<M>(i) : value;
+  }
+  template <class M, class F>
+  LOOM_INLINE packet_t<value_type, F> packet(index_t i) const {
+    constexpr index_t w = static_cast<index_t>(lanes<F>);
+    const index_t p0 = row_pos + step * i, p1 = p0 + step * (w - 1);
+    const index_t mn = p0 < p1 ? p0 : p1, mx = p0 < p1 ? p1 : p0;
+    if (mn >= lo && mx < hi) return arg.template packet<M, F>(i);
+    if (mx < lo || mn >= hi) return broadcast_packet<F>(value);
+    alignas(64) value_type tmp[lanes<F>];
+    for (index_t l = 0; l < w; ++l) tmp[l] = scalar<M>(i + l);
+    return load_packet<F>(static_cast<const value_type*>(tmp));
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Generators
+// ---------------------------------------------------------------------------------------------
+
+template <class T, class S>
+struct evaluator<iota_node<T, S>> {
+  using value_type = T;
+  cursor pos;  // the row-major index (an index cursor)
+  index_t step = 0;
+  std::size_t outer = 0;
+  index_t row_pos = 0;
+
+  evaluator(const iota_node<T, S>& n, const binding& b) {
+    auto st = loom::detail::row_major_strides(n.shape());
+    pos = detail::index_cursor(b, st.data(), S::rank);
+  }
+  template <class Fn>
+  void for_each_cursor(Fn&& f) {
+    f(pos);
+  }
+  void prepare(const loop_space& s) {
+    outer = s.outer_rank();
+    step = pos.stride[outer];
+  }
+  LOOM_INLINE void set_row(const index_t* idx) { row_pos = detail::cursor_row(pos, outer, idx); }
+  template <class M>
+  LOOM_INLINE T scalar(index_t i) const {
+    return loom::detail::convert<T>(row_pos + step * i);
+  }
+  template <class M, class F>
+  LOOM_INLINE packet_t<T, F> packet(index_t i) const {
+    alignas(64) T tmp[lanes<F>];
+    const index_t p = row_pos + step * i;
+    for (std::size_t l = 0; l < lanes<F>; ++l) tmp[l] = loom::detail::convert<T>(p + step * index_t(l));
+    return load_packet<F>(static_cast<const T*>(tmp));
+  }
+};
+
+template <class T, class S>
+struct evaluator<full_node<T, S>> {
+  using value_type = T;
+  T value;
+  evaluator(const full_node<T, S>& n, const binding&) : value(n.value) {}
+  template <class Fn>
+  void for_each_cursor(Fn&&) {}
+  void prepare(const loop_space&) {}
+  LOOM_INLINE void set_row(const index_t*) {}
+  template <class M>
+  LOOM_INLINE T scalar(index_t) const {
+    return value;
+  }
+  template <class M, class F>
+  LOOM_INLINE packet_t<T, F> packet(index_t) const {
+    return broadcast_packet<F>(value);
+  }
+};
+
+}  // namespace cpu
+}  // namespace loom

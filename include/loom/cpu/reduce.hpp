@@ -1,0 +1,468 @@
+// loom/cpu/reduce.hpp: the reduction kernels - one pass over an operand, SIMD and accurate.
+//
+// A reduction runs over a *reduction space*: the kept axes (one output per index) followed by the
+// reduced axes. Its operand's evaluator is bound to that space, so the operand - any elementwise
+// expression, index map or nested reduction read from a buffer - is computed on the fly and never
+// stored. After collapsing (within each part, never across), one of two layouts is chosen:
+//
+//   inner  the last reduced axis is the operand's unit stride: each output reduces its rows with
+//          SIMD packets into four accumulators (the row of a softmax or a full sum);
+//   outer  the last kept axis is the unit stride: a block of outputs is accumulated across
+//          packets of columns, row after row of the reduced axes (column sums).
+//
+// Sums stay accurate in float: inner runs are summed in blocks of `sum_block` elements with 4 x
+// lanes partial sums, and the block sums are combined pairwise (a binary-counter cascade); outer
+// accumulators are folded every 32 rows into a second level and every 1024 into a third. The
+// order of every combination is fixed by the shape alone, so results do not depend on threads.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <type_traits>
+#include <vector>
+
+#include "loom/core/config.hpp"
+#include "loom/cpu/binding.hpp"
+#include "loom/cpu/packet_ops.hpp"
+#include "loom/cpu/simd.hpp"
+#include "loom/expr/ops.hpp"
+#include "loom/expr/reduce.hpp"
+
+namespace loom {
+namespace cpu {
+
+/// Elements summed per block of an inner run before the block's sum enters the cascade.
+inline constexpr index_t sum_block = 2048;
+/// The widest block of outputs the outer layout accumulates at once.
+inline constexpr index_t outer_block = 1024;
+
+// ---------------------------------------------------------------------------------------------
+// The reduction space
+// ---------------------------------------------------------------------------------------------
+
+/// A reduction's space after collapsing, and the loop space its operand's evaluator runs over.
+struct reduce_space {
+  std::size_t kr = 0, rr = 0;             // kept and reduced axes after collapsing (>= 1 each)
+  std::array<index_t, max_rank> ke{}, re{};  // their extents
+  bool outer = false;                     // outer layout (else inner)
+  bool contiguous = false;                // every memory cursor has unit inner stride
+  loop_space ls;                          // inner: kept..., reduced...; outer: kept[:-1], reduced..., kept[-1]
+  index_t kept_count = 1, reduced_count = 1;
+  /// Reduced elements per reduced "row" of the flattened reduced space (inner: the run length).
+  index_t reduced_row() const { return outer ? 1 : re[rr - 1]; }
+};
+
+namespace detail {
+/// Collapses axes [lo, hi) of `e` over the cursors: drops extent-1 axes and merges neighbours that
+/// every cursor steps through as one. Writes the extents and per-cursor strides of the result.
+inline std::size_t collapse_part(const index_t* e, std::size_t lo, std::size_t hi, cursor* const* cs, std::size_t n,
+                                 index_t* out_e, std::array<index_t, max_rank>* out_s) {
+  std::size_t r = 0;
+  for (std::size_t k = lo; k < hi; ++k) {
+    if (e[k] == 1) continue;
+    bool merge = r > 0;
+    for (std::size_t c = 0; merge && c < n; ++c) merge = out_s[c][r - 1] == cs[c]->stride[k] * e[k];
+    if (merge) {
+      out_e[r - 1] *= e[k];
+      for (std::size_t c = 0; c < n; ++c) out_s[c][r - 1] = cs[c]->stride[k];
+    } else {
+      out_e[r] = e[k];
+      for (std::size_t c = 0; c < n; ++c) out_s[c][r] = cs[c]->stride[k];
+      ++r;
+    }
+  }
+  if (r == 0) {
+    out_e[0] = 1;
+    for (std::size_t c = 0; c < n; ++c) out_s[c][0] = 0;
+    r = 1;
+  }
+  return r;
+}
+}  // namespace detail
+
+/// Builds the reduction space of extents e = [kept (nk axes)..., reduced (nr axes)...] over the
+/// cursors, rewriting their strides to the loop space's order. The reduced axes keep their order
+/// (arg reductions report row-major positions over them).
+inline reduce_space make_reduce_space(const index_t* e, std::size_t nk, std::size_t nr, cursor* const* cs,
+                                      std::size_t n) {
+  reduce_space rs;
+  std::array<std::array<index_t, max_rank>, 64> ks_small, rs_small;
+  std::vector<std::array<index_t, max_rank>> ks_big, rs_big;
+  auto* ks = n <= 64 ? ks_small.data() : (ks_big.resize(n), ks_big.data());
+  auto* rsd = n <= 64 ? rs_small.data() : (rs_big.resize(n), rs_big.data());
+  rs.kr = detail::collapse_part(e, 0, nk, cs, n, rs.ke.data(), ks);
+  rs.rr = detail::collapse_part(e, nk, nk + nr, cs, n, rs.re.data(), rsd);
+  for (std::size_t k = 0; k < rs.kr; ++k) rs.kept_count *= rs.ke[k];
+  for (std::size_t k = 0; k < rs.rr; ++k) rs.reduced_count *= rs.re[k];
+
+  auto unitish = [&](auto* st, std::size_t axis, bool& any_unit) {
+    bool ok = true;
+    for (std::size_t c = 0; c < n; ++c) {
+      if (cs[c]->elem_size == 0) continue;
+      const index_t v = st[c][axis];
+      if (v == 1) any_unit = true;
+      ok = ok && (v == 0 || v == 1);
+    }
+    return ok;
+  };
+  bool ru = false, ku = false;
+  const bool inner_ok = unitish(rsd, rs.rr - 1, ru) && ru;
+  const bool outer_ok = rs.ke[rs.kr - 1] > 1 && unitish(ks, rs.kr - 1, ku) && ku;
+  rs.outer = !inner_ok && outer_ok;
+
+  // The loop space, and each cursor's strides in its order.
+  std::size_t r = 0;
+  std::vector<std::array<index_t, max_rank>> out(n);
+  auto set = [&](index_t ext, auto* st, std::size_t axis) {
+    rs.ls.extent[r] = ext;
+    for (std::size_t c = 0; c < n; ++c) out[c][r] = st[c][axis];
+    ++r;
+  };
+  if (!rs.outer) {
+    for (std::size_t k = 0; k < rs.kr; ++k) set(rs.ke[k], ks, k);
+    for (std::size_t k = 0; k < rs.rr; ++k) set(rs.re[k], rsd, k);
+  } else {
+    for (std::size_t k = 0; k + 1 < rs.kr; ++k) set(rs.ke[k], ks, k);
+    for (std::size_t k = 0; k < rs.rr; ++k) set(rs.re[k], rsd, k);
+    set(rs.ke[rs.kr - 1], ks, rs.kr - 1);
+  }
+  rs.ls.rank = r;
+  rs.contiguous = true;
+  for (std::size_t c = 0; c < n; ++c) {
+    cs[c]->stride.fill(0);
+    for (std::size_t k = 0; k < r; ++k) cs[c]->stride[k] = out[c][k];
+    if (cs[c]->elem_size != 0 && out[c][r - 1] != 1) rs.contiguous = false;
+  }
+  return rs;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accumulation
+// ---------------------------------------------------------------------------------------------
+
+/// The running value of an arg reduction: the best value and its flat index.
+template <class V>
+struct arg_acc {
+  V v{};
+  std::int64_t i = -1;
+};
+
+namespace detail {
+
+template <class Red>
+inline constexpr bool is_sum_like = std::is_same_v<Red, reduce_ops::sum> || std::is_same_v<Red, reduce_ops::mean>;
+
+template <class Red, class A>
+LOOM_INLINE A combine(A a, A x) {
+  return Red::combine(a, x);
+}
+
+template <class Red, class C, class F, class P>
+LOOM_INLINE P combine_packet(const P& a, const P& x) {
+  if constexpr (is_sum_like<Red>)
+    return a + x;
+  else if constexpr (std::is_same_v<Red, reduce_ops::prod>)
+    return a * x;
+  else if constexpr (std::is_same_v<Red, reduce_ops::max>)
+    return packet_op<ops::maximum>::template apply<C, F>(a, x);
+  else
+    return packet_op<ops::minimum>::template apply<C, F>(a, x);
+}
+
+/// Lanes of a packet folded in lane order.
+template <class Red, class A, class F, class P>
+LOOM_INLINE A fold_packet(const P& p) {
+  alignas(64) A t[lanes<F>];
+  p.store_unaligned(t);
+  A a = t[0];
+  for (std::size_t l = 1; l < lanes<F>; ++l) a = combine<Red>(a, t[l]);
+  return a;
+}
+
+/// Sums enter pairwise (a binary counter of partial sums); other reductions simply combine.
+template <class Red, class A>
+struct cascade {
+  A plain = Red::template identity<A>();
+  A level[48];
+  std::uint64_t n = 0;
+  LOOM_INLINE void push(A x) {
+    if constexpr (is_sum_like<Red>) {
+      std::size_t i = 0;
+      for (std::uint64_t m = n; m & 1u; m >>= 1, ++i) x = combine<Red>(level[i], x);
+      level[i] = x;
+      ++n;
+    } else {
+      plain = combine<Red>(plain, x);
+    }
+  }
+  LOOM_INLINE A total() const {
+    if constexpr (is_sum_like<Red>) {
+      A t = Red::template identity<A>();
+      bool first = true;
+      for (std::size_t i = 48; i-- > 0;)
+        if ((n >> i) & 1u) {
+          t = first ? level[i] : combine<Red>(t, level[i]);
+          first = false;
+        }
+      return t;
+    } else {
+      return plain;
+    }
+  }
+};
+
+/// Reduces [i0, i1) of the current row (i1 - i0 <= sum_block for sums).
+template <class Red, class A, class F, class M, class Ev>
+LOOM_INLINE A reduce_run(const Ev& ev, index_t i0, index_t i1) {
+  using V = typename Ev::value_type;
+  A s = Red::template identity<A>();
+  index_t i = i0;
+  if constexpr (!std::is_void_v<F>) {
+    using P = packet_t<A, F>;
+    constexpr index_t w = static_cast<index_t>(lanes<F>);
+    if (i1 - i0 >= w) {
+      const P id(Red::template identity<A>());
+      P a0 = id, a1 = id, a2 = id, a3 = id;
+      for (; i + 4 * w <= i1; i += 4 * w) {
+        a0 = combine_packet<Red, A, F>(a0, convert_packet<A, V, F>(ev.template packet<M, F>(i)));
+        a1 = combine_packet<Red, A, F>(a1, convert_packet<A, V, F>(ev.template packet<M, F>(i + w)));
+        a2 = combine_packet<Red, A, F>(a2, convert_packet<A, V, F>(ev.template packet<M, F>(i + 2 * w)));
+        a3 = combine_packet<Red, A, F>(a3, convert_packet<A, V, F>(ev.template packet<M, F>(i + 3 * w)));
+      }
+      for (; i + w <= i1; i += w) a0 = combine_packet<Red, A, F>(a0, convert_packet<A, V, F>(ev.template packet<M, F>(i)));
+      s = fold_packet<Red, A, F>(combine_packet<Red, A, F>(combine_packet<Red, A, F>(a0, a1), combine_packet<Red, A, F>(a2, a3)));
+    }
+  }
+  for (; i < i1; ++i) s = combine<Red>(s, loom::detail::convert<A>(ev.template scalar<M>(i)));
+  return s;
+}
+
+/// The kept and reduced-outer multi-index of (kept flat k, reduced row q) in the inner layout.
+inline void inner_index(const reduce_space& rs, index_t k, index_t q, index_t* idx) {
+  for (std::size_t j = rs.kr; j-- > 0;) {
+    idx[j] = k % rs.ke[j];
+    k /= rs.ke[j];
+  }
+  for (std::size_t j = rs.rr - 1; j-- > 0;) {
+    idx[rs.kr + j] = q % rs.re[j];
+    q /= rs.re[j];
+  }
+}
+/// Steps the reduced-outer part of an inner-layout index to the next row.
+LOOM_INLINE void next_reduced_row(const reduce_space& rs, index_t* idx) {
+  for (std::size_t j = rs.rr - 1; j-- > 0;) {
+    if (++idx[rs.kr + j] < rs.re[j]) return;
+    idx[rs.kr + j] = 0;
+  }
+}
+
+}  // namespace detail
+
+/// Inner layout: for each kept output k in [k0, k1), the (unfinished) reduction over the reduced
+/// flat range [a, b), into out[k - k0].
+template <class Red, class A, class F, class M, class Ev>
+void reduce_inner(Ev& ev, const reduce_space& rs, index_t k0, index_t k1, index_t a, index_t b, A* out) {
+  const index_t W = rs.re[rs.rr - 1];
+  std::array<index_t, max_rank> idx{};
+  for (index_t k = k0; k < k1; ++k) {
+    detail::cascade<Red, A> cs;
+    index_t q = a / W, col = a % W, pos = a;
+    detail::inner_index(rs, k, q, idx.data());
+    while (pos < b) {
+      const index_t stop = std::min(W, col + (b - pos));
+      ev.set_row(idx.data());
+      if constexpr (detail::is_sum_like<Red>) {
+        for (index_t c = col; c < stop; c += sum_block)
+          cs.push(detail::reduce_run<Red, A, F, M>(ev, c, std::min(stop, c + sum_block)));
+      } else {
+        cs.push(detail::reduce_run<Red, A, F, M>(ev, col, stop));
+      }
+      pos += stop - col;
+      col = 0;
+      detail::next_reduced_row(rs, idx.data());
+    }
+    out[k - k0] = cs.total();
+  }
+}
+
+/// Outer layout: outputs [k0, k1) (a range of the flattened kept space) accumulated across
+/// columns over reduced rows [a, b), into out[k - k0].
+template <class Red, class A, class F, class M, class Ev>
+void reduce_outer(Ev& ev, const reduce_space& rs, index_t k0, index_t k1, index_t a, index_t b, A* out) {
+  const index_t Wk = rs.ke[rs.kr - 1];
+  constexpr bool levels = detail::is_sum_like<Red>;
+  constexpr index_t G = 32;
+  alignas(64) A acc0[outer_block];
+  alignas(64) A acc1[levels ? outer_block : 1];
+  alignas(64) A acc2[levels ? outer_block : 1];
+  const A id = Red::template identity<A>();
+  std::array<index_t, max_rank> idx{};
+  const std::size_t ko_rank = rs.kr - 1;
+  index_t k = k0;
+  while (k < k1) {
+    // A segment of one kept-outer index and a block of columns.
+    index_t ko = k / Wk;
+    const index_t c0 = k % Wk, c1 = std::min({Wk, c0 + (k1 - k), c0 + outer_block});
+    const index_t w = c1 - c0;
+    for (std::size_t j = ko_rank; j-- > 0;) {
+      idx[j] = ko % rs.ke[j];
+      ko /= rs.ke[j];
+    }
+    std::fill(acc0, acc0 + w, id);
+    if constexpr (levels) {
+      std::fill(acc1, acc1 + w, id);
+      std::fill(acc2, acc2 + w, id);
+    }
+    // reduced multi-index of row a
+    {
+      index_t q = a;
+      for (std::size_t j = rs.rr; j-- > 0;) {
+        idx[ko_rank + j] = q % rs.re[j];
+        q /= rs.re[j];
+      }
+    }
+    index_t in0 = 0, in1 = 0;
+    for (index_t q = a; q < b; ++q) {
+      ev.set_row(idx.data());
+      index_t i = 0;
+      if constexpr (!std::is_void_v<F>) {
+        using P = packet_t<A, F>;
+        using V = typename Ev::value_type;
+        constexpr index_t lw = static_cast<index_t>(lanes<F>);
+        for (; i + lw <= w; i += lw) {
+          P x = convert_packet<A, V, F>(ev.template packet<M, F>(c0 + i));
+          P s = P::load_aligned(acc0 + i);
+          detail::combine_packet<Red, A, F>(s, x).store_aligned(acc0 + i);
+        }
+      }
+      for (; i < w; ++i) acc0[i] = detail::combine<Red>(acc0[i], loom::detail::convert<A>(ev.template scalar<M>(c0 + i)));
+      if constexpr (levels) {
+        if (++in0 == G) {
+          in0 = 0;
+          for (index_t j = 0; j < w; ++j) {
+            acc1[j] = acc1[j] + acc0[j];
+            acc0[j] = id;
+          }
+          if (++in1 == G) {
+            in1 = 0;
+            for (index_t j = 0; j < w; ++j) {
+              acc2[j] = acc2[j] + acc1[j];
+              acc1[j] = id;
+            }
+          }
+        }
+      }
+      for (std::size_t j = rs.rr; j-- > 0;) {  // next reduced row
+        if (++idx[ko_rank + j] < rs.re[j]) break;
+        idx[ko_rank + j] = 0;
+      }
+    }
+    for (index_t j = 0; j < w; ++j) {
+      if constexpr (levels)
+        out[k - k0 + j] = (acc2[j] + acc1[j]) + acc0[j];
+      else
+        out[k - k0 + j] = acc0[j];
+    }
+    k += w;
+  }
+}
+
+/// Arg reductions, inner layout (scalar): the first best value of each output over [a, b).
+template <class Red, class V, class M, class Ev>
+void reduce_inner_arg(Ev& ev, const reduce_space& rs, index_t k0, index_t k1, index_t a, index_t b,
+                      arg_acc<V>* out) {
+  const index_t W = rs.re[rs.rr - 1];
+  std::array<index_t, max_rank> idx{};
+  for (index_t k = k0; k < k1; ++k) {
+    arg_acc<V> best;
+    index_t q = a / W, col = a % W, pos = a;
+    detail::inner_index(rs, k, q, idx.data());
+    while (pos < b) {
+      const index_t stop = std::min(W, col + (b - pos));
+      ev.set_row(idx.data());
+      const index_t base = pos - col;
+      for (index_t i = col; i < stop; ++i) {
+        const V x = loom::detail::convert<V>(ev.template scalar<M>(i));
+        if (best.i < 0 || reduce_ops::arg_better<Red>(x, best.v)) {
+          best.v = x;
+          best.i = base + i;
+        }
+      }
+      pos += stop - col;
+      col = 0;
+      detail::next_reduced_row(rs, idx.data());
+    }
+    out[k - k0] = best;
+  }
+}
+
+/// Arg reductions, outer layout (scalar per column, rows in order).
+template <class Red, class V, class M, class Ev>
+void reduce_outer_arg(Ev& ev, const reduce_space& rs, index_t k0, index_t k1, index_t a, index_t b,
+                      arg_acc<V>* out) {
+  const index_t Wk = rs.ke[rs.kr - 1];
+  std::array<index_t, max_rank> idx{};
+  const std::size_t ko_rank = rs.kr - 1;
+  for (index_t k = k0; k < k1; ++k) out[k - k0] = arg_acc<V>{};
+  index_t k = k0;
+  while (k < k1) {
+    index_t ko = k / Wk;
+    const index_t c0 = k % Wk, c1 = std::min(Wk, c0 + (k1 - k));
+    for (std::size_t j = ko_rank; j-- > 0;) {
+      idx[j] = ko % rs.ke[j];
+      ko /= rs.ke[j];
+    }
+    {
+      index_t q = a;
+      for (std::size_t j = rs.rr; j-- > 0;) {
+        idx[ko_rank + j] = q % rs.re[j];
+        q /= rs.re[j];
+      }
+    }
+    arg_acc<V>* o = out + (k - k0) - c0;
+    for (index_t q = a; q < b; ++q) {
+      ev.set_row(idx.data());
+      for (index_t c = c0; c < c1; ++c) {
+        const V x = loom::detail::convert<V>(ev.template scalar<M>(c));
+        if (o[c].i < 0 || reduce_ops::arg_better<Red>(x, o[c].v)) {
+          o[c].v = x;
+          o[c].i = q;
+        }
+      }
+      for (std::size_t j = rs.rr; j-- > 0;) {
+        if (++idx[ko_rank + j] < rs.re[j]) break;
+        idx[ko_rank + j] = 0;
+      }
+    }
+    k += c1 - c0;
+  }
+}
+
+/// Combines a later partial result into an earlier one (Scheme "split the reduced range").
+template <class Red, class A>
+LOOM_INLINE void merge_partial(A& into, const A& later) {
+  into = detail::combine<Red>(into, later);
+}
+template <class Red, class V>
+LOOM_INLINE void merge_partial(arg_acc<V>& into, const arg_acc<V>& later) {
+  if (later.i < 0) return;
+  if (into.i < 0 || reduce_ops::arg_better<Red>(later.v, into.v)) into = later;
+}
+
+/// The value of an output from its accumulator; `count` is the number of reduced elements.
+template <class Red, class R, class A>
+LOOM_INLINE R finalize(const A& a, index_t count) {
+  if constexpr (Red::is_arg) {
+    return static_cast<R>(a.i);
+  } else if constexpr (std::is_same_v<Red, reduce_ops::mean>) {
+    return static_cast<R>(a) / static_cast<R>(count);
+  } else {
+    return loom::detail::convert<R>(a);
+  }
+}
+
+}  // namespace cpu
+}  // namespace loom

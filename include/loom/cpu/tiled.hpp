@@ -1,0 +1,1189 @@
+// loom/cpu/tiled.hpp: evaluating expressions that hold reductions - one pass over row tiles.
+//
+// The compile-time plan (plan/reduce_plan.hpp) classifies every reduction occurrence. This file
+// carries it out:
+//
+//   1. A walk over the expression (with the same bindings the evaluators will get) finds each
+//      occurrence's node, materialises the `materialised` ones into tensors of their own size
+//      (equal ones once), and turns the `tiled` ones into *slots* in post-order - equal
+//      occurrences (same type, same operands, same binding of the rows) share one slot.
+//   2. The destination's space is cut into tiles of rows. Per tile, each slot's reduction runs over
+//      the tile's rows (cpu/reduce.hpp) into a per-thread buffer of one value per row, then the
+//      consumer runs over the tile, its reduction nodes reading those buffers.
+//   3. A reduction written to a destination of its own shape (the root) is a slot whose buffer is
+//      the destination. With few outputs and much to reduce, the reduced range is cut into fixed
+//      chunks instead, whose partial results are combined in order.
+//
+// A reduction node's evaluator finds what to read in a thread-local context: a slot (through an
+// index cursor that the tile loop points at the thread's buffer, one row per tile row), or a
+// materialised tensor (an ordinary strided reader). Built outside any context, it materialises
+// itself.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "loom/core/error.hpp"
+#include "loom/core/shape.hpp"
+#include "loom/cpu/assign.hpp"
+#include "loom/cpu/binding.hpp"
+#include "loom/cpu/evaluator.hpp"
+#include "loom/cpu/index_eval.hpp"
+#include "loom/cpu/loop_nest.hpp"
+#include "loom/cpu/reduce.hpp"
+#include "loom/cpu/thread_pool.hpp"
+#include "loom/cpu/traversal.hpp"
+#include "loom/expr/reduce.hpp"
+#include "loom/plan/reduce_plan.hpp"
+#include "loom/tensor/tensor.hpp"
+
+namespace loom {
+namespace cpu {
+
+template <class Dst, class N>
+void execute(Dst& dst, const N& n);
+
+// ---------------------------------------------------------------------------------------------
+// The context reduction evaluators are built in
+// ---------------------------------------------------------------------------------------------
+
+namespace detail {
+/// One address per type: with a node's address, it names the node (a node's first operand may
+/// share its address).
+template <class N>
+struct type_tag {
+  static constexpr char id = 0;
+};
+}  // namespace detail
+
+/// What one reduction occurrence reads.
+struct reduce_entry {
+  const void* node = nullptr;  // a node and its type (a node can share its address with its operand)
+  const void* tag = nullptr;
+  occurrence_class cls = occurrence_class::materialised;
+  int slot = -1;                  // tiled: the slot whose buffer it reads
+  const void* data = nullptr;     // materialised: the tensor's elements
+  std::array<index_t, max_rank> strides{};
+};
+
+struct reduce_context {
+  std::vector<reduce_entry> entries;
+  const unsigned char* tags = nullptr;  // slot s is read through an index cursor based at tags + s
+  std::size_t nslots = 0;
+  // The space evaluators are being built over: row_of[k] is the row number of axis k, or -1, and
+  // row_stride[j] the step of row number j in the flattened rows.
+  std::array<int, max_rank> row_of{};
+  std::array<index_t, max_rank> row_stride{};
+
+  const reduce_entry* find(const void* n, const void* tag) const {
+    for (auto& e : entries)
+      if (e.node == n && e.tag == tag) return &e;
+    return nullptr;
+  }
+  static reduce_context*& current() {
+    static thread_local reduce_context* c = nullptr;
+    return c;
+  }
+};
+
+/// Makes ctx the current context of this thread while alive.
+struct context_scope {
+  reduce_context* saved;
+  explicit context_scope(reduce_context* c) : saved(reduce_context::current()) { reduce_context::current() = c; }
+  ~context_scope() { reduce_context::current() = saved; }
+  context_scope(const context_scope&) = delete;
+  context_scope& operator=(const context_scope&) = delete;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The evaluator of a reduction node, read by its consumer
+// ---------------------------------------------------------------------------------------------
+
+template <class Red, class Arg, unsigned Mask, bool Keep>
+struct evaluator<reduce_node<Red, Arg, Mask, Keep>> {
+  using node_type = reduce_node<Red, Arg, Mask, Keep>;
+  using value_type = typename node_type::value_type;
+  using held = tensor<value_type, typename node_type::shape_type>;
+
+  cursor c;
+  const value_type* row = nullptr;
+  index_t inner = 0;
+  std::size_t outer = 0;
+  bool index_read = false;  // reads a slot's buffer through an index cursor (any inner stride)
+  std::shared_ptr<held> own;
+
+  evaluator(const node_type& n, const binding& b) {
+    reduce_context* ctx = reduce_context::current();
+    const reduce_entry* e = ctx ? ctx->find(&n, &detail::type_tag<node_type>::id) : nullptr;
+    if (e && e->cls == occurrence_class::tiled) {
+      index_read = true;
+      c.base = ctx->tags + e->slot;
+      c.elem_size = 0;
+      c.offset = 0;
+      c.stride.fill(0);
+      for (std::size_t k = 0; k < b.it_rank; ++k)
+        if (ctx->row_of[k] >= 0) c.stride[k] = ctx->row_stride[std::size_t(ctx->row_of[k])];
+      return;
+    }
+    const void* data;
+    std::array<index_t, max_rank> st{};
+    if (e && e->data) {
+      data = e->data;
+      st = e->strides;
+    } else {
+      context_scope none(nullptr);
+      own = std::make_shared<held>(n.shape());
+      execute(*own, n);
+      data = own->data();
+      auto rs = own->strides();
+      for (std::size_t k = 0; k < node_type::rank; ++k) st[k] = rs[k];
+    }
+    c.base = data;
+    c.elem_size = sizeof(value_type);
+    binding nb = b;
+    nb.node_rank = node_type::rank;
+    nb.strides_of(st, c.stride, c.offset);
+  }
+  template <class Fn>
+  void for_each_cursor(Fn&& f) {
+    f(c);
+  }
+  void prepare(const loop_space& s) {
+    outer = s.outer_rank();
+    inner = c.stride[outer];
+  }
+  LOOM_INLINE void set_row(const index_t* idx) {
+    index_t o = c.offset;
+    for (std::size_t k = 0; k < outer; ++k) o += idx[k] * c.stride[k];
+    row = static_cast<const value_type*>(c.base) + o;
+  }
+  template <class M>
+  LOOM_INLINE value_type scalar(index_t i) const {
+    if (M::contiguous && !index_read) return row[i];
+    return row[i * inner];
+  }
+  template <class M, class F>
+  LOOM_INLINE packet_t<value_type, F> packet(index_t i) const {
+    if (M::contiguous && !index_read) return load_packet<F>(row + i);
+    if (inner == 0) return broadcast_packet<F>(row[0]);
+    if (inner == 1) return load_packet<F>(row + i);
+    return gather_packet<F>(row + i * inner, inner);
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Equality of subexpressions (common subexpressions are found by type and operand identity)
+// ---------------------------------------------------------------------------------------------
+
+template <class N>
+struct same_node {
+  static bool eq(const N&, const N&) { return false; }
+};
+template <class N>
+bool node_equal(const N& a, const N& b) {
+  return &a == &b || same_node<N>::eq(a, b);
+}
+template <class A, bool V>
+struct same_node<leaf_node<A, V>> {
+  static bool eq(const leaf_node<A, V>& a, const leaf_node<A, V>& b) {
+    return static_cast<const void*>(a.data()) == static_cast<const void*>(b.data()) && a.shape() == b.shape() &&
+           a.strides() == b.strides();
+  }
+};
+template <class T>
+struct same_node<scalar_node<T>> {
+  static bool eq(const scalar_node<T>& a, const scalar_node<T>& b) {
+    return std::memcmp(&a.value, &b.value, sizeof(T)) == 0;
+  }
+};
+template <class Op, class C, class... Args>
+struct same_node<map_node<Op, C, Args...>> {
+  static bool eq(const map_node<Op, C, Args...>& a, const map_node<Op, C, Args...>& b) {
+    return a.shape() == b.shape() && eq_args(a, b, std::index_sequence_for<Args...>{});
+  }
+  template <std::size_t... I>
+  static bool eq_args(const map_node<Op, C, Args...>& a, const map_node<Op, C, Args...>& b, std::index_sequence<I...>) {
+    return (node_equal(std::get<I>(a.args), std::get<I>(b.args)) && ...);
+  }
+};
+template <class Red, class Arg, unsigned M, bool K>
+struct same_node<reduce_node<Red, Arg, M, K>> {
+  static bool eq(const reduce_node<Red, Arg, M, K>& a, const reduce_node<Red, Arg, M, K>& b) {
+    return node_equal(a.arg, b.arg);
+  }
+};
+template <class Arg, std::size_t... P>
+struct same_node<permute_node<Arg, P...>> {
+  static bool eq(const permute_node<Arg, P...>& a, const permute_node<Arg, P...>& b) { return node_equal(a.arg, b.arg); }
+};
+template <class Arg, std::size_t A>
+struct same_node<slice_node<Arg, A>> {
+  static bool eq(const slice_node<Arg, A>& a, const slice_node<Arg, A>& b) {
+    return a.begin == b.begin && a.step == b.step && a.shape() == b.shape() && node_equal(a.arg, b.arg);
+  }
+};
+template <class Arg, std::size_t A>
+struct same_node<flip_node<Arg, A>> {
+  static bool eq(const flip_node<Arg, A>& a, const flip_node<Arg, A>& b) { return node_equal(a.arg, b.arg); }
+};
+template <class Arg, class S>
+struct same_node<broadcast_node<Arg, S>> {
+  static bool eq(const broadcast_node<Arg, S>& a, const broadcast_node<Arg, S>& b) {
+    return a.shape() == b.shape() && node_equal(a.arg, b.arg);
+  }
+};
+template <class Arg, class S>
+struct same_node<reshape_node<Arg, S>> {
+  static bool eq(const reshape_node<Arg, S>& a, const reshape_node<Arg, S>& b) {
+    return a.shape() == b.shape() && node_equal(a.arg, b.arg);
+  }
+};
+template <class Arg, std::size_t A>
+struct same_node<pad_node<Arg, A>> {
+  static bool eq(const pad_node<Arg, A>& a, const pad_node<Arg, A>& b) {
+    return a.before == b.before && a.after == b.after &&
+           std::memcmp(&a.value, &b.value, sizeof(a.value)) == 0 && node_equal(a.arg, b.arg);
+  }
+};
+template <std::size_t A, class... Args>
+struct same_node<concat_node<A, Args...>> {
+  static bool eq(const concat_node<A, Args...>& a, const concat_node<A, Args...>& b) {
+    return a.start == b.start && eq_args(a, b, std::index_sequence_for<Args...>{});
+  }
+  template <std::size_t... I>
+  static bool eq_args(const concat_node<A, Args...>& a, const concat_node<A, Args...>& b, std::index_sequence<I...>) {
+    return (node_equal(std::get<I>(a.args), std::get<I>(b.args)) && ...);
+  }
+};
+template <class T, class S>
+struct same_node<iota_node<T, S>> {
+  static bool eq(const iota_node<T, S>& a, const iota_node<T, S>& b) { return a.shape() == b.shape(); }
+};
+template <class T, class S>
+struct same_node<full_node<T, S>> {
+  static bool eq(const full_node<T, S>& a, const full_node<T, S>& b) {
+    return a.shape() == b.shape() && std::memcmp(&a.value, &b.value, sizeof(T)) == 0;
+  }
+};
+
+namespace detail {
+
+// ---------------------------------------------------------------------------------------------
+// What the CPU backend decides at compile time about the parts of a reducing expression
+// ---------------------------------------------------------------------------------------------
+
+// Lane bits and cost of a tree, stopping at reduction nodes (their operands run elsewhere).
+template <class N>
+struct stop_bits;
+template <class List>
+struct stop_bits_list;
+template <class... Ns>
+struct stop_bits_list<type_list<Ns...>> {
+  static constexpr unsigned value = (0u | ... | stop_bits<Ns>::value);
+  static constexpr int cost = (0 + ... + stop_bits<Ns>::cost);
+};
+template <class N>
+struct stop_bits {
+  static constexpr unsigned value = is_reduce_node<N>::value
+                                        ? lane_bits<typename N::value_type>()
+                                        : node_lane_bits<N>::value | stop_bits_list<node_children_t<N>>::value;
+  static constexpr int cost = is_reduce_node<N>::value ? 1 : op_cost_of<N>::value + stop_bits_list<node_children_t<N>>::cost;
+};
+template <unsigned Bits>
+using lane_class_of_bits = std::conditional_t<Bits == 3u, void, std::conditional_t<Bits == 2u, double, float>>;
+}  // namespace detail
+
+/// The lane class and cost of evaluating N into elements of T, reduction operands excluded.
+template <class N, class T>
+struct stop_traversal {
+  static constexpr unsigned bits = detail::stop_bits<N>::value | detail::lane_bits<T>();
+  using lane_class = detail::lane_class_of_bits<bits>;
+  static constexpr index_t cost = 1 + detail::stop_bits<N>::cost;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Slots: one reduction computed per tile (type-erased so that the tile loop is written once)
+// ---------------------------------------------------------------------------------------------
+
+/// A reduction's space and operand, ready to reduce ranges of its kept outputs.
+struct slot_runner {
+  reduce_space rs;
+  bool alias_ok = true;
+  virtual ~slot_runner() = default;
+  virtual std::unique_ptr<slot_runner> clone() const = 0;
+  /// Appends the operand evaluator's cursors.
+  virtual void cursors(std::vector<cursor*>& out) = 0;
+  /// Finished outputs of the kept flat range [k0, k1) into out[0, k1 - k0) (the node's value type).
+  virtual void run(index_t k0, index_t k1, void* out) = 0;
+  /// All outputs, the reduced range cut into fixed chunks (threads over chunks).
+  virtual void run_chunked(void* out) = 0;
+  virtual std::size_t value_size() const = 0;
+};
+
+/// What the walk knows about a slot.
+struct slot_def {
+  const void* node = nullptr;
+  const void* tag = nullptr;
+  binding rows;                           // the occurrence's binding: output axis <- row numbers
+  std::unique_ptr<slot_runner> runner;    // built on the calling thread, cloned per thread
+  std::string name;                       // for explain
+  int hits = 0;                           // other occurrences sharing it
+  bool root = false;
+};
+
+namespace detail {
+/// The reduction's own space: [rows (r)..., reduced axes (m)...] and its operand's binding.
+template <class N>
+binding reduction_binding(const binding& rows, std::size_t r, const dims& in, std::array<index_t, max_rank>& ext,
+                          const std::array<index_t, max_rank>& row_ext) {
+  binding c;
+  c.node_rank = in.rank;
+  std::size_t m = 0;
+  for (std::size_t d = 0; d < in.rank; ++d)
+    if ((N::mask >> d) & 1u) ++m;
+  c.it_rank = r + m;
+  for (std::size_t j = 0; j < r; ++j) ext[j] = row_ext[j];
+  std::size_t o = 0, red = 0;
+  for (std::size_t d = 0; d < in.rank; ++d) {
+    if ((N::mask >> d) & 1u) {
+      c.coef[d][r + red] = 1;
+      ext[r + red] = static_cast<index_t>(in.e[d]);
+      ++red;
+      if (N::keep) ++o;
+    } else {
+      for (std::size_t j = 0; j < r; ++j) c.coef[d][j] = rows.coef[o][j];
+      c.offset[d] = rows.offset[o];
+      ++o;
+    }
+  }
+  return c;
+}
+}  // namespace detail
+
+/// A leaf read through a strided_reader, whatever the array type: the reduction kernels over a
+/// plain tensor or view are then one instantiation per element type (they are the big ones).
+template <class V>
+struct leaf_reader {
+  using value_type = V;
+  strided_reader<V> r;
+  template <class A, bool B>
+  leaf_reader(const leaf_node<A, B>& n, const binding& b) {
+    r.bind(n.data(), n.strides(), b);
+  }
+  template <class Fn>
+  void for_each_cursor(Fn&& f) {
+    f(r.c);
+  }
+  void prepare(const loop_space& s) { r.prepare(s); }
+  LOOM_INLINE void set_row(const index_t* idx) { r.set_row(idx); }
+  template <class M>
+  LOOM_INLINE V scalar(index_t i) const {
+    return r.template scalar<M>(i);
+  }
+  template <class M, class F>
+  LOOM_INLINE packet_t<V, F> packet(index_t i) const {
+    return r.template packet<M, F>(i);
+  }
+};
+template <class Arg>
+struct operand_evaluator {
+  using type = evaluator<Arg>;
+};
+template <class A, bool B>
+struct operand_evaluator<leaf_node<A, B>> {
+  using type = leaf_reader<typename A::value_type>;
+};
+
+/// The kernels of one reduction: its reducer Red, operand evaluator Ev, accumulator A, lane class
+/// F and result R. Shared by every reduction of the same operand type whatever its axes.
+template <class Red, class Ev, class A, class F, class R>
+struct slot_kernel final : slot_runner {
+  using V = typename Ev::value_type;
+  std::array<index_t, max_rank> eext{};
+  Ev ev;
+  std::unique_ptr<A[]> scratch;  // not a vector: A may be bool
+  index_t scratch_n = 0;
+
+  /// ev is bound to the reduction's space of extents ext: r kept axes (rows), m reduced ones.
+  slot_kernel(Ev e, std::size_t r, std::size_t m, const std::array<index_t, max_rank>& ext, const cursor* dst,
+              const dims* dd, const std::array<int, max_rank>* row_axis)
+      : eext(ext), ev(std::move(e)) {
+    if (dst) check_alias(*dst, *dd, *row_axis, r, m);
+    std::vector<cursor*> cs;
+    ev.for_each_cursor([&](cursor& c) { cs.push_back(&c); });
+    rs = make_reduce_space(eext.data(), r, m, cs.data(), cs.size());
+    ev.prepare(rs.ls);
+  }
+  slot_kernel(const slot_kernel& o) : slot_runner(o), eext(o.eext), ev(o.ev) {}
+
+  std::unique_ptr<slot_runner> clone() const override { return std::make_unique<slot_kernel>(*this); }
+  void cursors(std::vector<cursor*>& out) override {
+    ev.for_each_cursor([&](cursor& c) { out.push_back(&c); });
+  }
+  std::size_t value_size() const override { return sizeof(R); }
+
+  void run(index_t k0, index_t k1, void* out) override {
+    if (scratch_n < k1 - k0) {
+      scratch.reset(new A[std::size_t(k1 - k0)]);
+      scratch_n = k1 - k0;
+    }
+    accumulate(ev, k0, k1, 0, rs.reduced_count, scratch.get());
+    R* o = static_cast<R*>(out);
+    const index_t count = rs.reduced_count;
+    for (index_t k = 0; k < k1 - k0; ++k) o[k] = finalize<Red, R>(scratch[std::size_t(k)], count);
+  }
+
+  void run_chunked(void* out) override {
+    const index_t K = rs.kept_count, total = rs.reduced_count;
+    const index_t L = rs.outer ? std::max<index_t>(1, (index_t(1) << 15) / std::max<index_t>(1, K))
+                               : (index_t(1) << 15);
+    const index_t chunks = (total + L - 1) / L;
+    std::unique_ptr<A[]> part(new A[std::size_t(chunks * K)]);
+    const index_t threads = static_cast<index_t>(default_pool().size());
+    const index_t tasks = std::max<index_t>(1, std::min(threads, chunks));
+    const index_t per = (chunks + tasks - 1) / tasks;
+    default_pool().run(tasks, [&](index_t t) {
+      Ev v = ev;
+      for (index_t ch = t * per; ch < std::min(chunks, (t + 1) * per); ++ch)
+        accumulate(v, 0, K, ch * L, std::min(total, ch * L + L), part.get() + ch * K);
+    });
+    R* o = static_cast<R*>(out);
+    for (index_t k = 0; k < K; ++k) {
+      if constexpr (Red::is_arg) {
+        A best = part[std::size_t(k)];
+        for (index_t ch = 1; ch < chunks; ++ch) merge_partial<Red>(best, part[std::size_t(ch * K + k)]);
+        o[k] = finalize<Red, R>(best, total);
+      } else {
+        detail::cascade<Red, A> cs;
+        for (index_t ch = 0; ch < chunks; ++ch) cs.push(part[std::size_t(ch * K + k)]);
+        o[k] = finalize<Red, R>(cs.total(), total);
+      }
+    }
+  }
+
+ private:
+  void accumulate(Ev& e, index_t k0, index_t k1, index_t a, index_t b, A* out) {
+    if (k1 <= k0) return;
+    if (b <= a) {  // nothing to reduce: the identity (an empty axis)
+      for (index_t k = 0; k < k1 - k0; ++k) {
+        if constexpr (Red::is_arg)
+          out[k] = A{};
+        else
+          out[k] = Red::template identity<A>();
+      }
+      return;
+    }
+    if constexpr (Red::is_arg) {
+      if (rs.outer) {
+        if (rs.contiguous)
+          reduce_outer_arg<Red, V, contiguous_mode>(e, rs, k0, k1, a, b, out);
+        else
+          reduce_outer_arg<Red, V, general_mode>(e, rs, k0, k1, a, b, out);
+      } else {
+        if (rs.contiguous)
+          reduce_inner_arg<Red, V, contiguous_mode>(e, rs, k0, k1, a, b, out);
+        else
+          reduce_inner_arg<Red, V, general_mode>(e, rs, k0, k1, a, b, out);
+      }
+    } else {
+      if (rs.outer) {
+        if (rs.contiguous)
+          reduce_outer<Red, A, F, contiguous_mode>(e, rs, k0, k1, a, b, out);
+        else
+          reduce_outer<Red, A, F, general_mode>(e, rs, k0, k1, a, b, out);
+      } else {
+        if (rs.contiguous)
+          reduce_inner<Red, A, F, contiguous_mode>(e, rs, k0, k1, a, b, out);
+        else
+          reduce_inner<Red, A, F, general_mode>(e, rs, k0, k1, a, b, out);
+      }
+    }
+  }
+
+  // Reading the destination inside a tile is safe when, for every row, the operand reads exactly
+  // that row's elements of the destination (which the tile writes only after its reductions).
+  void check_alias(const cursor& dst, const dims& dd, const std::array<int, max_rank>& row_axis, std::size_t r,
+                   std::size_t m) {
+    dims ed;
+    ed.rank = r + m;
+    for (std::size_t k = 0; k < r + m; ++k) ed.e[k] = static_cast<std::size_t>(eext[k]);
+    ev.for_each_cursor([&](cursor& c) {
+      if (c.elem_size == 0 || !alias_ok) return;
+      std::uintptr_t a0, a1, b0, b1;
+      detail::touched_range(c, ed, a0, a1);
+      detail::touched_range(dst, dd, b0, b1);
+      if (a1 <= b0 || b1 <= a0) return;
+      if (c.base != dst.base || c.offset != dst.offset || c.elem_size != dst.elem_size || r == 0) {
+        alias_ok = false;
+        return;
+      }
+      for (std::size_t j = 0; j < r; ++j)
+        if (c.stride[j] != dst.stride[std::size_t(row_axis[j])]) alias_ok = false;
+      // The reduced axes must cover the destination's columns (the axes that are not rows).
+      std::vector<std::pair<index_t, index_t>> red, cols;
+      for (std::size_t k = 0; k < m; ++k)
+        if (ed.e[r + k] != 1) red.emplace_back(c.stride[r + k], index_t(ed.e[r + k]));
+      for (std::size_t k = 0; k < dd.rank; ++k) {
+        bool is_row = false;
+        for (std::size_t j = 0; j < r; ++j) is_row = is_row || std::size_t(row_axis[j]) == k;
+        if (!is_row && dd.e[k] != 1) cols.emplace_back(dst.stride[k], index_t(dd.e[k]));
+      }
+      std::sort(red.begin(), red.end());
+      std::sort(cols.begin(), cols.end());
+      if (red != cols) alias_ok = false;
+    });
+  }
+};
+
+/// The runner of reduction n, whose outputs are bound to the r rows of the space by `rows`.
+template <class N>
+std::unique_ptr<slot_runner> make_slot_runner(const N& n, const binding& rows, std::size_t r,
+                                              const std::array<index_t, max_rank>& row_ext, const cursor* dst,
+                                              const dims* dd, const std::array<int, max_rank>* row_axis) {
+  using Arg = typename N::arg_type;
+  using Red = typename N::reducer;
+  using V = typename Arg::value_type;
+  using A = std::conditional_t<Red::is_arg, arg_acc<V>, typename N::acc_type>;
+  using F = std::conditional_t<Red::is_arg || std::is_same_v<A, bool>, void,
+                               detail::lane_class_of_bits<detail::stop_bits<Arg>::value | detail::lane_bits<A>()>>;
+  using Ev = typename operand_evaluator<Arg>::type;
+  std::array<index_t, max_rank> ext{};
+  const binding eb = detail::reduction_binding<N>(rows, r, n.arg.shape().to_dims(), ext, row_ext);
+  return std::make_unique<slot_kernel<Red, Ev, A, F, typename N::value_type>>(Ev(n.arg, eb), r, eb.it_rank - r, ext,
+                                                                             dst, dd, row_axis);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The walk: occurrences, materialisation, slots
+// ---------------------------------------------------------------------------------------------
+
+struct reduce_walk {
+  const loom::detail::reduce_plan_info* plan = nullptr;
+  reduce_context ctx;
+  std::vector<slot_def> slots;  // post-order
+  std::vector<std::shared_ptr<void>> held;  // materialised tensors
+  struct materialised_info {
+    const void* node;
+    const void* tag;
+    std::size_t bytes;
+    std::string name;
+    int hits;
+  };
+  std::vector<materialised_info> mats;
+  bool execute_materialised = true;
+  // The space the walk is in: row numbers of its axes, and the rows' extents.
+  std::array<int, max_rank> row_of{};
+  std::size_t r = 0;
+  std::array<index_t, max_rank> row_ext{};
+  // For the aliasing check of slots: the destination's cursor, shape and row axes.
+  const cursor* dst = nullptr;
+  const dims* dd = nullptr;
+  std::array<int, max_rank> row_axis{};
+  // Slot runners are built after the walk, when the context knows every slot.
+  struct builder {
+    void (*build)(reduce_walk&, const builder&);
+    const void* node;
+    binding rows;
+    int slot;
+  };
+  std::vector<builder> builders;
+};
+
+// The walk is indexed at compile time: rt_node<P, I, N> walks node N whose first occurrence (in
+// pre-order) is number I of plan P, so each occurrence's class is a constant and only its own
+// path is compiled. Occurrences inside a materialised one are never visited (they are part of
+// its own plan).
+template <const loom::detail::reduce_plan_info& P, std::size_t I, class N>
+struct rt_node;
+template <const loom::detail::reduce_plan_info& P, std::size_t I, class N>
+void rt_walk(const N& n, const binding& b, reduce_walk& w) {
+  if constexpr (loom::detail::occurrence_count_v<N> > 0) rt_node<P, I, N>::walk(n, b, w);
+}
+
+namespace detail {
+/// Occurrence numbers of the operands of a node whose first occurrence is I.
+template <std::size_t I, class... Args>
+constexpr std::array<std::size_t, sizeof...(Args) + 1> operand_firsts() {
+  std::array<std::size_t, sizeof...(Args) + 1> f{};
+  f[0] = I;
+  std::size_t j = 0;
+  ((f[j + 1] = f[j] + loom::detail::occurrence_count_v<Args>, ++j), ...);
+  return f;
+}
+template <const loom::detail::reduce_plan_info& P, std::size_t I, class... Args, class Bind, std::size_t... J>
+void walk_operands(const std::tuple<Args...>& args, const Bind& bind, reduce_walk& w, std::index_sequence<J...>) {
+  constexpr auto f = operand_firsts<I, Args...>();
+  (rt_walk<P, f[J]>(std::get<J>(args), bind(std::get<J>(args)), w), ...);
+}
+}  // namespace detail
+
+template <const loom::detail::reduce_plan_info& P, std::size_t I, class N>
+struct rt_node {  // nodes whose operands are only reached by materialised occurrences
+  static void walk(const N& n, const binding& b, reduce_walk& w) {
+    if constexpr (requires { n.args; }) {
+      detail::walk_operands<P, I>(
+          n.args, [&](const auto&) -> const binding& { return b; }, w, std::make_index_sequence<std::tuple_size_v<std::remove_cvref_t<decltype(n.args)>>>{});
+    } else if constexpr (requires { n.arg; }) {
+      rt_walk<P, I>(n.arg, b, w);
+    }
+  }
+};
+template <const loom::detail::reduce_plan_info& P, std::size_t I, class Op, class C, class... Args>
+struct rt_node<P, I, map_node<Op, C, Args...>> {
+  static void walk(const map_node<Op, C, Args...>& n, const binding& b, reduce_walk& w) {
+    const dims nd = n.shape().to_dims();
+    detail::walk_operands<P, I>(
+        n.args, [&](const auto& a) { return b.broadcast_operand(nd, a.shape().to_dims()); }, w,
+        std::index_sequence_for<Args...>{});
+  }
+};
+template <const loom::detail::reduce_plan_info& P, std::size_t I, class Arg, std::size_t... Q>
+struct rt_node<P, I, permute_node<Arg, Q...>> {
+  static void walk(const permute_node<Arg, Q...>& n, const binding& b, reduce_walk& w) {
+    rt_walk<P, I>(n.arg, detail::permuted_binding(b, permute_node<Arg, Q...>::perm.data(), sizeof...(Q)), w);
+  }
+};
+template <const loom::detail::reduce_plan_info& P, std::size_t I, class Arg, std::size_t A>
+struct rt_node<P, I, slice_node<Arg, A>> {
+  static void walk(const slice_node<Arg, A>& n, const binding& b, reduce_walk& w) {
+    rt_walk<P, I>(n.arg, detail::affine_axis_binding(b, A, n.begin, n.step), w);
+  }
+};
+template <const loom::detail::reduce_plan_info& P, std::size_t I, class Arg, std::size_t A>
+struct rt_node<P, I, flip_node<Arg, A>> {
+  static void walk(const flip_node<Arg, A>& n, const binding& b, reduce_walk& w) {
+    rt_walk<P, I>(n.arg, detail::affine_axis_binding(b, A, static_cast<index_t>(n.shape().extent(A)) - 1, -1), w);
+  }
+};
+template <const loom::detail::reduce_plan_info& P, std::size_t I, class Arg, class S>
+struct rt_node<P, I, broadcast_node<Arg, S>> {
+  static void walk(const broadcast_node<Arg, S>& n, const binding& b, reduce_walk& w) {
+    rt_walk<P, I>(n.arg, b.broadcast_operand(n.shape().to_dims(), n.arg.shape().to_dims()), w);
+  }
+};
+
+namespace detail {
+inline std::string occurrence_name(std::string_view red, unsigned mask, std::size_t rank, bool keep) {
+  return std::string(red) + " over axes " + loom::detail::axes_text(mask, rank) + (keep ? " (keepdims)" : "");
+}
+
+/// Materialises occurrence n (or finds an equal one already materialised) and records its entry.
+template <class N>
+void materialise_occurrence(const N& n, reduce_walk& w) {
+  const void* tag = &type_tag<N>::id;
+  reduce_entry e;
+  e.node = &n;
+  e.tag = tag;
+  e.cls = occurrence_class::materialised;
+  for (auto& m : w.mats) {
+    if (m.tag != tag || !node_equal(*static_cast<const N*>(m.node), n)) continue;
+    ++m.hits;
+    for (auto& f : w.ctx.entries)
+      if (f.node == m.node && f.tag == tag) {
+        e.data = f.data;
+        e.strides = f.strides;
+      }
+    w.ctx.entries.push_back(e);
+    return;
+  }
+  using held = tensor<typename N::value_type, typename N::shape_type>;
+  if (w.execute_materialised) {
+    auto t = std::make_shared<held>(n.shape());
+    {
+      context_scope none(nullptr);
+      execute(*t, n);
+    }
+    e.data = t->data();
+    auto st = t->strides();
+    for (std::size_t k = 0; k < N::rank; ++k) e.strides[k] = st[k];
+    w.held.push_back(t);
+  }
+  w.ctx.entries.push_back(e);
+  w.mats.push_back({&n, tag, n.shape().size() * sizeof(typename N::value_type),
+                    occurrence_name(N::reducer::name, N::mask, N::in_rank, N::keep), 0});
+}
+}  // namespace detail
+
+template <const loom::detail::reduce_plan_info& P, std::size_t I, class Red, class Arg, unsigned Mask, bool Keep>
+struct rt_node<P, I, reduce_node<Red, Arg, Mask, Keep>> {
+  using N = reduce_node<Red, Arg, Mask, Keep>;
+  static constexpr occurrence_class cls = P.cls[I];
+  static void walk(const N& n, const binding& b, reduce_walk& w) {
+    if constexpr (cls == occurrence_class::materialised) {
+      detail::materialise_occurrence(n, w);
+    } else if constexpr (cls == occurrence_class::tiled || cls == occurrence_class::root) {
+      walk_tiled(n, b, w);
+    }
+  }
+  static void walk_tiled(const N& n, const binding& b, reduce_walk& w) {
+    const void* tag = &detail::type_tag<N>::id;
+    // The binding of its outputs to the rows of the space.
+    binding rows;
+    rows.node_rank = N::rank;
+    rows.it_rank = w.r;
+    for (std::size_t d = 0; d < N::rank; ++d) {
+      rows.offset[d] = b.offset[d];
+      for (std::size_t k = 0; k < b.it_rank; ++k)
+        if (w.row_of[k] >= 0) rows.coef[d][std::size_t(w.row_of[k])] = b.coef[d][k];
+    }
+    reduce_entry e;
+    e.node = &n;
+    e.tag = tag;
+    e.cls = occurrence_class::tiled;
+    // Equal to an earlier slot: share it (its operand is never evaluated twice).
+    for (std::size_t s = 0; s < w.slots.size(); ++s) {
+      slot_def& sd = w.slots[s];
+      if (sd.tag != tag || sd.root || !node_equal(*static_cast<const N*>(sd.node), n)) continue;
+      bool same = true;
+      for (std::size_t d = 0; d < N::rank && same; ++d) {
+        same = sd.rows.offset[d] == rows.offset[d];
+        for (std::size_t j = 0; j < w.r && same; ++j) same = sd.rows.coef[d][j] == rows.coef[d][j];
+      }
+      if (!same) continue;
+      ++sd.hits;
+      e.slot = int(s);
+      w.ctx.entries.push_back(e);
+      return;
+    }
+    // Its operand runs in the reduction's space: rows first, then the reduced axes.
+    {
+      std::array<int, max_rank> saved = w.row_of;
+      std::array<index_t, max_rank> ext{};
+      const binding eb = detail::reduction_binding<N>(rows, w.r, n.arg.shape().to_dims(), ext, w.row_ext);
+      w.row_of.fill(-1);
+      for (std::size_t j = 0; j < w.r; ++j) w.row_of[j] = int(j);
+      rt_walk<P, I + 1>(n.arg, eb, w);
+      w.row_of = saved;
+    }
+    slot_def sd;
+    sd.node = &n;
+    sd.tag = tag;
+    sd.rows = rows;
+    sd.root = cls == occurrence_class::root;
+    sd.name = detail::occurrence_name(Red::name, Mask, N::in_rank, Keep);
+    const int s = int(w.slots.size());
+    e.slot = s;
+    w.ctx.entries.push_back(e);
+    w.slots.push_back(std::move(sd));
+    // The runner is built once the context knows every slot (nested ones are already in it).
+    w.builders.push_back({&build, &n, rows, s});
+  }
+  static void build(reduce_walk& ww, const reduce_walk::builder& b) {
+    ww.ctx.row_of.fill(-1);
+    for (std::size_t j = 0; j < ww.r; ++j) ww.ctx.row_of[j] = int(j);
+    context_scope in(&ww.ctx);
+    slot_def& sd = ww.slots[std::size_t(b.slot)];
+    sd.runner = make_slot_runner(*static_cast<const N*>(b.node), b.rows, ww.r, ww.row_ext, sd.root ? nullptr : ww.dst,
+                                 ww.dd, &ww.row_axis);
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// The executor
+// ---------------------------------------------------------------------------------------------
+
+namespace detail {
+
+/// Rows of the destination's space: its axes of extent > 1 before the plan's prefix p.
+struct tile_rows {
+  std::size_t r = 0;
+  std::array<int, max_rank> row_of{};    // per axis: row number, or -1
+  std::array<int, max_rank> row_axis{};  // per row number: axis
+  std::array<index_t, max_rank> ext{}, stride{};
+  index_t count = 1, cols = 1;
+
+  tile_rows(const dims& dd, std::size_t p) {
+    row_of.fill(-1);
+    for (std::size_t k = 0; k < dd.rank; ++k) {
+      if (k < p && dd.e[k] != 1) {
+        row_of[k] = int(r);
+        row_axis[r] = int(k);
+        ext[r++] = static_cast<index_t>(dd.e[k]);
+      } else if (k >= p) {
+        cols *= static_cast<index_t>(dd.e[k]);
+      }
+    }
+    for (std::size_t j = r; j-- > 0;) {
+      stride[j] = count;
+      count *= ext[j];
+    }
+  }
+  /// Rows per tile of a consumer writing elements of `elem` bytes.
+  index_t tile(std::size_t elem) const;
+};
+
+/// Bytes of the destination one tile should cover (the tile's rows are re-read from L1/L2).
+inline constexpr index_t tile_bytes = 24 * 1024;
+
+inline index_t tile_rows::tile(std::size_t elem) const {
+  const index_t per_row_bytes = std::max<index_t>(1, cols * index_t(elem));
+  return std::clamp<index_t>(tile_bytes / per_row_bytes, 1, index_t(max_tile_rows));
+}
+
+/// Per-thread state of the tile loop: buffers and the cursors that read them.
+struct tile_buffers {
+  std::vector<double> store;  // 8-byte aligned, which every value type needs
+  std::vector<void*> buf;
+  std::vector<std::pair<cursor*, int>> readers;
+
+  tile_buffers(const std::vector<slot_def>& slots, index_t rows) {
+    std::size_t words = 0;
+    std::vector<std::size_t> at;
+    for (auto& s : slots) {
+      at.push_back(words);
+      words += (std::size_t(rows) * s.runner->value_size() + 63) / 8 + 8;
+    }
+    store.resize(std::max<std::size_t>(words, 1));
+    for (std::size_t i = 0; i < slots.size(); ++i) buf.push_back(store.data() + at[i]);
+  }
+  void collect(cursor& c, const reduce_context& ctx) {
+    const auto* b = static_cast<const unsigned char*>(c.base);
+    if (c.elem_size == 0 && b >= ctx.tags && b < ctx.tags + ctx.nslots) readers.emplace_back(&c, int(b - ctx.tags));
+  }
+  void point(index_t r0) {
+    for (auto& [c, s] : readers) {
+      c->base = buf[std::size_t(s)];
+      c->offset = -r0;
+    }
+  }
+};
+
+template <class T, class R>
+void copy_outputs(const R* src, index_t k0, index_t k1, T* dst, const std::array<index_t, max_rank>& dst_stride,
+                  const tile_rows& g) {
+  std::array<index_t, max_rank> idx{};
+  index_t k = k0;
+  for (std::size_t j = g.r; j-- > 0;) {
+    idx[j] = k % g.ext[j];
+    k /= g.ext[j];
+  }
+  for (index_t i = 0; i < k1 - k0; ++i) {
+    index_t off = 0;
+    for (std::size_t j = 0; j < g.r; ++j) off += idx[j] * dst_stride[std::size_t(g.row_axis[j])];
+    dst[off] = loom::detail::convert<T>(src[i]);
+    for (std::size_t j = g.r; j-- > 0;) {
+      if (++idx[j] < g.ext[j]) break;
+      idx[j] = 0;
+    }
+  }
+}
+
+}  // namespace detail
+
+/// Runs the root reduction (the last slot) into dst (elements at data with strides ds), with its
+/// nested tiled slots per block of outputs. `row_major`: dst's strides are its row-major ones.
+template <class R, class T>
+void run_root(T* data, const std::array<index_t, max_rank>& ds, bool row_major, const detail::tile_rows& g,
+              reduce_walk& walk) {
+  slot_runner& top = *walk.slots.back().runner;
+  const index_t K = g.count, red = top.rs.reduced_count;
+  const bool nested = walk.slots.size() > 1;
+  const bool direct = std::is_same_v<T, R> && row_major;
+
+  if (!nested && K < 16 && K * red >= (index_t(1) << 17)) {  // few outputs: split the reduced range
+    std::unique_ptr<R[]> buf(direct ? nullptr : new R[std::size_t(K)]);
+    R* out = direct ? reinterpret_cast<R*>(data) : buf.get();
+    top.run_chunked(out);
+    if (!direct) detail::copy_outputs(out, 0, K, data, ds, g);
+    return;
+  }
+  const index_t work = K * std::max<index_t>(red, 1) * 2;
+  const index_t threads = static_cast<index_t>(default_pool().size());
+  const index_t tasks = (threads == 1 || work < parallel_threshold) ? 1 : std::min(threads, K);
+  const index_t per = (K + tasks - 1) / tasks;
+  const index_t tile = std::min<index_t>(index_t(max_tile_rows), per);
+  auto task = [&](index_t t) {
+    std::vector<std::unique_ptr<slot_runner>> runners;
+    for (auto& sd : walk.slots) runners.push_back(sd.runner->clone());
+    detail::tile_buffers tb(walk.slots, tile);
+    std::vector<cursor*> rc;
+    for (auto& r : runners) r->cursors(rc);
+    for (cursor* c : rc) tb.collect(*c, walk.ctx);
+    const index_t k_begin = t * per, k_end = std::min(K, (t + 1) * per);
+    for (index_t r0 = k_begin; r0 < k_end; r0 += tile) {
+      const index_t r1 = std::min(k_end, r0 + tile);
+      tb.point(r0);
+      for (std::size_t i = 0; i + 1 < runners.size(); ++i) runners[i]->run(r0, r1, tb.buf[i]);
+      if (direct) {
+        runners.back()->run(r0, r1, reinterpret_cast<R*>(data) + r0);
+      } else {
+        runners.back()->run(r0, r1, tb.buf.back());
+        detail::copy_outputs(static_cast<const R*>(tb.buf.back()), r0, r1, data, ds, g);
+      }
+    }
+  };
+  if (tasks == 1)
+    task(0);
+  else
+    default_pool().run(tasks, task);
+}
+
+namespace detail {
+/// dst = src broadcast into dst's shape, element by element (the rare paths that go through a
+/// temporary use this rather than a whole loop nest per temporary type).
+template <class T, class U>
+void broadcast_copy(T* dst, const index_t* ds, const dims& dd, const U* src, const dims& sd, const index_t* ss) {
+  std::array<index_t, max_rank> st{};  // src strides per dst axis (0 where broadcast)
+  const std::size_t lead = dd.rank - sd.rank;
+  for (std::size_t k = 0; k < sd.rank; ++k) st[k + lead] = sd.e[k] == 1 ? 0 : ss[k];
+  const std::size_t n = dd.size();
+  std::array<index_t, max_rank> idx{};
+  for (std::size_t i = 0; i < n; ++i) {
+    index_t a = 0, b = 0;
+    for (std::size_t k = 0; k < dd.rank; ++k) {
+      a += idx[k] * ds[k];
+      b += idx[k] * st[k];
+    }
+    dst[a] = loom::detail::convert<T>(src[b]);
+    for (std::size_t k = dd.rank; k-- > 0;) {
+      if (++idx[k] < index_t(dd.e[k])) break;
+      idx[k] = 0;
+    }
+  }
+}
+template <class Dst, class Tensor>
+void copy_into(Dst& dst, const Tensor& t) {
+  const auto ds = dst.strides();
+  const auto ss = t.strides();
+  broadcast_copy(dst.data(), ds.data(), dst.shape().to_dims(), t.data(), t.shape().to_dims(), ss.data());
+}
+
+/// Walks the expression into `walk` and builds the slot runners.
+template <class DS, class N>
+void walk_and_build(const N& n, const binding& rootb, reduce_walk& walk, const tile_rows& g,
+                    std::vector<unsigned char>& tags) {
+  rt_walk<loom::detail::reduce_plan_v<N, DS>, 0>(n, rootb, walk);
+  tags.assign(std::max<std::size_t>(walk.slots.size(), 1), 0);
+  walk.ctx.tags = tags.data();
+  walk.ctx.nslots = walk.slots.size();
+  walk.ctx.row_stride = g.stride;
+  for (auto& b : walk.builders) b.build(walk, b);
+}
+}  // namespace detail
+
+/// Evaluates an expression holding reductions into dst, following its compile-time plan.
+template <class Dst, class N>
+void execute_reducing(Dst& dst, const N& n) {
+  using D = std::remove_cvref_t<Dst>;
+  using T = typename D::value_type;
+  using DS = typename D::shape_type;
+  const dims dd = dst.shape().to_dims();
+  const dims ed = n.shape().to_dims();
+  check_assignable(ed, dd);
+  if (dd.size() == 0) return;
+  constexpr const loom::detail::reduce_plan_info& plan = loom::detail::reduce_plan_v<N, DS>;
+  static_assert(loom::detail::occurrence_count_v<N> <= max_occurrences,
+                "loom: an expression holds more reductions than the plan tracks (48)");
+
+  strided_writer<T> w;
+  w.bind(dst.data(), dst.strides(), dd.rank);
+  auto through_temporary = [&] {
+    tensor<T, DS> tmp(dst.shape());
+    execute_reducing(tmp, n);
+    detail::copy_into(dst, tmp);
+  };
+
+  if constexpr (plan.root) {
+    if (!(dd == ed)) {  // the root's result is broadcast into dst: compute it first
+      tensor<typename N::value_type, typename N::shape_type> t(n.shape());
+      execute_reducing(t, n);
+      detail::copy_into(dst, t);
+      return;
+    }
+    const detail::tile_rows g(dd, dd.rank);
+    reduce_walk walk;
+    walk.plan = &plan;
+    walk.row_of = g.row_of;
+    walk.r = g.r;
+    walk.row_ext = g.ext;
+    walk.dd = &dd;
+    walk.row_axis = g.row_axis;
+    std::vector<unsigned char> tags;
+    detail::walk_and_build<DS>(n, binding::identity(dd.rank), walk, g, tags);
+    // A reduction cannot write what it still reads: any overlap of an operand with dst goes
+    // through a temporary.
+    bool overlap = false;
+    std::uintptr_t b0, b1;
+    detail::touched_range(w.c, dd, b0, b1);
+    for (auto& sd : walk.slots) {
+      const loop_space& ls = sd.runner->rs.ls;
+      dims ld;
+      ld.rank = ls.rank;
+      for (std::size_t k = 0; k < ls.rank; ++k) ld.e[k] = static_cast<std::size_t>(ls.extent[k]);
+      std::vector<cursor*> rc;
+      sd.runner->cursors(rc);
+      for (cursor* c : rc) {
+        if (c->elem_size == 0) continue;
+        std::uintptr_t a0, a1;
+        detail::touched_range(*c, ld, a0, a1);
+        if (!(a1 <= b0 || b1 <= a0)) overlap = true;
+      }
+    }
+    if (overlap) {
+      through_temporary();
+      return;
+    }
+    const auto dst_strides = dst.strides();
+    std::array<index_t, max_rank> ds{};
+    for (std::size_t k = 0; k < dst_strides.size(); ++k) ds[k] = dst_strides[k];
+    run_root<typename N::value_type>(dst.data(), ds, dst_strides == loom::detail::row_major_strides(dst.shape()), g,
+                                     walk);
+  } else {
+    const detail::tile_rows g(dd, plan.p);
+    reduce_walk walk;
+    walk.plan = &plan;
+    walk.row_of = g.row_of;
+    walk.r = g.r;
+    walk.row_ext = g.ext;
+    walk.dst = &w.c;
+    walk.dd = &dd;
+    walk.row_axis = g.row_axis;
+    const binding rootb = binding::identity(dd.rank).broadcast_operand(dd, ed);
+    std::vector<unsigned char> tags;
+    detail::walk_and_build<DS>(n, rootb, walk, g, tags);
+    bool safe = true;
+    for (auto& sd : walk.slots)
+      if (!sd.runner->alias_ok) safe = false;
+
+    // The consumer.
+    using trav = stop_traversal<N, T>;
+    using F = typename trav::lane_class;
+    walk.ctx.row_of = g.row_of;
+    std::optional<evaluator<N>> evo;
+    {
+      context_scope in(&walk.ctx);
+      evo.emplace(n, rootb);
+    }
+    evaluator<N>& ev = *evo;
+    ev.for_each_cursor([&](cursor& c) { safe = safe && detail::alias_safe(c, w.c, dd); });
+    if (!safe) {
+      through_temporary();
+      return;
+    }
+    std::vector<cursor*> cs;
+    cs.push_back(&w.c);
+    ev.for_each_cursor([&](cursor& c) { cs.push_back(&c); });
+    const loop_space s = collapse(dd, cs.data(), cs.size());
+    const bool contiguous = detail::inner_contiguous(cs.data(), cs.size(), s.rank - 1);
+    const layout_class layout = choose_layout(contiguous, cs.size() * dd.size() * sizeof(T));
+    ev.prepare(s);
+    w.prepare(s);
+
+    if constexpr (plan.tiled == 0) {  // only materialised reductions: a plain loop nest now
+      run_loop_nest<F>(w, ev, s, layout, trav::cost);
+    } else {
+      const index_t tile = g.tile(sizeof(T));
+      index_t work = index_t(dd.size()) * trav::cost;
+      for (auto& sd : walk.slots) work += g.count * sd.runner->rs.reduced_count * 2;
+      const index_t ntiles = (g.count + tile - 1) / tile;
+      const index_t threads = static_cast<index_t>(default_pool().size());
+      const index_t tasks = (threads == 1 || work < parallel_threshold) ? 1 : std::min(threads, ntiles);
+      const index_t per = (ntiles + tasks - 1) / tasks;
+      constexpr bool can_stream =
+          !std::is_void_v<F> && stream_alignment<std::conditional_t<std::is_void_v<F>, float, F>, T> != 0;
+      using stream_m = std::conditional_t<can_stream, streaming_mode, contiguous_mode>;
+      auto task = [&](index_t t) {
+        evaluator<N> v = ev;
+        strided_writer<T> wt = w;
+        std::vector<std::unique_ptr<slot_runner>> runners;
+        for (auto& sd : walk.slots) runners.push_back(sd.runner->clone());
+        detail::tile_buffers tb(walk.slots, tile);
+        v.for_each_cursor([&](cursor& c) { tb.collect(c, walk.ctx); });
+        std::vector<cursor*> rc;
+    for (auto& r : runners) r->cursors(rc);
+    for (cursor* c : rc) tb.collect(*c, walk.ctx);
+        const index_t r_begin = t * per * tile, r_end = std::min(g.count, (t + 1) * per * tile);
+        for (index_t r0 = r_begin; r0 < r_end; r0 += tile) {
+          const index_t r1 = std::min(r_end, r0 + tile);
+          tb.point(r0);
+          for (std::size_t i = 0; i < runners.size(); ++i) runners[i]->run(r0, r1, tb.buf[i]);
+          if (layout == layout_class::general)
+            run_range<general_mode, F>(wt, v, s, r0 * g.cols, r1 * g.cols);
+          else if (layout == layout_class::streaming)
+            run_range<stream_m, F>(wt, v, s, r0 * g.cols, r1 * g.cols);
+          else
+            run_range<contiguous_mode, F>(wt, v, s, r0 * g.cols, r1 * g.cols);
+        }
+      };
+      if (tasks == 1)
+        task(0);
+      else
+        default_pool().run(tasks, task);
+    }
+  }
+}
+
+/// How the CPU evaluates an expression holding reductions (for explain): tiles, the reductions
+/// per tile in order, common subexpressions, and what is materialised first.
+template <class DS, class N>
+std::string describe_reducing(const N& n) {
+  const dims dd = n.shape().to_dims();
+  if (dd.size() == 0) return "  cpu: (empty)\n";
+  constexpr const loom::detail::reduce_plan_info& plan = loom::detail::reduce_plan_v<N, DS>;
+  const detail::tile_rows g(dd, plan.root ? dd.rank : plan.p);
+  reduce_walk walk;
+  walk.plan = &plan;
+  walk.row_of = g.row_of;
+  walk.r = g.r;
+  walk.row_ext = g.ext;
+  walk.execute_materialised = false;
+  rt_walk<loom::detail::reduce_plan_v<N, DS>, 0>(n, binding::identity(dd.rank), walk);
+  std::string s;
+  auto list = [&](std::size_t from, std::size_t to) {
+    std::string l;
+    for (std::size_t i = from; i < to; ++i)
+      l += (i > from ? "; " : "") + ("r" + std::to_string(i)) + " = " + walk.slots[i].name;
+    return l;
+  };
+  const std::string th = std::to_string(num_threads());
+  if (plan.root) {
+    index_t red = 1;
+    if constexpr (is_reduce_node<N>::value) red = static_cast<index_t>(n.reduced_count());
+    const std::size_t nested = walk.slots.size() - 1;
+    s += "  cpu: " + std::to_string(g.count) + " outputs, each reducing " + std::to_string(red) + " elements";
+    if (nested == 0 && g.count < 16 && g.count * red >= (index_t(1) << 17))
+      s += "; the reduced range in fixed chunks of 32768 (threads " + th +
+           "), partial results combined in order";
+    else
+      s += "; blocks of up to " + std::to_string(max_tile_rows) + " outputs (threads " + th + ")";
+    s += "\n";
+    if (nested)
+      s += "  cpu: per block, first: " + list(0, nested) + "\n";
+  } else if (!walk.slots.empty()) {
+    const index_t t = g.tile(sizeof(typename N::value_type));
+    s += "  cpu: tiles of " + std::to_string(t) + " rows x " + std::to_string(g.cols) + " elements (" +
+         std::to_string((g.count + t - 1) / t) + " tiles, threads " + th + "); per tile, in order: " +
+         list(0, walk.slots.size()) + "; then the consumer over the tile\n";
+  }
+  int hits = 0;
+  std::string cse;
+  for (auto& sd : walk.slots)
+    if (sd.hits) {
+      hits += sd.hits;
+      cse += (cse.empty() ? "" : "; ") + sd.name + " computed once for " + std::to_string(sd.hits + 1) + " uses";
+    }
+  for (auto& m : walk.mats)
+    if (m.hits) {
+      hits += m.hits;
+      cse += (cse.empty() ? "" : "; ") + m.name + " computed once for " + std::to_string(m.hits + 1) + " uses";
+    }
+  s += "  cpu: common subexpressions: " + std::to_string(hits) + (hits ? " (" + cse + ")" : std::string()) + "\n";
+  if (!walk.mats.empty()) {
+    s += "  cpu: materialised first, each at its own size:";
+    for (auto& m : walk.mats) s += " " + m.name + " (" + std::to_string(m.bytes) + " bytes);";
+    s.back() = '\n';
+  }
+  return s;
+}
+
+}  // namespace cpu
+}  // namespace loom
