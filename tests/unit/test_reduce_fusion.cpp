@@ -1,0 +1,221 @@
+// Reductions broadcast back: softmax, layer norm, RMS norm and log-softmax run as one pass over
+// row tiles (plan_of says so, explain shows it, the values match float64), common subexpressions
+// are computed once, other structures fall back to small materialised results, and writing the
+// destination that is reduced is right.
+#include "reduce_support.hpp"
+
+using namespace loom;
+
+namespace {
+
+using mat = tensor<float, shape<dyn, dyn>>;
+
+std::vector<double> softmax_ref(const mat& x, bool log_form = false) {
+  const std::size_t R = x.extent(0), C = x.extent(1);
+  std::vector<double> o(R * C);
+  for (std::size_t i = 0; i < R; ++i) {
+    double m = -INFINITY, s = 0;
+    for (std::size_t j = 0; j < C; ++j) m = std::max(m, double(x(i, j)));
+    for (std::size_t j = 0; j < C; ++j) s += std::exp(double(x(i, j)) - m);
+    for (std::size_t j = 0; j < C; ++j)
+      o[i * C + j] = log_form ? double(x(i, j)) - m - std::log(s) : std::exp(double(x(i, j)) - m) / s;
+  }
+  return o;
+}
+
+std::vector<double> layer_norm_ref(const mat& x, const tensor<float, shape<dyn>>& g, const tensor<float, shape<dyn>>& b,
+                                   double eps, bool rms) {
+  const std::size_t R = x.extent(0), C = x.extent(1);
+  std::vector<double> o(R * C);
+  for (std::size_t i = 0; i < R; ++i) {
+    double mu = 0, var = 0;
+    for (std::size_t j = 0; j < C; ++j) mu += x(i, j);
+    mu /= double(C);
+    if (rms) mu = 0;
+    for (std::size_t j = 0; j < C; ++j) var += (x(i, j) - mu) * (x(i, j) - mu);
+    var /= double(C);
+    for (std::size_t j = 0; j < C; ++j)
+      o[i * C + j] = (x(i, j) - mu) / std::sqrt(var + eps) * g(j) + (rms ? 0.0 : double(b(j)));
+  }
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("softmax as written in DESIGN.md is one tiled kernel and matches float64", "[fusion][softmax]") {
+  const std::pair<std::size_t, std::size_t> sizes[] = {{1, 1}, {7, 17}, {33, 1023}, {130, 1025}, {5, 4099}, {1000, 3}};
+  for (auto [r, c] : sizes) {
+    mat x(r, c), o(r, c);
+    loom_test::randomize(x, r * 7 + c, -8, 8);
+    auto e = exp(x - max(x, axis<1>, keepdims));
+    o = e / sum(e, axis<1>, keepdims);
+    loom_test::check_close(o.data(), softmax_ref(x), 2e-6, 1e-9, "softmax " + std::to_string(r) + "x" + std::to_string(c));
+  }
+  tensor<float, shape<64, 32>> x;
+  auto e = exp(x - max(x, axis<1>, keepdims));
+  using P = plan_of<decltype(e / sum(e, axis<1>, keepdims))>;
+  static_assert(P::kernels == 1);
+  static_assert(P::kind == plan_kind::tiled);
+  static_assert(P::tiled_reductions == 3 && P::materialised_reductions == 0);
+  static_assert(P::temp_bytes <= 3 * max_tile_rows * sizeof(float));  // per-tile buffers, never 64 x 32
+  static_assert(P::temp_bytes_bounded);
+}
+
+TEST_CASE("explain shows the tiles, the reductions per tile and the common subexpression", "[fusion][explain]") {
+  mat x(4096, 1024);
+  auto e = exp(x - max(x, axis<1>, keepdims));
+  const std::string s = explain(e / sum(e, axis<1>, keepdims));
+  INFO(s);
+  CHECK(s.find("kernels: 1 (row tiles") != std::string::npos);
+  CHECK(s.find("per tile, in order: r0 = max over axes {1} (keepdims); r1 = sum over axes {1} (keepdims)") !=
+        std::string::npos);
+  CHECK(s.find("common subexpressions: 1 (max over axes {1} (keepdims) computed once for 2 uses)") != std::string::npos);
+  CHECK(s.find("per-tile buffers") != std::string::npos);
+  const std::string f = explain(x / sum(x));
+  INFO(f);
+  CHECK(f.find("materialised first") != std::string::npos);
+  CHECK(f.find("kernels: 2") != std::string::npos);
+}
+
+TEST_CASE("log-softmax, layer norm and RMS norm are one tiled kernel each", "[fusion][norm]") {
+  const std::pair<std::size_t, std::size_t> sizes[] = {{3, 7}, {17, 1024}, {129, 1031}, {2, 5000}};
+  for (auto [r, c] : sizes) {
+    mat x(r, c), o(r, c);
+    tensor<float, shape<dyn>> g(c), b(c);
+    loom_test::randomize(x, r + c, -3, 3);
+    loom_test::randomize(g, 2 * c);
+    loom_test::randomize(b, 3 * c);
+    const float eps = 1e-5f;
+    const std::string at = std::to_string(r) + "x" + std::to_string(c);
+
+    auto m = max(x, axis<1>, keepdims);
+    o = x - m - log(sum(exp(x - m), axis<1>, keepdims));
+    loom_test::check_close(o.data(), softmax_ref(x, true), 1e-5, 1e-5, "log-softmax " + at);
+    static_assert(plan_of<decltype(x - m - log(sum(exp(x - m), axis<1>, keepdims)))>::kernels == 1);
+
+    auto mu = mean(x, axis<1>, keepdims);
+    auto var = mean((x - mu) * (x - mu), axis<1>, keepdims);
+    o = (x - mu) * rsqrt(var + eps) * g + b;
+    loom_test::check_close(o.data(), layer_norm_ref(x, g, b, eps, false), 2e-5, 2e-5, "layer norm " + at);
+    using LN = plan_of<decltype((x - mu) * rsqrt(var + eps) * g + b)>;
+    static_assert(LN::kernels == 1 && LN::kind == plan_kind::tiled);
+
+    o = x * rsqrt(mean(x * x, axis<1>, keepdims) + eps) * g;
+    loom_test::check_close(o.data(), layer_norm_ref(x, g, b, eps, true), 2e-5, 2e-5, "rms norm " + at);
+    static_assert(plan_of<decltype(x * rsqrt(mean(x * x, axis<1>, keepdims) + eps) * g)>::kernels == 1);
+  }
+}
+
+TEST_CASE("reductions over the last axis of higher ranks tile over all leading axes", "[fusion][rank]") {
+  tensor<float, shape<dyn, dyn, dyn>> x(3, 5, 33), o(3, 5, 33);
+  loom_test::randomize(x, 61, -4, 4);
+  auto e = exp(x - max(x, axis<2>, keepdims));
+  o = e / sum(e, axis<2>, keepdims);
+  static_assert(plan_of<decltype(e / sum(e, axis<2>, keepdims))>::kind == plan_kind::tiled);
+  mat flat(15, 33);
+  std::memcpy(flat.data(), x.data(), x.size() * 4);
+  loom_test::check_close(o.data(), softmax_ref(flat), 2e-6, 1e-9, "softmax rank 3");
+  // Without keepdims the reduction broadcasts from the right as NumPy does: over axis 0 of a
+  // [n, n] it lines up with the columns - not tiled, but right.
+  mat y(9, 9), p(9, 9);
+  loom_test::randomize(y, 62);
+  p = y - mean(y, axis<0>);
+  for (std::size_t i = 0; i < 9; ++i)
+    for (std::size_t j = 0; j < 9; ++j) {
+      double mu = 0;
+      for (std::size_t k = 0; k < 9; ++k) mu += y(k, j);
+      CHECK(p(i, j) == Approx(y(i, j) - mu / 9).margin(1e-6));
+    }
+}
+
+TEST_CASE("structures that do not tile fall back to small materialised results", "[fusion][fallback]") {
+  mat x(67, 45), o(67, 45);
+  loom_test::randomize(x, 71);
+  // Column statistics broadcast over rows.
+  o = (x - mean(x, axis<0>, keepdims)) / (max(x, axis<0>, keepdims) - min(x, axis<0>, keepdims));
+  using C = plan_of<decltype((x - mean(x, axis<0>, keepdims)) / (max(x, axis<0>, keepdims) - min(x, axis<0>, keepdims)))>;
+  static_assert(C::kind == plan_kind::staged && C::kernels == 4);
+  for (std::size_t j = 0; j < 45; j += 11) {
+    double mu = 0, hi = -1e9, lo = 1e9;
+    for (std::size_t i = 0; i < 67; ++i) {
+      mu += x(i, j);
+      hi = std::max(hi, double(x(i, j)));
+      lo = std::min(lo, double(x(i, j)));
+    }
+    mu /= 67;
+    for (std::size_t i = 0; i < 67; i += 13) CHECK(o(i, j) == Approx((x(i, j) - mu) / (hi - lo)).margin(1e-5));
+  }
+  // A full reduction broadcast, used twice: computed once.
+  o = x / sum(x) + sum(x);
+  double s = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) s += x.data()[i];
+  CHECK(o(3, 4) == Approx(x(3, 4) / s + s).epsilon(1e-4));
+  // An index map between the consumer and the reduction.
+  mat sq(45, 45), q(45, 45);
+  loom_test::randomize(sq, 72);
+  q = sq - transpose(max(sq, axis<1>, keepdims));  // row maxima laid out as a row
+  auto mx = eval(max(sq, axis<1>));
+  for (std::size_t i = 0; i < 45; i += 7)
+    for (std::size_t j = 0; j < 45; j += 5) CHECK(q(i, j) == sq(i, j) - mx(j));
+  // A reduction read through a flip still tiles (the map keeps each row's reduction in its row).
+  o = x - flip<0>(sum(flip<0>(x), axis<1>, keepdims));
+  static_assert(plan_of<decltype(x - flip<0>(sum(flip<0>(x), axis<1>, keepdims)))>::kind == plan_kind::tiled);
+  auto rs = eval(sum(x, axis<1>));
+  for (std::size_t i = 0; i < 67; i += 6) CHECK(o(i, 3) == Approx(x(i, 3) - rs(i)).margin(1e-5));
+}
+
+TEST_CASE("nested reductions at the root: the inner one per block of outputs", "[fusion][nested]") {
+  mat x(33, 1027);
+  loom_test::randomize(x, 81);
+  auto var = eval(mean((x - mean(x, axis<1>, keepdims)) * (x - mean(x, axis<1>, keepdims)), axis<1>));
+  static_assert(plan_of<decltype(mean((x - mean(x, axis<1>, keepdims)) * (x - mean(x, axis<1>, keepdims)),
+                                      axis<1>))>::kernels == 1);
+  for (std::size_t i = 0; i < 33; ++i) {
+    double mu = 0, v = 0;
+    for (std::size_t j = 0; j < 1027; ++j) mu += x(i, j);
+    mu /= 1027;
+    for (std::size_t j = 0; j < 1027; ++j) v += (x(i, j) - mu) * (x(i, j) - mu);
+    CHECK(var(i) == Approx(v / 1027).epsilon(1e-5));
+  }
+  // A full reduction inside a full reduction: the inner one first.
+  const float centred = eval(sum(x - mean(x)))();
+  CHECK(std::fabs(centred) < 1e-2);
+}
+
+TEST_CASE("softmax and normalisation in place: the destination is the operand", "[fusion][aliasing]") {
+  mat x(65, 1031);
+  loom_test::randomize(x, 91, -5, 5);
+  const auto want = softmax_ref(x);
+  mat o = x;
+  o = exp(o - max(o, axis<1>, keepdims)) / sum(exp(o - max(o, axis<1>, keepdims)), axis<1>, keepdims);
+  loom_test::check_close(o.data(), want, 2e-6, 1e-9, "in-place softmax");
+  mat p = x;
+  p = p / sum(p, axis<1>, keepdims);
+  for (std::size_t i = 0; i < 65; i += 8) {
+    double s = 0;
+    for (std::size_t j = 0; j < 1031; ++j) s += x(i, j);
+    CHECK(p(i, 5) == Approx(x(i, 5) / s).epsilon(1e-4));
+  }
+  mat q = x;
+  q = q / sum(q, axis<0>, keepdims);  // columns: materialised first, then in place
+  for (std::size_t j = 0; j < 1031; j += 100) {
+    double s = 0;
+    for (std::size_t i = 0; i < 65; ++i) s += x(i, j);
+    CHECK(q(7, j) == Approx(x(7, j) / s).epsilon(1e-4));
+  }
+  // Reading the destination transposed inside the reduction: not row-local, so a temporary.
+  mat sq(33, 33);
+  loom_test::randomize(sq, 92);
+  mat sq0 = sq;
+  sq = sq - max(transpose(sq), axis<1>, keepdims);
+  for (std::size_t i = 0; i < 33; i += 4) {
+    double m = -1e9;
+    for (std::size_t k = 0; k < 33; ++k) m = std::max(m, double(sq0(k, i)));
+    CHECK(sq(i, 2) == Approx(sq0(i, 2) - m));
+  }
+  // Compound assignment.
+  mat r = x;
+  r -= max(r, axis<1>, keepdims);
+  auto mx = eval(max(x, axis<1>));
+  CHECK(r(3, 9) == x(3, 9) - mx(3));
+}
