@@ -108,39 +108,49 @@ LOOM_INLINE void transpose_4x4_64(const void* r0, const void* r1, const void* r2
 
 /// Each lane contiguous along the depth: a transpose of nl rows into W-wide groups. With AVX and
 /// matching 4- or 8-byte types, blocks of 4 rows are transposed in registers (a row-major A is
-/// the common case, and this is the costliest copy of the engine); otherwise the W rows are
-/// walked side by side, so each source cache line is fetched once and used for all its elements.
+/// the common case, and this is the costliest copy of the engine); the rows left over (nl not a
+/// multiple of 4, or no AVX) are walked side by side, so each source cache line is fetched once
+/// and used for all its elements.
 template <int W, class T, class U>
 LOOM_INLINE void pack_panel_transpose(const U* LOOM_RESTRICT src, index_t ls, index_t nl, index_t nd,
                                       T* LOOM_RESTRICT out) {
-  if (nl == W) {
-    const U* rows[W];
-#pragma GCC unroll 64
-    for (int l = 0; l < W; ++l) rows[l] = src + l * ls;
-    index_t d = 0;
+  index_t d = 0;
 #if defined(__AVX__)
-    if constexpr (std::is_same_v<T, U> && W % 4 == 0 && (sizeof(T) == 4 || sizeof(T) == 8)) {
-      constexpr index_t step = sizeof(T) == 4 ? 8 : 4;
+  if constexpr (std::is_same_v<T, U> && W % 4 == 0 && (sizeof(T) == 4 || sizeof(T) == 8)) {
+    constexpr index_t step = sizeof(T) == 4 ? 8 : 4;
+    auto block = [&](int l, index_t dd) __attribute__((always_inline)) {
+      const U* r = src + l * ls + dd;
+      if constexpr (sizeof(T) == 4) {
+        transpose_4x8(r, r + ls, r + 2 * ls, r + 3 * ls, out + dd * W + l, W);
+      } else {
+        transpose_4x4_64(r, r + ls, r + 2 * ls, r + 3 * ls, out + dd * W + l, W);
+      }
+    };
+    if (nl == W) {
       for (; d + step <= nd; d += step) {
 #pragma GCC unroll 16
-        for (int l = 0; l < W; l += 4) {
-          if constexpr (sizeof(T) == 4) {
-            transpose_4x8(rows[l] + d, rows[l + 1] + d, rows[l + 2] + d, rows[l + 3] + d, out + d * W + l, W);
-          } else {
-            transpose_4x4_64(rows[l] + d, rows[l + 1] + d, rows[l + 2] + d, rows[l + 3] + d, out + d * W + l, W);
-          }
+        for (int l = 0; l < W; l += 4) block(l, d);
+      }
+    } else if (nl >= 4) {
+      const int full = int(nl / 4 * 4);
+      for (; d + step <= nd; d += step) {
+        for (int l = 0; l < full; l += 4) block(l, d);
+        for (index_t dd = d; dd < d + step; ++dd) {
+          T* o = out + dd * W;
+          for (int l = full; l < W; ++l) o[l] = l < nl ? src[l * ls + dd] : T(0);
         }
       }
     }
+  }
 #endif
-    for (; d < nd; ++d) {
+  for (; d < nd; ++d) {
+    T* o = out + d * W;
+    if (nl == W) {
 #pragma GCC unroll 64
-      for (int l = 0; l < W; ++l) out[d * W + l] = static_cast<T>(rows[l][d]);
-    }
-  } else {
-    for (index_t d = 0; d < nd; ++d, out += W) {
-      zero_group<W>(out);
-      for (index_t l = 0; l < nl; ++l) out[l] = static_cast<T>(src[l * ls + d]);
+      for (int l = 0; l < W; ++l) o[l] = static_cast<T>(src[l * ls + d]);
+    } else {
+      zero_group<W>(o);
+      for (index_t l = 0; l < nl; ++l) o[l] = static_cast<T>(src[l * ls + d]);
     }
   }
 }
