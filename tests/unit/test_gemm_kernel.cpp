@@ -393,3 +393,26 @@ TEST_CASE("gemm_batched: small products spread over threads, large ones split", 
     }
   }
 }
+
+TEST_CASE("gemm: the thread grid splits square and thin products evenly", "[gemm]") {
+  using rt = lg::register_tile<float>;
+  auto grid_of = [](index_t M, index_t N, index_t K) {
+    return lg::choose_thread_grid<float>(M, N, K, 2, lg::default_blocking<float>(M, N, K));
+  };
+  // Square and K-thin: two halves of the rows, whole register tiles (86 row panels: 43 + 43).
+  for (auto [M, N, K] : {std::array<index_t, 3>{1024, 1024, 1024}, {1024, 1024, 64}}) {
+    auto g = grid_of(M, N, K);
+    CHECK(g.tm == 2);
+    CHECK(g.tn == 1);
+    index_t half = lg::detail::split_point(M, rt::mr, 2, 1);
+    CHECK(half % rt::mr == 0);
+    CHECK(std::abs((M - half) - half) <= rt::mr);
+  }
+  // Few rows: two halves of the columns.
+  auto g = grid_of(64, 1024, 1024);
+  CHECK(g.tm == 1);
+  CHECK(g.tn == 2);
+  CHECK(lg::detail::split_point(1024, rt::nr, 2, 1) == 512);
+  // Too little work for a second thread.
+  CHECK(grid_of(16, 16, 16).threads() == 1);
+}

@@ -88,8 +88,10 @@ thread_grid choose_thread_grid(index_t M, index_t N, index_t K, index_t p, const
       // (once) and of its columns (once per mo block of its rows).
       double mt = double((pm + tm - 1) / tm * rt::mr), nt = double((pn + tn - 1) / tn * rt::nr);
       double tiles = mt * nt * double(K);
-      double packing = double(K) * (mt + nt * std::ceil(mt / double(bl.mo)));
-      // One packed element costs about as much as one vector of multiply-adds.
+      // One packed element of B (a copy) costs about one vector of multiply-adds, one of A (a
+      // transpose for the usual row-major A) about two. So a tie of the tile counts goes to the
+      // split along M, where each thread packs half of A.
+      double packing = double(K) * (2.0 * mt + nt * std::ceil(mt / double(bl.mo)));
       double cost = tiles + packing * double(rt::lanes);
       if (cost < best_cost * 0.999) {
         best_cost = cost;
