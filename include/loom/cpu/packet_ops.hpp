@@ -88,7 +88,7 @@ struct packet_op<ops::pow> {
   template <class C, class F, class P>
   static LOOM_INLINE P apply(const P& a, const P& b) {
     if constexpr (std::is_floating_point_v<C>)
-      return xsimd::pow(a, b);
+      return vmath::pow(a, b);
     else
       return detail::per_lane<F, C, C>(a, b, [](C x, C y) { return loom::detail::int_pow(x, y); });
   }
@@ -131,7 +131,13 @@ struct packet_op<ops::logical_not> {
 template <>
 struct packet_op<ops::neg> {
   template <class C, class F, class P>
-  static LOOM_INLINE P apply(const P& a) { return -a; }
+  static LOOM_INLINE P apply(const P& a) {
+    // xsimd 8's AVX-512 -a is 0 - a, which gives +0.0 for 0.0: flip the sign bit instead
+    if constexpr (std::is_floating_point_v<C>)
+      return xsimd::bitwise_xor(a, P(C(-0.0)));
+    else
+      return -a;
+  }
 };
 template <>
 struct packet_op<ops::abs> {
@@ -189,7 +195,7 @@ struct packet_op<ops::relu> {
 LOOM_PACKET_MATH(exp, vmath::exp(x))
 LOOM_PACKET_MATH(log, xsimd::log(x))
 LOOM_PACKET_MATH(log1p, xsimd::log1p(x))
-LOOM_PACKET_MATH(expm1, xsimd::expm1(x))
+LOOM_PACKET_MATH(expm1, vmath::expm1(x))
 LOOM_PACKET_MATH(sqrt, xsimd::sqrt(x))
 LOOM_PACKET_MATH(rsqrt, P(C(1)) / xsimd::sqrt(x))
 LOOM_PACKET_MATH(sin, xsimd::sin(x))
