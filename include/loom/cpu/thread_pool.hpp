@@ -29,8 +29,9 @@ class thread_pool {
   thread_pool(const thread_pool&) = delete;
   thread_pool& operator=(const thread_pool&) = delete;
 
-  /// Threads taking part in a job, the caller included.
-  unsigned size() const { return unsigned(workers_.size()) + 1; }
+  /// Threads taking part in a job, the caller included. (An atomic copy of workers_.size() + 1:
+  /// kernels read it while another user thread may be resizing the pool.)
+  unsigned size() const { return threads_.load(std::memory_order_acquire); }
 
   /// Changes the number of threads; waits for a running job to finish first.
   void resize(unsigned n) {
@@ -47,12 +48,15 @@ class thread_pool {
   template <class F>
   void run(index_t ntasks, F&& f) {
     if (ntasks <= 0) return;
-    if (ntasks == 1 || workers_.empty() || in_task_) {
+    if (ntasks == 1 || size() == 1 || in_task_) {
       for (index_t t = 0; t < ntasks; ++t) f(t);
       return;
     }
     std::unique_lock<std::mutex> lock(busy_, std::try_to_lock);
-    if (!lock.owns_lock()) {  // another user thread holds the pool: do the work here
+    // another user thread holds the pool (or has just shrunk it to the caller alone): do the
+    // work here; workers_ is only read under the lock, as resize() changes it under the lock
+    if (!lock.owns_lock() || workers_.empty()) {
+      if (lock.owns_lock()) lock.unlock();
       for (index_t t = 0; t < ntasks; ++t) f(t);
       return;
     }
@@ -147,6 +151,7 @@ class thread_pool {
     workers_.reserve(n - 1);
     const std::uint32_t g0 = generation_.load(std::memory_order_acquire);
     for (unsigned i = 1; i < n; ++i) workers_.emplace_back([this, g0] { worker_loop(g0); });
+    threads_.store(n, std::memory_order_release);
   }
   void stop() {
     quit_.store(true, std::memory_order_release);
@@ -154,9 +159,11 @@ class thread_pool {
     generation_.notify_all();
     for (auto& w : workers_) w.join();
     workers_.clear();
+    threads_.store(1, std::memory_order_release);
   }
 
   std::vector<std::thread> workers_;
+  std::atomic<unsigned> threads_{1};
   std::atomic<std::uint32_t> generation_{0};
   std::atomic<job*> job_{nullptr};
   std::atomic<bool> quit_{false};
