@@ -157,6 +157,7 @@ void assign(Dst& dst, const Src& src) {
     static_assert(std::remove_cvref_t<Src>::space != memory_space::device,
                   "loom: a host destination cannot take an expression of device tensors; use cuda::copy");
     static_assert(assignment_shape_check<shape_type_of<Src>, typename D::shape_type>::value);
+    check_destination(dst);  // a view that would receive two values in one element is refused
     if constexpr (Op == assign_op::set) {
       cpu::execute(dst, as_node(src));
     } else {

@@ -292,13 +292,13 @@ class tensor_view : public device_assignable<tensor_view<T, Shape, Layout>> {
   tensor_view(device_ptr<T> p, const Shape& s)
     requires(!is_strided)
       : p_(p), shape_(s) {
-    loom::detail::check_view_pointer(p.get(), s.size(), to_string(s));
+    loom::detail::check_view(p.get(), s.to_dims());
   }
   /// A view of shape s at p with the given strides (in elements).
   tensor_view(device_ptr<T> p, const Shape& s, const std::array<index_t, rank>& strides)
     requires(is_strided)
       : p_(p), shape_(s), strides_(strides) {
-    loom::detail::check_view_pointer(p.get(), s.size(), to_string(s));
+    loom::detail::check_view(p.get(), s.to_dims());
   }
   /// A view of const data from one of mutable data, or a strided view from a contiguous one.
   template <class U, class L>

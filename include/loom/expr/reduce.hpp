@@ -304,6 +304,18 @@ struct reduce_node {
 
  private:
   static shape_type compute_shape(const dims& in) {
+    // An operand whose extents multiply past a 64-bit count (a broadcast of stride-0 views can
+    // be that large) would be reduced over a wrapped count: refuse it.
+    std::size_t count = 1;
+    bool empty = false, over = false;
+    for (std::size_t k = 0; k < in.rank; ++k) {
+      empty = empty || in.e[k] == 0;
+      if (in.e[k] != 0 && count > std::size_t(std::numeric_limits<std::int64_t>::max()) / in.e[k]) over = true;
+      else count *= in.e[k];
+    }
+    if (over && !empty)
+      throw shape_error("loom: " + std::string(Red::name) + " of shape " + to_string(in) +
+                        ": more elements than a 64-bit index counts");
     dims out;
     out.rank = rank;
     std::size_t r = 0;

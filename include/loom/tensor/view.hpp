@@ -6,8 +6,11 @@
 // to a view writes into the user's memory.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstdlib>
+#include <limits>
 #include <string>
 #include <type_traits>
 
@@ -30,6 +33,69 @@ void check_view_pointer(const T* p, std::size_t size, const std::string& shape) 
   if (reinterpret_cast<std::uintptr_t>(p) % alignof(T) != 0)
     throw error("loom: a view of shape " + shape + " was given a pointer not aligned to its element type (" +
                 std::to_string(alignof(T)) + " bytes)");
+}
+
+/// Throws shape_error where the extents of a view multiply to more elements than a 64-bit index
+/// counts (the product would wrap, and the view would pass for a small or empty one).
+inline void check_view_extents(const dims& d) {
+  std::size_t n = 1;
+  bool empty = false, over = false;
+  for (std::size_t k = 0; k < d.rank; ++k) {
+    empty = empty || d.e[k] == 0;
+    if (d.e[k] != 0 && n > std::size_t(std::numeric_limits<index_t>::max()) / d.e[k]) over = true;
+    else n *= d.e[k];
+  }
+  if (over && !empty)
+    throw shape_error("loom: a view of shape " + to_string(d) + " has more elements than a 64-bit index counts");
+}
+
+/// The checks of a view's construction: extents that count, and a usable pointer.
+template <class T>
+void check_view(const T* p, const dims& d) {
+  check_view_extents(d);
+  check_view_pointer(p, d.size(), to_string(d));
+}
+
+/// Throws loom::error where a destination's strides may map two of its indices to one element: a
+/// stride of 0 on an axis of more than one element, or axes whose strides interleave. Such a view
+/// would receive several values per element, in an order that depends on threads and SIMD (and
+/// `+=` would add to a partial result), so it is refused before anything is written. The test
+/// is the sufficient one (sorted by |stride|, each axis steps past all that the smaller ones
+/// reach); it also refuses the rare interleaved layouts that happen to be one-to-one.
+inline void check_destination_strides(const dims& d, const index_t* strides) {
+  std::array<std::size_t, max_rank> ax{};
+  std::size_t n = 0;
+  for (std::size_t k = 0; k < d.rank; ++k) {
+    if (d.e[k] == 0) return;  // nothing is written
+    if (d.e[k] > 1) ax[n++] = k;
+  }
+  std::sort(ax.begin(), ax.begin() + n, [&](std::size_t a, std::size_t b) {
+    return std::abs(strides[a]) < std::abs(strides[b]);
+  });
+  index_t reach = 0;  // the largest distance the axes so far span
+  for (std::size_t i = 0; i < n; ++i) {
+    const index_t s = std::abs(strides[ax[i]]);
+    if (s <= reach) {
+      std::string st = "[";
+      for (std::size_t k = 0; k < d.rank; ++k) st += (k ? ", " : "") + std::to_string(strides[k]);
+      throw error("loom: cannot assign to a view of shape " + to_string(d) + " with strides " + st +
+                  "]: its strides reach some element twice (axis " + std::to_string(ax[i]) +
+                  "), so it cannot be a destination; assign to a tensor and copy");
+    }
+    reach += s * (index_t(d.e[ax[i]]) - 1);
+  }
+}
+
+/// check_destination_strides for a destination array (nothing to check for tensors and
+/// row-major views).
+template <class D>
+void check_destination(const D& dst) {
+  if constexpr (requires { typename D::layout_type; }) {
+    if constexpr (std::is_same_v<typename D::layout_type, strided_layout>) {
+      const auto st = dst.strides();
+      check_destination_strides(dst.shape().to_dims(), st.data());
+    }
+  }
 }
 
 /// Raised where code assigns through a view of const data.
@@ -72,13 +138,13 @@ class tensor_view : public assignable<tensor_view<T, Shape, Layout>> {
   tensor_view(T* p, const Shape& s)
     requires(!is_strided)
       : p_(p), shape_(s) {
-    detail::check_view_pointer(p, s.size(), to_string(s));
+    detail::check_view(p, s.to_dims());
   }
   /// A view of shape s at p with the given strides (in elements).
   tensor_view(T* p, const Shape& s, const std::array<index_t, rank>& strides)
     requires(is_strided)
       : p_(p), shape_(s), strides_(strides) {
-    detail::check_view_pointer(p, s.size(), to_string(s));
+    detail::check_view(p, s.to_dims());
   }
   /// A view of const data from a view of mutable data, or a strided view from a contiguous one.
   template <class U, class L>
