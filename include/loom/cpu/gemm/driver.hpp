@@ -20,6 +20,13 @@
 // a split along M repacks B in every thread and a split along N repacks A). Rectangles are whole
 // register tiles, so 1024 x 1024 splits 43 + 43 tiles of 12 rows. Small products stay on the
 // calling thread.
+//
+// Compile time. gemm<T>(...) only turns its sources into operand<T>s and its epilogue into a
+// tile_sink<T> (a pointer and a function pointer each) and calls gemm_core<T>, so the engine
+// (packing, micro-kernels, thin paths, threads) is compiled once per element type in a
+// translation unit, not once per expression type: each further product of a new expression
+// costs its small adapters only. The price is an indirect call per tile (12 x 32 outputs of at
+// least kc multiply-adds each) and per run read from a row-run source.
 #pragma once
 
 #include <algorithm>
@@ -27,6 +34,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <type_traits>
 
 #include "loom/core/config.hpp"
 #include "loom/core/error.hpp"
@@ -108,26 +116,26 @@ namespace detail {
 /// blocking costs more than the arithmetic.
 inline constexpr index_t tiny_work = 64;
 
-/// A tiny product of strided sources: one tile, scalar sums.
-template <class T, class U, class V, class Epilogue>
-void tiny_product(index_t M, index_t N, index_t K, const strided_source<U>& a, const strided_source<V>& b,
-                  Epilogue& epi) {
+/// A tiny product of strided operands: one tile, scalar sums.
+template <class T>
+void tiny_product(index_t M, index_t N, index_t K, const operand<T>& a, const operand<T>& b,
+                  const tile_sink<T>& epi) {
   T tile[tiny_work];
   // i-k-j order: the N sums of a row are independent chains, not one chain of K latencies.
   for (index_t i = 0; i < M; ++i) {
     T* row = tile + i * N;
     for (index_t j = 0; j < N; ++j) row[j] = T(0);
     for (index_t k = 0; k < K; ++k) {
-      const T x = static_cast<T>(*a.at(i, k));
-      for (index_t j = 0; j < N; ++j) row[j] += x * static_cast<T>(*b.at(k, j));
+      const T x = *a.at(i, k);
+      for (index_t j = 0; j < N; ++j) row[j] += x * *b.at(k, j);
     }
   }
   epi(index_t(0), index_t(0), M, N, static_cast<const T*>(tile), N);
 }
 
 /// Hands zero tiles of the whole output to the epilogue (K = 0).
-template <class T, class Epilogue>
-void zero_product(index_t M, index_t N, Epilogue& epi) {
+template <class T>
+void zero_product(index_t M, index_t N, const tile_sink<T>& epi) {
   using rt = register_tile<T>;
   alignas(64) T tile[rt::mr * rt::nr] = {};
   for (index_t i = 0; i < M; i += rt::mr) {
@@ -139,9 +147,9 @@ void zero_product(index_t M, index_t N, Epilogue& epi) {
 }
 
 /// The blocked product of rows [m0, m1) and columns [n0, n1) of the output, on this thread.
-template <class T, class ASource, class BSource, class Epilogue>
-void product_block(index_t m0, index_t m1, index_t n0, index_t n1, index_t K, const ASource& a, const BSource& b,
-                   Epilogue& epi, const blocking& bl) {
+template <class T>
+void product_block(index_t m0, index_t m1, index_t n0, index_t n1, index_t K, const operand<T>& a, const operand<T>& b,
+                   const tile_sink<T>& epi, const blocking& bl) {
   using rt = register_tile<T>;
   constexpr int MR = rt::mr, NR = rt::nr, NV = rt::nv;
   const index_t M = m1 - m0, N = n1 - n0;
@@ -197,22 +205,19 @@ void product_block(index_t m0, index_t m1, index_t n0, index_t n1, index_t K, co
 // The entry point
 // -------------------------------------------------------------------------------------------------
 
-/// C = epi(A . B): a is M x K, b is K x N (sources, see source.hpp), epi receives every finished
-/// tile of the M x N product once (see epilogue.hpp). T is the type of the arithmetic.
-/// Example, 64 x 32 = (64 x 128) . (128 x 32), all row-major:
-///   gemm<float>(64, 32, 128, row_major(a, 128), row_major(b, 32), store_to(c, 32));
-template <class T, class ASource, class BSource, class Epilogue>
-void gemm(index_t M, index_t N, index_t K, const ASource& a, const BSource& b, Epilogue&& epi,
-          const options& opt = {}) {
-  static_assert(is_source_v<ASource>, "loom: gemm's A operand must be a source (strided(...), row_runs<T>(...))");
-  static_assert(is_source_v<BSource>, "loom: gemm's B operand must be a source (strided(...), row_runs<T>(...))");
+namespace detail {
+
+/// The whole product on type-erased operands and epilogue: compiled once per element type.
+template <class T>
+void gemm_core(index_t M, index_t N, index_t K, const operand<T>& a, const operand<T>& b, const tile_sink<T>& epi,
+               const options& opt) {
   if (M < 0 || N < 0 || K < 0) {
     throw shape_error("loom: gemm extents must be non-negative, got M = " + std::to_string(M) +
                       ", N = " + std::to_string(N) + ", K = " + std::to_string(K));
   }
   if (M == 0 || N == 0) return;
   if (K == 0) {
-    detail::zero_product<T>(M, N, epi);
+    zero_product<T>(M, N, epi);
     return;
   }
   // Threads only for products worth waking them for (and never inside a pool task).
@@ -222,27 +227,44 @@ void gemm(index_t M, index_t N, index_t K, const ASource& a, const BSource& b, E
     p = index_t(opt.threads ? std::min(opt.threads, num_threads()) : num_threads());
     p = std::min(p, index_t(work / double(min_work_per_thread)));
   }
-  if constexpr (is_strided_source_v<ASource> && is_strided_source_v<BSource>) {
-    if (work <= double(detail::tiny_work)) {
-      detail::tiny_product<T>(M, N, K, a, b, epi);
-      return;
-    }
-    if (M <= thin_extent && detail::thin_rows<T>(M, N, K, a, b, epi, p)) return;
-    if (N <= thin_extent && detail::thin_cols<T>(M, N, K, a, b, epi, p)) return;
+  if (work <= double(tiny_work) && a.is_strided() && b.is_strided()) {
+    tiny_product<T>(M, N, K, a, b, epi);
+    return;
   }
+  if (M <= thin_extent && thin_rows<T>(M, N, K, a, b, epi, p)) return;
+  if (N <= thin_extent && thin_cols<T>(M, N, K, a, b, epi, p)) return;
   const blocking bl = complete_blocking<T>(opt.block, M, N, K);
   const thread_grid grid = p > 1 ? choose_thread_grid<T>(M, N, K, p, bl) : thread_grid{};
   if (grid.threads() == 1) {
-    detail::product_block<T>(0, M, 0, N, K, a, b, epi, bl);
+    product_block<T>(0, M, 0, N, K, a, b, epi, bl);
     return;
   }
   using rt = register_tile<T>;
   default_pool().run(grid.threads(), [&](index_t t) {
     const index_t ti = t / grid.tn, tj = t % grid.tn;
-    detail::product_block<T>(detail::split_point(M, rt::mr, grid.tm, ti), detail::split_point(M, rt::mr, grid.tm, ti + 1),
-                             detail::split_point(N, rt::nr, grid.tn, tj), detail::split_point(N, rt::nr, grid.tn, tj + 1),
-                             K, a, b, epi, bl);
+    product_block<T>(split_point(M, rt::mr, grid.tm, ti), split_point(M, rt::mr, grid.tm, ti + 1),
+                     split_point(N, rt::nr, grid.tn, tj), split_point(N, rt::nr, grid.tn, tj + 1), K, a, b, epi, bl);
   });
+}
+
+}  // namespace detail
+
+/// C = epi(A . B): a is M x K, b is K x N (sources, see source.hpp), epi receives every finished
+/// tile of the M x N product once (see epilogue.hpp). T is the type of the arithmetic.
+/// The operands are read while tiles are already being handed over, so what the epilogue writes
+/// must not alias a or b (x = x . w needs a temporary; the caller decides).
+/// Throws loom::shape_error for negative extents; whatever a source or the epilogue throws
+/// comes out of this call (once, from any thread).
+/// Example, 64 x 32 = (64 x 128) . (128 x 32), all row-major:
+///   gemm<float>(64, 32, 128, row_major(a, 128), row_major(b, 32), store_to(c, 32));
+template <class T, class ASource, class BSource, class Epilogue>
+void gemm(index_t M, index_t N, index_t K, const ASource& a, const BSource& b, Epilogue&& epi,
+          const options& opt = {}) {
+  static_assert(is_source_v<ASource>, "loom: gemm's A operand must be a source (strided(...), row_runs<T>(...))");
+  static_assert(is_source_v<BSource>, "loom: gemm's B operand must be a source (strided(...), row_runs<T>(...))");
+  static_assert(std::is_invocable_v<Epilogue&, index_t, index_t, index_t, index_t, const T*, index_t>,
+                "loom: a gemm epilogue is called as epi(i0, j0, mr, nr, const T* tile, index_t ld_tile)");
+  detail::gemm_core<T>(M, N, K, make_operand<T>(a), make_operand<T>(b), tile_sink<T>(epi), opt);
 }
 
 /// Products at least this large (multiply-adds) are split over the threads one at a time by

@@ -8,6 +8,7 @@
 // into a strided destination, a fused one applies bias, activation or a residual on the way.
 #pragma once
 
+#include <memory>
 #include <type_traits>
 
 #include <xsimd/xsimd.hpp>
@@ -86,5 +87,28 @@ template <class D>
 store_epilogue<D, true> accumulate_to(D* data, index_t row_stride, index_t col_stride) {
   return {data, row_stride, col_stride};
 }
+
+/// A reference to any epilogue with the call signature above, for tiles of T: the engine's core
+/// holds this, so it is compiled once per element type whatever the epilogue (a call through a
+/// pointer per tile of 12 x 32 elements costs nothing measurable). The epilogue must outlive it.
+template <class T>
+class tile_sink {
+ public:
+  template <class Epilogue>
+  explicit tile_sink(Epilogue& epi)
+      : epi_(const_cast<void*>(static_cast<const void*>(std::addressof(epi)))), call_(&call<Epilogue>) {}
+
+  LOOM_INLINE void operator()(index_t i0, index_t j0, index_t mr, index_t nr, const T* tile, index_t ld) const {
+    call_(epi_, i0, j0, mr, nr, tile, ld);
+  }
+
+ private:
+  template <class Epilogue>
+  static void call(void* epi, index_t i0, index_t j0, index_t mr, index_t nr, const T* tile, index_t ld) {
+    (*static_cast<Epilogue*>(epi))(i0, j0, mr, nr, tile, ld);
+  }
+  void* epi_;
+  void (*call_)(void*, index_t, index_t, index_t, index_t, const T*, index_t);
+};
 
 }  // namespace loom::cpu::gemm

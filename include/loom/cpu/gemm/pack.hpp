@@ -184,23 +184,21 @@ void pack_panel(const U* src, index_t ls, index_t ds, index_t nl, index_t nd, T*
 // Packing A (m x kc block starting at (i0, k0)) into micro-panels of MR rows
 // -------------------------------------------------------------------------------------------------
 
-/// Strided A: each micro-panel is one panel primitive (lanes = rows, depth = columns).
-template <int MR, class T, class U>
-void pack_a(const strided_source<U>& a, index_t i0, index_t m, index_t k0, index_t kc, T* out, workspace&) {
-  for (index_t p = 0; p < m; p += MR, out += MR * kc) {
-    detail::pack_panel<MR>(a.at(i0 + p, k0), a.row_stride, a.col_stride, std::min<index_t>(MR, m - p), kc, out);
+/// A strided A packs each micro-panel with one panel primitive (lanes = rows, depth = columns);
+/// a row-run A reads the MR rows of a micro-panel into the staging buffer, then interleaves them.
+template <int MR, class T>
+void pack_a(const operand<T>& a, index_t i0, index_t m, index_t k0, index_t kc, T* out, workspace& ws) {
+  if (a.is_strided()) {
+    for (index_t p = 0; p < m; p += MR, out += MR * kc) {
+      detail::pack_panel<MR>(a.at(i0 + p, k0), a.row_stride, a.col_stride, std::min<index_t>(MR, m - p), kc, out);
+    }
+    return;
   }
-}
-
-/// Row-run A: the MR rows of a micro-panel are read into the staging buffer, then interleaved.
-template <int MR, class T, class U, class Read>
-void pack_a(const row_run_source<U, Read>& a, index_t i0, index_t m, index_t k0, index_t kc, T* out,
-            workspace& ws) {
-  U* rows = ws.staging.get<U>(MR * kc);
+  T* rows = ws.staging.get<T>(MR * kc);
   for (index_t p = 0; p < m; p += MR, out += MR * kc) {
     index_t nl = std::min<index_t>(MR, m - p);
     for (index_t l = 0; l < nl; ++l) a.read(i0 + p + l, k0, kc, rows + l * kc);
-    detail::pack_panel<MR>(rows, kc, index_t(1), nl, kc, out);
+    detail::pack_panel<MR>(static_cast<const T*>(rows), kc, index_t(1), nl, kc, out);
   }
 }
 
@@ -231,28 +229,24 @@ LOOM_INLINE void scatter_row(const U* LOOM_RESTRICT row, index_t n, index_t kc, 
 
 }  // namespace detail
 
-/// Strided B. With unit column stride (row-major B) the block is read row by row, each row a
-/// contiguous run spread over the micro-panels (reading a panel at a time would touch a new page
-/// every row); otherwise each micro-panel is one panel primitive (lanes = columns, depth = rows).
-template <int NR, class T, class U>
-void pack_b(const strided_source<U>& b, index_t k0, index_t kc, index_t j0, index_t n, T* out, workspace&) {
-  if (b.col_stride == 1) {
+/// Packs B. A row-major B (unit column stride) is read row by row, each row a contiguous run
+/// spread over the micro-panels (reading a panel at a time would touch a new page every row); a
+/// row-run B likewise, one run of n elements per row; any other strided B packs each micro-panel
+/// with one panel primitive (lanes = columns, depth = rows).
+template <int NR, class T>
+void pack_b(const operand<T>& b, index_t k0, index_t kc, index_t j0, index_t n, T* out, workspace& ws) {
+  if (!b.is_strided()) {
+    T* row = ws.staging.get<T>(n);
+    for (index_t d = 0; d < kc; ++d) {
+      b.read(k0 + d, j0, n, row);
+      detail::scatter_row<NR>(static_cast<const T*>(row), n, kc, out + d * NR);
+    }
+  } else if (b.col_stride == 1) {
     for (index_t d = 0; d < kc; ++d) detail::scatter_row<NR>(b.at(k0 + d, j0), n, kc, out + d * NR);
-    return;
-  }
-  for (index_t q = 0; q < n; q += NR, out += NR * kc) {
-    detail::pack_panel<NR>(b.at(k0, j0 + q), b.col_stride, b.row_stride, std::min<index_t>(NR, n - q), kc, out);
-  }
-}
-
-/// Row-run B: one run of n elements per row of the block, spread over the micro-panels.
-template <int NR, class T, class U, class Read>
-void pack_b(const row_run_source<U, Read>& b, index_t k0, index_t kc, index_t j0, index_t n, T* out,
-            workspace& ws) {
-  U* row = ws.staging.get<U>(n);
-  for (index_t d = 0; d < kc; ++d) {
-    b.read(k0 + d, j0, n, row);
-    detail::scatter_row<NR>(static_cast<const U*>(row), n, kc, out + d * NR);
+  } else {
+    for (index_t q = 0; q < n; q += NR, out += NR * kc) {
+      detail::pack_panel<NR>(b.at(k0, j0 + q), b.col_stride, b.row_stride, std::min<index_t>(NR, n - q), kc, out);
+    }
   }
 }
 

@@ -12,10 +12,17 @@
 //                           time, while it is packed: no temporary of the operand's size exists.
 //
 // U may differ from the GEMM's element type T; the packer converts (static_cast) each element.
+//
+// The engine's compiled core sees neither source type: make_operand<T>(source) turns either kind
+// into an operand<T> (strided memory of T, or a reader of runs of T behind a function pointer).
+// So the packing loops, the thin paths and the driver are instantiated once per element type,
+// however many different expression operands a program multiplies (see driver.hpp).
 #pragma once
 
+#include <cstddef>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "loom/core/config.hpp"
 
@@ -83,5 +90,78 @@ inline constexpr bool is_row_run_source_v<row_run_source<U, Read>> = true;
 template <class S>
 inline constexpr bool is_source_v = is_strided_source_v<std::remove_cvref_t<S>> ||
                                     is_row_run_source_v<std::remove_cvref_t<S>>;
+
+// -------------------------------------------------------------------------------------------------
+// The type-erased operand of the core
+// -------------------------------------------------------------------------------------------------
+
+/// An operand as the engine's core sees it: strided memory of T (read_fn null), or a reader of
+/// row runs producing T. It refers to the source it was made from, which must outlive it.
+template <class T>
+struct operand {
+  const T* data = nullptr;
+  index_t row_stride = 0;
+  index_t col_stride = 1;
+  const void* reader = nullptr;
+  void (*read_fn)(const void*, index_t, index_t, index_t, T*) = nullptr;
+
+  LOOM_INLINE bool is_strided() const { return read_fn == nullptr; }
+  LOOM_INLINE const T* at(index_t r, index_t c) const { return data + r * row_stride + c * col_stride; }
+  /// Elements (r, c0 .. c0 + n - 1) to out, whichever kind this is.
+  void read(index_t r, index_t c0, index_t n, T* out) const {
+    if (read_fn) {
+      read_fn(reader, r, c0, n, out);
+    } else {
+      const T* s = at(r, c0);
+      for (index_t j = 0; j < n; ++j) out[j] = s[j * col_stride];
+    }
+  }
+};
+
+namespace detail {
+
+/// Reads a run of U elements from a source and converts it to T through a per-thread buffer.
+template <class T, class Source>
+void read_converted(const void* source, index_t r, index_t c0, index_t n, T* out) {
+  using U = typename Source::value_type;
+  const Source& s = *static_cast<const Source*>(source);
+  if constexpr (is_strided_source_v<Source>) {
+    const U* p = s.at(r, c0);
+    for (index_t j = 0; j < n; ++j) out[j] = static_cast<T>(p[j * s.col_stride]);
+  } else if constexpr (std::is_same_v<U, T>) {
+    s.read(r, c0, n, out);
+  } else {
+    thread_local std::vector<U> buffer;
+    if (buffer.size() < std::size_t(n)) buffer.resize(std::size_t(n));
+    s.read(r, c0, n, buffer.data());
+    for (index_t j = 0; j < n; ++j) out[j] = static_cast<T>(buffer[std::size_t(j)]);
+  }
+}
+
+}  // namespace detail
+
+/// The operand<T> of a strided source: the memory itself when U is T, a converting reader else.
+template <class T, class U>
+operand<T> make_operand(const strided_source<U>& s) {
+  operand<T> o;
+  if constexpr (std::is_same_v<U, T>) {
+    o.data = s.data;
+    o.row_stride = s.row_stride;
+    o.col_stride = s.col_stride;
+  } else {
+    o.reader = &s;
+    o.read_fn = &detail::read_converted<T, strided_source<U>>;
+  }
+  return o;
+}
+
+/// The operand<T> of a row-run source.
+template <class T, class U, class Read>
+operand<T> make_operand(const row_run_source<U, Read>& s) {
+  operand<T> o;
+  o.reader = &s;
+  o.read_fn = &detail::read_converted<T, row_run_source<U, Read>>;
+  return o;
+}
 
 }  // namespace loom::cpu::gemm

@@ -10,9 +10,9 @@
 //         (M small with a column-major B; N small with a row-major A)
 //
 // The small operand is read through its strides, or copied to a contiguous buffer first (it has
-// at most 4 x K elements). Sums cover all of K in registers, so every tile is complete when it
-// reaches the epilogue. Other layouts of the large operand, and row-run sources for it, take the
-// packed path.
+// at most 4 x K elements; a row-run source always is). Sums cover all of K in registers, so every
+// tile is complete when it reaches the epilogue. Other layouts of the large operand, and row-run
+// sources for it, take the packed path.
 #pragma once
 
 #include <algorithm>
@@ -21,6 +21,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "loom/core/config.hpp"
+#include "loom/cpu/gemm/epilogue.hpp"
 #include "loom/cpu/gemm/source.hpp"
 #include "loom/cpu/gemm/workspace.hpp"
 #include "loom/cpu/thread_pool.hpp"
@@ -123,9 +124,9 @@ LOOM_NOINLINE void dot_block(index_t K, const T* const* x, const T* const* y, T*
 /// Rows [0, R) x columns [j0, j1) of s (R x K, strides s_r, s_k) times v (K rows of stride v_k,
 /// unit column stride), handed to the epilogue in chunks. One or two rows take 8 vectors per k
 /// (512 contiguous bytes of a float row per k, 8 accumulator chains), more rows take 4.
-template <class T, int R, class Epilogue>
+template <class T, int R>
 void axpy_rows(index_t j0, index_t j1, index_t K, const T* s, index_t s_r, index_t s_k, const T* v, index_t v_k,
-               Epilogue& epi) {
+               const tile_sink<T>& epi) {
   constexpr index_t W = index_t(xsimd::batch<T>::size);
   constexpr int VB = R <= 2 ? 8 : 4;
   constexpr index_t chunk = VB * W;
@@ -145,9 +146,9 @@ void axpy_rows(index_t j0, index_t j1, index_t K, const T* s, index_t s_r, index
 
 /// The transposed case of axpy_rows: columns [0, S) x rows [i0, i1) of the output, computed as
 /// S rows of lanes along A's contiguous columns and transposed into row-major tiles.
-template <class T, int S, class Epilogue>
+template <class T, int S>
 void axpy_cols(index_t i0, index_t i1, index_t K, const T* s, index_t s_r, index_t s_k, const T* v, index_t v_k,
-               Epilogue& epi) {
+               const tile_sink<T>& epi) {
   constexpr index_t W = index_t(xsimd::batch<T>::size);
   constexpr int VA = S <= 2 ? 8 : 4;
   constexpr index_t chunk = VA * W;
@@ -168,14 +169,6 @@ void axpy_cols(index_t i0, index_t i1, index_t K, const T* s, index_t s_r, index
   }
 }
 
-/// Copies the `count` rows (count <= thin_extent) of a small operand into a contiguous buffer,
-/// row r holding elements (r, 0 .. len-1) of the "row" view get(r, i).
-template <class T, class Get>
-void gather_rows(index_t count, index_t len, T* out, Get&& get) {
-  for (index_t r = 0; r < count; ++r)
-    for (index_t i = 0; i < len; ++i) out[r * len + i] = static_cast<T>(get(r, i));
-}
-
 /// Runs f(begin, end) over [0, n) cut into at most p chunks of whole `align` units.
 template <class F>
 void split_range(index_t n, index_t p, index_t align, F&& f) {
@@ -192,128 +185,116 @@ void split_range(index_t n, index_t p, index_t align, F&& f) {
 // The two thin cases
 // -------------------------------------------------------------------------------------------------
 
-/// M <= thin_extent. Returns false (and does nothing) when B has no unit stride.
-template <class T, class U, class V, class Epilogue>
-bool thin_rows(index_t M, index_t N, index_t K, const strided_source<U>& a, const strided_source<V>& b, Epilogue& epi,
-               index_t threads) {
-  using batch = xsimd::batch<T>;
-  constexpr index_t W = index_t(batch::size);
-  if constexpr (!std::is_same_v<V, T>) {
-    return false;
-  } else {
-    if (b.col_stride == 1) {
-      // axpy along B's rows; A's scalars through its strides (copied when of another type).
-      split_range(N, threads, 8 * W, [&](index_t j0, index_t j1) {
-        workspace_lease ws;
-        const T* s = nullptr;
-        index_t s_r = a.row_stride, s_k = a.col_stride;
-        if constexpr (std::is_same_v<U, T>) {
-          s = a.data;
-        } else {
-          T* buf = ws->a.template get<T>(M * K);
-          gather_rows(M, K, buf, [&](index_t r, index_t k) { return *a.at(r, k); });
-          s = buf, s_r = K, s_k = 1;
-        }
-        with_constant<thin_extent>(M, [&](auto R) {
-          axpy_rows<T, decltype(R)::value>(j0, j1, K, s, s_r, s_k, b.at(0, 0), b.row_stride, epi);
-        });
-      });
-      return true;
-    }
-    if (b.row_stride == 1) {
-      // dot products of A's rows (made contiguous) with B's columns (contiguous along K).
-      workspace_lease ws;
-      const T* rows[thin_extent];
-      bool direct = false;
-      if constexpr (std::is_same_v<U, T>) {
-        direct = a.col_stride == 1;
-        if (direct)
-          for (index_t r = 0; r < M; ++r) rows[r] = a.at(r, 0);
-      }
-      if (!direct) {
-        T* buf = ws->a.template get<T>(M * K);
-        gather_rows(M, K, buf, [&](index_t r, index_t k) { return *a.at(r, k); });
-        for (index_t r = 0; r < M; ++r) rows[r] = buf + r * K;
-      }
-      constexpr index_t S = 4;
-      split_range(N, threads, 16, [&](index_t j0, index_t j1) {
-        T tile[thin_extent * S];
-        with_constant<thin_extent>(M, [&](auto R) {
-          for (index_t j = j0; j < j1; j += S) {
-            index_t n = std::min(S, j1 - j);
-            const T* cols[S];
-            for (index_t c = 0; c < n; ++c) cols[c] = b.at(0, j + c);
-            with_constant<S>(n, [&](auto C) { dot_block<T, R(), C()>(K, rows, cols, tile, S); });
-            epi(index_t(0), j, M, n, static_cast<const T*>(tile), S);
-          }
-        });
-      });
-      return true;
-    }
-    return false;
+/// out[r * len + i] = x(r, i) for r < count, i < len: rows of a small operand, made contiguous.
+template <class T>
+void gather_rows(const operand<T>& x, index_t count, index_t len, T* out) {
+  for (index_t r = 0; r < count; ++r) x.read(r, 0, len, out + r * len);
+}
+
+/// out[c * len + k] = x(k, c) for c < count <= thin_extent, k < len: columns of a small operand.
+template <class T>
+void gather_cols(const operand<T>& x, index_t count, index_t len, T* out) {
+  T row[thin_extent];
+  for (index_t k = 0; k < len; ++k) {
+    x.read(k, 0, count, row);
+    for (index_t c = 0; c < count; ++c) out[c * len + k] = row[c];
   }
 }
 
-/// N <= thin_extent. Returns false (and does nothing) when A has no unit stride.
-template <class T, class U, class V, class Epilogue>
-bool thin_cols(index_t M, index_t N, index_t K, const strided_source<U>& a, const strided_source<V>& b, Epilogue& epi,
+/// M <= thin_extent. Returns false (and does nothing) when B is not strided with a unit stride.
+template <class T>
+bool thin_rows(index_t M, index_t N, index_t K, const operand<T>& a, const operand<T>& b, const tile_sink<T>& epi,
                index_t threads) {
-  using batch = xsimd::batch<T>;
-  constexpr index_t W = index_t(batch::size);
-  if constexpr (!std::is_same_v<U, T>) {
-    return false;
-  } else {
-    if (a.col_stride == 1) {
-      // dot products of A's rows with B's columns (made contiguous).
-      workspace_lease ws;
-      const T* cols[thin_extent];
-      bool direct = false;
-      if constexpr (std::is_same_v<V, T>) {
-        direct = b.row_stride == 1;
-        if (direct)
-          for (index_t c = 0; c < N; ++c) cols[c] = b.at(0, c);
-      }
-      if (!direct) {
-        T* buf = ws->b.template get<T>(N * K);
-        gather_rows(N, K, buf, [&](index_t c, index_t k) { return *b.at(k, c); });
-        for (index_t c = 0; c < N; ++c) cols[c] = buf + c * K;
-      }
-      constexpr index_t R = 4;
-      split_range(M, threads, 16, [&](index_t i0, index_t i1) {
-        T tile[R * thin_extent];
-        with_constant<thin_extent>(N, [&](auto S) {
-          for (index_t i = i0; i < i1; i += R) {
-            index_t m = std::min(R, i1 - i);
-            const T* rows[R];
-            for (index_t r = 0; r < m; ++r) rows[r] = a.at(i + r, 0);
-            with_constant<R>(m, [&](auto RR) { dot_block<T, RR(), S()>(K, rows, cols, tile, S()); });
-            epi(i, index_t(0), m, N, static_cast<const T*>(tile), index_t(S()));
-          }
-        });
-      });
-      return true;
+  constexpr index_t W = index_t(xsimd::batch<T>::size);
+  if (!b.is_strided() || (b.col_stride != 1 && b.row_stride != 1)) return false;
+  workspace_lease ws;  // the calling thread's: holds A when it must be copied, read by every thread
+  if (b.col_stride == 1) {
+    // axpy along B's rows; A's scalars through its strides, or copied when A is a reader.
+    const T* s = a.data;
+    index_t s_r = a.row_stride, s_k = a.col_stride;
+    if (!a.is_strided()) {
+      T* buf = ws->a.template get<T>(M * K);
+      gather_rows(a, M, K, buf);
+      s = buf, s_r = K, s_k = 1;
     }
-    if (a.row_stride == 1) {
-      // axpy along A's columns, computing the transposed tile (rows = B's columns).
-      split_range(M, threads, 8 * W, [&](index_t i0, index_t i1) {
-        workspace_lease ws;
-        const T* s = nullptr;
-        index_t s_r = b.col_stride, s_k = b.row_stride;
-        if constexpr (std::is_same_v<V, T>) {
-          s = b.data;
-        } else {
-          T* buf = ws->b.template get<T>(N * K);
-          gather_rows(N, K, buf, [&](index_t c, index_t k) { return *b.at(k, c); });
-          s = buf, s_r = K, s_k = 1;
-        }
-        with_constant<thin_extent>(N, [&](auto S) {
-          axpy_cols<T, decltype(S)::value>(i0, i1, K, s, s_r, s_k, a.at(0, 0), a.col_stride, epi);
-        });
+    split_range(N, threads, 8 * W, [&](index_t j0, index_t j1) {
+      with_constant<thin_extent>(M, [&](auto R) {
+        axpy_rows<T, decltype(R)::value>(j0, j1, K, s, s_r, s_k, b.at(0, 0), b.row_stride, epi);
       });
-      return true;
-    }
-    return false;
+    });
+    return true;
   }
+  // dot products of A's rows (made contiguous) with B's columns (contiguous along K).
+  const T* rows[thin_extent];
+  if (a.is_strided() && a.col_stride == 1) {
+    for (index_t r = 0; r < M; ++r) rows[r] = a.at(r, 0);
+  } else {
+    T* buf = ws->a.template get<T>(M * K);
+    gather_rows(a, M, K, buf);
+    for (index_t r = 0; r < M; ++r) rows[r] = buf + r * K;
+  }
+  constexpr index_t S = 4;
+  split_range(N, threads, 16, [&](index_t j0, index_t j1) {
+    T tile[thin_extent * S];
+    with_constant<thin_extent>(M, [&](auto R) {
+      for (index_t j = j0; j < j1; j += S) {
+        index_t n = std::min(S, j1 - j);
+        const T* cols[S];
+        for (index_t c = 0; c < n; ++c) cols[c] = b.at(0, j + c);
+        with_constant<S>(n, [&](auto C) { dot_block<T, R(), C()>(K, rows, cols, tile, S); });
+        epi(index_t(0), j, M, n, static_cast<const T*>(tile), S);
+      }
+    });
+  });
+  return true;
+}
+
+/// N <= thin_extent. Returns false (and does nothing) when A is not strided with a unit stride.
+template <class T>
+bool thin_cols(index_t M, index_t N, index_t K, const operand<T>& a, const operand<T>& b, const tile_sink<T>& epi,
+               index_t threads) {
+  constexpr index_t W = index_t(xsimd::batch<T>::size);
+  if (!a.is_strided() || (a.col_stride != 1 && a.row_stride != 1)) return false;
+  workspace_lease ws;  // the calling thread's: holds B when it must be copied, read by every thread
+  if (a.col_stride == 1) {
+    // dot products of A's rows with B's columns (made contiguous).
+    const T* cols[thin_extent];
+    if (b.is_strided() && b.row_stride == 1) {
+      for (index_t c = 0; c < N; ++c) cols[c] = b.at(0, c);
+    } else {
+      T* buf = ws->b.template get<T>(N * K);
+      gather_cols(b, N, K, buf);
+      for (index_t c = 0; c < N; ++c) cols[c] = buf + c * K;
+    }
+    constexpr index_t R = 4;
+    split_range(M, threads, 16, [&](index_t i0, index_t i1) {
+      T tile[R * thin_extent];
+      with_constant<thin_extent>(N, [&](auto S) {
+        for (index_t i = i0; i < i1; i += R) {
+          index_t m = std::min(R, i1 - i);
+          const T* rows[R];
+          for (index_t r = 0; r < m; ++r) rows[r] = a.at(i + r, 0);
+          with_constant<R>(m, [&](auto RR) { dot_block<T, RR(), S()>(K, rows, cols, tile, S()); });
+          epi(i, index_t(0), m, N, static_cast<const T*>(tile), index_t(S()));
+        }
+      });
+    });
+    return true;
+  }
+  // axpy along A's columns, computing the transposed tile (rows = B's columns).
+  const T* s = b.data;
+  index_t s_r = b.col_stride, s_k = b.row_stride;
+  if (!b.is_strided()) {
+    T* buf = ws->b.template get<T>(N * K);
+    gather_cols(b, N, K, buf);
+    s = buf, s_r = K, s_k = 1;
+  }
+  split_range(M, threads, 8 * W, [&](index_t i0, index_t i1) {
+    with_constant<thin_extent>(N, [&](auto S) {
+      axpy_cols<T, decltype(S)::value>(i0, i1, K, s, s_r, s_k, a.at(0, 0), a.col_stride, epi);
+    });
+  });
+  return true;
 }
 
 }  // namespace detail
