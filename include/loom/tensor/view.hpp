@@ -6,13 +6,13 @@
 // to a view writes into the user's memory.
 #pragma once
 
-#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include "loom/core/config.hpp"
 #include "loom/core/error.hpp"
@@ -69,9 +69,9 @@ inline void check_destination_strides(const dims& d, const index_t* strides) {
     if (d.e[k] == 0) return;  // nothing is written
     if (d.e[k] > 1) ax[n++] = k;
   }
-  std::sort(ax.begin(), ax.begin() + n, [&](std::size_t a, std::size_t b) {
-    return std::abs(strides[a]) < std::abs(strides[b]);
-  });
+  for (std::size_t i = 1; i < n; ++i)  // by |stride|: an insertion sort of at most 8 axes
+    for (std::size_t j = i; j > 0 && std::abs(strides[ax[j]]) < std::abs(strides[ax[j - 1]]); --j)
+      std::swap(ax[j], ax[j - 1]);
   index_t reach = 0;  // the largest distance the axes so far span
   for (std::size_t i = 0; i < n; ++i) {
     const index_t s = std::abs(strides[ax[i]]);
