@@ -51,14 +51,61 @@ TEST_CASE("softmax as written in DESIGN.md is one tiled kernel and matches float
     o = e / sum(e, axis<1>, keepdims);
     loom_test::check_close(o.data(), softmax_ref(x), 2e-6, 1e-9, "softmax " + std::to_string(r) + "x" + std::to_string(c));
   }
-  tensor<float, shape<64, 32>> x;
+  tensor<float, shape<4096, 1024>> x;
   auto e = exp(x - max(x, axis<1>, keepdims));
   using P = plan_of<decltype(e / sum(e, axis<1>, keepdims))>;
   static_assert(P::kernels == 1);
   static_assert(P::kind == plan_kind::tiled);
   static_assert(P::tiled_reductions == 3 && P::materialised_reductions == 0);
-  static_assert(P::temp_bytes <= 3 * max_tile_rows * sizeof(float));  // per-tile buffers, never 64 x 32
+  // Per-tile buffers (three reductions' values per row, and a cache of e for the tile's rows):
+  // tens of kilobytes, never the 16 MiB of x.
+  static_assert(P::temp_bytes <= 3 * max_tile_rows * sizeof(float) + tile_target_bytes + 1024 * sizeof(float));
   static_assert(P::temp_bytes_bounded);
+}
+
+TEST_CASE("row values are computed once per row; a reduction's operand reused by the consumer is cached",
+          "[fusion][rewrite]") {
+  mat x(37, 1031), y(37, 1031), o(37, 1031);
+  loom_test::randomize(x, 101, -3, 3);
+  loom_test::randomize(y, 102, -3, 3);
+  // softmax: the consumer's e is read from the cache the sum filled.
+  auto e = exp(x - max(x, axis<1>, keepdims));
+  std::string s = explain(e / sum(e, axis<1>, keepdims));
+  INFO(s);
+  CHECK(s.find("keeping its operand in r2") != std::string::npos);
+  // The same type of operand over another tensor: not the same values, computed in place.
+  auto f = exp(y - max(y, axis<1>, keepdims));
+  o = e / sum(f, axis<1>, keepdims);
+  const auto se = softmax_ref(x);
+  for (std::size_t i = 0; i < 37; i += 5) {
+    double m = -1e300, sf = 0;
+    for (std::size_t j = 0; j < 1031; ++j) m = std::max(m, double(y(i, j)));
+    for (std::size_t j = 0; j < 1031; ++j) sf += std::exp(double(y(i, j)) - m);
+    double mx = -1e300;
+    for (std::size_t j = 0; j < 1031; ++j) mx = std::max(mx, double(x(i, j)));
+    for (std::size_t j = 0; j < 1031; j += 97) CHECK(o(i, j) == Approx(std::exp(double(x(i, j)) - mx) / sf).epsilon(1e-5));
+  }
+  // The cached operand used twice, and a row value used twice.
+  o = e / sum(e, axis<1>, keepdims) + 0.5f * e;
+  for (std::size_t j = 0; j < 1031; j += 101) {
+    double mx = -1e300;
+    for (std::size_t k = 0; k < 1031; ++k) mx = std::max(mx, double(x(3, k)));
+    CHECK(o(3, j) == Approx(se[3 * 1031 + j] + 0.5 * std::exp(double(x(3, j)) - mx)).epsilon(1e-5));
+  }
+  auto mu = mean(x, axis<1>, keepdims);
+  auto r = rsqrt(mean((x - mu) * (x - mu), axis<1>, keepdims) + 1e-5f);
+  s = explain((x - mu) * r + r);
+  INFO(s);
+  CHECK(s.find("a value per row") != std::string::npos);
+  o = (x - mu) * r + r;
+  for (std::size_t i = 0; i < 37; i += 6) {
+    double m = 0, v = 0;
+    for (std::size_t j = 0; j < 1031; ++j) m += x(i, j);
+    m /= 1031;
+    for (std::size_t j = 0; j < 1031; ++j) v += (x(i, j) - m) * (x(i, j) - m);
+    const double rr = 1 / std::sqrt(v / 1031 + 1e-5);
+    CHECK(o(i, 10) == Approx((x(i, 10) - m) * rr + rr).epsilon(1e-4));
+  }
 }
 
 TEST_CASE("explain shows the tiles, the reductions per tile and the common subexpression", "[fusion][explain]") {

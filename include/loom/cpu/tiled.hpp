@@ -72,7 +72,8 @@ struct reduce_entry {
   occurrence_class cls = occurrence_class::materialised;
   int slot = -1;                  // tiled: the slot whose buffer it reads
   const void* data = nullptr;     // materialised: the tensor's elements
-  std::array<index_t, max_rank> strides{};
+  std::array<index_t, max_rank> strides{};  // materialised: its strides; cached: per axis of the space
+  bool per_axis = false;          // cached: read with `strides` per axis of the space
 };
 
 struct reduce_context {
@@ -105,6 +106,74 @@ struct context_scope {
 };
 
 // ---------------------------------------------------------------------------------------------
+// Reading a slot's per-tile buffer
+// ---------------------------------------------------------------------------------------------
+
+/// The layout class of a loop whose inner axis is a column of the tile (the consumer's columns,
+/// or a reduction's reduced axes): per-row values are constant along it and caches contiguous,
+/// which their readers then know at compile time.
+template <class Base>
+struct along_columns : Base {
+  static constexpr bool columns = true;
+};
+template <class M>
+inline constexpr bool along_columns_v = requires { M::columns; };
+
+/// Reads a slot's buffer through an index cursor (the tile loop points it at the thread's buffer
+/// for each tile): one value per row of the tile (reductions, row values; stride 0 along the
+/// columns), or a row of values per row (caches). Any inner stride, whatever the layout class.
+template <class T, bool PerRow = true>
+struct slot_reader {
+  cursor c;
+  const T* row = nullptr;
+  index_t inner = 0;
+  std::size_t outer = 0;
+
+  /// Binds to entry e's slot in the space of b (the context's current space).
+  void bind(const reduce_context& ctx, const reduce_entry& e, const binding& b) {
+    c.base = ctx.tags + e.slot;
+    c.elem_size = 0;
+    c.offset = 0;
+    c.stride.fill(0);
+    for (std::size_t k = 0; k < b.it_rank; ++k) {
+      if (e.per_axis)
+        c.stride[k] = e.strides[k];
+      else if (ctx.row_of[k] >= 0)
+        c.stride[k] = ctx.row_stride[std::size_t(ctx.row_of[k])];
+    }
+  }
+  void prepare(const loop_space& s) {
+    outer = s.outer_rank();
+    inner = c.stride[outer];
+  }
+  LOOM_INLINE void set_row(const index_t* idx) {
+    index_t o = c.offset;
+    for (std::size_t k = 0; k < outer; ++k) o += idx[k] * c.stride[k];
+    row = static_cast<const T*>(c.base) + o;
+  }
+  template <class M>
+  LOOM_INLINE T scalar(index_t i) const {
+    if constexpr (along_columns_v<M>)
+      return PerRow ? row[0] : row[i];
+    else
+      return row[i * inner];
+  }
+  template <class M, class F>
+  LOOM_INLINE packet_t<T, F> packet(index_t i) const {
+    if constexpr (along_columns_v<M>) {
+      if constexpr (PerRow)
+        return broadcast_packet<F>(row[0]);
+      else
+        return load_packet<F>(row + i);
+    } else {
+      if (inner == 0) return broadcast_packet<F>(row[0]);
+      if (inner == 1) return load_packet<F>(row + i);
+      return gather_packet<F>(row + i * inner, inner);
+    }
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
 // The evaluator of a reduction node, read by its consumer
 // ---------------------------------------------------------------------------------------------
 
@@ -126,12 +195,9 @@ struct evaluator<reduce_node<Red, Arg, Mask, Keep>> {
     const reduce_entry* e = ctx ? ctx->find(&n, &detail::type_tag<node_type>::id) : nullptr;
     if (e && e->cls == occurrence_class::tiled) {
       index_read = true;
-      c.base = ctx->tags + e->slot;
-      c.elem_size = 0;
-      c.offset = 0;
-      c.stride.fill(0);
-      for (std::size_t k = 0; k < b.it_rank; ++k)
-        if (ctx->row_of[k] >= 0) c.stride[k] = ctx->row_stride[std::size_t(ctx->row_of[k])];
+      slot_reader<value_type> r;
+      r.bind(*ctx, *e, b);
+      c = r.c;
       return;
     }
     const void* data;
@@ -168,15 +234,94 @@ struct evaluator<reduce_node<Red, Arg, Mask, Keep>> {
   }
   template <class M>
   LOOM_INLINE value_type scalar(index_t i) const {
+    if constexpr (along_columns_v<M>)
+      if (index_read) return row[0];
     if (M::contiguous && !index_read) return row[i];
     return row[i * inner];
   }
   template <class M, class F>
   LOOM_INLINE packet_t<value_type, F> packet(index_t i) const {
+    if constexpr (along_columns_v<M>)
+      if (index_read) return broadcast_packet<F>(row[0]);
     if (M::contiguous && !index_read) return load_packet<F>(row + i);
     if (inner == 0) return broadcast_packet<F>(row[0]);
     if (inner == 1) return load_packet<F>(row + i);
     return gather_packet<F>(row + i * inner, inner);
+  }
+};
+
+/// A row value: always read from its slot (the rewrite makes one only where the plan tiles).
+template <class S>
+struct evaluator<loom::detail::row_value_node<S>> {
+  using node_type = loom::detail::row_value_node<S>;
+  using value_type = typename S::value_type;
+  slot_reader<value_type> r;
+  evaluator(const node_type& n, const binding& b) {
+    reduce_context* ctx = reduce_context::current();
+    const reduce_entry* e = ctx ? ctx->find(&n, &detail::type_tag<node_type>::id) : nullptr;
+    if (!e) throw error("loom: internal: a row value outside its tiled plan");
+    r.bind(*ctx, *e, b);
+  }
+  template <class Fn>
+  void for_each_cursor(Fn&& f) {
+    f(r.c);
+  }
+  void prepare(const loop_space& s) { r.prepare(s); }
+  LOOM_INLINE void set_row(const index_t* idx) { r.set_row(idx); }
+  template <class M>
+  LOOM_INLINE value_type scalar(index_t i) const {
+    return r.template scalar<M>(i);
+  }
+  template <class M, class F>
+  LOOM_INLINE packet_t<value_type, F> packet(index_t i) const {
+    return r.template packet<M, F>(i);
+  }
+};
+
+/// A cached subexpression: read from the cache its reduction filled, or (where the reduction
+/// could not keep it: other positions, other operands) computed in place.
+template <class S>
+struct evaluator<loom::detail::cached_node<S>> {
+  using node_type = loom::detail::cached_node<S>;
+  using value_type = typename S::value_type;
+  slot_reader<value_type, false> r;
+  std::optional<evaluator<S>> own;
+  evaluator(const node_type& n, const binding& b) {
+    reduce_context* ctx = reduce_context::current();
+    const reduce_entry* e = ctx ? ctx->find(&n, &detail::type_tag<node_type>::id) : nullptr;
+    if (e)
+      r.bind(*ctx, *e, b);
+    else
+      own.emplace(n.arg, b);
+  }
+  template <class Fn>
+  void for_each_cursor(Fn&& f) {
+    if (own)
+      own->for_each_cursor(f);
+    else
+      f(r.c);
+  }
+  void prepare(const loop_space& s) {
+    if (own)
+      own->prepare(s);
+    else
+      r.prepare(s);
+  }
+  LOOM_INLINE void set_row(const index_t* idx) {
+    if (own)
+      own->set_row(idx);
+    else
+      r.set_row(idx);
+  }
+  template <class M>
+  LOOM_INLINE value_type scalar(index_t i) const {
+    if (own) return own->template scalar<M>(i);
+    return r.template scalar<M>(i);
+  }
+  template <class M, class F>
+  LOOM_INLINE packet_t<value_type, F> packet(index_t i) const {
+    if (own) return own->template packet<M, F>(i);
+    return r.template packet<M, F>(i);
   }
 };
 
@@ -264,6 +409,18 @@ struct same_node<concat_node<A, Args...>> {
     return (node_equal(std::get<I>(a.args), std::get<I>(b.args)) && ...);
   }
 };
+template <class S>
+struct same_node<loom::detail::row_value_node<S>> {
+  static bool eq(const loom::detail::row_value_node<S>& a, const loom::detail::row_value_node<S>& b) {
+    return node_equal(a.arg, b.arg);
+  }
+};
+template <class S>
+struct same_node<loom::detail::cached_node<S>> {
+  static bool eq(const loom::detail::cached_node<S>& a, const loom::detail::cached_node<S>& b) {
+    return node_equal(a.arg, b.arg);
+  }
+};
 template <class T, class S>
 struct same_node<iota_node<T, S>> {
   static bool eq(const iota_node<T, S>& a, const iota_node<T, S>& b) { return a.shape() == b.shape(); }
@@ -290,6 +447,16 @@ template <class... Ns>
 struct stop_bits_list<type_list<Ns...>> {
   static constexpr unsigned value = (0u | ... | stop_bits<Ns>::value);
   static constexpr int cost = (0 + ... + stop_bits<Ns>::cost);
+};
+template <class S>
+struct stop_bits<loom::detail::row_value_node<S>> {
+  static constexpr unsigned value = lane_bits<typename S::value_type>();
+  static constexpr int cost = 1;
+};
+template <class S>
+struct stop_bits<loom::detail::cached_node<S>> {
+  static constexpr unsigned value = stop_bits<S>::value;
+  static constexpr int cost = 1;
 };
 template <class N>
 struct stop_bits {
@@ -334,10 +501,21 @@ struct slot_def {
   const void* node = nullptr;
   const void* tag = nullptr;
   binding rows;                           // the occurrence's binding: output axis <- row numbers
-  std::unique_ptr<slot_runner> runner;    // built on the calling thread, cloned per thread
+  std::unique_ptr<slot_runner> runner;    // built on the calling thread, cloned per thread; none
+                                          // for a cache (another slot fills it)
   std::string name;                       // for explain
   int hits = 0;                           // other occurrences sharing it
   bool root = false;
+  std::size_t value_size = 0;             // bytes of one value
+  index_t per_row = 1;                    // values per row of the tile (a cache: the columns)
+  // A reduction: its operand (for caches), the operand's binding to the reduction's space, and
+  // the cache slot it keeps its operand's values in (-1: none) with that cache's strides.
+  const void* arg = nullptr;
+  const void* arg_tag = nullptr;
+  binding ebind;
+  std::array<index_t, max_rank> eext{};
+  int tee = -1;
+  std::array<index_t, max_rank> tee_strides{};
 };
 
 namespace detail {
@@ -490,9 +668,9 @@ struct slot_kernel final : slot_runner {
           reduce_outer_arg<Red, V, general_mode>(e, rs, k0, k1, a, b, out);
       } else {
         if (rs.contiguous)
-          reduce_inner_arg<Red, V, contiguous_mode>(e, rs, k0, k1, a, b, out);
+          reduce_inner_arg<Red, V, along_columns<contiguous_mode>>(e, rs, k0, k1, a, b, out);
         else
-          reduce_inner_arg<Red, V, general_mode>(e, rs, k0, k1, a, b, out);
+          reduce_inner_arg<Red, V, along_columns<general_mode>>(e, rs, k0, k1, a, b, out);
       }
     } else {
       if (rs.outer) {
@@ -502,9 +680,9 @@ struct slot_kernel final : slot_runner {
           reduce_outer<Red, A, F, general_mode>(e, rs, k0, k1, a, b, out);
       } else {
         if (rs.contiguous)
-          reduce_inner<Red, A, F, contiguous_mode>(e, rs, k0, k1, a, b, out);
+          reduce_inner<Red, A, F, along_columns<contiguous_mode>>(e, rs, k0, k1, a, b, out);
         else
-          reduce_inner<Red, A, F, general_mode>(e, rs, k0, k1, a, b, out);
+          reduce_inner<Red, A, F, along_columns<general_mode>>(e, rs, k0, k1, a, b, out);
       }
     }
   }
@@ -544,11 +722,57 @@ struct slot_kernel final : slot_runner {
   }
 };
 
-/// The runner of reduction n, whose outputs are bound to the r rows of the space by `rows`.
+/// An operand evaluator that also keeps every value it gives in a cache (through an index
+/// cursor the tile loop points at the cache of the thread): the reduction's operand, computed
+/// once, read again by the consumer.
+template <class Ev>
+struct tee_evaluator {
+  using value_type = typename Ev::value_type;
+  Ev ev;
+  cursor tc;
+  value_type* row = nullptr;
+  index_t inner = 0;
+  std::size_t outer = 0;
+  template <class Fn>
+  void for_each_cursor(Fn&& f) {
+    ev.for_each_cursor(f);
+    f(tc);
+  }
+  void prepare(const loop_space& s) {
+    ev.prepare(s);
+    outer = s.outer_rank();
+    inner = tc.stride[outer];
+  }
+  LOOM_INLINE void set_row(const index_t* idx) {
+    ev.set_row(idx);
+    index_t o = tc.offset;
+    for (std::size_t k = 0; k < outer; ++k) o += idx[k] * tc.stride[k];
+    row = static_cast<value_type*>(const_cast<void*>(tc.base)) + o;
+  }
+  template <class M>
+  LOOM_INLINE value_type scalar(index_t i) const {
+    const value_type v = ev.template scalar<M>(i);
+    row[i * inner] = v;
+    return v;
+  }
+  template <class M, class F>
+  LOOM_INLINE packet_t<value_type, F> packet(index_t i) const {
+    const auto p = ev.template packet<M, F>(i);
+    if (inner == 1)
+      cpu::store_packet<F>(row + i, p);
+    else
+      scatter_packet<F>(row + i * inner, inner, p);
+    return p;
+  }
+};
+
+/// The runner of reduction n, whose outputs are bound to the r rows of the space by `rows`;
+/// with tee >= 0, it also keeps its operand's values in that cache slot (tc: its cursor).
 template <class N>
 std::unique_ptr<slot_runner> make_slot_runner(const N& n, const binding& rows, std::size_t r,
                                               const std::array<index_t, max_rank>& row_ext, const cursor* dst,
-                                              const dims* dd, const std::array<int, max_rank>* row_axis) {
+                                              const dims* dd, const std::array<int, max_rank>* row_axis,
+                                              const cursor* tc = nullptr) {
   using Arg = typename N::arg_type;
   using Red = typename N::reducer;
   using V = typename Arg::value_type;
@@ -556,18 +780,112 @@ std::unique_ptr<slot_runner> make_slot_runner(const N& n, const binding& rows, s
   using F = std::conditional_t<Red::is_arg || std::is_same_v<A, bool>, void,
                                detail::lane_class_of_bits<detail::stop_bits<Arg>::value | detail::lane_bits<A>()>>;
   using Ev = typename operand_evaluator<Arg>::type;
+  using R = typename N::value_type;
   std::array<index_t, max_rank> ext{};
   const binding eb = detail::reduction_binding<N>(rows, r, n.arg.shape().to_dims(), ext, row_ext);
-  return std::make_unique<slot_kernel<Red, Ev, A, F, typename N::value_type>>(Ev(n.arg, eb), r, eb.it_rank - r, ext,
-                                                                             dst, dd, row_axis);
+  if constexpr (loom::detail::is_map_node<Arg>::value &&
+                loom::detail::consumer_cost<Arg>::value >= loom::detail::cache_min_cost) {
+    if (tc) {
+      tee_evaluator<Ev> t{Ev(n.arg, eb), *tc};
+      return std::make_unique<slot_kernel<Red, tee_evaluator<Ev>, A, F, R>>(std::move(t), r, eb.it_rank - r, ext, dst,
+                                                                          dd, row_axis);
+    }
+  }
+  return std::make_unique<slot_kernel<Red, Ev, A, F, R>>(Ev(n.arg, eb), r, eb.it_rank - r, ext, dst, dd, row_axis);
 }
+
+/// A row value's runner: its subexpression evaluated once per row of the tile, vectorised
+/// across rows, into the slot's buffer.
+template <class S>
+struct row_kernel final : slot_runner {
+  using V = typename S::value_type;
+  using F = detail::lane_class_of_bits<detail::stop_bits<S>::value | detail::lane_bits<V>()>;
+  evaluator<S> ev;
+  strided_writer<V> w;
+  bool contiguous = true;
+
+  row_kernel(const S& s, const binding& rows, std::size_t r, const std::array<index_t, max_rank>& row_ext,
+             const std::array<index_t, max_rank>& row_stride)
+      : ev(s, rows) {
+    w.c.base = nullptr;
+    w.c.elem_size = sizeof(V);
+    w.c.offset = 0;
+    for (std::size_t j = 0; j < r; ++j) w.c.stride[j] = row_stride[j];
+    std::vector<cursor*> cs{&w.c};
+    ev.for_each_cursor([&](cursor& c) { cs.push_back(&c); });
+    dims d;
+    d.rank = r;
+    for (std::size_t j = 0; j < r; ++j) d.e[j] = static_cast<std::size_t>(row_ext[j]);
+    rs.ls = collapse(d, cs.data(), cs.size());
+    contiguous = detail::inner_contiguous(cs.data(), cs.size(), rs.ls.rank - 1);
+    ev.prepare(rs.ls);
+    w.prepare(rs.ls);
+  }
+  row_kernel(const row_kernel&) = default;
+  std::unique_ptr<slot_runner> clone() const override { return std::make_unique<row_kernel>(*this); }
+  void cursors(std::vector<cursor*>& out) override {
+    ev.for_each_cursor([&](cursor& c) { out.push_back(&c); });
+  }
+  std::size_t value_size() const override { return sizeof(V); }
+  void run(index_t k0, index_t k1, void* out) override {
+    w.c.base = out;
+    w.c.offset = -k0;
+    if (contiguous)
+      run_range<contiguous_mode, F>(w, ev, rs.ls, k0, k1);
+    else
+      run_range<general_mode, F>(w, ev, rs.ls, k0, k1);
+  }
+  void run_chunked(void*) override {}
+};
+
+namespace detail {
+
+/// Rows of the destination's space: its axes of extent > 1 before the plan's prefix p.
+struct tile_rows {
+  std::size_t r = 0;
+  std::array<int, max_rank> row_of{};    // per axis: row number, or -1
+  std::array<int, max_rank> row_axis{};  // per row number: axis
+  std::array<index_t, max_rank> ext{}, stride{};
+  std::array<index_t, max_rank> col_stride{};  // per axis: its step in a row of the columns
+  index_t count = 1, cols = 1;
+
+  tile_rows(const dims& dd, std::size_t p) {
+    row_of.fill(-1);
+    for (std::size_t k = 0; k < dd.rank; ++k) {
+      if (k < p && dd.e[k] != 1) {
+        row_of[k] = int(r);
+        row_axis[r] = int(k);
+        ext[r++] = static_cast<index_t>(dd.e[k]);
+      }
+    }
+    for (std::size_t k = dd.rank; k-- > p;) {
+      col_stride[k] = cols;
+      cols *= static_cast<index_t>(dd.e[k]);
+    }
+    for (std::size_t j = r; j-- > 0;) {
+      stride[j] = count;
+      count *= ext[j];
+    }
+  }
+  /// Rows per tile of a consumer writing elements of `elem` bytes.
+  index_t tile(std::size_t elem) const;
+};
+
+/// Bytes of the destination one tile should cover (the tile's rows are re-read from L1/L2).
+inline constexpr index_t tile_bytes = index_t(loom::tile_target_bytes);
+
+inline index_t tile_rows::tile(std::size_t elem) const {
+  const index_t per_row_bytes = std::max<index_t>(1, cols * index_t(elem));
+  return std::clamp<index_t>(tile_bytes / per_row_bytes, 1, index_t(max_tile_rows));
+}
+
+}  // namespace detail
 
 // ---------------------------------------------------------------------------------------------
 // The walk: occurrences, materialisation, slots
 // ---------------------------------------------------------------------------------------------
 
 struct reduce_walk {
-  const loom::detail::reduce_plan_info* plan = nullptr;
   reduce_context ctx;
   std::vector<slot_def> slots;  // post-order
   std::vector<std::shared_ptr<void>> held;  // materialised tensors
@@ -596,6 +914,19 @@ struct reduce_walk {
     int slot;
   };
   std::vector<builder> builders;
+  // Cached subexpressions of the consumer, matched with the reductions that can fill them once the
+  // walk is done.
+  struct cache_request {
+    const void* wrapper;
+    const void* wrapper_tag;
+    const void* arg;
+    const void* arg_tag;
+    bool (*equal)(const void*, const void*);
+    binding b;  // the subexpression's binding to the consumer's space
+    std::size_t value_size;
+    std::string name;
+  };
+  std::vector<cache_request> caches;
 };
 
 // The walk is indexed at compile time: rt_node<P, I, N> walks node N whose first occurrence (in
@@ -713,6 +1044,42 @@ void materialise_occurrence(const N& n, reduce_walk& w) {
 }
 }  // namespace detail
 
+namespace detail {
+/// The binding of a node's outputs to the rows of the walk's space (its other coefficients are 0).
+inline binding rows_binding(const binding& b, std::size_t rank, const reduce_walk& w) {
+  binding rows;
+  rows.node_rank = rank;
+  rows.it_rank = w.r;
+  for (std::size_t d = 0; d < rank; ++d) {
+    rows.offset[d] = b.offset[d];
+    for (std::size_t k = 0; k < b.it_rank; ++k)
+      if (w.row_of[k] >= 0) rows.coef[d][std::size_t(w.row_of[k])] = b.coef[d][k];
+  }
+  return rows;
+}
+/// An earlier slot computing the same node (type and operands) for the same rows, or -1.
+template <class N>
+int equal_slot(const N& n, const binding& rows, std::size_t r, const reduce_walk& w) {
+  const void* tag = &type_tag<N>::id;
+  for (std::size_t s = 0; s < w.slots.size(); ++s) {
+    const slot_def& sd = w.slots[s];
+    if (sd.tag != tag || sd.root || !node_equal(*static_cast<const N*>(sd.node), n)) continue;
+    bool same = true;
+    for (std::size_t d = 0; d < N::rank && same; ++d) {
+      same = sd.rows.offset[d] == rows.offset[d];
+      for (std::size_t j = 0; j < r && same; ++j) same = sd.rows.coef[d][j] == rows.coef[d][j];
+    }
+    if (same) return int(s);
+  }
+  return -1;
+}
+/// Sets the context to the rows-first space of a slot (rows are axes 0 .. r-1).
+inline void rows_first(reduce_walk& w) {
+  w.ctx.row_of.fill(-1);
+  for (std::size_t j = 0; j < w.r; ++j) w.ctx.row_of[j] = int(j);
+}
+}  // namespace detail
+
 template <const loom::detail::reduce_plan_info& P, std::size_t I, class Red, class Arg, unsigned Mask, bool Keep>
 struct rt_node<P, I, reduce_node<Red, Arg, Mask, Keep>> {
   using N = reduce_node<Red, Arg, Mask, Keep>;
@@ -726,50 +1093,39 @@ struct rt_node<P, I, reduce_node<Red, Arg, Mask, Keep>> {
   }
   static void walk_tiled(const N& n, const binding& b, reduce_walk& w) {
     const void* tag = &detail::type_tag<N>::id;
-    // The binding of its outputs to the rows of the space.
-    binding rows;
-    rows.node_rank = N::rank;
-    rows.it_rank = w.r;
-    for (std::size_t d = 0; d < N::rank; ++d) {
-      rows.offset[d] = b.offset[d];
-      for (std::size_t k = 0; k < b.it_rank; ++k)
-        if (w.row_of[k] >= 0) rows.coef[d][std::size_t(w.row_of[k])] = b.coef[d][k];
-    }
+    const binding rows = detail::rows_binding(b, N::rank, w);
     reduce_entry e;
     e.node = &n;
     e.tag = tag;
     e.cls = occurrence_class::tiled;
     // Equal to an earlier slot: share it (its operand is never evaluated twice).
-    for (std::size_t s = 0; s < w.slots.size(); ++s) {
-      slot_def& sd = w.slots[s];
-      if (sd.tag != tag || sd.root || !node_equal(*static_cast<const N*>(sd.node), n)) continue;
-      bool same = true;
-      for (std::size_t d = 0; d < N::rank && same; ++d) {
-        same = sd.rows.offset[d] == rows.offset[d];
-        for (std::size_t j = 0; j < w.r && same; ++j) same = sd.rows.coef[d][j] == rows.coef[d][j];
+    if (cls != occurrence_class::root) {
+      const int s = detail::equal_slot(n, rows, w.r, w);
+      if (s >= 0) {
+        ++w.slots[std::size_t(s)].hits;
+        e.slot = s;
+        w.ctx.entries.push_back(e);
+        return;
       }
-      if (!same) continue;
-      ++sd.hits;
-      e.slot = int(s);
-      w.ctx.entries.push_back(e);
-      return;
     }
     // Its operand runs in the reduction's space: rows first, then the reduced axes.
+    slot_def sd;
     {
       std::array<int, max_rank> saved = w.row_of;
-      std::array<index_t, max_rank> ext{};
-      const binding eb = detail::reduction_binding<N>(rows, w.r, n.arg.shape().to_dims(), ext, w.row_ext);
+      sd.ebind = detail::reduction_binding<N>(rows, w.r, n.arg.shape().to_dims(), sd.eext, w.row_ext);
       w.row_of.fill(-1);
       for (std::size_t j = 0; j < w.r; ++j) w.row_of[j] = int(j);
-      rt_walk<P, I + 1>(n.arg, eb, w);
+      rt_walk<P, I + 1>(n.arg, sd.ebind, w);
       w.row_of = saved;
     }
-    slot_def sd;
     sd.node = &n;
     sd.tag = tag;
     sd.rows = rows;
     sd.root = cls == occurrence_class::root;
     sd.name = detail::occurrence_name(Red::name, Mask, N::in_rank, Keep);
+    sd.value_size = sizeof(typename N::value_type);
+    sd.arg = &n.arg;
+    sd.arg_tag = &detail::type_tag<Arg>::id;
     const int s = int(w.slots.size());
     e.slot = s;
     w.ctx.entries.push_back(e);
@@ -778,56 +1134,149 @@ struct rt_node<P, I, reduce_node<Red, Arg, Mask, Keep>> {
     w.builders.push_back({&build, &n, rows, s});
   }
   static void build(reduce_walk& ww, const reduce_walk::builder& b) {
-    ww.ctx.row_of.fill(-1);
-    for (std::size_t j = 0; j < ww.r; ++j) ww.ctx.row_of[j] = int(j);
+    detail::rows_first(ww);
     context_scope in(&ww.ctx);
     slot_def& sd = ww.slots[std::size_t(b.slot)];
+    cursor tc;
+    if (sd.tee >= 0) {
+      tc.base = ww.ctx.tags + sd.tee;
+      tc.elem_size = 0;
+      tc.offset = 0;
+      tc.stride = sd.tee_strides;
+    }
     sd.runner = make_slot_runner(*static_cast<const N*>(b.node), b.rows, ww.r, ww.row_ext, sd.root ? nullptr : ww.dst,
-                                 ww.dd, &ww.row_axis);
+                                 ww.dd, &ww.row_axis, sd.tee >= 0 ? &tc : nullptr);
   }
 };
 
+/// A row value: its reductions first, then a slot that computes it per row.
+template <const loom::detail::reduce_plan_info& P, std::size_t I, class S>
+struct rt_node<P, I, loom::detail::row_value_node<S>> {
+  using N = loom::detail::row_value_node<S>;
+  static void walk(const N& n, const binding& b, reduce_walk& w) {
+    rt_walk<P, I>(n.arg, b, w);
+    const binding rows = detail::rows_binding(b, N::rank, w);
+    reduce_entry e;
+    e.node = &n;
+    e.tag = &detail::type_tag<N>::id;
+    e.cls = occurrence_class::tiled;
+    e.slot = detail::equal_slot(n, rows, w.r, w);
+    if (e.slot >= 0) {
+      ++w.slots[std::size_t(e.slot)].hits;
+    } else {
+      slot_def sd;
+      sd.node = &n;
+      sd.tag = e.tag;
+      sd.rows = rows;
+      sd.name = "a value per row";
+      sd.value_size = sizeof(typename N::value_type);
+      e.slot = int(w.slots.size());
+      w.slots.push_back(std::move(sd));
+      w.builders.push_back({&build, &n, rows, e.slot});
+    }
+    w.ctx.entries.push_back(e);
+  }
+  static void build(reduce_walk& ww, const reduce_walk::builder& b) {
+    detail::rows_first(ww);
+    context_scope in(&ww.ctx);
+    ww.slots[std::size_t(b.slot)].runner =
+        std::make_unique<row_kernel<S>>(static_cast<const N*>(b.node)->arg, b.rows, ww.r, ww.row_ext, ww.ctx.row_stride);
+  }
+};
+
+/// A cached subexpression: walked like any other, matched with its reduction after the walk.
+template <const loom::detail::reduce_plan_info& P, std::size_t I, class S>
+struct rt_node<P, I, loom::detail::cached_node<S>> {
+  using N = loom::detail::cached_node<S>;
+  static void walk(const N& n, const binding& b, reduce_walk& w) {
+    rt_walk<P, I>(n.arg, b, w);
+    w.caches.push_back({&n, &detail::type_tag<N>::id, &n.arg, &detail::type_tag<S>::id,
+                        [](const void* a, const void* c) {
+                          return node_equal(*static_cast<const S*>(a), *static_cast<const S*>(c));
+                        },
+                        b, sizeof(typename S::value_type), std::string()});
+  }
+};
+
+namespace detail {
+/// Matches each cached subexpression with a tiled reduction whose operand is the same node read at
+/// the same positions (the reduction's reduced axes are the consumer's columns), and gives both a
+/// cache slot: the reduction keeps its operand's values there, the consumer reads them.
+inline void resolve_caches(reduce_walk& w, const dims& dd, const tile_rows& g) {
+  for (auto& q : w.caches) {
+    // The consumer reads it at the identity of the space (no broadcasting).
+    const binding& b = q.b;
+    bool identity = b.node_rank == dd.rank;
+    for (std::size_t d = 0; identity && d < b.node_rank; ++d) {
+      if (b.offset[d] != 0) identity = false;
+      for (std::size_t k = 0; k < b.it_rank; ++k)
+        if (dd.e[k] != 1 && b.coef[d][k] != (d == k ? 1 : 0)) identity = false;
+    }
+    if (!identity) continue;
+    for (std::size_t s = 0; s < w.slots.size(); ++s) {
+      slot_def& sd = w.slots[s];
+      if (sd.root || sd.arg_tag != q.arg_tag || !q.equal(sd.arg, q.arg)) continue;
+      // Each axis of the operand must map to one axis of the reduction's space, with coefficient 1
+      // and offset 0: rows to their rows, columns to distinct reduced axes.
+      const std::size_t er = sd.ebind.it_rank;
+      std::array<index_t, max_rank> tee{};
+      std::array<int, max_rank> hit{};
+      bool ok = sd.ebind.node_rank == dd.rank;
+      for (std::size_t d = 0; ok && d < dd.rank; ++d) {
+        if (dd.e[d] == 1) continue;
+        if (sd.ebind.offset[d] != 0) ok = false;
+        int to = -1;
+        for (std::size_t k = 0; k < er; ++k) {
+          if (sd.ebind.coef[d][k] == 0) continue;
+          if (sd.ebind.coef[d][k] != 1 || to >= 0) ok = false;
+          to = int(k);
+        }
+        if (to < 0) {
+          ok = false;
+          break;
+        }
+        if (g.row_of[d] >= 0) {
+          if (to != g.row_of[d]) ok = false;
+          tee[std::size_t(to)] = g.stride[std::size_t(to)] * g.cols;
+        } else {
+          if (std::size_t(to) < w.r) ok = false;
+          tee[std::size_t(to)] = g.col_stride[d];
+        }
+        ++hit[std::size_t(to)];
+      }
+      for (std::size_t k = w.r; ok && k < er; ++k)
+        if (sd.eext[k] != 1 && hit[k] != 1) ok = false;
+      if (!ok) continue;
+      if (sd.tee < 0) {
+        slot_def cache;
+        cache.name = "the values of " + sd.name + "'s operand";
+        cache.value_size = q.value_size;
+        cache.per_row = g.cols;
+        sd.tee = int(w.slots.size());
+        sd.tee_strides = tee;
+        w.slots.push_back(std::move(cache));
+      } else {
+        ++w.slots[std::size_t(sd.tee)].hits;
+      }
+      reduce_entry e;
+      e.node = q.wrapper;
+      e.tag = q.wrapper_tag;
+      e.cls = occurrence_class::tiled;
+      e.slot = sd.tee;
+      e.per_axis = true;
+      for (std::size_t k = 0; k < dd.rank; ++k)
+        e.strides[k] = g.row_of[k] >= 0 ? g.stride[std::size_t(g.row_of[k])] * g.cols : g.col_stride[k];
+      w.ctx.entries.push_back(e);
+      break;
+    }
+  }
+}
+}  // namespace detail
 // ---------------------------------------------------------------------------------------------
 // The executor
 // ---------------------------------------------------------------------------------------------
 
 namespace detail {
-
-/// Rows of the destination's space: its axes of extent > 1 before the plan's prefix p.
-struct tile_rows {
-  std::size_t r = 0;
-  std::array<int, max_rank> row_of{};    // per axis: row number, or -1
-  std::array<int, max_rank> row_axis{};  // per row number: axis
-  std::array<index_t, max_rank> ext{}, stride{};
-  index_t count = 1, cols = 1;
-
-  tile_rows(const dims& dd, std::size_t p) {
-    row_of.fill(-1);
-    for (std::size_t k = 0; k < dd.rank; ++k) {
-      if (k < p && dd.e[k] != 1) {
-        row_of[k] = int(r);
-        row_axis[r] = int(k);
-        ext[r++] = static_cast<index_t>(dd.e[k]);
-      } else if (k >= p) {
-        cols *= static_cast<index_t>(dd.e[k]);
-      }
-    }
-    for (std::size_t j = r; j-- > 0;) {
-      stride[j] = count;
-      count *= ext[j];
-    }
-  }
-  /// Rows per tile of a consumer writing elements of `elem` bytes.
-  index_t tile(std::size_t elem) const;
-};
-
-/// Bytes of the destination one tile should cover (the tile's rows are re-read from L1/L2).
-inline constexpr index_t tile_bytes = 24 * 1024;
-
-inline index_t tile_rows::tile(std::size_t elem) const {
-  const index_t per_row_bytes = std::max<index_t>(1, cols * index_t(elem));
-  return std::clamp<index_t>(tile_bytes / per_row_bytes, 1, index_t(max_tile_rows));
-}
 
 /// Per-thread state of the tile loop: buffers and the cursors that read them.
 struct tile_buffers {
@@ -835,12 +1284,15 @@ struct tile_buffers {
   std::vector<void*> buf;
   std::vector<std::pair<cursor*, int>> readers;
 
+  std::vector<index_t> per_row;
+
   tile_buffers(const std::vector<slot_def>& slots, index_t rows) {
     std::size_t words = 0;
     std::vector<std::size_t> at;
     for (auto& s : slots) {
       at.push_back(words);
-      words += (std::size_t(rows) * s.runner->value_size() + 63) / 8 + 8;
+      words += (std::size_t(rows * s.per_row) * s.value_size + 63) / 8 + 8;
+      per_row.push_back(s.per_row);
     }
     store.resize(std::max<std::size_t>(words, 1));
     for (std::size_t i = 0; i < slots.size(); ++i) buf.push_back(store.data() + at[i]);
@@ -852,7 +1304,7 @@ struct tile_buffers {
   void point(index_t r0) {
     for (auto& [c, s] : readers) {
       c->base = buf[std::size_t(s)];
-      c->offset = -r0;
+      c->offset = -r0 * per_row[std::size_t(s)];
     }
   }
 };
@@ -957,11 +1409,13 @@ void copy_into(Dst& dst, const Tensor& t) {
   broadcast_copy(dst.data(), ds.data(), dst.shape().to_dims(), t.data(), t.shape().to_dims(), ss.data());
 }
 
-/// Walks the expression into `walk` and builds the slot runners.
-template <class DS, class N>
-void walk_and_build(const N& n, const binding& rootb, reduce_walk& walk, const tile_rows& g,
+/// Walks the expression (plan P) into `walk`, gives cached subexpressions their caches, and
+/// builds the slot runners.
+template <const loom::detail::reduce_plan_info& P, class N>
+void walk_and_build(const N& n, const binding& rootb, reduce_walk& walk, const tile_rows& g, const dims& dd,
                     std::vector<unsigned char>& tags) {
-  rt_walk<loom::detail::reduce_plan_v<N, DS>, 0>(n, rootb, walk);
+  rt_walk<P, 0>(n, rootb, walk);
+  resolve_caches(walk, dd, g);
   tags.assign(std::max<std::size_t>(walk.slots.size(), 1), 0);
   walk.ctx.tags = tags.data();
   walk.ctx.nslots = walk.slots.size();
@@ -1001,14 +1455,13 @@ void execute_reducing(Dst& dst, const N& n) {
     }
     const detail::tile_rows g(dd, dd.rank);
     reduce_walk walk;
-    walk.plan = &plan;
     walk.row_of = g.row_of;
     walk.r = g.r;
     walk.row_ext = g.ext;
     walk.dd = &dd;
     walk.row_axis = g.row_axis;
     std::vector<unsigned char> tags;
-    detail::walk_and_build<DS>(n, binding::identity(dd.rank), walk, g, tags);
+    detail::walk_and_build<loom::detail::reduce_plan_v<N, DS>>(n, binding::identity(dd.rank), walk, g, dd, tags);
     // A reduction cannot write what it still reads: any overlap of an operand with dst goes
     // through a temporary.
     bool overlap = false;
@@ -1037,10 +1490,42 @@ void execute_reducing(Dst& dst, const N& n) {
     for (std::size_t k = 0; k < dst_strides.size(); ++k) ds[k] = dst_strides[k];
     run_root<typename N::value_type>(dst.data(), ds, dst_strides == loom::detail::row_major_strides(dst.shape()), g,
                                      walk);
-  } else {
+  } else if constexpr (plan.tiled == 0) {  // only materialised reductions, then a plain loop nest
     const detail::tile_rows g(dd, plan.p);
     reduce_walk walk;
-    walk.plan = &plan;
+    walk.row_of = g.row_of;
+    const binding rootb = binding::identity(dd.rank).broadcast_operand(dd, ed);
+    std::vector<unsigned char> tags;
+    detail::walk_and_build<loom::detail::reduce_plan_v<N, DS>>(n, rootb, walk, g, dd, tags);
+    using trav = stop_traversal<N, T>;
+    std::optional<evaluator<N>> evo;
+    {
+      context_scope in(&walk.ctx);
+      evo.emplace(n, rootb);
+    }
+    evaluator<N>& ev = *evo;
+    bool safe = true;
+    ev.for_each_cursor([&](cursor& c) { safe = safe && detail::alias_safe(c, w.c, dd); });
+    if (!safe) {
+      through_temporary();
+      return;
+    }
+    std::vector<cursor*> cs;
+    cs.push_back(&w.c);
+    ev.for_each_cursor([&](cursor& c) { cs.push_back(&c); });
+    const loop_space s = collapse(dd, cs.data(), cs.size());
+    const bool contiguous = detail::inner_contiguous(cs.data(), cs.size(), s.rank - 1);
+    ev.prepare(s);
+    w.prepare(s);
+    run_loop_nest<typename trav::lane_class>(w, ev, s, choose_layout(contiguous, cs.size() * dd.size() * sizeof(T)),
+                                             trav::cost);
+  } else {
+    // The consumer, its row values and cached subexpressions wrapped (plan/reduce_plan.hpp).
+    using rewrite = loom::detail::consumer_rewrite<N, loom::detail::reduce_plan_v<N, DS>, 0, N>;
+    using NR = typename rewrite::type;
+    const NR nr = rewrite::make(n);
+    const detail::tile_rows g(dd, plan.p);
+    reduce_walk walk;
     walk.row_of = g.row_of;
     walk.r = g.r;
     walk.row_ext = g.ext;
@@ -1049,21 +1534,20 @@ void execute_reducing(Dst& dst, const N& n) {
     walk.row_axis = g.row_axis;
     const binding rootb = binding::identity(dd.rank).broadcast_operand(dd, ed);
     std::vector<unsigned char> tags;
-    detail::walk_and_build<DS>(n, rootb, walk, g, tags);
+    detail::walk_and_build<loom::detail::reduce_plan_v<N, DS>>(nr, rootb, walk, g, dd, tags);
     bool safe = true;
     for (auto& sd : walk.slots)
-      if (!sd.runner->alias_ok) safe = false;
+      if (sd.runner && !sd.runner->alias_ok) safe = false;
 
-    // The consumer.
-    using trav = stop_traversal<N, T>;
+    using trav = stop_traversal<NR, T>;
     using F = typename trav::lane_class;
     walk.ctx.row_of = g.row_of;
-    std::optional<evaluator<N>> evo;
+    std::optional<evaluator<NR>> evo;
     {
       context_scope in(&walk.ctx);
-      evo.emplace(n, rootb);
+      evo.emplace(nr, rootb);
     }
-    evaluator<N>& ev = *evo;
+    evaluator<NR>& ev = *evo;
     ev.for_each_cursor([&](cursor& c) { safe = safe && detail::alias_safe(c, w.c, dd); });
     if (!safe) {
       through_temporary();
@@ -1078,47 +1562,54 @@ void execute_reducing(Dst& dst, const N& n) {
     ev.prepare(s);
     w.prepare(s);
 
-    if constexpr (plan.tiled == 0) {  // only materialised reductions: a plain loop nest now
-      run_loop_nest<F>(w, ev, s, layout, trav::cost);
-    } else {
-      const index_t tile = g.tile(sizeof(T));
-      index_t work = index_t(dd.size()) * trav::cost;
-      for (auto& sd : walk.slots) work += g.count * sd.runner->rs.reduced_count * 2;
-      const index_t ntiles = (g.count + tile - 1) / tile;
-      const index_t threads = static_cast<index_t>(default_pool().size());
-      const index_t tasks = (threads == 1 || work < parallel_threshold) ? 1 : std::min(threads, ntiles);
-      const index_t per = (ntiles + tasks - 1) / tasks;
-      constexpr bool can_stream =
-          !std::is_void_v<F> && stream_alignment<std::conditional_t<std::is_void_v<F>, float, F>, T> != 0;
-      using stream_m = std::conditional_t<can_stream, streaming_mode, contiguous_mode>;
-      auto task = [&](index_t t) {
-        evaluator<N> v = ev;
-        strided_writer<T> wt = w;
-        std::vector<std::unique_ptr<slot_runner>> runners;
-        for (auto& sd : walk.slots) runners.push_back(sd.runner->clone());
-        detail::tile_buffers tb(walk.slots, tile);
-        v.for_each_cursor([&](cursor& c) { tb.collect(c, walk.ctx); });
-        std::vector<cursor*> rc;
-    for (auto& r : runners) r->cursors(rc);
-    for (cursor* c : rc) tb.collect(*c, walk.ctx);
-        const index_t r_begin = t * per * tile, r_end = std::min(g.count, (t + 1) * per * tile);
-        for (index_t r0 = r_begin; r0 < r_end; r0 += tile) {
-          const index_t r1 = std::min(r_end, r0 + tile);
-          tb.point(r0);
-          for (std::size_t i = 0; i < runners.size(); ++i) runners[i]->run(r0, r1, tb.buf[i]);
+    const index_t tile = g.tile(sizeof(T));
+    index_t work = index_t(dd.size()) * trav::cost;
+    for (auto& sd : walk.slots)
+      if (sd.runner) work += g.count * sd.runner->rs.reduced_count * 2;
+    const index_t ntiles = (g.count + tile - 1) / tile;
+    const index_t threads = static_cast<index_t>(default_pool().size());
+    const index_t tasks = (threads == 1 || work < parallel_threshold) ? 1 : std::min(threads, ntiles);
+    const index_t per = (ntiles + tasks - 1) / tasks;
+    constexpr bool can_stream =
+        !std::is_void_v<F> && stream_alignment<std::conditional_t<std::is_void_v<F>, float, F>, T> != 0;
+    using stream_m = std::conditional_t<can_stream, streaming_mode, contiguous_mode>;
+    auto task = [&](index_t t) {
+      evaluator<NR> v = ev;
+      strided_writer<T> wt = w;
+      std::vector<std::unique_ptr<slot_runner>> runners;
+      for (auto& sd : walk.slots) runners.push_back(sd.runner ? sd.runner->clone() : nullptr);
+      detail::tile_buffers tb(walk.slots, tile);
+      v.for_each_cursor([&](cursor& c) { tb.collect(c, walk.ctx); });
+      std::vector<cursor*> rc;
+      for (auto& r : runners)
+        if (r) r->cursors(rc);
+      for (cursor* c : rc) tb.collect(*c, walk.ctx);
+      const index_t r_begin = t * per * tile, r_end = std::min(g.count, (t + 1) * per * tile);
+      for (index_t r0 = r_begin; r0 < r_end; r0 += tile) {
+        const index_t r1 = std::min(r_end, r0 + tile);
+        tb.point(r0);
+        for (std::size_t i = 0; i < runners.size(); ++i)
+          if (runners[i]) runners[i]->run(r0, r1, tb.buf[i]);
+        const index_t b = r0 * g.cols, e = r1 * g.cols;
+        if (g.cols > 1) {  // the inner axis is a column: per-row values broadcast, caches contiguous
           if (layout == layout_class::general)
-            run_range<general_mode, F>(wt, v, s, r0 * g.cols, r1 * g.cols);
+            run_range<along_columns<general_mode>, F>(wt, v, s, b, e);
           else if (layout == layout_class::streaming)
-            run_range<stream_m, F>(wt, v, s, r0 * g.cols, r1 * g.cols);
+            run_range<along_columns<stream_m>, F>(wt, v, s, b, e);
           else
-            run_range<contiguous_mode, F>(wt, v, s, r0 * g.cols, r1 * g.cols);
+            run_range<along_columns<contiguous_mode>, F>(wt, v, s, b, e);
+        } else {
+          if (layout == layout_class::general)
+            run_range<general_mode, F>(wt, v, s, b, e);
+          else
+            run_range<contiguous_mode, F>(wt, v, s, b, e);
         }
-      };
-      if (tasks == 1)
-        task(0);
-      else
-        default_pool().run(tasks, task);
-    }
+      }
+    };
+    if (tasks == 1)
+      task(0);
+    else
+      default_pool().run(tasks, task);
   }
 }
 
@@ -1131,17 +1622,28 @@ std::string describe_reducing(const N& n) {
   constexpr const loom::detail::reduce_plan_info& plan = loom::detail::reduce_plan_v<N, DS>;
   const detail::tile_rows g(dd, plan.root ? dd.rank : plan.p);
   reduce_walk walk;
-  walk.plan = &plan;
   walk.row_of = g.row_of;
   walk.r = g.r;
   walk.row_ext = g.ext;
   walk.execute_materialised = false;
-  rt_walk<loom::detail::reduce_plan_v<N, DS>, 0>(n, binding::identity(dd.rank), walk);
+  using rewrite = loom::detail::consumer_rewrite<N, loom::detail::reduce_plan_v<N, DS>, 0, N>;
+  using NR = std::conditional_t<plan.root || plan.tiled == 0, N, typename rewrite::type>;
+  const NR nr = [&]() -> NR {
+    if constexpr (plan.root || plan.tiled == 0)
+      return n;
+    else
+      return rewrite::make(n);
+  }();
+  rt_walk<loom::detail::reduce_plan_v<N, DS>, 0>(nr, binding::identity(dd.rank), walk);
+  detail::resolve_caches(walk, dd, g);
   std::string s;
   auto list = [&](std::size_t from, std::size_t to) {
     std::string l;
-    for (std::size_t i = from; i < to; ++i)
-      l += (i > from ? "; " : "") + ("r" + std::to_string(i)) + " = " + walk.slots[i].name;
+    for (std::size_t i = from; i < to; ++i) {
+      const slot_def& sd = walk.slots[i];
+      l += (i > from ? "; " : "") + ("r" + std::to_string(i)) + " = " + sd.name;
+      if (sd.tee >= 0) l += " (keeping its operand in r" + std::to_string(sd.tee) + ")";
+    }
     return l;
   };
   const std::string th = std::to_string(num_threads());

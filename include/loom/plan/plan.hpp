@@ -10,6 +10,7 @@
 //   static_assert(plan_of<decltype(x / sum(x))>::kernels == 2);   // the full sum first, then x / it
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <initializer_list>
@@ -204,9 +205,30 @@ struct plan_summary {
                                     : p.root       ? plan_kind::reduction
                                     : p.tiled > 0  ? plan_kind::tiled
                                                    : plan_kind::staged;
+  // A tiled consumer's row values (one value per row) and caches (a tile of values).
+  using rewritten = std::conditional_t<kind == plan_kind::tiled, typename consumer_rewrite<N, reduce_plan_v<N, S>, 0, N>::type, N>;
+  using counts = rewrite_counts<rewritten>;
+  static constexpr std::size_t cols = [] {  // static extent of a row of the tile; 0 if dynamic
+    std::size_t c = 1;
+    for (std::size_t k = p.p; k < S::rank; ++k) {
+      if (S::static_extents[k] == dyn) return std::size_t(0);
+      c *= S::static_extents[k];
+    }
+    return c;
+  }();
+  static constexpr std::size_t cache_bytes = [] {
+    if (counts::cached == 0 || cols == 0) return std::size_t(0);
+    const std::size_t row = cols * sizeof(typename N::value_type);
+    std::size_t rows = std::min(max_tile_rows, std::max<std::size_t>(1, tile_target_bytes / row));
+    std::size_t all_rows = 1;  // a tile has no more rows than the space
+    for (std::size_t k = 0; k < p.p; ++k) all_rows *= S::static_extents[k] == dyn ? max_tile_rows : S::static_extents[k];
+    rows = std::min(rows, all_rows);
+    return rows * cols * counts::row_bytes;  // row_bytes: the caches' value sizes, summed
+  }();
   static constexpr std::size_t kernels = 1 + totals[0] + reshapes::count;
-  static constexpr std::size_t temp_bytes = totals[1] + chunk_bytes + reshapes::bytes;
-  static constexpr bool bounded = totals[2] != 0 && reshapes::bounded;
+  static constexpr std::size_t temp_bytes =
+      totals[1] + chunk_bytes + reshapes::bytes + counts::rows * max_tile_rows * counts::row_bytes + cache_bytes;
+  static constexpr bool bounded = totals[2] != 0 && reshapes::bounded && (counts::cached == 0 || cols != 0);
   static constexpr std::size_t tiled = p.tiled, materialised = p.materialised;
 };
 }  // namespace detail

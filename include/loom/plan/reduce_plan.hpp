@@ -45,6 +45,9 @@ inline constexpr std::size_t max_occurrences = 48;
 /// The largest number of rows (outputs) in one tile, which bounds every per-tile buffer.
 inline constexpr std::size_t max_tile_rows = 1024;
 
+/// Bytes of the destination one tile covers (its rows are re-read from L1/L2 by every pass).
+inline constexpr std::size_t tile_target_bytes = 24 * 1024;
+
 namespace detail {
 
 template <class T>
@@ -293,5 +296,196 @@ constexpr reduce_plan_info make_reduce_plan() {
 template <class N, class DstShape>
 inline constexpr reduce_plan_info reduce_plan_v = make_reduce_plan<N, DstShape>();
 
+
+// ---------------------------------------------------------------------------------------------
+// The consumer of a tiled plan, rewritten
+// ---------------------------------------------------------------------------------------------
+//
+// Two kinds of subexpressions of the consumer are worth computing differently:
+//   row values   an elementwise subexpression of scalars and tiled reductions only (layer norm's
+//                rsqrt(var + eps)): it is the same along a row, so it is computed once per row of
+//                the tile (a slot without a reduction) and read like a reduction.
+//   cached       the operand of a tiled reduction that the consumer computes again at the same
+//                positions (softmax's e = exp(x - max)): the reduction keeps the values it computes
+//                in a tile-sized cache, and the consumer reads them instead of computing them twice.
+// The rewrite wraps them in row_value_node / cached_node; only elementwise nodes are descended.
+
+/// A subexpression computed once per row of a tile.
+template <class S>
+struct row_value_node {
+  static constexpr bool is_loom_node = true;
+  using arg_type = S;
+  using value_type = typename S::value_type;
+  using shape_type = typename S::shape_type;
+  static constexpr std::size_t rank = S::rank;
+  static constexpr memory_space space = S::space;
+  S arg;
+  shape_type shape() const { return arg.shape(); }
+};
+/// A subexpression read from the cache its tiled reduction filled (computed in place otherwise).
+template <class S>
+struct cached_node {
+  static constexpr bool is_loom_node = true;
+  using arg_type = S;
+  using value_type = typename S::value_type;
+  using shape_type = typename S::shape_type;
+  static constexpr std::size_t rank = S::rank;
+  static constexpr memory_space space = S::space;
+  S arg;
+  shape_type shape() const { return arg.shape(); }
+};
+
+/// The relative cost of a tree's elementwise operators, reductions' operands left out.
+template <class N>
+struct consumer_cost;
+template <class List>
+struct consumer_cost_list;
+template <class... Ns>
+struct consumer_cost_list<type_list<Ns...>> {
+  static constexpr int value = (0 + ... + consumer_cost<Ns>::value);
+};
+template <class N>
+struct consumer_cost {
+  static constexpr int value = [] {
+    if constexpr (is_reduce_node<N>::value) {
+      return 0;
+    } else if constexpr (is_map_node<N>::value) {
+      return N::op::cost + consumer_cost_list<node_children_t<N>>::value;
+    } else {
+      return consumer_cost_list<node_children_t<N>>::value;
+    }
+  }();
+};
+
+/// Subexpressions cheaper than this are recomputed rather than cached.
+inline constexpr int cache_min_cost = 8;
+
+// Whether N (whose first occurrence is number I of plan P) holds only scalars and tiled
+// reductions, through elementwise nodes.
+template <const reduce_plan_info& P, std::size_t I, class N>
+struct row_constant {
+  static constexpr bool ok = is_scalar_node<N>::value;
+  static constexpr bool has_reduction = false;
+};
+template <const reduce_plan_info& P, std::size_t I, class Red, class Arg, unsigned M, bool K>
+struct row_constant<P, I, reduce_node<Red, Arg, M, K>> {
+  static constexpr bool ok = P.cls[I] == occurrence_class::tiled;
+  static constexpr bool has_reduction = true;
+};
+template <std::size_t I, class... Args>
+constexpr std::array<std::size_t, sizeof...(Args) + 1> first_occurrences() {
+  std::array<std::size_t, sizeof...(Args) + 1> f{};
+  f[0] = I;
+  std::size_t j = 0;
+  ((f[j + 1] = f[j] + occurrence_count_v<Args>, ++j), ...);
+  return f;
+}
+template <const reduce_plan_info& P, std::size_t I, class Op, class C, class... Args>
+struct row_constant<P, I, map_node<Op, C, Args...>> {
+  static constexpr auto f = first_occurrences<I, Args...>();
+  template <std::size_t... J>
+  static constexpr bool all_ok(std::index_sequence<J...>) {
+    return (row_constant<P, f[J], Args>::ok && ...);
+  }
+  template <std::size_t... J>
+  static constexpr bool any_reduction(std::index_sequence<J...>) {
+    return (row_constant<P, f[J], Args>::has_reduction || ...);
+  }
+  static constexpr bool ok = all_ok(std::index_sequence_for<Args...>{});
+  static constexpr bool has_reduction = any_reduction(std::index_sequence_for<Args...>{});
+};
+
+/// True where S is the operand of a top-level tiled reduction of Root (plan P) and costly enough
+/// to keep rather than compute twice.
+template <class Root, const reduce_plan_info& P, class S>
+struct cacheable {
+  template <class... Rs, std::size_t... J>
+  static constexpr bool any(type_list<Rs...>, std::index_sequence<J...>) {
+    return ((P.parent[J] == -1 && P.cls[J] == occurrence_class::tiled && std::is_same_v<typename Rs::arg_type, S>) ||
+            ...);
+  }
+  static constexpr bool value = [] {
+    if constexpr (!is_map_node<S>::value || consumer_cost<S>::value < cache_min_cost) {
+      return false;
+    } else {
+      using occ = typename occurrences<Root>::type;
+      return any(occ{}, std::make_index_sequence<occ::size>{});
+    }
+  }();
+};
+
+/// The consumer of Root (plan P) with row values and cached subexpressions wrapped; I is the
+/// first occurrence of N. rewrite::make(n) builds the rewritten node.
+template <class Root, const reduce_plan_info& P, std::size_t I, class N>
+struct consumer_rewrite {
+  using type = N;
+  static const N& make(const N& n) { return n; }
+};
+template <class Root, const reduce_plan_info& P, std::size_t I, class Op, class C, class... Args>
+struct consumer_rewrite<Root, P, I, map_node<Op, C, Args...>> {
+  using N = map_node<Op, C, Args...>;
+  static constexpr auto f = first_occurrences<I, Args...>();
+  static constexpr int kind = row_constant<P, I, N>::ok && row_constant<P, I, N>::has_reduction ? 1
+                              : cacheable<Root, P, N>::value                                      ? 2
+                                                                                                  : 0;
+  template <std::size_t... J>
+  static auto rebuilt_type(std::index_sequence<J...>)
+      -> map_node<Op, C, typename consumer_rewrite<Root, P, f[J], Args>::type...>;
+  using type = std::conditional_t<kind == 1, row_value_node<N>,
+                                  std::conditional_t<kind == 2, cached_node<N>,
+                                                     decltype(rebuilt_type(std::index_sequence_for<Args...>{}))>>;
+  template <std::size_t... J>
+  static type rebuild(const N& n, std::index_sequence<J...>) {
+    return type(std::tuple<typename consumer_rewrite<Root, P, f[J], Args>::type...>(
+                    consumer_rewrite<Root, P, f[J], Args>::make(std::get<J>(n.args))...),
+                n.shape());
+  }
+  static type make(const N& n) {
+    if constexpr (kind == 1)
+      return row_value_node<N>{n};
+    else if constexpr (kind == 2)
+      return cached_node<N>{n};
+    else
+      return rebuild(n, std::index_sequence_for<Args...>{});
+  }
+};
+
+/// How many row values and cached subexpressions the rewritten consumer of Root holds.
+template <class N>
+struct rewrite_counts {
+  static constexpr std::size_t rows = 0, cached = 0;
+  static constexpr std::size_t row_bytes = 0;
+};
+template <class List>
+struct rewrite_counts_list;
+template <class... Ns>
+struct rewrite_counts_list<type_list<Ns...>> {
+  static constexpr std::size_t rows = (std::size_t(0) + ... + rewrite_counts<Ns>::rows);
+  static constexpr std::size_t cached = (std::size_t(0) + ... + rewrite_counts<Ns>::cached);
+  static constexpr std::size_t row_bytes = (std::size_t(0) + ... + rewrite_counts<Ns>::row_bytes);
+};
+template <class S>
+struct rewrite_counts<row_value_node<S>> {
+  static constexpr std::size_t rows = 1, cached = 0;
+  static constexpr std::size_t row_bytes = sizeof(typename S::value_type);
+};
+template <class S>
+struct rewrite_counts<cached_node<S>> {
+  static constexpr std::size_t rows = 0, cached = 1;
+  static constexpr std::size_t row_bytes = sizeof(typename S::value_type);
+};
+template <class Op, class C, class... Args>
+struct rewrite_counts<map_node<Op, C, Args...>> : rewrite_counts_list<type_list<Args...>> {};
+
 }  // namespace detail
+
+template <class S>
+struct node_children<detail::row_value_node<S>> {
+  using type = type_list<S>;
+};
+template <class S>
+struct node_children<detail::cached_node<S>> {
+  using type = type_list<S>;
+};
+
 }  // namespace loom
