@@ -20,6 +20,7 @@
 #include "loom/cpu/traversal.hpp"
 #include "loom/expr/elementwise.hpp"
 #include "loom/expr/fwd.hpp"
+#include "loom/expr/matmul.hpp"
 #include "loom/expr/node.hpp"
 #include "loom/expr/reduce.hpp"
 #include "loom/tensor/tensor.hpp"
@@ -85,6 +86,10 @@ void execute_reducing(Dst& dst, const N& n);
 template <class Dst, class N>
 void execute(Dst& dst, const N& n);
 
+/// Evaluates an expression holding matmuls into dst (cpu/matmul.hpp).
+template <class Dst, class N>
+void execute_matmul(Dst& dst, const N& n);
+
 /// Evaluates an elementwise node n (index maps and generators included) into dst as one loop nest.
 template <class Dst, class N>
 void execute_elementwise(Dst& dst, const N& n) {
@@ -133,7 +138,9 @@ void execute_elementwise(Dst& dst, const N& n) {
 /// tiled evaluation of cpu/tiled.hpp where the expression holds reductions.
 template <class Dst, class N>
 void execute(Dst& dst, const N& n) {
-  if constexpr (has_reduction_v<N>)
+  if constexpr (has_matmul_v<N>)
+    execute_matmul(dst, n);
+  else if constexpr (has_reduction_v<N>)
     execute_reducing(dst, n);
   else
     execute_elementwise(dst, n);
@@ -183,3 +190,4 @@ auto eval(const E& e) {
 // The evaluators of index maps and generators, and the executor of reductions.
 #include "loom/cpu/index_eval.hpp"
 #include "loom/cpu/tiled.hpp"
+#include "loom/cpu/matmul.hpp"

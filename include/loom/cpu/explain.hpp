@@ -6,6 +6,7 @@
 #include "loom/cpu/assign.hpp"
 #include "loom/cpu/evaluator.hpp"
 #include "loom/cpu/loop_nest.hpp"
+#include "loom/cpu/matmul.hpp"
 #include "loom/cpu/traversal.hpp"
 #include "loom/plan/explain.hpp"
 
@@ -16,6 +17,54 @@ template <class N>
 std::string describe_loop_nest(const N& n);
 }  // namespace detail
 
+namespace cpu {
+/// The CPU part of explain() for an expression holding matmuls.
+template <class N>
+std::string describe_matmul(const N& n) {
+  if constexpr (loom::detail::fused_epilogue_v<N>) {
+    const auto& m = detail::find_product(n);
+    using MM = std::remove_cvref_t<decltype(m)>;
+    using P = typename MM::value_type;
+    const dims md = m.shape().to_dims();
+    index_t count = 1;
+    for (std::size_t d = 0; d + 2 < md.rank; ++d) count *= static_cast<index_t>(md.e[d]);
+    std::string s = "  cpu: GEMM " + std::string(std::is_floating_point_v<P> ? "(packed, " : "(plain loop, ") +
+                    std::string(dtype_name(dtype_of<P>)) + ") of " + std::to_string(count) + " product" +
+                    (count == 1 ? "" : "s") + " of " + std::to_string(m.rows()) + " x " + std::to_string(m.cols()) +
+                    " x " + std::to_string(m.inner()) + ", threads up to " + std::to_string(num_threads()) + "\n";
+    detail::matmul_dry_scope dry;
+    if constexpr (detail::operand_kind_of<typename MM::a_type>() == detail::operand_kind::materialised ||
+                  detail::operand_kind_of<typename MM::b_type>() == detail::operand_kind::materialised) {
+      s += "  cpu: prologue: operands that hold reductions or matmuls are materialised first\n";
+    }
+    if constexpr (detail::operand_kind_of<typename MM::a_type>() != detail::operand_kind::materialised)
+      s += "  cpu: prologue: A is " + detail::gemm_operand<typename MM::a_type>(m.a).describe() + "\n";
+    else
+      s += "  cpu: prologue: A is materialised first\n";
+    if constexpr (detail::operand_kind_of<typename MM::b_type>() != detail::operand_kind::materialised)
+      s += "  cpu: prologue: B is " + detail::gemm_operand<typename MM::b_type>(m.b).describe() + "\n";
+    else
+      s += "  cpu: prologue: B is materialised first\n";
+    if constexpr (is_matmul_node<N>::value) {
+      s += "  cpu: epilogue: plain store of each tile\n";
+    } else {
+      loom::detail::plan_printer p;
+      s += "  cpu: epilogue: " + loom::detail::print_node(n, p) + " applied to each finished tile before its store, " +
+           traversal<N, typename N::value_type>::describe() + "\n";
+    }
+    return s;
+  } else {
+    detail::matmul_dry_scope dry;
+    std::string s = "  cpu: each matmul is computed first into a temporary of its own shape (its own GEMM), then:\n";
+    if constexpr (has_reduction_v<N>)
+      return s + describe_reducing<typename N::shape_type>(n);
+    else
+      return s + loom::detail::describe_loop_nest(n);
+  }
+}
+
+}  // namespace cpu
+
 /// A readable description of how eval(e) runs: the formula, kernels, fused nodes, temporaries,
 /// bytes read and written, and the CPU loop nest (collapsed space, layout, SIMD, threads) or the
 /// tiles and reductions of an expression that holds reductions.
@@ -25,7 +74,9 @@ std::string explain(const E& e) {
   auto n = as_node(e);
   using N = decltype(n);
   std::string s = detail::explain_common(n);
-  if constexpr (cpu::has_reduction_v<N>)
+  if constexpr (has_matmul_v<N>)
+    return s + cpu::describe_matmul(n);
+  else if constexpr (cpu::has_reduction_v<N>)
     return s + cpu::describe_reducing<typename N::shape_type>(n);
   else
     return s + detail::describe_loop_nest(n);

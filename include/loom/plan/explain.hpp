@@ -12,6 +12,7 @@
 #include "loom/expr/generator.hpp"
 #include "loom/expr/index_map.hpp"
 #include "loom/expr/map.hpp"
+#include "loom/expr/matmul.hpp"
 #include "loom/expr/node.hpp"
 #include "loom/expr/reduce.hpp"
 #include "loom/plan/plan.hpp"
@@ -121,6 +122,11 @@ template <class Arg, std::size_t A>
 std::string print_node(const pad_node<Arg, A>& n, plan_printer& p) {
   return "pad<" + std::to_string(A) + ">(" + print_node(n.arg, p) + ", " + std::to_string(n.before) + ", " +
          std::to_string(n.after) + ", " + scalar_text(n.value) + ")";
+}
+template <class A, class B>
+std::string print_node(const matmul_node<A, B>& n, plan_printer& p) {
+  std::string a = print_node(n.a, p);
+  return "matmul(" + a + ", " + print_node(n.b, p) + ")";
 }
 template <class T, class S>
 std::string print_node(const iota_node<T, S>& n, plan_printer&) {

@@ -16,6 +16,7 @@
 #include <initializer_list>
 #include <type_traits>
 
+#include "loom/expr/matmul.hpp"
 #include "loom/expr/node.hpp"
 #include "loom/expr/traits.hpp"
 #include "loom/plan/reduce_plan.hpp"
@@ -29,6 +30,7 @@ enum class plan_kind {
   reduction,    // the root is a reduction at its own shape: one pass over its fused operand
   tiled,        // reductions broadcast back: one pass over row tiles, reductions computed per tile
   staged,       // reductions computed first at their own (small) size, then one elementwise loop nest
+  contraction,  // a GEMM: operands evaluated while packed, elementwise consumers applied to its tiles
 };
 
 /// The name of a plan kind, as explain() prints it.
@@ -38,6 +40,7 @@ constexpr const char* plan_kind_name(plan_kind k) {
     case plan_kind::reduction: return "reduction, operand fused";
     case plan_kind::tiled: return "row tiles: reductions per tile, then the consumer";
     case plan_kind::staged: return "reductions first at their own size, then elementwise";
+    case plan_kind::contraction: return "GEMM, operands evaluated while packed, consumers fused into the tile store";
   }
   return "?";
 }
@@ -120,6 +123,8 @@ struct reshape_copies {
 
 template <class E>
 struct plan_summary;
+template <class E>
+struct matmul_summary;
 }  // namespace detail
 
 /// The compile-time fusion plan of evaluating E (eval(E), or assigning E to a tensor of its shape).
@@ -134,7 +139,7 @@ struct plan_summary;
 template <class E>
 struct plan_of {
   using node = typename detail::plan_node<E>::type;
-  using summary = detail::plan_summary<node>;
+  using summary = std::conditional_t<has_matmul_v<node>, detail::matmul_summary<node>, detail::plan_summary<node>>;
   static constexpr plan_kind kind = summary::kind;
   /// Loop nests (kernels) one evaluation runs.
   static constexpr std::size_t kernels = summary::kernels;
@@ -145,7 +150,12 @@ struct plan_of {
   /// Reductions computed per tile (tiled plans), materialised first, and in all.
   static constexpr std::size_t tiled_reductions = summary::tiled, materialised_reductions = summary::materialised;
   /// Nodes fused into the kernels.
-  static constexpr std::size_t fused_nodes = node_count_v<node>;
+  static constexpr std::size_t fused_nodes = [] {
+    if constexpr (requires { summary::fused; })
+      return summary::fused;
+    else
+      return node_count_v<node>;
+  }();
 };
 
 namespace detail {
@@ -231,6 +241,149 @@ struct plan_summary {
   static constexpr bool bounded = totals[2] != 0 && reshapes::bounded && (counts::cached == 0 || cols != 0);
   static constexpr std::size_t tiled = p.tiled, materialised = p.materialised;
 };
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// Contractions: a GEMM with its consumers fused into the tile store, or materialised
+// ---------------------------------------------------------------------------------------------
+//
+// f(matmul(a, b), rest...) with f elementwise over the product's shape (rest free of matmuls
+// and reductions) is one GEMM whose tile store applies f: one kernel. An operand free of
+// matmuls and reductions is evaluated while it is packed (no temporary); any other operand is
+// materialised first at its own size (its own plan). A matmul anywhere else (under a reduction,
+// an index map, a broadcast, beside another matmul) is materialised at its own size first, and
+// the rest of the expression reads it like a tensor.
+namespace detail {
+
+template <class N>
+struct reduce_bit {
+  static constexpr unsigned value = is_reduce_node<N>::value ? 1u : 0u;
+};
+/// True where an operand can be evaluated while the GEMM packs it.
+template <class X>
+inline constexpr bool packable_operand_v = !has_matmul_v<X> && fold_nodes_or<reduce_bit, X>::value == 0;
+
+/// The kernels, temporary bytes and fused nodes of computing one product M (operands included).
+template <class M>
+struct product_plan {
+  template <class X>
+  static constexpr std::array<std::size_t, 4> operand() {  // kernels, bytes, bounded, fused nodes
+    if constexpr (packable_operand_v<X>) {
+      return {0, 0, 1, node_count_v<X>};
+    } else {
+      using P = plan_of<X>;
+      return {P::kernels, static_elements<typename X::shape_type>() * sizeof(typename X::value_type) + P::temp_bytes,
+              (X::shape_type::is_static && P::temp_bytes_bounded) ? 1u : 0u, 0};
+    }
+  }
+  static constexpr auto a = operand<typename M::a_type>();
+  static constexpr auto b = operand<typename M::b_type>();
+  static constexpr std::size_t kernels = 1 + a[0] + b[0];
+  static constexpr std::size_t temp_bytes = a[1] + b[1];
+  static constexpr bool bounded = a[2] && b[2];
+  static constexpr std::size_t fused = a[3] + b[3];
+};
+
+/// The matmul reached from N through elementwise nodes only, where N is a fusable epilogue of it:
+/// ok, and the product type.
+template <class N>
+struct epilogue_of {
+  static constexpr bool ok = false;
+  using product = void;
+};
+template <class A, class B>
+struct epilogue_of<matmul_node<A, B>> {
+  static constexpr bool ok = true;
+  using product = matmul_node<A, B>;
+};
+template <class Op, class C, class... Args>
+struct epilogue_of<map_node<Op, C, Args...>> {
+  using N = map_node<Op, C, Args...>;
+  static constexpr std::size_t with = (std::size_t(0) + ... + (has_matmul_v<Args> ? 1u : 0u));
+  static constexpr bool rest_ok = ((has_matmul_v<Args> || packable_operand_v<Args>) && ...);
+  template <class X>
+  using pick = std::conditional_t<has_matmul_v<X>, typename epilogue_of<X>::product, void>;
+  template <class X, class Acc>
+  using pick_one = std::conditional_t<std::is_void_v<Acc>, pick<X>, Acc>;
+  template <class Acc, class... Xs>
+  struct first;
+  template <class Acc>
+  struct first<Acc> {
+    using type = Acc;
+  };
+  template <class Acc, class X, class... Xs>
+  struct first<Acc, X, Xs...> {
+    using type = typename first<pick_one<X, Acc>, Xs...>::type;
+  };
+  using product = typename first<void, Args...>::type;
+  static constexpr bool path_ok = ((!has_matmul_v<Args> || epilogue_of<Args>::ok) && ...);
+  static constexpr bool shape_ok = [] {
+    if constexpr (std::is_void_v<product>) {
+      return false;
+    } else {
+      using PS = typename product::shape_type;
+      using S = typename N::shape_type;
+      if (PS::rank != S::rank) return false;
+      for (std::size_t k = 0; k < S::rank; ++k)
+        if (!(PS::static_extents[k] == S::static_extents[k] || PS::static_extents[k] == dyn ||
+              S::static_extents[k] == dyn))
+          return false;
+      return true;
+    }
+  }();
+  static constexpr bool ok = with == 1 && rest_ok && path_ok && shape_ok;
+};
+
+/// True where N runs as one GEMM with N applied to its tiles.
+template <class N>
+inline constexpr bool fused_epilogue_v = epilogue_of<N>::ok;
+
+/// The matmul nodes of N's tree (outside other matmuls' operands), in pre-order.
+template <class N>
+struct matmul_occurrences;
+template <class List>
+struct matmul_occurrences_list;
+template <class... Ns>
+struct matmul_occurrences_list<type_list<Ns...>> {
+  using type = typename concat_lists<typename matmul_occurrences<Ns>::type...>::type;
+};
+template <class N>
+struct matmul_occurrences {
+  using type = std::conditional_t<is_matmul_node<N>::value, type_list<N>,
+                                  typename matmul_occurrences_list<node_children_t<N>>::type>;
+};
+
+template <class N>
+struct matmul_summary {
+  template <class... Ms>
+  static constexpr std::array<std::size_t, 4> sum(type_list<Ms...>) {  // kernels, bytes, bounded, fused
+    std::array<std::size_t, 4> r{0, 0, 1, 0};
+    ((r[0] += product_plan<Ms>::kernels,
+      r[1] += product_plan<Ms>::temp_bytes +
+              static_elements<typename Ms::shape_type>() * sizeof(typename Ms::value_type),
+      r[2] = r[2] && product_plan<Ms>::bounded && Ms::shape_type::is_static, r[3] += product_plan<Ms>::fused),
+     ...);
+    return r;
+  }
+  static constexpr bool fused_root = fused_epilogue_v<N>;
+  using rest = plan_summary<N>;  // the expression with its products read like tensors
+  static constexpr std::array<std::size_t, 4> products = [] {
+    if constexpr (fused_root) {
+      using P = product_plan<typename epilogue_of<N>::product>;
+      return std::array<std::size_t, 4>{P::kernels, P::temp_bytes, P::bounded ? 1u : 0u, P::fused};
+    } else {
+      return sum(typename matmul_occurrences<N>::type{});
+    }
+  }();
+  static constexpr plan_kind kind = fused_root ? plan_kind::contraction : rest::kind;
+  static constexpr std::size_t kernels = products[0] + (fused_root ? 0 : rest::kernels);
+  static constexpr std::size_t temp_bytes = products[1] + (fused_root ? 0 : rest::temp_bytes);
+  static constexpr bool bounded = products[2] != 0 && (fused_root || rest::bounded);
+  static constexpr std::size_t tiled = fused_root ? 0 : rest::tiled;
+  static constexpr std::size_t materialised = fused_root ? 0 : rest::materialised;
+  static constexpr std::size_t fused = node_count_v<N> + products[3];
+};
+
 }  // namespace detail
 
 }  // namespace loom
