@@ -285,7 +285,8 @@ struct gemm_operand {
 template <class P>
 void simple_product(index_t M, index_t N, index_t K, const gemm::operand<P>& a, const gemm::operand<P>& b,
                     const gemm::tile_sink<P>& epi) {
-  std::vector<P> bm(std::size_t(K * N)), arow(std::size_t(K)), crow(std::size_t(N));
+  std::vector<P> bm(static_cast<std::size_t>(K * N)), arow(static_cast<std::size_t>(K)),
+      crow(static_cast<std::size_t>(N));
   for (index_t k = 0; k < K; ++k) b.read(k, 0, N, bm.data() + k * N);
   for (index_t i = 0; i < M; ++i) {
     if (K > 0) a.read(i, 0, K, arow.data());
