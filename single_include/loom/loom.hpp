@@ -2880,6 +2880,168 @@ auto cast(A&& a) {
 
 }  // namespace loom
 // ---- end loom/expr/elementwise.hpp
+// ---- begin loom/expr/matmul.hpp
+// loom/expr/matmul.hpp: the contraction node, matmul(a, b).
+//
+//   matmul(a, w)      [64, 48] x [48, 32]         -> [64, 32]
+//   matmul(q, k)      [8, 1, 64, 16] x [4, 16, 64] -> [8, 4, 64, 64]  (batch axes broadcast)
+//
+// Operands of rank >= 2 multiply as NumPy's matmul: the last two axes are the matrices, the
+// leading ones are batch axes broadcast together. The value type is the promotion of both
+// operands' types (int32 with float gives double, as NumPy). Inner extents that differ stop
+// compilation where both are static, and throw loom::shape_error naming both shapes otherwise,
+// when the node is built (before anything is evaluated or written).
+//
+// The node is opaque to the elementwise and reduction planners (node_children is empty): it is
+// the one node that needs its own kernel, a GEMM. A backend evaluates it with elementwise
+// consumers fused into the GEMM's tile stores (plan/plan.hpp says when), and materialises it
+// anywhere else.
+
+#include <array>
+#include <cstddef>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+
+namespace loom {
+
+/// Raised where matmul is given an operand of rank below 2.
+template <class ShapeA, class ShapeB>
+struct static_matmul_needs_rank_2 {
+  static_assert(ShapeA::rank >= 2 && ShapeB::rank >= 2,
+                "loom: matmul(a, b) needs operands of rank 2 or more: see ShapeA and ShapeB in "
+                "'static_matmul_needs_rank_2<ShapeA, ShapeB>'");
+  static constexpr bool value = true;
+};
+
+/// Raised where the inner extents of a matmul differ: a is [..., M, InnerA], b is [..., InnerB, N].
+template <class ShapeA, class ShapeB, std::size_t InnerA, std::size_t InnerB>
+struct static_matmul_inner_extents_differ {
+  static_assert(InnerA == InnerB || InnerA == dyn || InnerB == dyn,
+                "loom: matmul(a, b) needs a's last extent equal to b's second-to-last: see ShapeA, ShapeB, InnerA "
+                "and InnerB in 'static_matmul_inner_extents_differ<ShapeA, ShapeB, InnerA, InnerB>'");
+  static constexpr bool value = true;
+};
+
+namespace detail {
+
+template <class S>
+constexpr std::size_t static_extent_from_end(std::size_t k) {  // k = 1: the last axis
+  return S::rank >= k ? S::static_extents[S::rank - k] : 1;
+}
+
+/// The leading (batch) axes of S: all but the last two.
+template <class S, class Seq = std::make_index_sequence<(S::rank >= 2 ? S::rank - 2 : 0)>>
+struct batch_shape;
+template <class S, std::size_t... I>
+struct batch_shape<S, std::index_sequence<I...>> {
+  using type = shape<S::static_extents[I]...>;
+};
+
+/// The static shape of matmul(a, b): the batch axes broadcast, then [M, N].
+template <class A, class B>
+struct matmul_shape {
+  static_assert(static_matmul_needs_rank_2<A, B>::value);
+  static constexpr bool ranks_ok = A::rank >= 2 && B::rank >= 2;
+  static_assert(!ranks_ok || static_matmul_inner_extents_differ<A, B, static_extent_from_end<A>(1),
+                                                                static_extent_from_end<B>(2)>::value);
+  using batch = std::conditional_t<ranks_ok,
+                                   broadcast_shape_t<typename batch_shape<A>::type, typename batch_shape<B>::type>,
+                                   shape<>>;
+  static_assert(!ranks_ok || check_broadcast_v<typename batch_shape<A>::type, typename batch_shape<B>::type>);
+  static constexpr std::array<std::size_t, batch::rank + 2> extents = [] {
+    std::array<std::size_t, batch::rank + 2> e{};
+    for (std::size_t k = 0; k < batch::rank; ++k) e[k] = batch::static_extents[k];
+    e[batch::rank] = static_extent_from_end<A>(2);
+    e[batch::rank + 1] = static_extent_from_end<B>(1);
+    return e;
+  }();
+  using type = shape_from_array_t<extents>;
+};
+
+}  // namespace detail
+
+/// The product of two expressions over their last two axes, batch axes broadcast (NumPy matmul).
+template <class A, class B>
+struct matmul_node {
+  static constexpr bool is_loom_node = true;
+  using a_type = A;
+  using b_type = B;
+  using value_type = promote_t<typename A::value_type, typename B::value_type>;
+  using shape_type = typename detail::matmul_shape<typename A::shape_type, typename B::shape_type>::type;
+  static constexpr std::size_t rank = shape_type::rank;
+  static constexpr memory_space space = detail::join_spaces<A, B>();
+  static_assert(!std::is_same_v<value_type, bool>, "loom: matmul of bool operands is not defined; cast them first");
+
+  A a;
+  B b;
+  shape_type shape_;
+
+  matmul_node(A x, B y) : a(std::move(x)), b(std::move(y)), shape_(compute_shape(a, b)) {}
+
+  shape_type shape() const { return shape_; }
+  /// M, N and K of each product.
+  index_t rows() const { return static_cast<index_t>(a.shape().extent(A::rank - 2)); }
+  index_t cols() const { return static_cast<index_t>(b.shape().extent(B::rank - 1)); }
+  index_t inner() const { return static_cast<index_t>(a.shape().extent(A::rank - 1)); }
+
+ private:
+  static shape_type compute_shape(const A& x, const B& y) {
+    const dims da = x.shape().to_dims(), db = y.shape().to_dims();
+    if (da.e[da.rank - 1] != db.e[db.rank - 2])
+      throw shape_error("loom: matmul of shapes " + to_string(da) + " and " + to_string(db) +
+                        ": the inner extents differ (" + std::to_string(da.e[da.rank - 1]) + " vs " +
+                        std::to_string(db.e[db.rank - 2]) + ")");
+    dims ba = da, bb = db;
+    ba.rank -= 2;
+    bb.rank -= 2;
+    dims r;
+    try {
+      r = broadcast_dims(ba, bb);
+    } catch (const shape_error&) {
+      throw shape_error("loom: matmul of shapes " + to_string(da) + " and " + to_string(db) +
+                        ": the batch axes cannot be broadcast together");
+    }
+    r.e[r.rank++] = da.e[da.rank - 2];
+    r.e[r.rank++] = db.e[db.rank - 1];
+    if constexpr (shape_type::is_static)
+      return shape_type{};
+    else
+      return shape_type::from_dims(r);
+  }
+};
+
+template <class T>
+struct is_matmul_node : std::false_type {};
+template <class A, class B>
+struct is_matmul_node<matmul_node<A, B>> : std::true_type {};
+
+namespace detail {
+template <class N>
+struct matmul_bit {
+  static constexpr unsigned value = is_matmul_node<N>::value ? 1u : 0u;
+};
+}  // namespace detail
+
+/// True where the tree of N holds a matmul outside any other matmul's operands.
+template <class N>
+inline constexpr bool has_matmul_v = fold_nodes_or<detail::matmul_bit, N>::value != 0;
+
+/// The matrix product of a and b over their last two axes, batch axes broadcast (NumPy's matmul):
+/// matmul(a, w) of [64, 48] and [48, 32] is [64, 32]. Operands may be any expression:
+/// matmul(a * 2.f, transpose(w)).
+template <class A, class B>
+  requires expression<A> && expression<B>
+auto matmul(A&& a, B&& b) {
+  using NA = node_t<A>;
+  using NB = node_t<B>;
+  static_assert(detail::spaces_agree_all<NA, NB>(), "loom: an expression cannot mix host tensors and device tensors");
+  return matmul_node<NA, NB>(as_node(std::forward<A>(a)), as_node(std::forward<B>(b)));
+}
+
+}  // namespace loom
+// ---- end loom/expr/matmul.hpp
 // ---- begin loom/expr/reduce.hpp
 // loom/expr/reduce.hpp: reductions - sum, mean, max, min, prod, argmax, argmin.
 //
@@ -3859,6 +4021,10 @@ void execute_reducing(Dst& dst, const N& n);
 template <class Dst, class N>
 void execute(Dst& dst, const N& n);
 
+/// Evaluates an expression holding matmuls into dst (cpu/matmul.hpp).
+template <class Dst, class N>
+void execute_matmul(Dst& dst, const N& n);
+
 /// Evaluates an elementwise node n (index maps and generators included) into dst as one loop nest.
 template <class Dst, class N>
 void execute_elementwise(Dst& dst, const N& n) {
@@ -3907,7 +4073,9 @@ void execute_elementwise(Dst& dst, const N& n) {
 /// tiled evaluation of cpu/tiled.hpp where the expression holds reductions.
 template <class Dst, class N>
 void execute(Dst& dst, const N& n) {
-  if constexpr (has_reduction_v<N>)
+  if constexpr (has_matmul_v<N>)
+    execute_matmul(dst, n);
+  else if constexpr (has_reduction_v<N>)
     execute_reducing(dst, n);
   else
     execute_elementwise(dst, n);
@@ -7604,21 +7772,1629 @@ std::string describe_reducing(const N& n) {
 }  // namespace cpu
 }  // namespace loom
 // ---- end loom/cpu/tiled.hpp
-// ---- end loom/cpu/assign.hpp
-// ---- begin loom/cpu/explain.hpp
-// loom/cpu/explain.hpp: explain(expr) - the plan, and how the CPU backend runs it.
+// ---- begin loom/cpu/matmul.hpp
+// loom/cpu/matmul.hpp: contractions on the CPU - a GEMM with fused prologue and epilogue.
+//
+//   h = relu(matmul(a, w) + bias);     one GEMM; relu(tile + bias) is applied to each finished
+//                                      tile (bias read at the tile's coordinates) before the store
+//   h = matmul(a * 2.f, transpose(w)); a * 2.f is evaluated a run at a time while A is packed;
+//                                      transpose(w) is read in place through its strides
+//
+// The plan (plan/plan.hpp, matmul_summary) decides; this file carries it out:
+//
+//   * The root f(matmul(a, b), rest...) with f elementwise over the product's shape runs as
+//     gemm_batched over the batch axes of the output. Each finished tile goes to an epilogue that
+//     runs f's evaluator over the tile's rows, the product's evaluator reading the tile itself
+//     (through a thread-local window), rest... read at the tile's coordinates. A bare product is
+//     stored by the engine's own store.
+//   * An operand is read in place when it is a tensor or view under affine index maps
+//     (transpose, slice, flip, broadcast: a pointer and two strides per batch), evaluated while
+//     packed when it is any other expression free of reductions and matmuls (a row_run_source
+//     whose reader runs the operand's evaluator over the run), and materialised first otherwise.
+//   * A matmul anywhere else is materialised by its evaluator into a tensor of its own shape (as
+//     a reduction built outside a plan does), and read like one.
+//   * Aliasing: the operands are read while tiles are stored, so a destination overlapping them
+//     (a = matmul(a, b)) goes through a temporary; rest... may read the destination at the
+//     element it writes (o += matmul(a, b)).
+//   * float and double run on the packed engine; integer products on a plain loop.
 
-#include <string>
-
-// ---- begin loom/plan/explain.hpp
-// loom/plan/explain.hpp: the backend-neutral part of explain(): the expression as a formula,
-// its kernels, temporaries and the bytes it moves.
-
+#include <array>
 #include <cstdint>
-#include <cstdio>
+#include <memory>
+#include <optional>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
+// ---- begin loom/cpu/gemm/driver.hpp
+// loom/cpu/gemm/driver.hpp: the loops around the micro-kernel, and the split over threads.
+//
+// gemm<T>(M, N, K, a, b, epi) computes the M x N product of the sources a (M x K) and b (K x N)
+// and hands every finished tile, with its complete sums over K, to epi exactly once.
+//
+// K-blocking and the epilogue. The micro-kernel sums kc steps of K at a time. When K fits in one
+// pass (K <= kc: every K up to 1024 floats / 512 doubles by default) the tile goes from the
+// registers to a small aligned buffer on the stack and straight to the epilogue. Otherwise the
+// partial sums of the thread's block of mo rows wait in a per-thread scratch (mo x N, at most
+// 8 MiB): the first pass writes them, the middle passes add to them, and the last pass adds its
+// part and hands the tile, now complete, to the epilogue while it is in L1. The packed A block
+// (mo x kc) serves every column block and the packed B block (kc x nc) every row of the
+// block, so each operand is packed once when M <= mo. The extra traffic is one read and one
+// write of a tile per kc steps, 1/kc of the FMA work. The destination is never used as scratch,
+// so the epilogue may write anything anywhere (another type, a fused expression).
+//
+// Threads. The output is cut into a grid of tm x tn rectangles, one per thread (tm * tn = p),
+// chosen to minimise the busiest thread's cost: its micro-kernel work, counted in whole register
+// tiles, plus the packing it does (a thread packs the A rows and B columns of its rectangle, so
+// a split along M repacks B in every thread and a split along N repacks A). Rectangles are whole
+// register tiles, so 1024 x 1024 splits 43 + 43 tiles of 12 rows. Small products stay on the
+// calling thread.
+//
+// Compile time. gemm<T>(...) only turns its sources into operand<T>s and its epilogue into a
+// tile_sink<T> (a pointer and a function pointer each) and calls gemm_core<T>, so the engine
+// (packing, micro-kernels, thin paths, threads) is compiled once per element type in a
+// translation unit, not once per expression type: each further product of a new expression
+// costs its small adapters only. The price is an indirect call per tile (12 x 32 outputs of at
+// least kc multiply-adds each) and per run read from a row-run source.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <type_traits>
+
+// ---- begin loom/cpu/gemm/blocking.hpp
+// loom/cpu/gemm/blocking.hpp: the register tile and the cache blocks of the packed GEMM.
+//
+// The engine computes C (M x N) = A (M x K) . B (K x N) in the BLIS style, with the roles of the
+// operands mirrored because loom's tiles are row-major (the vector lanes run along N, the rows of
+// A are broadcast):
+//
+//   io over M by mo      rows whose packed A block (and partial sums, see driver.hpp) fit
+//   pc over K by kc      one pass over K
+//     pack A             mo x kc, once per (io, pc): every element of A is packed once (L3)
+//     jc over N by nc
+//       pack B           kc x nc, once per (io, pc, jc) (L3; see cache_limits)
+//       ir over mo by mr   A micro-panel kc x mr, reused by every jr: stays in L1
+//         jr over nc by nr   B micro-panel kc x nr, streamed from L2
+//           micro-kernel     mr x nr accumulators in vector registers
+//
+// All sizes are in elements. The register tile is a compile-time property of the element type
+// and the instruction set (xsimd's default architecture); the cache blocks are run-time values
+// so that a benchmark can sweep them, with defaults measured on AMD Zen 4 (see bench/RESULTS.md).
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
+
+
+namespace loom::cpu::gemm {
+
+// -------------------------------------------------------------------------------------------------
+// Register tile
+// -------------------------------------------------------------------------------------------------
+
+/// Vector registers of the instruction set xsimd compiles for (32 with AVX-512, 16 below).
+inline constexpr int vector_registers = std::is_base_of_v<xsimd::avx512f, xsimd::default_arch> ? 32 : 16;
+
+/// The micro-kernel's register tile for element type T: mr rows of A broadcast against nv
+/// vectors of B (nr = nv * lanes columns), mr * nv accumulators.
+///   AVX-512 (32 registers): 12 x 2 vectors = 24 accumulators, 2 for B, the A broadcasts are
+///     folded into the FMAs as memory operands.  float: 12 x 32, double: 12 x 16.
+///   AVX2 / SSE (16 registers): 6 x 2 vectors = 12 accumulators.  float on AVX2: 6 x 16.
+template <class T>
+struct register_tile {
+  using batch = xsimd::batch<T>;
+  static constexpr int lanes = int(batch::size);
+  static constexpr int nv = 2;
+  static constexpr int mr = vector_registers >= 32 ? 12 : 6;
+  static constexpr int nr = nv * lanes;
+};
+
+// -------------------------------------------------------------------------------------------------
+// Cache blocks
+// -------------------------------------------------------------------------------------------------
+
+/// Cache block sizes of one GEMM call, in elements. kc is the depth of one pass over K; when it
+/// is smaller than K the partial sums of mo x N outputs wait in a per-thread scratch until the
+/// last pass hands finished tiles to the epilogue.
+struct blocking {
+  index_t kc = 0;  ///< depth of a packed pass
+  index_t nc = 0;  ///< columns of B packed at a time (multiple of nr)
+  index_t mo = 0;  ///< rows of A packed at a time (multiple of mr)
+
+  std::string describe() const {
+    std::string s("kc=");
+    s += std::to_string(kc);
+    s += " nc=";
+    s += std::to_string(nc);
+    s += " mo=";
+    s += std::to_string(mo);
+    return s;
+  }
+};
+
+/// Upper bounds of the cache blocks for T, measured on Zen 4 (32 KiB L1d, 1 MiB L2 per core,
+/// 32 MiB L3; sweep in the W7 section of bench/RESULTS.md). The measured optimum is not the
+/// textbook one: long passes (kc = 1024 floats, so K <= 1024 needs no scratch at all) and a wide
+/// B block that lives in L3 rather than L2 (4 MiB, nc = 1024 floats at kc = 1024) beat kc = 256
+/// with nc = 512 (an L2-sized B block) by about 5%. The hardware prefetchers keep the B
+/// micro-panel stream (5 bytes per cycle) flowing from L3, and fewer passes over K mean fewer
+/// round trips of partial sums and fewer refills of the A micro-panel.
+template <class T>
+struct cache_limits {
+  /// Depth of one pass over K: 4 KiB of one row of A.
+  static constexpr index_t kc = 4096 / index_t(sizeof(T));
+  /// Bytes of the packed B block (kc x nc) of one thread.
+  static constexpr index_t b_bytes = index_t(4) << 20;
+  /// Bytes of the packed A block (mo x kc) of one thread.
+  static constexpr index_t a_bytes = index_t(4) << 20;
+  /// Bytes of the partial sums (mo x N) of one thread when K takes several passes.
+  static constexpr index_t scratch_bytes = index_t(8) << 20;
+};
+
+/// Rounds x up to a multiple of m (m > 0).
+LOOM_INLINE constexpr index_t round_up(index_t x, index_t m) { return (x + m - 1) / m * m; }
+
+/// Splits `total` into the fewest parts of at most `limit` each, and returns the (equal, rounded
+/// up to `align`) part size; so 1030 with limit 512 gives 352 (3 parts), never 512 + 512 + 6.
+LOOM_INLINE constexpr index_t balanced_block(index_t total, index_t limit, index_t align) {
+  if (total <= 0) return align;
+  if (total <= limit) return round_up(total, align);  // the common small case: no division
+  index_t parts = (total + limit - 1) / limit;
+  return std::min(round_up(limit, align), round_up((total + parts - 1) / parts, align));
+}
+
+/// Completes a blocking for an M x N x K product of T: zero fields take the defaults, nc and mo
+/// are rounded to the register tile, mo is capped by the packed-A and scratch budgets.
+template <class T>
+blocking complete_blocking(blocking b, index_t M, index_t N, index_t K) {
+  using rt = register_tile<T>;
+  using cl = cache_limits<T>;
+  constexpr index_t size = index_t(sizeof(T));
+  b.kc = b.kc > 0 ? std::min(b.kc, K) : std::max<index_t>(1, balanced_block(K, cl::kc, 1));
+  // The divisions below only run for products larger than the budgets.
+  if (b.nc > 0) {
+    b.nc = round_up(b.nc, rt::nr);
+  } else if (N * b.kc * size <= cl::b_bytes) {
+    b.nc = round_up(N, rt::nr);
+  } else {
+    b.nc = balanced_block(N, std::max<index_t>(rt::nr, cl::b_bytes / (b.kc * size)), rt::nr);
+  }
+  if (b.mo > 0) {
+    b.mo = M <= b.mo ? round_up(M, rt::mr) : balanced_block(M, std::max<index_t>(rt::mr, b.mo / rt::mr * rt::mr), rt::mr);
+  } else {
+    const index_t ldc = round_up(N, rt::nr);
+    const bool passes = K > b.kc;
+    if (M * b.kc * size <= cl::a_bytes && (!passes || M * ldc * size <= cl::scratch_bytes)) {
+      b.mo = round_up(M, rt::mr);
+    } else {
+      index_t rows = cl::a_bytes / (b.kc * size);
+      if (passes) rows = std::min(rows, cl::scratch_bytes / (ldc * size));
+      b.mo = balanced_block(M, std::max<index_t>(rt::mr, rows / rt::mr * rt::mr), rt::mr);
+    }
+  }
+  return b;
+}
+
+/// The blocks used for an M x N x K product of T.
+template <class T>
+blocking default_blocking(index_t M, index_t N, index_t K) {
+  return complete_blocking<T>(blocking{}, M, N, K);
+}
+
+}  // namespace loom::cpu::gemm
+// ---- end loom/cpu/gemm/blocking.hpp
+// ---- begin loom/cpu/gemm/epilogue.hpp
+// loom/cpu/gemm/epilogue.hpp: what happens to a finished tile of the product.
+//
+// The engine calls epi(i0, j0, mr, nr, tile, ld_tile) once for every tile of the output, with
+// the complete sums over all of K: tile[i * ld_tile + j] is C(i0 + i, j0 + j) for i < mr, j < nr.
+// The tile is in L1 when the call is made. Every output element is handed over exactly once;
+// calls may come concurrently from several threads, always for disjoint tiles; the order of the
+// tiles is unspecified. An epilogue writes the final values wherever it wants: the store below
+// into a strided destination, a fused one applies bias, activation or a residual on the way.
+
+#include <memory>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
+
+// ---- begin loom/cpu/gemm/partial.hpp
+// loom/cpu/gemm/partial.hpp: copies of fewer elements than a vector holds, for the edges of tiles.
+//
+// The edges of small products are most of their work: a row of 8 floats in a 16-lane world. A
+// scalar loop there becomes a call to memmove or a `rep stos` (tens of cycles to start). With
+// AVX-512 a masked load reads such a run, zero-padded, in one instruction (masked-off lanes are
+// never touched, so nothing is read outside the run); elsewhere whole vectors of zeros and a short
+// scalar loop do it. Short stores go by power-of-two moves.
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+
+namespace loom::cpu::gemm::detail {
+
+#if defined(__AVX512F__)
+template <class T>
+inline constexpr bool has_masked_moves = std::is_arithmetic_v<T> && (sizeof(T) == 4 || sizeof(T) == 8) &&
+                                         xsimd::batch<T>::size * sizeof(T) == 64;
+
+/// Lanes [0, n) of a 512-bit vector loaded from src, the others zero (0 <= n <= lanes).
+template <class T>
+LOOM_INLINE __m512i load_first(const T* src, index_t n) {
+  if constexpr (sizeof(T) == 4) {
+    return _mm512_maskz_loadu_epi32(__mmask16((1u << n) - 1u), src);
+  } else {
+    return _mm512_maskz_loadu_epi64(__mmask8((1u << n) - 1u), src);
+  }
+}
+
+#else
+template <class T>
+inline constexpr bool has_masked_moves = false;
+#endif
+
+/// out[0, n) = src[0, n) converted, out[n, W) = 0, for 0 <= n <= W; out is 64-byte aligned when
+/// W * sizeof(T) is a multiple of 64.
+template <int W, class T, class U>
+LOOM_INLINE void copy_and_pad(const U* LOOM_RESTRICT src, index_t n, T* LOOM_RESTRICT out) {
+  using batch = xsimd::batch<T>;
+  constexpr int L = int(batch::size);
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, U> && has_masked_moves<T> && W % L == 0) {
+#pragma GCC unroll 8
+    for (int l = 0; l < W; l += L) {
+      index_t c = n - l < 0 ? 0 : (n - l > L ? L : n - l);
+      _mm512_storeu_si512(out + l, load_first(src + l, c));
+    }
+    return;
+  }
+#endif
+  if constexpr (W % L == 0) {
+#pragma GCC unroll 8
+    for (int l = 0; l < W; l += L) batch(T(0)).store_unaligned(out + l);
+  } else {
+#pragma GCC unroll 64
+    for (int l = 0; l < W; ++l) out[l] = T(0);
+  }
+  for (index_t l = 0; l < n; ++l) out[l] = static_cast<T>(src[l]);
+}
+
+/// dst[0, n) = src[0, n) for n < lanes of T: moves of 32, 16, 8 and 4 bytes by the bits of the
+/// length (a masked store is slow on AMD Zen 4, and a scalar loop becomes a call to memmove).
+template <class T>
+LOOM_INLINE void copy_short(const T* LOOM_RESTRICT src, index_t n, T* LOOM_RESTRICT dst) {
+  if constexpr (std::is_trivially_copyable_v<T> && (sizeof(T) == 4 || sizeof(T) == 8)) {
+    const std::size_t bytes = std::size_t(n) * sizeof(T);
+    const char* s = reinterpret_cast<const char*>(src);
+    char* d = reinterpret_cast<char*>(dst);
+    if (bytes & 32) std::memcpy(d, s, 32), s += 32, d += 32;
+    if (bytes & 16) std::memcpy(d, s, 16), s += 16, d += 16;
+    if (bytes & 8) std::memcpy(d, s, 8), s += 8, d += 8;
+    if (bytes & 4) std::memcpy(d, s, 4);
+  } else {
+    for (index_t l = 0; l < n; ++l) dst[l] = src[l];
+  }
+}
+
+}  // namespace loom::cpu::gemm::detail
+// ---- end loom/cpu/gemm/partial.hpp
+
+namespace loom::cpu::gemm {
+
+/// Stores each tile into a strided destination D: C(i, j) goes to data[i * row_stride + j * col_stride],
+/// converted to D. With Accumulate the tile is added to what is there (C += A . B).
+template <class D, bool Accumulate = false>
+struct store_epilogue {
+  D* data = nullptr;
+  index_t row_stride = 0;
+  index_t col_stride = 1;
+
+  template <class T>
+  LOOM_INLINE void operator()(index_t i0, index_t j0, index_t mr, index_t nr, const T* LOOM_RESTRICT tile,
+                              index_t ld_tile) const {
+    D* LOOM_RESTRICT out = data + i0 * row_stride + j0 * col_stride;
+    if (col_stride == 1) {
+      if constexpr (std::is_same_v<D, T> && !Accumulate) {
+        // Whole vectors, then the tail (a call to memmove per row would cost more than the copy).
+        using batch = xsimd::batch<T>;
+        constexpr index_t L = index_t(batch::size);
+        for (index_t i = 0; i < mr; ++i, out += row_stride, tile += ld_tile) {
+          index_t j = 0;
+          for (; j + L <= nr; j += L) batch::load_unaligned(tile + j).store_unaligned(out + j);
+          if (j < nr) detail::copy_short(tile + j, nr - j, out + j);
+        }
+        return;
+      }
+      for (index_t i = 0; i < mr; ++i, out += row_stride, tile += ld_tile) {
+        for (index_t j = 0; j < nr; ++j) put(out[j], tile[j]);
+      }
+    } else {
+      for (index_t i = 0; i < mr; ++i, out += row_stride, tile += ld_tile) {
+        for (index_t j = 0; j < nr; ++j) put(out[j * col_stride], tile[j]);
+      }
+    }
+  }
+
+ private:
+  template <class T>
+  static LOOM_INLINE void put(D& d, T v) {
+    if constexpr (Accumulate) {
+      d = static_cast<D>(d + v);
+    } else {
+      d = static_cast<D>(v);
+    }
+  }
+};
+
+/// The plain store: C into a row-major destination with leading dimension ld.
+/// gemm<float>(M, N, K, row_major(a, lda), row_major(b, ldb), store_to(c, ldc)).
+template <class D>
+store_epilogue<D> store_to(D* data, index_t ld) {
+  return {data, ld, 1};
+}
+
+/// The plain store into any strided destination (col_stride 1: row-major; row_stride 1: column-major).
+template <class D>
+store_epilogue<D> store_to(D* data, index_t row_stride, index_t col_stride) {
+  return {data, row_stride, col_stride};
+}
+
+/// C += A . B into a row-major destination with leading dimension ld.
+template <class D>
+store_epilogue<D, true> accumulate_to(D* data, index_t ld) {
+  return {data, ld, 1};
+}
+
+/// C += A . B into a strided destination.
+template <class D>
+store_epilogue<D, true> accumulate_to(D* data, index_t row_stride, index_t col_stride) {
+  return {data, row_stride, col_stride};
+}
+
+/// A reference to any epilogue with the call signature above, for tiles of T: the engine's core
+/// holds this, so it is compiled once per element type whatever the epilogue (a call through a
+/// pointer per tile of 12 x 32 elements costs nothing measurable). The epilogue must outlive it.
+template <class T>
+class tile_sink {
+ public:
+  template <class Epilogue>
+  explicit tile_sink(Epilogue& epi)
+      : epi_(const_cast<void*>(static_cast<const void*>(std::addressof(epi)))), call_(&call<Epilogue>) {}
+
+  LOOM_INLINE void operator()(index_t i0, index_t j0, index_t mr, index_t nr, const T* tile, index_t ld) const {
+    call_(epi_, i0, j0, mr, nr, tile, ld);
+  }
+
+ private:
+  template <class Epilogue>
+  static void call(void* epi, index_t i0, index_t j0, index_t mr, index_t nr, const T* tile, index_t ld) {
+    (*static_cast<Epilogue*>(epi))(i0, j0, mr, nr, tile, ld);
+  }
+  void* epi_;
+  void (*call_)(void*, index_t, index_t, index_t, index_t, const T*, index_t);
+};
+
+}  // namespace loom::cpu::gemm
+// ---- end loom/cpu/gemm/epilogue.hpp
+// ---- begin loom/cpu/gemm/micro_kernel.hpp
+// loom/cpu/gemm/micro_kernel.hpp: the register-blocked inner product of one A and one B micro-panel.
+//
+// For k in [0, kc): load NV vectors of the B panel, broadcast each of the MR values of the A panel
+// and FMA them into MR x NV accumulators. The accumulators never leave the registers until the
+// end, where the MR x NR tile is written (or added) to a row-major buffer whose rows are aligned.
+// With AVX-512 and MR = 12, NV = 2 the loop body is 2 vector loads and 24 FMAs whose broadcast
+// operand comes straight from memory ({1to16}); 24 independent chains hide the FMA latency.
+
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
+
+
+// Software prefetch distances of the micro-kernel (tuning knobs; see bench/RESULTS.md).
+#ifndef LOOM_GEMM_PREFETCH_B
+#define LOOM_GEMM_PREFETCH_B 0
+#endif
+#ifndef LOOM_GEMM_PREFETCH_C
+#define LOOM_GEMM_PREFETCH_C 0
+#endif
+
+namespace loom::cpu::gemm {
+
+namespace detail {
+
+/// One depth step: acc[i][v] += a[i] * b[v * lanes ...].
+template <int MR, int NV, class T, class Batch>
+LOOM_INLINE void fma_step(Batch (&acc)[MR][NV], const T* LOOM_RESTRICT a, const T* LOOM_RESTRICT b) {
+  constexpr int W = int(Batch::size);
+  Batch bv[NV];
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) bv[v] = Batch::load_aligned(b + v * W);
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+    Batch ai(a[i]);
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[i][v] = xsimd::fma(ai, bv[v], acc[i][v]);
+  }
+}
+
+}  // namespace detail
+
+/// What the micro-kernel does with its tile buffer.
+enum class tile_mode {
+  overwrite,   ///< c = A.B
+  accumulate,  ///< c += A.B
+};
+
+/// c[0:MR, 0:NV*lanes] (row-major, leading dimension ldc, every row 64-byte aligned) = or +=
+/// a . b, where a is a panel of kc groups of LDA values (the first MR used) and b a panel of kc
+/// groups of LDB values (the first NV vectors used). The full tile has MR = LDA, NV * lanes = LDB;
+/// the edges of the output use fewer rows or vectors of the same panels. kc may be 0 (zeros).
+template <class T, int MR, int NV, int LDA = MR, int LDB = NV * int(xsimd::batch<T>::size),
+          int PrefetchB = LOOM_GEMM_PREFETCH_B, bool PrefetchC = LOOM_GEMM_PREFETCH_C>
+LOOM_NOINLINE void micro_kernel(index_t kc, const T* LOOM_RESTRICT a, const T* LOOM_RESTRICT b, T* LOOM_RESTRICT c,
+                                index_t ldc, tile_mode mode) {
+  using batch = xsimd::batch<T>;
+  constexpr int NR = LDB;
+  constexpr int W = int(batch::size);
+
+  batch acc[MR][NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[i][v] = batch(T(0));
+  }
+  if constexpr (PrefetchC) {
+    // The tile is read (accumulate) or written at the end: start fetching its lines now.
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+      for (int l = 0; l < int(NV * W * sizeof(T)); l += 64) __builtin_prefetch(reinterpret_cast<const char*>(c + i * ldc) + l, 1);
+    }
+  }
+
+  index_t k = 0;
+  for (; k + 4 <= kc; k += 4) {
+    if constexpr (PrefetchB > 0) {
+      // The B panel streams from L2: ask for the lines of 4 steps PrefetchB steps ahead.
+      constexpr int lines = int(4 * NR * sizeof(T) / 64);
+#pragma GCC unroll 16
+      for (int l = 0; l < lines; ++l) __builtin_prefetch(b + PrefetchB * NR + l * (64 / int(sizeof(T))));
+    }
+    detail::fma_step<MR, NV>(acc, a, b);
+    detail::fma_step<MR, NV>(acc, a + LDA, b + NR);
+    detail::fma_step<MR, NV>(acc, a + 2 * LDA, b + 2 * NR);
+    detail::fma_step<MR, NV>(acc, a + 3 * LDA, b + 3 * NR);
+    a += 4 * LDA;
+    b += 4 * NR;
+  }
+  for (; k < kc; ++k) {
+    detail::fma_step<MR, NV>(acc, a, b);
+    a += LDA;
+    b += NR;
+  }
+
+  if (mode == tile_mode::accumulate) {
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[i][v] += batch::load_aligned(c + i * ldc + v * W);
+    }
+  }
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[i][v].store_aligned(c + i * ldc + v * W);
+  }
+}
+
+}  // namespace loom::cpu::gemm
+
+namespace loom::cpu::gemm {
+
+/// The micro-kernel for a tile of mr <= MR rows and nr <= NV * lanes columns of full panels:
+/// the full kernel inside the output, a kernel with fewer rows (1, 2, 4, 8 ...) or vectors at
+/// its edges, so a 1 x 1 product does one FMA rather than MR * NV.
+template <class T, int MR, int NV>
+LOOM_INLINE void run_micro_kernel(index_t mr, index_t nr, index_t kc, const T* a, const T* b, T* c, index_t ldc,
+                                  tile_mode mode) {
+  constexpr int W = int(xsimd::batch<T>::size);
+  constexpr int NR = NV * W;
+  static_assert(NV == 1 || NV == 2, "loom: the edge dispatch below assumes 1 or 2 vectors per row");
+  auto rows = [&]<int V>(std::integral_constant<int, V>) {
+    if (mr == MR) {
+      micro_kernel<T, MR, V, MR, NR>(kc, a, b, c, ldc, mode);
+    } else if (mr == 1) {
+      micro_kernel<T, 1, V, MR, NR>(kc, a, b, c, ldc, mode);
+    } else if (mr <= 2) {
+      micro_kernel<T, 2, V, MR, NR>(kc, a, b, c, ldc, mode);
+    } else if (mr <= 4 || MR <= 4) {
+      micro_kernel<T, (MR < 4 ? MR : 4), V, MR, NR>(kc, a, b, c, ldc, mode);
+    } else if (mr <= 8 || MR <= 8) {
+      micro_kernel<T, (MR < 8 ? MR : 8), V, MR, NR>(kc, a, b, c, ldc, mode);
+    } else {
+      micro_kernel<T, MR, V, MR, NR>(kc, a, b, c, ldc, mode);
+    }
+  };
+  if (NV == 2 && nr <= W) {
+    rows(std::integral_constant<int, 1>{});
+  } else {
+    rows(std::integral_constant<int, NV>{});
+  }
+}
+
+}  // namespace loom::cpu::gemm
+// ---- end loom/cpu/gemm/micro_kernel.hpp
+// ---- begin loom/cpu/gemm/pack.hpp
+// loom/cpu/gemm/pack.hpp: copying blocks of the operands into the micro-kernel's panel layout.
+//
+// A packed A block is a sequence of micro-panels of mr rows: panel p holds rows p*mr .. p*mr+mr-1
+// as kc groups of mr elements (element (i, k) at p*mr*kc + k*mr + i). A packed B block is a
+// sequence of micro-panels of nr columns: element (k, j) of panel q at q*nr*kc + k*nr + j. Rows or
+// columns past the operand's edge are packed as zeros, so the micro-kernel always computes a full
+// tile and never reads outside the buffers; the epilogue only sees the valid part.
+//
+// Both cases reduce to one primitive, a *panel* of W lanes by nd depth steps: element (l, d) of the
+// source at src[l * ls + d * ds], packed at out[d * W + l]. Lanes are A's rows / B's columns, depth
+// is K. The primitive has a copy path (ls == 1: the lanes of one depth step are contiguous, e.g. a
+// row-major B), a transpose path (ds == 1: each lane is contiguous along K, e.g. a row-major A) and
+// a gather path for any other strides.
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+
+// ---- begin loom/cpu/gemm/source.hpp
+// loom/cpu/gemm/source.hpp: how the GEMM engine reads an operand while it packs it.
+//
+// An operand of the product (A: M x K, B: K x N) is never read by the micro-kernel itself: the
+// engine copies blocks of it into its own packed buffers, and a *source* says how the elements
+// of such a block are obtained. Two kinds exist:
+//
+//   strided_source<U>       element (r, c) is data[r * row_stride + c * col_stride]; covers
+//                           row-major (col_stride 1), column-major / transposed (row_stride 1)
+//                           and any strided view. The packer has fast paths for both unit strides.
+//   row_run_source<U, F>    f(r, c0, n, U* out) writes elements (r, c0 .. c0 + n - 1) to out,
+//                           contiguously. An expression operand is evaluated this way, a run at a
+//                           time, while it is packed: no temporary of the operand's size exists.
+//
+// U may differ from the GEMM's element type T; the packer converts (static_cast) each element.
+//
+// The engine's compiled core sees neither source type: make_operand<T>(source) turns either kind
+// into an operand<T> (strided memory of T, or a reader of runs of T behind a function pointer).
+// So the packing loops, the thin paths and the driver are instantiated once per element type,
+// however many different expression operands a program multiplies (see driver.hpp).
+
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+
+namespace loom::cpu::gemm {
+
+/// Operand read through a pointer and two strides in elements.
+/// A 3 x 4 row-major matrix with leading dimension 8 is strided(p, 8, 1); its transpose (4 x 3)
+/// is strided(p, 1, 8).
+template <class U>
+struct strided_source {
+  using value_type = U;
+  const U* data = nullptr;
+  index_t row_stride = 0;
+  index_t col_stride = 1;
+
+  LOOM_INLINE const U* at(index_t r, index_t c) const { return data + r * row_stride + c * col_stride; }
+};
+
+/// Operand evaluated a row run at a time: read(r, c0, n, out) writes (r, c0 .. c0 + n - 1) to out.
+template <class U, class Read>
+struct row_run_source {
+  using value_type = U;
+  Read read;
+};
+
+/// A strided operand: element (r, c) at data[r * row_stride + c * col_stride].
+template <class U>
+strided_source<U> strided(const U* data, index_t row_stride, index_t col_stride) {
+  return {data, row_stride, col_stride};
+}
+
+/// A row-major operand with leading dimension ld (ld >= its number of columns).
+template <class U>
+strided_source<U> row_major(const U* data, index_t ld) {
+  return {data, ld, 1};
+}
+
+/// A column-major operand with leading dimension ld, i.e. the transpose of a row-major matrix.
+template <class U>
+strided_source<U> col_major(const U* data, index_t ld) {
+  return {data, 1, ld};
+}
+
+/// An operand produced by a callable read(r, c0, n, U* out) that writes n elements of row r,
+/// starting at column c0, to out. Example, A = 0.5 * X for a row-major X with leading dimension ld:
+///   row_runs<float>([&](index_t r, index_t c0, index_t n, float* o) {
+///     for (index_t j = 0; j < n; ++j) o[j] = 0.5f * x[r * ld + c0 + j]; });
+/// The engine calls it concurrently from several threads, each with its own out.
+template <class U, class Read>
+row_run_source<U, std::decay_t<Read>> row_runs(Read&& read) {
+  return {std::forward<Read>(read)};
+}
+
+template <class S>
+inline constexpr bool is_strided_source_v = false;
+template <class U>
+inline constexpr bool is_strided_source_v<strided_source<U>> = true;
+
+template <class S>
+inline constexpr bool is_row_run_source_v = false;
+template <class U, class Read>
+inline constexpr bool is_row_run_source_v<row_run_source<U, Read>> = true;
+
+/// True for the types the engine accepts as an operand.
+template <class S>
+inline constexpr bool is_source_v = is_strided_source_v<std::remove_cvref_t<S>> ||
+                                    is_row_run_source_v<std::remove_cvref_t<S>>;
+
+// -------------------------------------------------------------------------------------------------
+// The type-erased operand of the core
+// -------------------------------------------------------------------------------------------------
+
+/// An operand as the engine's core sees it: strided memory of T (read_fn null), or a reader of
+/// row runs producing T. It refers to the source it was made from, which must outlive it.
+template <class T>
+struct operand {
+  const T* data = nullptr;
+  index_t row_stride = 0;
+  index_t col_stride = 1;
+  const void* reader = nullptr;
+  void (*read_fn)(const void*, index_t, index_t, index_t, T*) = nullptr;
+
+  LOOM_INLINE bool is_strided() const { return read_fn == nullptr; }
+  LOOM_INLINE const T* at(index_t r, index_t c) const { return data + r * row_stride + c * col_stride; }
+  /// Elements (r, c0 .. c0 + n - 1) to out, whichever kind this is.
+  void read(index_t r, index_t c0, index_t n, T* out) const {
+    if (read_fn) {
+      read_fn(reader, r, c0, n, out);
+    } else {
+      const T* s = at(r, c0);
+      for (index_t j = 0; j < n; ++j) out[j] = s[j * col_stride];
+    }
+  }
+};
+
+namespace detail {
+
+/// Reads a run of U elements from a source and converts it to T through a per-thread buffer.
+template <class T, class Source>
+void read_converted(const void* source, index_t r, index_t c0, index_t n, T* out) {
+  using U = typename Source::value_type;
+  const Source& s = *static_cast<const Source*>(source);
+  if constexpr (is_strided_source_v<Source>) {
+    const U* p = s.at(r, c0);
+    for (index_t j = 0; j < n; ++j) out[j] = static_cast<T>(p[j * s.col_stride]);
+  } else if constexpr (std::is_same_v<U, T>) {
+    s.read(r, c0, n, out);
+  } else {
+    thread_local std::vector<U> buffer;
+    if (buffer.size() < std::size_t(n)) buffer.resize(std::size_t(n));
+    s.read(r, c0, n, buffer.data());
+    for (index_t j = 0; j < n; ++j) out[j] = static_cast<T>(buffer[std::size_t(j)]);
+  }
+}
+
+}  // namespace detail
+
+/// The operand<T> of a strided source: the memory itself when U is T, a converting reader else.
+template <class T, class U>
+operand<T> make_operand(const strided_source<U>& s) {
+  operand<T> o;
+  if constexpr (std::is_same_v<U, T>) {
+    o.data = s.data;
+    o.row_stride = s.row_stride;
+    o.col_stride = s.col_stride;
+  } else {
+    o.reader = &s;
+    o.read_fn = &detail::read_converted<T, strided_source<U>>;
+  }
+  return o;
+}
+
+/// The operand<T> of a row-run source.
+template <class T, class U, class Read>
+operand<T> make_operand(const row_run_source<U, Read>& s) {
+  operand<T> o;
+  o.reader = &s;
+  o.read_fn = &detail::read_converted<T, row_run_source<U, Read>>;
+  return o;
+}
+
+}  // namespace loom::cpu::gemm
+// ---- end loom/cpu/gemm/source.hpp
+// ---- begin loom/cpu/gemm/workspace.hpp
+// loom/cpu/gemm/workspace.hpp: the per-thread packing and accumulation buffers of the GEMM.
+//
+// Every thread that runs a part of a product keeps its buffers from one call to the next (they
+// only grow), so a call of a small product allocates nothing. A call made while the thread's
+// workspace is already in use (a source or an epilogue that itself multiplies) gets a fresh one.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+#include <new>
+
+
+namespace loom::cpu::gemm {
+
+/// A growable 64-byte aligned buffer of bytes.
+class aligned_buffer {
+ public:
+  aligned_buffer() = default;
+  aligned_buffer(const aligned_buffer&) = delete;
+  aligned_buffer& operator=(const aligned_buffer&) = delete;
+  ~aligned_buffer() { release(); }
+
+  /// Room for n elements of T, 64-byte aligned; the contents are unspecified.
+  template <class T>
+  T* get(index_t n) {
+    std::size_t bytes = std::size_t(n) * sizeof(T) + 64;  // slack: vector tails may touch it
+    if (bytes > size_) {
+      release();
+      std::size_t grown = std::max(bytes, size_ + size_ / 2);
+      data_ = static_cast<std::byte*>(::operator new(grown, std::align_val_t(64)));
+      size_ = grown;
+    }
+    return reinterpret_cast<T*>(data_);
+  }
+
+ private:
+  void release() {
+    if (data_) ::operator delete(data_, std::align_val_t(64));
+    data_ = nullptr;
+    size_ = 0;
+  }
+  std::byte* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+/// The buffers one thread uses during one product.
+struct workspace {
+  aligned_buffer a;        ///< packed A block (mc x kc)
+  aligned_buffer b;        ///< packed B block (kc x nc)
+  aligned_buffer c;        ///< partial sums between passes over K (mo x nc)
+  aligned_buffer staging;  ///< rows read from a row-run source before they are interleaved
+  bool busy = false;
+};
+
+/// Holds the calling thread's workspace for the duration of a product.
+class workspace_lease {
+ public:
+  workspace_lease() {
+    workspace& w = local();
+    if (!w.busy) {
+      ws_ = &w;
+    } else {
+      owned_ = new workspace;
+      ws_ = owned_;
+    }
+    ws_->busy = true;
+  }
+  ~workspace_lease() {
+    ws_->busy = false;
+    delete owned_;
+  }
+  workspace_lease(const workspace_lease&) = delete;
+  workspace_lease& operator=(const workspace_lease&) = delete;
+
+  workspace& operator*() const { return *ws_; }
+  workspace* operator->() const { return ws_; }
+
+ private:
+  static workspace& local() {
+    thread_local workspace w;
+    return w;
+  }
+  workspace* ws_ = nullptr;
+  workspace* owned_ = nullptr;
+};
+
+}  // namespace loom::cpu::gemm
+// ---- end loom/cpu/gemm/workspace.hpp
+
+namespace loom::cpu::gemm {
+namespace detail {
+
+// -------------------------------------------------------------------------------------------------
+// The panel primitive
+// -------------------------------------------------------------------------------------------------
+
+/// Lanes contiguous in the source: each depth step is one short copy (whole vectors where the
+/// types match; the packed rows are 64-byte aligned when W * sizeof(T) is a multiple of 64).
+template <int W, class T, class U>
+LOOM_INLINE void pack_panel_copy(const U* LOOM_RESTRICT src, index_t ds, index_t nl, index_t nd,
+                                 T* LOOM_RESTRICT out) {
+  if (nl == W) {
+    using batch = xsimd::batch<T>;
+    constexpr int L = int(batch::size);
+    constexpr int vec = std::is_same_v<T, U> ? W / L * L : 0;
+    for (index_t d = 0; d < nd; ++d, src += ds, out += W) {
+      if constexpr (vec > 0) {
+#pragma GCC unroll 8
+        for (int l = 0; l < vec; l += L) batch::load_unaligned(src + l).store_unaligned(out + l);
+      }
+#pragma GCC unroll 64
+      for (int l = vec; l < W; ++l) out[l] = static_cast<T>(src[l]);
+    }
+  } else {
+    for (index_t d = 0; d < nd; ++d, src += ds, out += W) copy_and_pad<W>(src, nl, out);
+  }
+}
+
+/// out[0, W) = 0, in whole vectors where W allows.
+template <int W, class T>
+LOOM_INLINE void zero_group(T* out) {
+  using batch = xsimd::batch<T>;
+  constexpr int L = int(batch::size);
+  if constexpr (W % L == 0) {
+#pragma GCC unroll 8
+    for (int l = 0; l < W; l += L) batch(T(0)).store_unaligned(out + l);
+  } else {
+#pragma GCC unroll 64
+    for (int l = 0; l < W; ++l) out[l] = T(0);
+  }
+}
+
+#if defined(__AVX__)
+/// Transposes 4 rows x 8 depth steps of 4-byte elements into out[d * W + l], l < 4.
+LOOM_INLINE void transpose_4x8(const void* r0, const void* r1, const void* r2, const void* r3, void* out, index_t W) {
+  __m256 a = _mm256_loadu_ps(static_cast<const float*>(r0)), b = _mm256_loadu_ps(static_cast<const float*>(r1));
+  __m256 c = _mm256_loadu_ps(static_cast<const float*>(r2)), d = _mm256_loadu_ps(static_cast<const float*>(r3));
+  __m256 ab_lo = _mm256_unpacklo_ps(a, b), ab_hi = _mm256_unpackhi_ps(a, b);
+  __m256 cd_lo = _mm256_unpacklo_ps(c, d), cd_hi = _mm256_unpackhi_ps(c, d);
+  // Each 128-bit half of u_k holds the 4 rows at depth k (low half) and k + 4 (high half).
+  __m256 u0 = _mm256_shuffle_ps(ab_lo, cd_lo, 0x44), u1 = _mm256_shuffle_ps(ab_lo, cd_lo, 0xEE);
+  __m256 u2 = _mm256_shuffle_ps(ab_hi, cd_hi, 0x44), u3 = _mm256_shuffle_ps(ab_hi, cd_hi, 0xEE);
+  float* o = static_cast<float*>(out);
+  _mm_storeu_ps(o + 0 * W, _mm256_castps256_ps128(u0));
+  _mm_storeu_ps(o + 1 * W, _mm256_castps256_ps128(u1));
+  _mm_storeu_ps(o + 2 * W, _mm256_castps256_ps128(u2));
+  _mm_storeu_ps(o + 3 * W, _mm256_castps256_ps128(u3));
+  _mm_storeu_ps(o + 4 * W, _mm256_extractf128_ps(u0, 1));
+  _mm_storeu_ps(o + 5 * W, _mm256_extractf128_ps(u1, 1));
+  _mm_storeu_ps(o + 6 * W, _mm256_extractf128_ps(u2, 1));
+  _mm_storeu_ps(o + 7 * W, _mm256_extractf128_ps(u3, 1));
+}
+
+/// Transposes 4 rows x 4 depth steps of 8-byte elements into out[d * W + l], l < 4.
+LOOM_INLINE void transpose_4x4_64(const void* r0, const void* r1, const void* r2, const void* r3, void* out,
+                                  index_t W) {
+  __m256d a = _mm256_loadu_pd(static_cast<const double*>(r0)), b = _mm256_loadu_pd(static_cast<const double*>(r1));
+  __m256d c = _mm256_loadu_pd(static_cast<const double*>(r2)), d = _mm256_loadu_pd(static_cast<const double*>(r3));
+  __m256d ab_lo = _mm256_unpacklo_pd(a, b), ab_hi = _mm256_unpackhi_pd(a, b);
+  __m256d cd_lo = _mm256_unpacklo_pd(c, d), cd_hi = _mm256_unpackhi_pd(c, d);
+  double* o = static_cast<double*>(out);
+  _mm256_storeu_pd(o + 0 * W, _mm256_permute2f128_pd(ab_lo, cd_lo, 0x20));
+  _mm256_storeu_pd(o + 1 * W, _mm256_permute2f128_pd(ab_hi, cd_hi, 0x20));
+  _mm256_storeu_pd(o + 2 * W, _mm256_permute2f128_pd(ab_lo, cd_lo, 0x31));
+  _mm256_storeu_pd(o + 3 * W, _mm256_permute2f128_pd(ab_hi, cd_hi, 0x31));
+}
+#endif
+
+/// Each lane contiguous along the depth: a transpose of nl rows into W-wide groups. With AVX and
+/// matching 4- or 8-byte types, blocks of 4 rows are transposed in registers (a row-major A is
+/// the common case, and this is the costliest copy of the engine); the rows left over (nl not a
+/// multiple of 4, or no AVX) are walked side by side, so each source cache line is fetched once
+/// and used for all its elements.
+template <int W, class T, class U>
+LOOM_INLINE void pack_panel_transpose(const U* LOOM_RESTRICT src, index_t ls, index_t nl, index_t nd,
+                                      T* LOOM_RESTRICT out) {
+  index_t d = 0;
+#if defined(__AVX__)
+  if constexpr (std::is_same_v<T, U> && W % 4 == 0 && (sizeof(T) == 4 || sizeof(T) == 8)) {
+    constexpr index_t step = sizeof(T) == 4 ? 8 : 4;
+    auto block = [&](int l, index_t dd) __attribute__((always_inline)) {
+      const U* r = src + l * ls + dd;
+      if constexpr (sizeof(T) == 4) {
+        transpose_4x8(r, r + ls, r + 2 * ls, r + 3 * ls, out + dd * W + l, W);
+      } else {
+        transpose_4x4_64(r, r + ls, r + 2 * ls, r + 3 * ls, out + dd * W + l, W);
+      }
+    };
+    if (nl == W) {
+      for (; d + step <= nd; d += step) {
+#pragma GCC unroll 16
+        for (int l = 0; l < W; l += 4) block(l, d);
+      }
+    } else if (nl >= 4) {
+      const int full = int(nl / 4 * 4);
+      for (; d + step <= nd; d += step) {
+        for (int l = 0; l < full; l += 4) block(l, d);
+        for (index_t dd = d; dd < d + step; ++dd) {
+          T* o = out + dd * W;
+          for (int l = full; l < W; ++l) o[l] = l < nl ? src[l * ls + dd] : T(0);
+        }
+      }
+    }
+  }
+#endif
+  for (; d < nd; ++d) {
+    T* o = out + d * W;
+    if (nl == W) {
+#pragma GCC unroll 64
+      for (int l = 0; l < W; ++l) o[l] = static_cast<T>(src[l * ls + d]);
+    } else {
+      zero_group<W>(o);
+      for (index_t l = 0; l < nl; ++l) o[l] = static_cast<T>(src[l * ls + d]);
+    }
+  }
+}
+
+/// Any strides.
+template <int W, class T, class U>
+LOOM_INLINE void pack_panel_gather(const U* LOOM_RESTRICT src, index_t ls, index_t ds, index_t nl, index_t nd,
+                                   T* LOOM_RESTRICT out) {
+  for (index_t d = 0; d < nd; ++d, out += W) {
+    const U* s = src + d * ds;
+    if (nl < W) zero_group<W>(out);
+    for (index_t l = 0; l < nl; ++l) out[l] = static_cast<T>(s[l * ls]);
+  }
+}
+
+/// Packs the panel (l, d) -> src[l * ls + d * ds], l < nl <= W, d < nd, into out[d * W + l].
+template <int W, class T, class U>
+void pack_panel(const U* src, index_t ls, index_t ds, index_t nl, index_t nd, T* out) {
+  if (ls == 1) {
+    pack_panel_copy<W>(src, ds, nl, nd, out);
+  } else if (ds == 1) {
+    pack_panel_transpose<W>(src, ls, nl, nd, out);
+  } else {
+    pack_panel_gather<W>(src, ls, ds, nl, nd, out);
+  }
+}
+
+}  // namespace detail
+
+// -------------------------------------------------------------------------------------------------
+// Packing A (m x kc block starting at (i0, k0)) into micro-panels of MR rows
+// -------------------------------------------------------------------------------------------------
+
+/// A strided A packs each micro-panel with one panel primitive (lanes = rows, depth = columns);
+/// a row-run A reads the MR rows of a micro-panel into the staging buffer, then interleaves them.
+template <int MR, class T>
+void pack_a(const operand<T>& a, index_t i0, index_t m, index_t k0, index_t kc, T* out, workspace& ws) {
+  if (a.is_strided()) {
+    for (index_t p = 0; p < m; p += MR, out += MR * kc) {
+      detail::pack_panel<MR>(a.at(i0 + p, k0), a.row_stride, a.col_stride, std::min<index_t>(MR, m - p), kc, out);
+    }
+    return;
+  }
+  T* rows = ws.staging.get<T>(MR * kc);
+  for (index_t p = 0; p < m; p += MR, out += MR * kc) {
+    index_t nl = std::min<index_t>(MR, m - p);
+    for (index_t l = 0; l < nl; ++l) a.read(i0 + p + l, k0, kc, rows + l * kc);
+    detail::pack_panel<MR>(static_cast<const T*>(rows), kc, index_t(1), nl, kc, out);
+  }
+}
+
+// -------------------------------------------------------------------------------------------------
+// Packing B (kc x n block starting at (k0, j0)) into micro-panels of NR columns
+// -------------------------------------------------------------------------------------------------
+
+namespace detail {
+
+/// Writes the n elements of one row of B (columns j0 .. j0 + n - 1 at depth d) into depth step d
+/// of every micro-panel: out points at step d of the first panel, panels are NR * kc apart.
+template <int NR, class T, class U>
+LOOM_INLINE void scatter_row(const U* LOOM_RESTRICT row, index_t n, index_t kc, T* LOOM_RESTRICT out) {
+  using batch = xsimd::batch<T>;
+  constexpr int L = int(batch::size);
+  index_t q = 0;
+  for (; q + NR <= n; q += NR, out += NR * kc) {
+    if constexpr (std::is_same_v<T, U> && NR % L == 0) {
+#pragma GCC unroll 8
+      for (int l = 0; l < NR; l += L) batch::load_unaligned(row + q + l).store_aligned(out + l);
+    } else {
+#pragma GCC unroll 64
+      for (int l = 0; l < NR; ++l) out[l] = static_cast<T>(row[q + l]);
+    }
+  }
+  if (q < n) copy_and_pad<NR>(row + q, n - q, out);
+}
+
+}  // namespace detail
+
+/// Packs B. A row-major B (unit column stride) is read row by row, each row a contiguous run
+/// spread over the micro-panels (reading a panel at a time would touch a new page every row); a
+/// row-run B likewise, one run of n elements per row; any other strided B packs each micro-panel
+/// with one panel primitive (lanes = columns, depth = rows).
+template <int NR, class T>
+void pack_b(const operand<T>& b, index_t k0, index_t kc, index_t j0, index_t n, T* out, workspace& ws) {
+  if (!b.is_strided()) {
+    T* row = ws.staging.get<T>(n);
+    for (index_t d = 0; d < kc; ++d) {
+      b.read(k0 + d, j0, n, row);
+      detail::scatter_row<NR>(static_cast<const T*>(row), n, kc, out + d * NR);
+    }
+  } else if (b.col_stride == 1) {
+    for (index_t d = 0; d < kc; ++d) detail::scatter_row<NR>(b.at(k0 + d, j0), n, kc, out + d * NR);
+  } else {
+    for (index_t q = 0; q < n; q += NR, out += NR * kc) {
+      detail::pack_panel<NR>(b.at(k0, j0 + q), b.col_stride, b.row_stride, std::min<index_t>(NR, n - q), kc, out);
+    }
+  }
+}
+
+}  // namespace loom::cpu::gemm
+// ---- end loom/cpu/gemm/pack.hpp
+// ---- begin loom/cpu/gemm/thin.hpp
+// loom/cpu/gemm/thin.hpp: products with at most a few rows (M <= 4) or columns (N <= 4).
+//
+// A matrix-vector product touches every element of the large operand once, so packing it (a
+// read and a write of all of it, then a read of the copy) costs more than the product itself.
+// Here the large operand is read in place, through its unit stride, by one of two kernels:
+//
+//   axpy  vectors run along the large operand's contiguous rows: out[r, :] += s[r, k] * v[k, :]
+//         (M small with a row-major B; N small with a column-major A, computed transposed)
+//   dot   vectors run along K: out[r, s] = sum_k x[r][k] * y[s][k]
+//         (M small with a column-major B; N small with a row-major A)
+//
+// The small operand is read through its strides, or copied to a contiguous buffer first (it has
+// at most 4 x K elements; a row-run source always is). Sums cover all of K in registers, so every
+// tile is complete when it reaches the epilogue. Other layouts of the large operand, and row-run
+// sources for it, take the packed path.
+
+#include <algorithm>
+#include <utility>
+
+#include <xsimd/xsimd.hpp>
+
+
+namespace loom::cpu::gemm {
+
+/// Products with at most this many rows or columns use the kernels of this file.
+inline constexpr index_t thin_extent = 4;
+
+namespace detail {
+
+/// Calls f(std::integral_constant<int, n>) for a run-time n in [1, Max].
+template <int Max, class F>
+LOOM_INLINE void with_constant(index_t n, F&& f) {
+  [&]<int... I>(std::integer_sequence<int, I...>) {
+    ((n == I + 1 ? (f(std::integral_constant<int, I + 1>{}), true) : false) || ...);
+  }(std::make_integer_sequence<int, Max>{});
+}
+
+// -------------------------------------------------------------------------------------------------
+// axpy: R rows of scalars against a block of V vectors of a contiguous row, for every k
+// -------------------------------------------------------------------------------------------------
+
+/// out[r * ld + l] = sum_k s[r * s_r + k * s_k] * v[k * v_k + l] for r < R, l < n (n <= V * lanes).
+/// Whole vectors are loaded while they fit in n, the remaining lanes one by one.
+template <class T, int R, int V>
+LOOM_NOINLINE void axpy_block(index_t K, const T* LOOM_RESTRICT s, index_t s_r, index_t s_k, const T* LOOM_RESTRICT v,
+                              index_t v_k, index_t n, T* LOOM_RESTRICT out, index_t ld) {
+  using batch = xsimd::batch<T>;
+  constexpr index_t W = index_t(batch::size);
+  if (n == V * W) {
+    batch acc[R][V];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+      for (int u = 0; u < V; ++u) acc[r][u] = batch(T(0));
+    for (index_t k = 0; k < K; ++k, v += v_k, s += s_k) {
+      batch b[V];
+#pragma GCC unroll 8
+      for (int u = 0; u < V; ++u) b[u] = batch::load_unaligned(v + u * W);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        batch x(s[r * s_r]);
+#pragma GCC unroll 8
+        for (int u = 0; u < V; ++u) acc[r][u] = xsimd::fma(x, b[u], acc[r][u]);
+      }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+      for (int u = 0; u < V; ++u) acc[r][u].store_unaligned(out + r * ld + u * W);
+  } else {
+    // A tail narrower than V vectors: scalar sums (rare: at most one block per row group).
+    for (int r = 0; r < R; ++r)
+      for (index_t l = 0; l < n; ++l) out[r * ld + l] = T(0);
+    for (index_t k = 0; k < K; ++k, v += v_k, s += s_k) {
+      for (int r = 0; r < R; ++r) {
+        T x = s[r * s_r];
+        for (index_t l = 0; l < n; ++l) out[r * ld + l] += x * v[l];
+      }
+    }
+  }
+}
+
+// -------------------------------------------------------------------------------------------------
+// dot: R rows against S rows, all contiguous along K
+// -------------------------------------------------------------------------------------------------
+
+/// out[r * ld + c] = sum_k x[r][k] * y[c][k] for r < R, c < S.
+template <class T, int R, int S>
+LOOM_NOINLINE void dot_block(index_t K, const T* const* x, const T* const* y, T* LOOM_RESTRICT out, index_t ld) {
+  using batch = xsimd::batch<T>;
+  constexpr index_t W = index_t(batch::size);
+  batch acc[R][S];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int c = 0; c < S; ++c) acc[r][c] = batch(T(0));
+  index_t k = 0;
+  for (; k + W <= K; k += W) {
+    batch yv[S];
+#pragma GCC unroll 8
+    for (int c = 0; c < S; ++c) yv[c] = batch::load_unaligned(y[c] + k);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      batch xv = batch::load_unaligned(x[r] + k);
+#pragma GCC unroll 8
+      for (int c = 0; c < S; ++c) acc[r][c] = xsimd::fma(xv, yv[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < S; ++c) {
+      T sum = xsimd::hadd(acc[r][c]);
+      for (index_t kk = k; kk < K; ++kk) sum += x[r][kk] * y[c][kk];
+      out[r * ld + c] = sum;
+    }
+  }
+}
+
+/// Rows [0, R) x columns [j0, j1) of s (R x K, strides s_r, s_k) times v (K rows of stride v_k,
+/// unit column stride), handed to the epilogue in chunks. One or two rows take 8 vectors per k
+/// (512 contiguous bytes of a float row per k, 8 accumulator chains), more rows take 4.
+template <class T, int R>
+void axpy_rows(index_t j0, index_t j1, index_t K, const T* s, index_t s_r, index_t s_k, const T* v, index_t v_k,
+               const tile_sink<T>& epi) {
+  constexpr index_t W = index_t(xsimd::batch<T>::size);
+  constexpr int VB = R <= 2 ? 8 : 4;
+  constexpr index_t chunk = VB * W;
+  alignas(64) T tile[R * chunk];
+  for (index_t j = j0; j < j1; j += chunk) {
+    index_t n = std::min(chunk, j1 - j);
+    if (n == chunk) {
+      axpy_block<T, R, VB>(K, s, s_r, s_k, v + j, v_k, n, tile, chunk);
+    } else {
+      index_t l = 0;
+      for (; l + W <= n; l += W) axpy_block<T, R, 1>(K, s, s_r, s_k, v + j + l, v_k, W, tile + l, chunk);
+      if (l < n) axpy_block<T, R, 1>(K, s, s_r, s_k, v + j + l, v_k, n - l, tile + l, chunk);
+    }
+    epi(index_t(0), j, index_t(R), n, static_cast<const T*>(tile), chunk);
+  }
+}
+
+/// The transposed case of axpy_rows: columns [0, S) x rows [i0, i1) of the output, computed as
+/// S rows of lanes along A's contiguous columns and transposed into row-major tiles.
+template <class T, int S>
+void axpy_cols(index_t i0, index_t i1, index_t K, const T* s, index_t s_r, index_t s_k, const T* v, index_t v_k,
+               const tile_sink<T>& epi) {
+  constexpr index_t W = index_t(xsimd::batch<T>::size);
+  constexpr int VA = S <= 2 ? 8 : 4;
+  constexpr index_t chunk = VA * W;
+  alignas(64) T tile_t[S * chunk];
+  alignas(64) T tile[chunk * S];
+  for (index_t i = i0; i < i1; i += chunk) {
+    index_t m = std::min(chunk, i1 - i);
+    if (m == chunk) {
+      axpy_block<T, S, VA>(K, s, s_r, s_k, v + i, v_k, m, tile_t, chunk);
+    } else {
+      index_t l = 0;
+      for (; l + W <= m; l += W) axpy_block<T, S, 1>(K, s, s_r, s_k, v + i + l, v_k, W, tile_t + l, chunk);
+      if (l < m) axpy_block<T, S, 1>(K, s, s_r, s_k, v + i + l, v_k, m - l, tile_t + l, chunk);
+    }
+    for (index_t r = 0; r < m; ++r)
+      for (int c = 0; c < S; ++c) tile[r * S + c] = tile_t[c * chunk + r];
+    epi(i, index_t(0), m, index_t(S), static_cast<const T*>(tile), index_t(S));
+  }
+}
+
+/// Runs f(begin, end) over [0, n) cut into at most p chunks of whole `align` units.
+template <class F>
+void split_range(index_t n, index_t p, index_t align, F&& f) {
+  index_t units = (n + align - 1) / align;
+  p = std::max<index_t>(1, std::min(p, units));
+  if (p == 1) {
+    f(index_t(0), n);
+    return;
+  }
+  default_pool().run(p, [&](index_t t) { f(std::min(n, units * t / p * align), std::min(n, units * (t + 1) / p * align)); });
+}
+
+// -------------------------------------------------------------------------------------------------
+// The two thin cases
+// -------------------------------------------------------------------------------------------------
+
+/// out[r * len + i] = x(r, i) for r < count, i < len: rows of a small operand, made contiguous.
+template <class T>
+void gather_rows(const operand<T>& x, index_t count, index_t len, T* out) {
+  for (index_t r = 0; r < count; ++r) x.read(r, 0, len, out + r * len);
+}
+
+/// out[c * len + k] = x(k, c) for c < count <= thin_extent, k < len: columns of a small operand.
+template <class T>
+void gather_cols(const operand<T>& x, index_t count, index_t len, T* out) {
+  T row[thin_extent];
+  for (index_t k = 0; k < len; ++k) {
+    x.read(k, 0, count, row);
+    for (index_t c = 0; c < count; ++c) out[c * len + k] = row[c];
+  }
+}
+
+/// M <= thin_extent. Returns false (and does nothing) when B is not strided with a unit stride.
+template <class T>
+bool thin_rows(index_t M, index_t N, index_t K, const operand<T>& a, const operand<T>& b, const tile_sink<T>& epi,
+               index_t threads) {
+  constexpr index_t W = index_t(xsimd::batch<T>::size);
+  if (!b.is_strided() || (b.col_stride != 1 && b.row_stride != 1)) return false;
+  workspace_lease ws;  // the calling thread's: holds A when it must be copied, read by every thread
+  if (b.col_stride == 1) {
+    // axpy along B's rows; A's scalars through its strides, or copied when A is a reader.
+    const T* s = a.data;
+    index_t s_r = a.row_stride, s_k = a.col_stride;
+    if (!a.is_strided()) {
+      T* buf = ws->a.template get<T>(M * K);
+      gather_rows(a, M, K, buf);
+      s = buf, s_r = K, s_k = 1;
+    }
+    split_range(N, threads, 8 * W, [&](index_t j0, index_t j1) {
+      with_constant<thin_extent>(M, [&](auto R) {
+        axpy_rows<T, decltype(R)::value>(j0, j1, K, s, s_r, s_k, b.at(0, 0), b.row_stride, epi);
+      });
+    });
+    return true;
+  }
+  // dot products of A's rows (made contiguous) with B's columns (contiguous along K).
+  const T* rows[thin_extent];
+  if (a.is_strided() && a.col_stride == 1) {
+    for (index_t r = 0; r < M; ++r) rows[r] = a.at(r, 0);
+  } else {
+    T* buf = ws->a.template get<T>(M * K);
+    gather_rows(a, M, K, buf);
+    for (index_t r = 0; r < M; ++r) rows[r] = buf + r * K;
+  }
+  constexpr index_t S = 4;
+  split_range(N, threads, 16, [&](index_t j0, index_t j1) {
+    T tile[thin_extent * S];
+    with_constant<thin_extent>(M, [&](auto R) {
+      for (index_t j = j0; j < j1; j += S) {
+        index_t n = std::min(S, j1 - j);
+        const T* cols[S];
+        for (index_t c = 0; c < n; ++c) cols[c] = b.at(0, j + c);
+        with_constant<S>(n, [&](auto C) { dot_block<T, R(), C()>(K, rows, cols, tile, S); });
+        epi(index_t(0), j, M, n, static_cast<const T*>(tile), S);
+      }
+    });
+  });
+  return true;
+}
+
+/// N <= thin_extent. Returns false (and does nothing) when A is not strided with a unit stride.
+template <class T>
+bool thin_cols(index_t M, index_t N, index_t K, const operand<T>& a, const operand<T>& b, const tile_sink<T>& epi,
+               index_t threads) {
+  constexpr index_t W = index_t(xsimd::batch<T>::size);
+  if (!a.is_strided() || (a.col_stride != 1 && a.row_stride != 1)) return false;
+  workspace_lease ws;  // the calling thread's: holds B when it must be copied, read by every thread
+  if (a.col_stride == 1) {
+    // dot products of A's rows with B's columns (made contiguous).
+    const T* cols[thin_extent];
+    if (b.is_strided() && b.row_stride == 1) {
+      for (index_t c = 0; c < N; ++c) cols[c] = b.at(0, c);
+    } else {
+      T* buf = ws->b.template get<T>(N * K);
+      gather_cols(b, N, K, buf);
+      for (index_t c = 0; c < N; ++c) cols[c] = buf + c * K;
+    }
+    constexpr index_t R = 4;
+    split_range(M, threads, 16, [&](index_t i0, index_t i1) {
+      T tile[R * thin_extent];
+      with_constant<thin_extent>(N, [&](auto S) {
+        for (index_t i = i0; i < i1; i += R) {
+          index_t m = std::min(R, i1 - i);
+          const T* rows[R];
+          for (index_t r = 0; r < m; ++r) rows[r] = a.at(i + r, 0);
+          with_constant<R>(m, [&](auto RR) { dot_block<T, RR(), S()>(K, rows, cols, tile, S()); });
+          epi(i, index_t(0), m, N, static_cast<const T*>(tile), index_t(S()));
+        }
+      });
+    });
+    return true;
+  }
+  // axpy along A's columns, computing the transposed tile (rows = B's columns).
+  const T* s = b.data;
+  index_t s_r = b.col_stride, s_k = b.row_stride;
+  if (!b.is_strided()) {
+    T* buf = ws->b.template get<T>(N * K);
+    gather_cols(b, N, K, buf);
+    s = buf, s_r = K, s_k = 1;
+  }
+  split_range(M, threads, 8 * W, [&](index_t i0, index_t i1) {
+    with_constant<thin_extent>(N, [&](auto S) {
+      axpy_cols<T, decltype(S)::value>(i0, i1, K, s, s_r, s_k, a.at(0, 0), a.col_stride, epi);
+    });
+  });
+  return true;
+}
+
+}  // namespace detail
+}  // namespace loom::cpu::gemm
+// ---- end loom/cpu/gemm/thin.hpp
+
+namespace loom::cpu::gemm {
+
+/// Knobs of one call; the defaults are right for ordinary use.
+struct options {
+  blocking block{};      ///< cache blocks; a zero field takes its default value
+  unsigned threads = 0;  ///< upper bound on the threads used; 0: loom::num_threads()
+};
+
+/// How a product is split over threads: a tm x tn grid of rectangles of the output.
+struct thread_grid {
+  index_t tm = 1;
+  index_t tn = 1;
+  index_t threads() const { return tm * tn; }
+};
+
+/// Multiply-adds below which a product runs on the calling thread; above it, one more thread per
+/// this many (a wake-up of the pool costs a few microseconds, this is about 5 us of work).
+inline constexpr index_t min_work_per_thread = index_t(1) << 19;
+
+namespace detail {
+
+/// Splits [0, n) into `parts` ranges of whole `unit`s (the last unit may be partial), balanced to
+/// within one unit; returns the start of range t (t = parts gives n).
+LOOM_INLINE index_t split_point(index_t n, index_t unit, index_t parts, index_t t) {
+  index_t units = (n + unit - 1) / unit;
+  return std::min(n, (units * t / parts) * unit);
+}
+
+}  // namespace detail
+
+/// The grid for an M x N x K product of T on at most p threads (see the file comment).
+template <class T>
+thread_grid choose_thread_grid(index_t M, index_t N, index_t K, index_t p, const blocking& bl) {
+  using rt = register_tile<T>;
+  const index_t pm = (M + rt::mr - 1) / rt::mr, pn = (N + rt::nr - 1) / rt::nr;
+  const double work = double(M) * double(N) * double(K);
+  p = std::min<index_t>(p, std::max<index_t>(1, index_t(work / double(min_work_per_thread))));
+  p = std::min(p, pm * pn);
+  thread_grid best;
+  double best_cost = std::numeric_limits<double>::infinity();
+  for (index_t threads = p; threads >= 1 && best_cost == std::numeric_limits<double>::infinity(); --threads) {
+    for (index_t tm = 1; tm <= threads; ++tm) {
+      if (threads % tm) continue;
+      index_t tn = threads / tm;
+      if (tm > pm || tn > pn) continue;
+      // The busiest thread: ceil(pm / tm) x ceil(pn / tn) tiles, and the packing of its rows
+      // (once) and of its columns (once per mo block of its rows).
+      double mt = double((pm + tm - 1) / tm * rt::mr), nt = double((pn + tn - 1) / tn * rt::nr);
+      double tiles = mt * nt * double(K);
+      // One packed element of B (a copy) costs about one vector of multiply-adds, one of A (a
+      // transpose for the usual row-major A) about two. So a tie of the tile counts goes to the
+      // split along M, where each thread packs half of A.
+      double packing = double(K) * (2.0 * mt + nt * std::ceil(mt / double(bl.mo)));
+      double cost = tiles + packing * double(rt::lanes);
+      if (cost < best_cost * 0.999) {
+        best_cost = cost;
+        best = {tm, tn};
+      }
+    }
+  }
+  return best;
+}
+
+namespace detail {
+
+/// Products of at most this many multiply-adds (1 x 1 x 1, 4 x 4 x 4) are plain loops: any
+/// blocking costs more than the arithmetic.
+inline constexpr index_t tiny_work = 64;
+
+/// A tiny product of strided operands: one tile, scalar sums.
+template <class T>
+void tiny_product(index_t M, index_t N, index_t K, const operand<T>& a, const operand<T>& b,
+                  const tile_sink<T>& epi) {
+  T tile[tiny_work];
+  // i-k-j order: the N sums of a row are independent chains, not one chain of K latencies.
+  for (index_t i = 0; i < M; ++i) {
+    T* row = tile + i * N;
+    for (index_t j = 0; j < N; ++j) row[j] = T(0);
+    for (index_t k = 0; k < K; ++k) {
+      const T x = *a.at(i, k);
+      for (index_t j = 0; j < N; ++j) row[j] += x * *b.at(k, j);
+    }
+  }
+  epi(index_t(0), index_t(0), M, N, static_cast<const T*>(tile), N);
+}
+
+/// Hands zero tiles of the whole output to the epilogue (K = 0).
+template <class T>
+void zero_product(index_t M, index_t N, const tile_sink<T>& epi) {
+  using rt = register_tile<T>;
+  alignas(64) T tile[rt::mr * rt::nr] = {};
+  for (index_t i = 0; i < M; i += rt::mr) {
+    for (index_t j = 0; j < N; j += rt::nr) {
+      epi(i, j, std::min<index_t>(rt::mr, M - i), std::min<index_t>(rt::nr, N - j), static_cast<const T*>(tile),
+          index_t(rt::nr));
+    }
+  }
+}
+
+/// The blocked product of rows [m0, m1) and columns [n0, n1) of the output, on this thread.
+template <class T>
+void product_block(index_t m0, index_t m1, index_t n0, index_t n1, index_t K, const operand<T>& a, const operand<T>& b,
+                   const tile_sink<T>& epi, const blocking& bl) {
+  using rt = register_tile<T>;
+  constexpr int MR = rt::mr, NR = rt::nr, NV = rt::nv;
+  const index_t M = m1 - m0, N = n1 - n0;
+  if (M <= 0 || N <= 0) return;
+
+  workspace_lease ws;
+  const index_t kc = std::min(bl.kc, K);
+  const bool one_pass = K <= kc;
+  const index_t nc = std::min(bl.nc, round_up(N, NR));
+  const index_t mo = std::min(bl.mo, round_up(M, MR));
+  const index_t ldc = round_up(N, NR);  // scratch row length
+  T* packed_a = ws->a.get<T>(mo * kc);
+  T* packed_b = ws->b.get<T>(nc * kc);
+  T* scratch = one_pass ? nullptr : ws->c.get<T>(mo * ldc);
+  alignas(64) T tile[MR * NR];
+
+  for (index_t io = 0; io < M; io += mo) {
+    const index_t mcur = std::min(mo, M - io);
+    for (index_t pc = 0; pc < K; pc += kc) {
+      const index_t kcur = std::min(kc, K - pc);
+      const bool first = pc == 0, last = pc + kcur >= K;
+      const tile_mode mode = first ? tile_mode::overwrite : tile_mode::accumulate;
+      pack_a<MR>(a, m0 + io, mcur, pc, kcur, packed_a, *ws);
+      for (index_t jc = 0; jc < N; jc += nc) {
+        const index_t ncur = std::min(nc, N - jc);
+        pack_b<NR>(b, pc, kcur, n0 + jc, ncur, packed_b, *ws);
+        for (index_t ir = 0; ir < mcur; ir += MR) {
+          const index_t mr = std::min<index_t>(MR, mcur - ir);
+          const index_t i0 = m0 + io + ir;
+          const T* ap = packed_a + ir * kcur;
+          for (index_t jr = 0; jr < ncur; jr += NR) {
+            const index_t nr = std::min<index_t>(NR, ncur - jr);
+            const index_t j0 = n0 + jc + jr;
+            const T* bp = packed_b + jr * kcur;
+            if (one_pass) {
+              run_micro_kernel<T, MR, NV>(mr, nr, kcur, ap, bp, tile, NR, tile_mode::overwrite);
+              epi(i0, j0, mr, nr, static_cast<const T*>(tile), index_t(NR));
+            } else {
+              T* c = scratch + ir * ldc + jc + jr;
+              run_micro_kernel<T, MR, NV>(mr, nr, kcur, ap, bp, c, ldc, mode);
+              if (last) epi(i0, j0, mr, nr, static_cast<const T*>(c), ldc);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace detail
+
+// -------------------------------------------------------------------------------------------------
+// The entry point
+// -------------------------------------------------------------------------------------------------
+
+namespace detail {
+
+/// The whole product on type-erased operands and epilogue: compiled once per element type.
+template <class T>
+void gemm_core(index_t M, index_t N, index_t K, const operand<T>& a, const operand<T>& b, const tile_sink<T>& epi,
+               const options& opt) {
+  if (M < 0 || N < 0 || K < 0) {
+    throw shape_error("loom: gemm extents must be non-negative, got M = " + std::to_string(M) +
+                      ", N = " + std::to_string(N) + ", K = " + std::to_string(K));
+  }
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    zero_product<T>(M, N, epi);
+    return;
+  }
+  // Threads only for products worth waking them for (and never inside a pool task).
+  index_t p = 1;
+  const double work = double(M) * double(N) * double(K);
+  if (work >= double(2 * min_work_per_thread) && !thread_pool::in_task()) {
+    p = index_t(opt.threads ? std::min(opt.threads, num_threads()) : num_threads());
+    p = std::min(p, index_t(work / double(min_work_per_thread)));
+  }
+  if (work <= double(tiny_work) && a.is_strided() && b.is_strided()) {
+    tiny_product<T>(M, N, K, a, b, epi);
+    return;
+  }
+  if (M <= thin_extent && thin_rows<T>(M, N, K, a, b, epi, p)) return;
+  if (N <= thin_extent && thin_cols<T>(M, N, K, a, b, epi, p)) return;
+  const blocking bl = complete_blocking<T>(opt.block, M, N, K);
+  const thread_grid grid = p > 1 ? choose_thread_grid<T>(M, N, K, p, bl) : thread_grid{};
+  if (grid.threads() == 1) {
+    product_block<T>(0, M, 0, N, K, a, b, epi, bl);
+    return;
+  }
+  using rt = register_tile<T>;
+  default_pool().run(grid.threads(), [&](index_t t) {
+    const index_t ti = t / grid.tn, tj = t % grid.tn;
+    product_block<T>(split_point(M, rt::mr, grid.tm, ti), split_point(M, rt::mr, grid.tm, ti + 1),
+                     split_point(N, rt::nr, grid.tn, tj), split_point(N, rt::nr, grid.tn, tj + 1), K, a, b, epi, bl);
+  });
+}
+
+}  // namespace detail
+
+/// C = epi(A . B): a is M x K, b is K x N (sources, see source.hpp), epi receives every finished
+/// tile of the M x N product once (see epilogue.hpp). T is the type of the arithmetic.
+/// The operands are read while tiles are already being handed over, so what the epilogue writes
+/// must not alias a or b (x = x . w needs a temporary; the caller decides).
+/// Throws loom::shape_error for negative extents; whatever a source or the epilogue throws
+/// comes out of this call (once, from any thread).
+/// Example, 64 x 32 = (64 x 128) . (128 x 32), all row-major:
+///   gemm<float>(64, 32, 128, row_major(a, 128), row_major(b, 32), store_to(c, 32));
+template <class T, class ASource, class BSource, class Epilogue>
+void gemm(index_t M, index_t N, index_t K, const ASource& a, const BSource& b, Epilogue&& epi,
+          const options& opt = {}) {
+  static_assert(is_source_v<ASource>, "loom: gemm's A operand must be a source (strided(...), row_runs<T>(...))");
+  static_assert(is_source_v<BSource>, "loom: gemm's B operand must be a source (strided(...), row_runs<T>(...))");
+  static_assert(std::is_invocable_v<Epilogue&, index_t, index_t, index_t, index_t, const T*, index_t>,
+                "loom: a gemm epilogue is called as epi(i0, j0, mr, nr, const T* tile, index_t ld_tile)");
+  detail::gemm_core<T>(M, N, K, make_operand<T>(a), make_operand<T>(b), tile_sink<T>(epi), opt);
+}
+
+/// Products at least this large (multiply-adds) are split over the threads one at a time by
+/// gemm_batched; smaller ones are spread whole over the threads.
+inline constexpr index_t min_work_to_split = index_t(1) << 22;
+
+/// count independent products of one shape: for t < count, gemm<T>(M, N, K, a_of(t), b_of(t),
+/// epi_of(t)). Small products run whole on one thread each, spread over the pool (a batch of
+/// 64 products of 32 x 32 x 32 keeps both cores busy); large ones are split one after another.
+/// The epilogue of each product sees that product's tile coordinates. Example, C[t] = A[t] . B:
+///   gemm_batched<float>(batch, M, N, K, [&](index_t t) { return row_major(a + t * M * K, K); },
+///                       [&](index_t) { return row_major(b, N); },
+///                       [&](index_t t) { return store_to(c + t * M * N, N); });
+template <class T, class AOf, class BOf, class EpiOf>
+void gemm_batched(index_t count, index_t M, index_t N, index_t K, AOf&& a_of, BOf&& b_of, EpiOf&& epi_of,
+                  const options& opt = {}) {
+  if (count < 0) throw shape_error("loom: gemm_batched count must be non-negative, got " + std::to_string(count));
+  const double work = double(M) * double(N) * double(K);
+  index_t p = thread_pool::in_task() ? 1 : index_t(opt.threads ? std::min(opt.threads, num_threads()) : num_threads());
+  p = std::min(p, count);
+  if (p <= 1 || work >= double(min_work_to_split) || work * double(count) < double(2 * min_work_per_thread)) {
+    for (index_t t = 0; t < count; ++t) gemm<T>(M, N, K, a_of(t), b_of(t), epi_of(t), opt);
+    return;
+  }
+  options one = opt;
+  one.threads = 1;
+  default_pool().run(p, [&](index_t part) {
+    for (index_t t = count * part / p, end = count * (part + 1) / p; t < end; ++t) {
+      gemm<T>(M, N, K, a_of(t), b_of(t), epi_of(t), one);
+    }
+  });
+}
+
+}  // namespace loom::cpu::gemm
+// ---- end loom/cpu/gemm/driver.hpp
 // ---- begin loom/plan/plan.hpp
 // loom/plan/plan.hpp: the fusion plan of an expression type, computed at compile time.
 //
@@ -7646,6 +9422,7 @@ enum class plan_kind {
   reduction,    // the root is a reduction at its own shape: one pass over its fused operand
   tiled,        // reductions broadcast back: one pass over row tiles, reductions computed per tile
   staged,       // reductions computed first at their own (small) size, then one elementwise loop nest
+  contraction,  // a GEMM: operands evaluated while packed, elementwise consumers applied to its tiles
 };
 
 /// The name of a plan kind, as explain() prints it.
@@ -7655,6 +9432,7 @@ constexpr const char* plan_kind_name(plan_kind k) {
     case plan_kind::reduction: return "reduction, operand fused";
     case plan_kind::tiled: return "row tiles: reductions per tile, then the consumer";
     case plan_kind::staged: return "reductions first at their own size, then elementwise";
+    case plan_kind::contraction: return "GEMM, operands evaluated while packed, consumers fused into the tile store";
   }
   return "?";
 }
@@ -7737,6 +9515,8 @@ struct reshape_copies {
 
 template <class E>
 struct plan_summary;
+template <class E>
+struct matmul_summary;
 }  // namespace detail
 
 /// The compile-time fusion plan of evaluating E (eval(E), or assigning E to a tensor of its shape).
@@ -7751,7 +9531,7 @@ struct plan_summary;
 template <class E>
 struct plan_of {
   using node = typename detail::plan_node<E>::type;
-  using summary = detail::plan_summary<node>;
+  using summary = std::conditional_t<has_matmul_v<node>, detail::matmul_summary<node>, detail::plan_summary<node>>;
   static constexpr plan_kind kind = summary::kind;
   /// Loop nests (kernels) one evaluation runs.
   static constexpr std::size_t kernels = summary::kernels;
@@ -7762,7 +9542,12 @@ struct plan_of {
   /// Reductions computed per tile (tiled plans), materialised first, and in all.
   static constexpr std::size_t tiled_reductions = summary::tiled, materialised_reductions = summary::materialised;
   /// Nodes fused into the kernels.
-  static constexpr std::size_t fused_nodes = node_count_v<node>;
+  static constexpr std::size_t fused_nodes = [] {
+    if constexpr (requires { summary::fused; })
+      return summary::fused;
+    else
+      return node_count_v<node>;
+  }();
 };
 
 namespace detail {
@@ -7850,8 +9635,564 @@ struct plan_summary {
 };
 }  // namespace detail
 
+// ---------------------------------------------------------------------------------------------
+// Contractions: a GEMM with its consumers fused into the tile store, or materialised
+// ---------------------------------------------------------------------------------------------
+//
+// f(matmul(a, b), rest...) with f elementwise over the product's shape (rest free of matmuls
+// and reductions) is one GEMM whose tile store applies f: one kernel. An operand free of
+// matmuls and reductions is evaluated while it is packed (no temporary); any other operand is
+// materialised first at its own size (its own plan). A matmul anywhere else (under a reduction,
+// an index map, a broadcast, beside another matmul) is materialised at its own size first, and
+// the rest of the expression reads it like a tensor.
+namespace detail {
+
+template <class N>
+struct reduce_bit {
+  static constexpr unsigned value = is_reduce_node<N>::value ? 1u : 0u;
+};
+/// True where an operand can be evaluated while the GEMM packs it.
+template <class X>
+inline constexpr bool packable_operand_v = !has_matmul_v<X> && fold_nodes_or<reduce_bit, X>::value == 0;
+
+/// The kernels, temporary bytes and fused nodes of computing one product M (operands included).
+template <class M>
+struct product_plan {
+  template <class X>
+  static constexpr std::array<std::size_t, 4> operand() {  // kernels, bytes, bounded, fused nodes
+    if constexpr (packable_operand_v<X>) {
+      return {0, 0, 1, node_count_v<X>};
+    } else {
+      using P = plan_of<X>;
+      return {P::kernels, static_elements<typename X::shape_type>() * sizeof(typename X::value_type) + P::temp_bytes,
+              (X::shape_type::is_static && P::temp_bytes_bounded) ? 1u : 0u, 0};
+    }
+  }
+  static constexpr auto a = operand<typename M::a_type>();
+  static constexpr auto b = operand<typename M::b_type>();
+  static constexpr std::size_t kernels = 1 + a[0] + b[0];
+  static constexpr std::size_t temp_bytes = a[1] + b[1];
+  static constexpr bool bounded = a[2] && b[2];
+  static constexpr std::size_t fused = a[3] + b[3];
+};
+
+/// The matmul reached from N through elementwise nodes only, where N is a fusable epilogue of it:
+/// ok, and the product type.
+template <class N>
+struct epilogue_of {
+  static constexpr bool ok = false;
+  using product = void;
+};
+template <class A, class B>
+struct epilogue_of<matmul_node<A, B>> {
+  static constexpr bool ok = true;
+  using product = matmul_node<A, B>;
+};
+template <class Op, class C, class... Args>
+struct epilogue_of<map_node<Op, C, Args...>> {
+  using N = map_node<Op, C, Args...>;
+  static constexpr std::size_t with = (std::size_t(0) + ... + (has_matmul_v<Args> ? 1u : 0u));
+  static constexpr bool rest_ok = ((has_matmul_v<Args> || packable_operand_v<Args>) && ...);
+  template <class X>
+  using pick = std::conditional_t<has_matmul_v<X>, typename epilogue_of<X>::product, void>;
+  template <class X, class Acc>
+  using pick_one = std::conditional_t<std::is_void_v<Acc>, pick<X>, Acc>;
+  template <class Acc, class... Xs>
+  struct first;
+  template <class Acc>
+  struct first<Acc> {
+    using type = Acc;
+  };
+  template <class Acc, class X, class... Xs>
+  struct first<Acc, X, Xs...> {
+    using type = typename first<pick_one<X, Acc>, Xs...>::type;
+  };
+  using product = typename first<void, Args...>::type;
+  static constexpr bool path_ok = ((!has_matmul_v<Args> || epilogue_of<Args>::ok) && ...);
+  static constexpr bool shape_ok = [] {
+    if constexpr (std::is_void_v<product>) {
+      return false;
+    } else {
+      using PS = typename product::shape_type;
+      using S = typename N::shape_type;
+      if (PS::rank != S::rank) return false;
+      for (std::size_t k = 0; k < S::rank; ++k)
+        if (!(PS::static_extents[k] == S::static_extents[k] || PS::static_extents[k] == dyn ||
+              S::static_extents[k] == dyn))
+          return false;
+      return true;
+    }
+  }();
+  static constexpr bool ok = with == 1 && rest_ok && path_ok && shape_ok;
+};
+
+/// True where N runs as one GEMM with N applied to its tiles.
+template <class N>
+inline constexpr bool fused_epilogue_v = epilogue_of<N>::ok;
+
+/// The matmul nodes of N's tree (outside other matmuls' operands), in pre-order.
+template <class N>
+struct matmul_occurrences;
+template <class List>
+struct matmul_occurrences_list;
+template <class... Ns>
+struct matmul_occurrences_list<type_list<Ns...>> {
+  using type = typename concat_lists<typename matmul_occurrences<Ns>::type...>::type;
+};
+template <class N>
+struct matmul_occurrences {
+  using type = std::conditional_t<is_matmul_node<N>::value, type_list<N>,
+                                  typename matmul_occurrences_list<node_children_t<N>>::type>;
+};
+
+template <class N>
+struct matmul_summary {
+  template <class... Ms>
+  static constexpr std::array<std::size_t, 4> sum(type_list<Ms...>) {  // kernels, bytes, bounded, fused
+    std::array<std::size_t, 4> r{0, 0, 1, 0};
+    ((r[0] += product_plan<Ms>::kernels,
+      r[1] += product_plan<Ms>::temp_bytes +
+              static_elements<typename Ms::shape_type>() * sizeof(typename Ms::value_type),
+      r[2] = r[2] && product_plan<Ms>::bounded && Ms::shape_type::is_static, r[3] += product_plan<Ms>::fused),
+     ...);
+    return r;
+  }
+  static constexpr bool fused_root = fused_epilogue_v<N>;
+  using rest = plan_summary<N>;  // the expression with its products read like tensors
+  static constexpr std::array<std::size_t, 4> products = [] {
+    if constexpr (fused_root) {
+      using P = product_plan<typename epilogue_of<N>::product>;
+      return std::array<std::size_t, 4>{P::kernels, P::temp_bytes, P::bounded ? 1u : 0u, P::fused};
+    } else {
+      return sum(typename matmul_occurrences<N>::type{});
+    }
+  }();
+  static constexpr plan_kind kind = fused_root ? plan_kind::contraction : rest::kind;
+  static constexpr std::size_t kernels = products[0] + (fused_root ? 0 : rest::kernels);
+  static constexpr std::size_t temp_bytes = products[1] + (fused_root ? 0 : rest::temp_bytes);
+  static constexpr bool bounded = products[2] != 0 && (fused_root || rest::bounded);
+  static constexpr std::size_t tiled = fused_root ? 0 : rest::tiled;
+  static constexpr std::size_t materialised = fused_root ? 0 : rest::materialised;
+  static constexpr std::size_t fused = node_count_v<N> + products[3];
+};
+
+}  // namespace detail
+
 }  // namespace loom
 // ---- end loom/plan/plan.hpp
+
+namespace loom {
+namespace cpu {
+
+namespace detail {
+
+/// The finished tile an epilogue is running over: tile(i, j) = C(i0 + i, j0 + j).
+struct tile_window {
+  const void* tile = nullptr;
+  index_t ld = 0;
+  index_t i0 = 0;
+  index_t j0 = 0;
+};
+
+/// Per-thread state of matmul evaluation: which product node's evaluator reads tiles (set while
+/// the fused root's evaluator is built), the tile being stored, and explain()'s dry run.
+struct matmul_state {
+  const void* fuse_target = nullptr;
+  const tile_window* window = nullptr;
+  bool dry = false;
+};
+inline matmul_state& matmul_tls() {
+  static thread_local matmul_state s;
+  return s;
+}
+
+/// Makes explain() build matmul evaluators without running any product.
+struct matmul_dry_scope {
+  bool saved;
+  matmul_dry_scope() : saved(matmul_tls().dry) { matmul_tls().dry = true; }
+  ~matmul_dry_scope() { matmul_tls().dry = saved; }
+  matmul_dry_scope(const matmul_dry_scope&) = delete;
+  matmul_dry_scope& operator=(const matmul_dry_scope&) = delete;
+};
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// The evaluator of a product read by its consumer
+// ---------------------------------------------------------------------------------------------
+
+template <class A, class B>
+struct evaluator<matmul_node<A, B>> {
+  using node_type = matmul_node<A, B>;
+  using value_type = typename node_type::value_type;
+  using held = tensor<value_type, typename node_type::shape_type>;
+
+  cursor c;
+  const value_type* row = nullptr;
+  index_t inner = 0;
+  std::size_t outer = 0;
+  bool tile_mode = false;  // reads the finished tile of the GEMM it is the epilogue of
+  std::shared_ptr<held> own;
+
+  evaluator(const node_type& n, const binding& b) {
+    detail::matmul_state& st = detail::matmul_tls();
+    if (st.fuse_target == static_cast<const void*>(&n)) {
+      tile_mode = true;
+      return;
+    }
+    std::array<index_t, max_rank> strides{};
+    const auto rs = loom::detail::row_major_strides(n.shape());
+    for (std::size_t k = 0; k < node_type::rank; ++k) strides[k] = rs[k];
+    if (!st.dry) {
+      context_scope none(nullptr);
+      own = std::make_shared<held>(n.shape());
+      execute(*own, n);
+      c.base = own->data();
+    }
+    c.elem_size = sizeof(value_type);
+    binding nb = b;
+    nb.node_rank = node_type::rank;
+    nb.strides_of(strides, c.stride, c.offset);
+  }
+  template <class Fn>
+  void for_each_cursor(Fn&& f) {
+    if (!tile_mode) f(c);
+  }
+  void prepare(const loop_space& s) {
+    outer = s.outer_rank();
+    inner = tile_mode ? 1 : c.stride[outer];
+  }
+  LOOM_INLINE void set_row(const index_t* idx) {
+    if (tile_mode) {
+      const detail::tile_window& w = *detail::matmul_tls().window;
+      row = static_cast<const value_type*>(w.tile) + (idx[outer - 1] - w.i0) * w.ld - w.j0;
+      return;
+    }
+    index_t o = c.offset;
+    for (std::size_t k = 0; k < outer; ++k) o += idx[k] * c.stride[k];
+    row = static_cast<const value_type*>(c.base) + o;
+  }
+  template <class M>
+  LOOM_INLINE value_type scalar(index_t i) const {
+    if (M::contiguous || tile_mode) return row[i];
+    return row[i * inner];
+  }
+  template <class M, class F>
+  LOOM_INLINE packet_t<value_type, F> packet(index_t i) const {
+    if (M::contiguous || inner == 1) return load_packet<F>(row + i);
+    if (inner == 0) return broadcast_packet<F>(row[0]);
+    return gather_packet<F>(row + i * inner, inner);
+  }
+};
+
+namespace detail {
+
+// ---------------------------------------------------------------------------------------------
+// Operands: read in place, evaluated while packed, or materialised
+// ---------------------------------------------------------------------------------------------
+
+/// True where X is an array under affine index maps only: one pointer and strides reach it.
+template <class X>
+struct affine_array : std::false_type {};
+template <class Arr, bool V>
+struct affine_array<leaf_node<Arr, V>> : std::true_type {};
+template <class Arg, std::size_t... P>
+struct affine_array<permute_node<Arg, P...>> : affine_array<Arg> {};
+template <class Arg, std::size_t Ax>
+struct affine_array<slice_node<Arg, Ax>> : affine_array<Arg> {};
+template <class Arg, std::size_t Ax>
+struct affine_array<flip_node<Arg, Ax>> : affine_array<Arg> {};
+template <class Arg, class S>
+struct affine_array<broadcast_node<Arg, S>> : affine_array<Arg> {};
+
+enum class operand_kind { in_place, packed_expression, materialised };
+
+template <class X>
+constexpr operand_kind operand_kind_of() {
+  if constexpr (affine_array<X>::value)
+    return operand_kind::in_place;
+  else if constexpr (loom::detail::packable_operand_v<X>)
+    return operand_kind::packed_expression;
+  else
+    return operand_kind::materialised;
+}
+
+/// One operand of a product, ready to hand sources (one per batch) to the engine.
+template <class X>
+struct gemm_operand {
+  using U = typename X::value_type;
+  static constexpr std::size_t rx = X::rank;
+  static constexpr operand_kind kind = operand_kind_of<X>();
+  using lane = typename traversal<X, U>::lane_class;
+
+  dims xd;
+  const U* base = nullptr;
+  std::array<index_t, max_rank> st{};
+  index_t off = 0;
+  std::optional<tensor<U, typename X::shape_type>> own;
+  std::optional<evaluator<X>> ev;
+  std::vector<std::pair<std::uintptr_t, std::uintptr_t>> ranges;  // memory it reads
+
+  explicit gemm_operand(const X& x) : xd(x.shape().to_dims()) {
+    auto note = [&](cursor& c) {
+      if (c.elem_size == 0 || xd.size() == 0) return;
+      std::uintptr_t lo, hi;
+      touched_range(c, xd, lo, hi);
+      ranges.emplace_back(lo, hi);
+    };
+    if constexpr (kind == operand_kind::in_place) {
+      evaluator<X> e(x, binding::identity(rx));
+      e.for_each_cursor([&](cursor& c) {
+        note(c);
+        base = static_cast<const U*>(c.base);
+        st = c.stride;
+        off = c.offset;
+      });
+    } else if constexpr (kind == operand_kind::packed_expression) {
+      ev.emplace(x, binding::identity(rx));
+      ev->for_each_cursor(note);
+      loop_space s;
+      s.rank = rx;
+      for (std::size_t k = 0; k < rx; ++k) s.extent[k] = static_cast<index_t>(xd.e[k]);
+      ev->prepare(s);
+    } else {
+      own.emplace(x.shape());
+      {
+        context_scope none(nullptr);
+        execute(*own, x);
+      }
+      base = own->data();
+      const auto s = own->strides();
+      for (std::size_t k = 0; k < rx; ++k) st[k] = s[k];
+    }
+  }
+
+  bool overlaps(std::uintptr_t lo, std::uintptr_t hi) const {
+    for (auto& r : ranges)
+      if (!(r.second <= lo || hi <= r.first)) return true;
+    return false;
+  }
+
+  /// The operand's batch index for the output's batch index ob (of rank nb), broadcast.
+  std::array<index_t, max_rank> batch_index(const index_t* ob, std::size_t nb) const {
+    std::array<index_t, max_rank> idx{};
+    for (std::size_t d = 0; d + 2 < rx; ++d) idx[d] = xd.e[d] == 1 ? 0 : ob[d + nb - (rx - 2)];
+    return idx;
+  }
+
+  /// The source of the matrix at output batch index ob.
+  auto source(const index_t* ob, std::size_t nb) const {
+    const std::array<index_t, max_rank> idx = batch_index(ob, nb);
+    if constexpr (kind == operand_kind::packed_expression) {
+      return gemm::row_runs<U>([this, idx](index_t r, index_t c0, index_t n, U* out) {
+        evaluator<X> e = *ev;
+        std::array<index_t, max_rank> at = idx;
+        at[rx - 2] = r;
+        e.set_row(at.data());
+        strided_writer<U> w;
+        w.row = out - c0;
+        w.inner = 1;
+        run_inner<general_mode, lane>(w, e, c0, c0 + n);
+      });
+    } else {
+      index_t o = off;
+      for (std::size_t d = 0; d + 2 < rx; ++d) o += idx[d] * st[d];
+      return gemm::strided(base + o, st[rx - 2], st[rx - 1]);
+    }
+  }
+
+  std::string describe() const {
+    if constexpr (kind == operand_kind::in_place)
+      return "read in place (row stride " + std::to_string(st[rx - 2]) + ", column stride " +
+             std::to_string(st[rx - 1]) + ")";
+    else if constexpr (kind == operand_kind::packed_expression)
+      return "an expression evaluated while packed (no temporary)";
+    else
+      return "materialised first (" + std::to_string(xd.size() * sizeof(U)) + " bytes)";
+  }
+};
+
+/// The plain product for element types the packed engine does not cover (integers): a row of
+/// C at a time, B converted once.
+template <class P>
+void simple_product(index_t M, index_t N, index_t K, const gemm::operand<P>& a, const gemm::operand<P>& b,
+                    const gemm::tile_sink<P>& epi) {
+  std::vector<P> bm(static_cast<std::size_t>(K * N)), arow(static_cast<std::size_t>(K)),
+      crow(static_cast<std::size_t>(N));
+  for (index_t k = 0; k < K; ++k) b.read(k, 0, N, bm.data() + k * N);
+  for (index_t i = 0; i < M; ++i) {
+    if (K > 0) a.read(i, 0, K, arow.data());
+    for (index_t j = 0; j < N; ++j) crow[std::size_t(j)] = P(0);
+    for (index_t k = 0; k < K; ++k) {
+      const P x = arow[std::size_t(k)];
+      const P* br = bm.data() + k * N;
+      for (index_t j = 0; j < N; ++j) crow[std::size_t(j)] += x * br[j];
+    }
+    epi(i, 0, 1, N, static_cast<const P*>(crow.data()), N);
+  }
+}
+
+/// The product node of a fused root (reached through elementwise nodes).
+template <class N>
+const typename loom::detail::epilogue_of<N>::product& find_product(const N& n) {
+  if constexpr (is_matmul_node<N>::value) {
+    return n;
+  } else {
+    return std::apply(
+        [](const auto&... x) -> const typename loom::detail::epilogue_of<N>::product& {
+          const typename loom::detail::epilogue_of<N>::product* p = nullptr;
+          auto one = [&](const auto& y) {
+            if constexpr (has_matmul_v<std::remove_cvref_t<decltype(y)>>) p = &find_product(y);
+          };
+          (one(x), ...);
+          return *p;
+        },
+        n.args);
+  }
+}
+
+/// Runs the fused root n (its product m) into dst of the same shape.
+template <class Dst, class N, class MM>
+void run_fused(Dst& dst, const N& n, const MM& m) {
+  using D = std::remove_cvref_t<Dst>;
+  using T = typename D::value_type;
+  using P = typename MM::value_type;
+  constexpr std::size_t R = N::rank;
+  const dims dd = dst.shape().to_dims();
+
+  strided_writer<T> w;
+  w.bind(dst.data(), dst.strides(), R);
+  std::uintptr_t d0, d1;
+  touched_range(w.c, dd, d0, d1);
+
+  gemm_operand<typename MM::a_type> ga(m.a);
+  gemm_operand<typename MM::b_type> gb(m.b);
+  bool safe = !ga.overlaps(d0, d1) && !gb.overlaps(d0, d1);
+  std::optional<evaluator<N>> evo;
+  if constexpr (!is_matmul_node<N>::value) {
+    matmul_state& ms = matmul_tls();
+    const void* saved = ms.fuse_target;
+    ms.fuse_target = &m;
+    try {
+      evo.emplace(n, binding::identity(R));
+    } catch (...) {
+      ms.fuse_target = saved;
+      throw;
+    }
+    ms.fuse_target = saved;
+    evo->for_each_cursor([&](cursor& c) { safe = safe && alias_safe(c, w.c, dd); });
+  }
+  if (!safe) {
+    tensor<T, typename D::shape_type> tmp(dst.shape());
+    run_fused(tmp, n, m);
+    execute(dst, as_node(std::as_const(tmp)));
+    return;
+  }
+  loop_space s;
+  s.rank = R;
+  for (std::size_t k = 0; k < R; ++k) s.extent[k] = static_cast<index_t>(dd.e[k]);
+  if (evo) evo->prepare(s);
+  w.prepare(s);
+
+  constexpr std::size_t nb = R - 2;
+  const index_t M = static_cast<index_t>(dd.e[R - 2]), Ncols = static_cast<index_t>(dd.e[R - 1]), K = m.inner();
+  index_t count = 1;
+  for (std::size_t d = 0; d < nb; ++d) count *= static_cast<index_t>(dd.e[d]);
+  auto batch = [&](index_t t) {
+    std::array<index_t, max_rank> bi{};
+    for (std::size_t d = nb; d-- > 0;) {
+      bi[d] = t % static_cast<index_t>(dd.e[d]);
+      t /= static_cast<index_t>(dd.e[d]);
+    }
+    return bi;
+  };
+  auto a_of = [&](index_t t) {
+    const auto bi = batch(t);
+    return ga.source(bi.data(), nb);
+  };
+  auto b_of = [&](index_t t) {
+    const auto bi = batch(t);
+    return gb.source(bi.data(), nb);
+  };
+  auto epi_of = [&](index_t t) {
+    const auto bi = batch(t);
+    if constexpr (is_matmul_node<N>::value) {
+      index_t o = w.c.offset;
+      for (std::size_t d = 0; d < nb; ++d) o += bi[d] * w.c.stride[d];
+      return gemm::store_to(dst.data() + o, w.c.stride[R - 2], w.c.stride[R - 1]);
+    } else {
+      using F = typename traversal<N, T>::lane_class;
+      return [&, bi](index_t i0, index_t j0, index_t mr, index_t nr, const P* tile, index_t ld) {
+        evaluator<N> e = *evo;
+        strided_writer<T> ww = w;
+        const tile_window win{tile, ld, i0, j0};
+        matmul_state& ms = matmul_tls();
+        const tile_window* saved = ms.window;
+        ms.window = &win;
+        std::array<index_t, max_rank> idx = bi;
+        for (index_t i = 0; i < mr; ++i) {
+          idx[R - 2] = i0 + i;
+          e.set_row(idx.data());
+          ww.set_row(idx.data());
+          run_inner<general_mode, F>(ww, e, j0, j0 + nr);
+        }
+        ms.window = saved;
+      };
+    }
+  };
+  if constexpr (std::is_floating_point_v<P>) {
+    gemm::gemm_batched<P>(count, M, Ncols, K, a_of, b_of, epi_of);
+  } else {
+    for (index_t t = 0; t < count; ++t) {
+      auto sa = a_of(t);
+      auto sb = b_of(t);
+      auto epi = epi_of(t);
+      simple_product<P>(M, Ncols, K, gemm::make_operand<P>(sa), gemm::make_operand<P>(sb), gemm::tile_sink<P>(epi));
+    }
+  }
+}
+
+}  // namespace detail
+
+/// Evaluates an expression holding matmuls into dst: one GEMM with the expression as its epilogue
+/// where the plan fuses it, else its products materialised and the rest run as usual.
+template <class Dst, class N>
+void execute_matmul(Dst& dst, const N& n) {
+  if constexpr (loom::detail::fused_epilogue_v<N>) {
+    const dims dd = dst.shape().to_dims();
+    const dims ed = n.shape().to_dims();
+    check_assignable(ed, dd);
+    if (dd.size() == 0) return;
+    const auto& m = detail::find_product(n);
+    if (dd == ed && m.shape().to_dims() == ed) {
+      detail::run_fused(dst, n, m);
+      return;
+    }
+  }
+  if constexpr (has_reduction_v<N>)
+    execute_reducing(dst, n);
+  else
+    execute_elementwise(dst, n);
+}
+
+}  // namespace cpu
+}  // namespace loom
+// ---- end loom/cpu/matmul.hpp
+// ---- end loom/cpu/assign.hpp
+// ---- begin loom/cpu/explain.hpp
+// loom/cpu/explain.hpp: explain(expr) - the plan, and how the CPU backend runs it.
+
+#include <string>
+
+// ---- begin loom/plan/explain.hpp
+// loom/plan/explain.hpp: the backend-neutral part of explain(): the expression as a formula,
+// its kernels, temporaries and the bytes it moves.
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
 
 namespace loom {
 namespace detail {
@@ -7959,6 +10300,11 @@ std::string print_node(const pad_node<Arg, A>& n, plan_printer& p) {
   return "pad<" + std::to_string(A) + ">(" + print_node(n.arg, p) + ", " + std::to_string(n.before) + ", " +
          std::to_string(n.after) + ", " + scalar_text(n.value) + ")";
 }
+template <class A, class B>
+std::string print_node(const matmul_node<A, B>& n, plan_printer& p) {
+  std::string a = print_node(n.a, p);
+  return "matmul(" + a + ", " + print_node(n.b, p) + ")";
+}
 template <class T, class S>
 std::string print_node(const iota_node<T, S>& n, plan_printer&) {
   return "iota<" + std::string(dtype_name(dtype_of<T>)) + ">(" + to_string(n.shape()) + ")";
@@ -8003,6 +10349,54 @@ template <class N>
 std::string describe_loop_nest(const N& n);
 }  // namespace detail
 
+namespace cpu {
+/// The CPU part of explain() for an expression holding matmuls.
+template <class N>
+std::string describe_matmul(const N& n) {
+  if constexpr (loom::detail::fused_epilogue_v<N>) {
+    const auto& m = detail::find_product(n);
+    using MM = std::remove_cvref_t<decltype(m)>;
+    using P = typename MM::value_type;
+    const dims md = m.shape().to_dims();
+    index_t count = 1;
+    for (std::size_t d = 0; d + 2 < md.rank; ++d) count *= static_cast<index_t>(md.e[d]);
+    std::string s = "  cpu: GEMM " + std::string(std::is_floating_point_v<P> ? "(packed, " : "(plain loop, ") +
+                    std::string(dtype_name(dtype_of<P>)) + ") of " + std::to_string(count) + " product" +
+                    (count == 1 ? "" : "s") + " of " + std::to_string(m.rows()) + " x " + std::to_string(m.cols()) +
+                    " x " + std::to_string(m.inner()) + ", threads up to " + std::to_string(num_threads()) + "\n";
+    detail::matmul_dry_scope dry;
+    if constexpr (detail::operand_kind_of<typename MM::a_type>() == detail::operand_kind::materialised ||
+                  detail::operand_kind_of<typename MM::b_type>() == detail::operand_kind::materialised) {
+      s += "  cpu: prologue: operands that hold reductions or matmuls are materialised first\n";
+    }
+    if constexpr (detail::operand_kind_of<typename MM::a_type>() != detail::operand_kind::materialised)
+      s += "  cpu: prologue: A is " + detail::gemm_operand<typename MM::a_type>(m.a).describe() + "\n";
+    else
+      s += "  cpu: prologue: A is materialised first\n";
+    if constexpr (detail::operand_kind_of<typename MM::b_type>() != detail::operand_kind::materialised)
+      s += "  cpu: prologue: B is " + detail::gemm_operand<typename MM::b_type>(m.b).describe() + "\n";
+    else
+      s += "  cpu: prologue: B is materialised first\n";
+    if constexpr (is_matmul_node<N>::value) {
+      s += "  cpu: epilogue: plain store of each tile\n";
+    } else {
+      loom::detail::plan_printer p;
+      s += "  cpu: epilogue: " + loom::detail::print_node(n, p) + " applied to each finished tile before its store, " +
+           traversal<N, typename N::value_type>::describe() + "\n";
+    }
+    return s;
+  } else {
+    detail::matmul_dry_scope dry;
+    std::string s = "  cpu: each matmul is computed first into a temporary of its own shape (its own GEMM), then:\n";
+    if constexpr (has_reduction_v<N>)
+      return s + describe_reducing<typename N::shape_type>(n);
+    else
+      return s + loom::detail::describe_loop_nest(n);
+  }
+}
+
+}  // namespace cpu
+
 /// A readable description of how eval(e) runs: the formula, kernels, fused nodes, temporaries,
 /// bytes read and written, and the CPU loop nest (collapsed space, layout, SIMD, threads) or the
 /// tiles and reductions of an expression that holds reductions.
@@ -8012,7 +10406,9 @@ std::string explain(const E& e) {
   auto n = as_node(e);
   using N = decltype(n);
   std::string s = detail::explain_common(n);
-  if constexpr (cpu::has_reduction_v<N>)
+  if constexpr (has_matmul_v<N>)
+    return s + cpu::describe_matmul(n);
+  else if constexpr (cpu::has_reduction_v<N>)
     return s + cpu::describe_reducing<typename N::shape_type>(n);
   else
     return s + detail::describe_loop_nest(n);

@@ -4586,6 +4586,9 @@ void assign(Dst& dst, const Src& src, const stream_ref* s, const options* o) {
     static_assert(std::remove_cvref_t<Src>::space != memory_space::host,
                   "loom: a device destination cannot take an expression of host arrays; use cuda::copy");
     static_assert(assignment_shape_check<shape_type_of<Src>, typename D::shape_type>::value);
+    static_assert(!has_matmul_v<node_t<const Src&>>,
+                  "loom: matmul on device not yet supported (cuBLASLt contractions are to come); compute it on the "
+                  "host or copy the operands there");
     loom::detail::check_destination(dst);
     if constexpr (Op == assign_op::set) {
       execute(dst, as_node(src), s, o);
