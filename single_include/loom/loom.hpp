@@ -9806,6 +9806,36 @@ inline matmul_state& matmul_tls() {
   return s;
 }
 
+/// Products materialised during one evaluation on this thread, so that equal products (same
+/// type and operands, e.g. the scores of a softmax written through `auto`, read three times) are
+/// computed once. Entries live while a scope is open; evaluators keep their tensors alive.
+struct matmul_cache {
+  struct entry {
+    const void* tag;
+    const void* node;
+    bool (*equal)(const void*, const void*);
+    std::shared_ptr<void> tensor;
+  };
+  std::vector<entry> entries;
+  int depth = 0;
+  static matmul_cache& current() {
+    static thread_local matmul_cache c;
+    return c;
+  }
+};
+/// Entries made inside a scope are dropped when it closes (their nodes may be gone then).
+struct matmul_cache_scope {
+  std::size_t size;
+  matmul_cache_scope() : size(matmul_cache::current().entries.size()) { ++matmul_cache::current().depth; }
+  ~matmul_cache_scope() {
+    matmul_cache& c = matmul_cache::current();
+    --c.depth;
+    c.entries.resize(size);
+  }
+  matmul_cache_scope(const matmul_cache_scope&) = delete;
+  matmul_cache_scope& operator=(const matmul_cache_scope&) = delete;
+};
+
 /// Makes explain() build matmul evaluators without running any product.
 struct matmul_dry_scope {
   bool saved;
@@ -9820,6 +9850,14 @@ struct matmul_dry_scope {
 // ---------------------------------------------------------------------------------------------
 // The evaluator of a product read by its consumer
 // ---------------------------------------------------------------------------------------------
+
+/// Two products are equal where their operands are (the same arrays, the same expressions).
+template <class A, class B>
+struct same_node<matmul_node<A, B>> {
+  static bool eq(const matmul_node<A, B>& x, const matmul_node<A, B>& y) {
+    return node_equal(x.a, y.a) && node_equal(x.b, y.b);
+  }
+};
 
 template <class A, class B>
 struct evaluator<matmul_node<A, B>> {
@@ -9844,9 +9882,22 @@ struct evaluator<matmul_node<A, B>> {
     const auto rs = loom::detail::row_major_strides(n.shape());
     for (std::size_t k = 0; k < node_type::rank; ++k) strides[k] = rs[k];
     if (!st.dry) {
-      context_scope none(nullptr);
-      own = std::make_shared<held>(n.shape());
-      execute(*own, n);
+      detail::matmul_cache& cache = detail::matmul_cache::current();
+      const void* tag = &detail::type_tag<node_type>::id;
+      for (auto& e : cache.entries)
+        if (e.tag == tag && e.equal(e.node, &n)) own = std::static_pointer_cast<held>(e.tensor);
+      if (!own) {
+        context_scope none(nullptr);
+        own = std::make_shared<held>(n.shape());
+        execute(*own, n);
+        if (cache.depth > 0)
+          cache.entries.push_back({tag, &n,
+                                   [](const void* x, const void* y) {
+                                     return node_equal(*static_cast<const node_type*>(x),
+                                                       *static_cast<const node_type*>(y));
+                                   },
+                                   own});
+      }
       c.base = own->data();
     }
     c.elem_size = sizeof(value_type);
@@ -10169,6 +10220,7 @@ void execute_matmul(Dst& dst, const N& n) {
       return;
     }
   }
+  detail::matmul_cache_scope products;  // equal products in this evaluation are computed once
   if constexpr (has_reduction_v<N>)
     execute_reducing(dst, n);
   else
@@ -10347,6 +10399,21 @@ namespace loom {
 namespace detail {
 template <class N>
 std::string describe_loop_nest(const N& n);
+/// The CPU part of explain(n) (after the plan): the loop nest, the tiles, or the GEMM.
+template <class N>
+std::string describe_cpu(const N& n);
+
+/// Every line of s indented by two more spaces.
+inline std::string indent(const std::string& s) {
+  std::string r;
+  bool start = true;
+  for (char c : s) {
+    if (start) r += "  ";
+    r += c;
+    start = c == '\n';
+  }
+  return r;
+}
 }  // namespace detail
 
 namespace cpu {
@@ -10365,29 +10432,35 @@ std::string describe_matmul(const N& n) {
                     (count == 1 ? "" : "s") + " of " + std::to_string(m.rows()) + " x " + std::to_string(m.cols()) +
                     " x " + std::to_string(m.inner()) + ", threads up to " + std::to_string(num_threads()) + "\n";
     detail::matmul_dry_scope dry;
-    if constexpr (detail::operand_kind_of<typename MM::a_type>() == detail::operand_kind::materialised ||
-                  detail::operand_kind_of<typename MM::b_type>() == detail::operand_kind::materialised) {
-      s += "  cpu: prologue: operands that hold reductions or matmuls are materialised first\n";
-    }
-    if constexpr (detail::operand_kind_of<typename MM::a_type>() != detail::operand_kind::materialised)
-      s += "  cpu: prologue: A is " + detail::gemm_operand<typename MM::a_type>(m.a).describe() + "\n";
-    else
-      s += "  cpu: prologue: A is materialised first\n";
-    if constexpr (detail::operand_kind_of<typename MM::b_type>() != detail::operand_kind::materialised)
-      s += "  cpu: prologue: B is " + detail::gemm_operand<typename MM::b_type>(m.b).describe() + "\n";
-    else
-      s += "  cpu: prologue: B is materialised first\n";
+    auto operand = [&](const char* name, const auto& x) {
+      using X = std::remove_cvref_t<decltype(x)>;
+      if constexpr (detail::operand_kind_of<X>() != detail::operand_kind::materialised) {
+        s += std::string("  cpu: prologue: ") + name + " is " + detail::gemm_operand<X>(x).describe() + "\n";
+      } else {
+        s += std::string("  cpu: prologue: ") + name + " holds reductions or matmuls: materialised first (" +
+             std::to_string(x.shape().size() * sizeof(typename X::value_type)) + " bytes) by its own plan:\n";
+        s += loom::detail::indent(loom::detail::explain_common(x) + loom::detail::describe_cpu(x));
+      }
+    };
+    operand("A", m.a);
+    operand("B", m.b);
     if constexpr (is_matmul_node<N>::value) {
       s += "  cpu: epilogue: plain store of each tile\n";
     } else {
+      // The epilogue's formula with the product written C.
       loom::detail::plan_printer p;
-      s += "  cpu: epilogue: " + loom::detail::print_node(n, p) + " applied to each finished tile before its store, " +
+      std::string f = loom::detail::print_node(n, p);
+      const std::string c = loom::detail::print_node(m, p);
+      if (const std::size_t at = f.find(c); at != std::string::npos) f.replace(at, c.size(), "C");
+      s += "  cpu: epilogue: " + f + " applied to each finished tile C before its store, " +
            traversal<N, typename N::value_type>::describe() + "\n";
     }
     return s;
   } else {
     detail::matmul_dry_scope dry;
-    std::string s = "  cpu: each matmul is computed first into a temporary of its own shape (its own GEMM), then:\n";
+    std::string s =
+        "  cpu: each matmul is computed first into a temporary of its own shape (its own GEMM; kernels counts every "
+        "occurrence, equal ones - the same operands - run once), then:\n";
     if constexpr (has_reduction_v<N>)
       return s + describe_reducing<typename N::shape_type>(n);
     else
@@ -10405,14 +10478,20 @@ template <class E>
 std::string explain(const E& e) {
   auto n = as_node(e);
   using N = decltype(n);
-  std::string s = detail::explain_common(n);
-  if constexpr (has_matmul_v<N>)
-    return s + cpu::describe_matmul(n);
-  else if constexpr (cpu::has_reduction_v<N>)
-    return s + cpu::describe_reducing<typename N::shape_type>(n);
-  else
-    return s + detail::describe_loop_nest(n);
+  return detail::explain_common(n) + detail::describe_cpu(n);
 }
+
+namespace detail {
+template <class N>
+std::string describe_cpu(const N& n) {
+  if constexpr (has_matmul_v<N>)
+    return cpu::describe_matmul(n);
+  else if constexpr (cpu::has_reduction_v<N>)
+    return cpu::describe_reducing<typename N::shape_type>(n);
+  else
+    return describe_loop_nest(n);
+}
+}  // namespace detail
 
 namespace detail {
 /// The CPU part of explain() for an elementwise expression: its loop nest.

@@ -15,6 +15,21 @@ namespace loom {
 namespace detail {
 template <class N>
 std::string describe_loop_nest(const N& n);
+/// The CPU part of explain(n) (after the plan): the loop nest, the tiles, or the GEMM.
+template <class N>
+std::string describe_cpu(const N& n);
+
+/// Every line of s indented by two more spaces.
+inline std::string indent(const std::string& s) {
+  std::string r;
+  bool start = true;
+  for (char c : s) {
+    if (start) r += "  ";
+    r += c;
+    start = c == '\n';
+  }
+  return r;
+}
 }  // namespace detail
 
 namespace cpu {
@@ -33,29 +48,35 @@ std::string describe_matmul(const N& n) {
                     (count == 1 ? "" : "s") + " of " + std::to_string(m.rows()) + " x " + std::to_string(m.cols()) +
                     " x " + std::to_string(m.inner()) + ", threads up to " + std::to_string(num_threads()) + "\n";
     detail::matmul_dry_scope dry;
-    if constexpr (detail::operand_kind_of<typename MM::a_type>() == detail::operand_kind::materialised ||
-                  detail::operand_kind_of<typename MM::b_type>() == detail::operand_kind::materialised) {
-      s += "  cpu: prologue: operands that hold reductions or matmuls are materialised first\n";
-    }
-    if constexpr (detail::operand_kind_of<typename MM::a_type>() != detail::operand_kind::materialised)
-      s += "  cpu: prologue: A is " + detail::gemm_operand<typename MM::a_type>(m.a).describe() + "\n";
-    else
-      s += "  cpu: prologue: A is materialised first\n";
-    if constexpr (detail::operand_kind_of<typename MM::b_type>() != detail::operand_kind::materialised)
-      s += "  cpu: prologue: B is " + detail::gemm_operand<typename MM::b_type>(m.b).describe() + "\n";
-    else
-      s += "  cpu: prologue: B is materialised first\n";
+    auto operand = [&](const char* name, const auto& x) {
+      using X = std::remove_cvref_t<decltype(x)>;
+      if constexpr (detail::operand_kind_of<X>() != detail::operand_kind::materialised) {
+        s += std::string("  cpu: prologue: ") + name + " is " + detail::gemm_operand<X>(x).describe() + "\n";
+      } else {
+        s += std::string("  cpu: prologue: ") + name + " holds reductions or matmuls: materialised first (" +
+             std::to_string(x.shape().size() * sizeof(typename X::value_type)) + " bytes) by its own plan:\n";
+        s += loom::detail::indent(loom::detail::explain_common(x) + loom::detail::describe_cpu(x));
+      }
+    };
+    operand("A", m.a);
+    operand("B", m.b);
     if constexpr (is_matmul_node<N>::value) {
       s += "  cpu: epilogue: plain store of each tile\n";
     } else {
+      // The epilogue's formula with the product written C.
       loom::detail::plan_printer p;
-      s += "  cpu: epilogue: " + loom::detail::print_node(n, p) + " applied to each finished tile before its store, " +
+      std::string f = loom::detail::print_node(n, p);
+      const std::string c = loom::detail::print_node(m, p);
+      if (const std::size_t at = f.find(c); at != std::string::npos) f.replace(at, c.size(), "C");
+      s += "  cpu: epilogue: " + f + " applied to each finished tile C before its store, " +
            traversal<N, typename N::value_type>::describe() + "\n";
     }
     return s;
   } else {
     detail::matmul_dry_scope dry;
-    std::string s = "  cpu: each matmul is computed first into a temporary of its own shape (its own GEMM), then:\n";
+    std::string s =
+        "  cpu: each matmul is computed first into a temporary of its own shape (its own GEMM; kernels counts every "
+        "occurrence, equal ones - the same operands - run once), then:\n";
     if constexpr (has_reduction_v<N>)
       return s + describe_reducing<typename N::shape_type>(n);
     else
@@ -73,14 +94,20 @@ template <class E>
 std::string explain(const E& e) {
   auto n = as_node(e);
   using N = decltype(n);
-  std::string s = detail::explain_common(n);
-  if constexpr (has_matmul_v<N>)
-    return s + cpu::describe_matmul(n);
-  else if constexpr (cpu::has_reduction_v<N>)
-    return s + cpu::describe_reducing<typename N::shape_type>(n);
-  else
-    return s + detail::describe_loop_nest(n);
+  return detail::explain_common(n) + detail::describe_cpu(n);
 }
+
+namespace detail {
+template <class N>
+std::string describe_cpu(const N& n) {
+  if constexpr (has_matmul_v<N>)
+    return cpu::describe_matmul(n);
+  else if constexpr (cpu::has_reduction_v<N>)
+    return cpu::describe_reducing<typename N::shape_type>(n);
+  else
+    return describe_loop_nest(n);
+}
+}  // namespace detail
 
 namespace detail {
 /// The CPU part of explain() for an elementwise expression: its loop nest.

@@ -74,6 +74,36 @@ inline matmul_state& matmul_tls() {
   return s;
 }
 
+/// Products materialised during one evaluation on this thread, so that equal products (same
+/// type and operands, e.g. the scores of a softmax written through `auto`, read three times) are
+/// computed once. Entries live while a scope is open; evaluators keep their tensors alive.
+struct matmul_cache {
+  struct entry {
+    const void* tag;
+    const void* node;
+    bool (*equal)(const void*, const void*);
+    std::shared_ptr<void> tensor;
+  };
+  std::vector<entry> entries;
+  int depth = 0;
+  static matmul_cache& current() {
+    static thread_local matmul_cache c;
+    return c;
+  }
+};
+/// Entries made inside a scope are dropped when it closes (their nodes may be gone then).
+struct matmul_cache_scope {
+  std::size_t size;
+  matmul_cache_scope() : size(matmul_cache::current().entries.size()) { ++matmul_cache::current().depth; }
+  ~matmul_cache_scope() {
+    matmul_cache& c = matmul_cache::current();
+    --c.depth;
+    c.entries.resize(size);
+  }
+  matmul_cache_scope(const matmul_cache_scope&) = delete;
+  matmul_cache_scope& operator=(const matmul_cache_scope&) = delete;
+};
+
 /// Makes explain() build matmul evaluators without running any product.
 struct matmul_dry_scope {
   bool saved;
@@ -88,6 +118,14 @@ struct matmul_dry_scope {
 // ---------------------------------------------------------------------------------------------
 // The evaluator of a product read by its consumer
 // ---------------------------------------------------------------------------------------------
+
+/// Two products are equal where their operands are (the same arrays, the same expressions).
+template <class A, class B>
+struct same_node<matmul_node<A, B>> {
+  static bool eq(const matmul_node<A, B>& x, const matmul_node<A, B>& y) {
+    return node_equal(x.a, y.a) && node_equal(x.b, y.b);
+  }
+};
 
 template <class A, class B>
 struct evaluator<matmul_node<A, B>> {
@@ -112,9 +150,22 @@ struct evaluator<matmul_node<A, B>> {
     const auto rs = loom::detail::row_major_strides(n.shape());
     for (std::size_t k = 0; k < node_type::rank; ++k) strides[k] = rs[k];
     if (!st.dry) {
-      context_scope none(nullptr);
-      own = std::make_shared<held>(n.shape());
-      execute(*own, n);
+      detail::matmul_cache& cache = detail::matmul_cache::current();
+      const void* tag = &detail::type_tag<node_type>::id;
+      for (auto& e : cache.entries)
+        if (e.tag == tag && e.equal(e.node, &n)) own = std::static_pointer_cast<held>(e.tensor);
+      if (!own) {
+        context_scope none(nullptr);
+        own = std::make_shared<held>(n.shape());
+        execute(*own, n);
+        if (cache.depth > 0)
+          cache.entries.push_back({tag, &n,
+                                   [](const void* x, const void* y) {
+                                     return node_equal(*static_cast<const node_type*>(x),
+                                                       *static_cast<const node_type*>(y));
+                                   },
+                                   own});
+      }
       c.base = own->data();
     }
     c.elem_size = sizeof(value_type);
@@ -437,6 +488,7 @@ void execute_matmul(Dst& dst, const N& n) {
       return;
     }
   }
+  detail::matmul_cache_scope products;  // equal products in this evaluation are computed once
   if constexpr (has_reduction_v<N>)
     execute_reducing(dst, n);
   else
