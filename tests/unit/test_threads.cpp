@@ -72,3 +72,64 @@ TEST_CASE("an assignment inside a pool task runs inline", "[threads]") {
   SUCCEED();
   set_num_threads(0);
 }
+
+// Destinations over 24 MiB are written with non-temporal stores through an L1 buffer
+// (cpu::run_range_streaming); the results must be those of the cached path, element for
+// element, for every thread count, for rows that break collapsing, misaligned destinations and
+// destinations that are not dense (those take the cached path).
+TEST_CASE("streaming stores give the same elements as cached stores", "[threads][streaming]") {
+  const std::size_t n = (std::size_t(1) << 23) + 17;  // 32 MiB of float: above the threshold
+  tensor<float, shape<dyn>> x(n), y(n);
+  loom_test::randomize(x, 3);
+  loom_test::randomize(y, 4);
+  for (unsigned t : {1u, 2u, 3u}) {
+    set_num_threads(t);
+    INFO("threads = " << t);
+    tensor<float, shape<dyn>> out(n);
+    out = x * y + 1.f;
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < n; ++i) bad += out(i) != x(i) * y(i) + 1.f;
+    CHECK(bad == 0);
+    // a destination starting one element past a packet boundary
+    std::vector<float> raw(n + 1, -7.f);
+    tensor_view<float, shape<dyn>> mis(raw.data() + 1, shape<dyn>(n));
+    mis = x - y;
+    bad = 0;
+    for (std::size_t i = 0; i < n; ++i) bad += raw[i + 1] != x(i) - y(i);
+    CHECK(bad == 0);
+    CHECK(raw[0] == -7.f);
+  }
+  // rows that do not collapse (a broadcast row), double and int32 destinations
+  const std::size_t rows = 1501, cols = 2049;  // 24.6 MB of double
+  tensor<double, shape<dyn, dyn>> a(rows, cols);
+  tensor<double, shape<dyn>> bias(cols);
+  loom_test::randomize(a, 5);
+  loom_test::randomize(bias, 6);
+  tensor<double, shape<dyn, dyn>> o(rows, cols);
+  tensor<std::int32_t, shape<dyn, dyn>> oi(rows, 2 * cols + 1);
+  for (unsigned t : {1u, 2u}) {
+    set_num_threads(t);
+    o = a * 2.0 + bias;
+    std::size_t bad = 0;
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t c = 0; c < cols; ++c) bad += o(r, c) != a(r, c) * 2.0 + bias(c);
+    CHECK(bad == 0);
+    const std::size_t wc = 2 * cols + 1;
+    oi = iota<std::int32_t>(shape<dyn, dyn>(rows, wc)) * 3;
+    bad = 0;
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t c = 0; c < wc; ++c) bad += oi(r, c) != std::int32_t((r * wc + c) * 3);
+    CHECK(bad == 0);
+    // a destination that is not dense (every other column): the cached path, still correct
+    std::vector<double> wide(rows * 2 * cols, -3.0);
+    auto half = view(wide.data(), shape<dyn, dyn>(rows, cols),
+                     std::array<index_t, 2>{index_t(2 * cols), 2});
+    half = a - bias;
+    bad = 0;
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t c = 0; c < cols; ++c)
+        bad += wide[r * 2 * cols + 2 * c] != a(r, c) - bias(c) || wide[r * 2 * cols + 2 * c + 1] != -3.0;
+    CHECK(bad == 0);
+  }
+  set_num_threads(0);
+}
