@@ -304,3 +304,26 @@ TEST_CASE("matmul: into views, and under other nodes (materialised)", "[matmul]"
       [&](index_t i, index_t j) { return abw(i, j); }, 4 * eps_of<float>(), "(a . b) . w");
   static_assert(plan_of<decltype(matmul(matmul(a, b), w))>::kernels == 2);
 }
+
+TEST_CASE("matmul: rank-1 operands as NumPy (row, column, dot)", "[matmul]") {
+  for (auto [N, K] : std::vector<std::pair<index_t, index_t>>{{1, 1}, {3, 17}, {65, 129}}) {
+    mat_f w(K, N), wt(N, K);
+    tensor<float, shape<dyn>> v(K), r(N), u(N);
+    fill_random(w.data(), w.size(), 700 + K);
+    fill_random(v.data(), v.size(), 800 + K);
+    fill_random(wt.data(), wt.size(), 900 + K);
+    r = matmul(v, w);  // [K] x [K, N] -> [N]
+    check_product(
+        1, N, K, [&](index_t, index_t k) { return double(v(k)); }, [&](index_t k, index_t j) { return double(w(k, j)); },
+        [&](index_t, index_t j) { return r(j); }, eps_of<float>(), "vector . matrix");
+    u = matmul(wt, v);  // [N, K] x [K] -> [N]
+    check_product(
+        N, 1, K, [&](index_t i, index_t k) { return double(wt(i, k)); }, [&](index_t k, index_t) { return double(v(k)); },
+        [&](index_t i, index_t) { return u(i); }, eps_of<float>(), "matrix . vector");
+    auto d = eval(matmul(v, v));
+    static_assert(decltype(d)::shape_type::rank == 0);
+    check_product(
+        1, 1, K, [&](index_t, index_t k) { return double(v(k)); }, [&](index_t k, index_t) { return double(v(k)); },
+        [&](index_t, index_t) { return d(); }, eps_of<float>(), "dot");
+  }
+}

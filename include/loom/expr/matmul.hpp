@@ -4,7 +4,9 @@
 //   matmul(q, k)      [8, 1, 64, 16] x [4, 16, 64] -> [8, 4, 64, 64]  (batch axes broadcast)
 //
 // Operands of rank >= 2 multiply as NumPy's matmul: the last two axes are the matrices, the
-// leading ones are batch axes broadcast together. The value type is the promotion of both
+// leading ones are batch axes broadcast together. A rank-1 operand is a row (a) or a column (b)
+// whose axis is dropped from the result, as NumPy: matmul(v, w) of [48] and [48, 32] is [32]
+// (the product is then read through a reshape, so its consumers are not fused into the GEMM). The value type is the promotion of both
 // operands' types (int32 with float gives double, as NumPy). Inner extents that differ stop
 // compilation where both are static, and throw loom::shape_error naming both shapes otherwise,
 // when the node is built (before anything is evaluated or written).
@@ -25,18 +27,19 @@
 #include "loom/core/error.hpp"
 #include "loom/core/shape.hpp"
 #include "loom/expr/fwd.hpp"
+#include "loom/expr/index_map.hpp"
 #include "loom/expr/map.hpp"
 #include "loom/expr/node.hpp"
 #include "loom/expr/traits.hpp"
 
 namespace loom {
 
-/// Raised where matmul is given an operand of rank below 2.
+/// Raised where matmul is given a rank-0 operand (NumPy refuses scalars too).
 template <class ShapeA, class ShapeB>
-struct static_matmul_needs_rank_2 {
-  static_assert(ShapeA::rank >= 2 && ShapeB::rank >= 2,
-                "loom: matmul(a, b) needs operands of rank 2 or more: see ShapeA and ShapeB in "
-                "'static_matmul_needs_rank_2<ShapeA, ShapeB>'");
+struct static_matmul_needs_rank_1 {
+  static_assert(ShapeA::rank >= 1 && ShapeB::rank >= 1,
+                "loom: matmul(a, b) needs operands of rank 1 or more: see ShapeA and ShapeB in "
+                "'static_matmul_needs_rank_1<ShapeA, ShapeB>'");
   static constexpr bool value = true;
 };
 
@@ -67,7 +70,6 @@ struct batch_shape<S, std::index_sequence<I...>> {
 /// The static shape of matmul(a, b): the batch axes broadcast, then [M, N].
 template <class A, class B>
 struct matmul_shape {
-  static_assert(static_matmul_needs_rank_2<A, B>::value);
   static constexpr bool ranks_ok = A::rank >= 2 && B::rank >= 2;
   static_assert(!ranks_ok || static_matmul_inner_extents_differ<A, B, static_extent_from_end<A>(1),
                                                                 static_extent_from_end<B>(2)>::value);
@@ -153,16 +155,74 @@ struct matmul_bit {
 template <class N>
 inline constexpr bool has_matmul_v = fold_nodes_or<detail::matmul_bit, N>::value != 0;
 
+namespace detail {
+/// A rank-1 operand seen as a row [1, K] (Row) or a column [K, 1]; others as they are.
+template <bool Row, class N>
+auto as_matrix(N n) {
+  if constexpr (N::rank != 1) {
+    return n;
+  } else {
+    constexpr std::size_t k = N::shape_type::static_extents[0];
+    using S = std::conditional_t<Row, shape<1, k>, shape<k, 1>>;
+    if constexpr (S::is_static)
+      return reshape(std::move(n), S{});
+    else
+      return reshape(std::move(n), S{n.shape().extent(0)});
+  }
+}
+/// The static extents of S without axis Drop.
+template <class S, std::size_t Drop>
+struct drop_axis {
+  static constexpr std::array<std::size_t, S::rank - 1> extents = [] {
+    std::array<std::size_t, S::rank - 1> e{};
+    for (std::size_t k = 0, j = 0; k < S::rank; ++k)
+      if (k != Drop) e[j++] = S::static_extents[k];
+    return e;
+  }();
+  using type = shape_from_array_t<extents>;
+  static type of(const S& s) {
+    if constexpr (type::is_static) {
+      return type{};
+    } else {
+      dims d = s.to_dims(), r;
+      for (std::size_t k = 0; k < S::rank; ++k)
+        if (k != Drop) r.e[r.rank++] = d.e[k];
+      return type::from_dims(r);
+    }
+  }
+};
+}  // namespace detail
+
 /// The matrix product of a and b over their last two axes, batch axes broadcast (NumPy's matmul):
 /// matmul(a, w) of [64, 48] and [48, 32] is [64, 32]. Operands may be any expression:
-/// matmul(a * 2.f, transpose(w)).
+/// matmul(a * 2.f, transpose(w)). A rank-1 a is a row, a rank-1 b a column, their axis dropped
+/// from the result: matmul(v, w) of [48] and [48, 32] is [32].
 template <class A, class B>
   requires expression<A> && expression<B>
 auto matmul(A&& a, B&& b) {
   using NA = node_t<A>;
   using NB = node_t<B>;
   static_assert(detail::spaces_agree_all<NA, NB>(), "loom: an expression cannot mix host tensors and device tensors");
-  return matmul_node<NA, NB>(as_node(std::forward<A>(a)), as_node(std::forward<B>(b)));
+  if constexpr (NA::rank >= 2 && NB::rank >= 2) {
+    return matmul_node<NA, NB>(as_node(std::forward<A>(a)), as_node(std::forward<B>(b)));
+  } else {
+    static_assert(static_matmul_needs_rank_1<typename NA::shape_type, typename NB::shape_type>::value);
+    auto ma = detail::as_matrix<true>(as_node(std::forward<A>(a)));
+    auto mb = detail::as_matrix<false>(as_node(std::forward<B>(b)));
+    auto p = matmul_node<decltype(ma), decltype(mb)>(std::move(ma), std::move(mb));
+    using P = decltype(p);
+    if constexpr (NA::rank == 1 && NB::rank == 1) {
+      return reshape(std::move(p), shape<>{});
+    } else if constexpr (NA::rank == 1) {
+      using D = detail::drop_axis<typename P::shape_type, P::rank - 2>;
+      const auto s = D::of(p.shape());
+      return reshape(std::move(p), s);
+    } else {
+      using D = detail::drop_axis<typename P::shape_type, P::rank - 1>;
+      const auto s = D::of(p.shape());
+      return reshape(std::move(p), s);
+    }
+  }
 }
 
 }  // namespace loom

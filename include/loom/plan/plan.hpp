@@ -80,6 +80,8 @@ template <class T, class S>
 struct reshape_free<full_node<T, S>> : std::true_type {};
 template <class Arg, class S>
 struct reshape_free<reshape_node<Arg, S>> : reshape_free<Arg> {};
+template <class A, class B>  // a product is materialised row-major
+struct reshape_free<matmul_node<A, B>> : std::true_type {};
 template <class Op, class C, class... Args>
 struct reshape_free<map_node<Op, C, Args...>>
     : std::bool_constant<((reshape_free<Args>::value &&
