@@ -147,6 +147,47 @@ TEST_CASE("matmul fusion: compound assignment and batched epilogues", "[matmul][
   }
 }
 
+TEST_CASE("matmul fusion: strided destinations, double and int32 epilogues", "[matmul][fusion]") {
+  for (auto [M, N, K] : std::vector<dims3>{{1, 1, 1}, {17, 65, 33}, {129, 127, 257}}) {
+    mat a(M, K), w(K, N);
+    vec bias(N);
+    fill_random(a.data(), a.size(), 71);
+    fill_random(w.data(), w.size(), 72);
+    fill_random(bias.data(), bias.size(), 73);
+    std::vector<double> c, mag;
+    ref_product(a, w, c, mag);
+    // Into a column-major view: the epilogue stores with a stride.
+    std::vector<float> out(std::size_t(M * N));
+    auto ov = view(out.data(), shape<dyn, dyn>{M, N}, {1, M});
+    ov = relu(matmul(a, w) + bias);
+    check_epilogue(M, N, K, c, mag, [&](index_t i, index_t j) { return out[std::size_t(i + j * M)]; },
+                   [&](double s, index_t, index_t j) { return std::max(0.0, s + bias(j)); }, "into a column-major view");
+    // double: the same epilogue in 64-bit lanes.
+    tensor<double, shape<dyn, dyn>> ad(M, K), wd(K, N), hd(M, N);
+    for (std::size_t i = 0; i < ad.size(); ++i) ad.data()[i] = a.data()[i];
+    for (std::size_t i = 0; i < wd.size(); ++i) wd.data()[i] = w.data()[i];
+    hd = gelu(matmul(ad, wd) + 0.25);
+    for (index_t i = 0; i < M; ++i)
+      for (index_t j = 0; j < N; ++j) {
+        const std::size_t e = std::size_t(i * N + j);
+        CHECK(std::fabs(hd(i, j) - gelu_ref(c[e] + 0.25)) <= 1e-13 * double(K + 4) * (mag[e] + 1));
+      }
+    // int32: the plain product with a fused epilogue, exact.
+    tensor<std::int32_t, shape<dyn, dyn>> ia(M, K), iw(K, N), ih(M, N);
+    fill_random(ia.data(), ia.size(), 74, -20, 20);
+    fill_random(iw.data(), iw.size(), 75, -20, 20);
+    ih = maximum(matmul(ia, iw) * 2 - 7, 0);
+    std::size_t bad = 0;
+    for (index_t i = 0; i < M; ++i)
+      for (index_t j = 0; j < N; ++j) {
+        std::int64_t s = 0;
+        for (index_t k = 0; k < K; ++k) s += std::int64_t(ia(i, k)) * iw(k, j);
+        if (ih(i, j) != std::max<std::int64_t>(s * 2 - 7, 0)) ++bad;
+      }
+    CHECK(bad == 0);
+  }
+}
+
 TEST_CASE("matmul fusion: explain shows the GEMM, its prologue and its epilogue", "[matmul][fusion]") {
   mat a(64, 48), w(48, 32), wt(32, 48);
   vec bias(32);
