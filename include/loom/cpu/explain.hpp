@@ -90,7 +90,7 @@ std::string describe_matmul(const N& n) {
 /// bytes read and written, and the CPU loop nest (collapsed space, layout, SIMD, threads) or the
 /// tiles and reductions of an expression that holds reductions.
 template <class E>
-  requires expression<E>
+  requires(expression<E> && std::remove_cvref_t<E>::space != memory_space::device)
 std::string explain(const E& e) {
   auto n = as_node(e);
   using N = decltype(n);
