@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -325,5 +326,32 @@ TEST_CASE("matmul: rank-1 operands as NumPy (row, column, dot)", "[matmul]") {
     check_product(
         1, 1, K, [&](index_t, index_t k) { return double(v(k)); }, [&](index_t k, index_t) { return double(v(k)); },
         [&](index_t, index_t) { return d(); }, eps_of<float>(), "dot");
+  }
+}
+
+TEST_CASE("matmul: integer products wrap on overflow, as elementwise * and + do", "[matmul]") {
+  // Found by the fuzz corpus under UBSan: the integer loop multiplied and added int32 values
+  // directly, so an overflowing product was undefined behaviour instead of wrapping.
+  for (auto [M, N, K] : std::vector<dims3>{{1, 1, 1}, {2, 3, 5}, {3, 17, 65}}) {
+    mat_i a(M, K), b(K, N), c(M, N);
+    for (std::size_t k = 0; k < a.size(); ++k) a.data()[k] = 2000000000 - std::int32_t(k);
+    for (std::size_t k = 0; k < b.size(); ++k) b.data()[k] = std::int32_t(k % 7) - 3 + (k % 2 ? 2147483000 : 0);
+    c = matmul(a, b);
+    for (index_t i = 0; i < M; ++i)
+      for (index_t j = 0; j < N; ++j) {
+        std::uint32_t s = 0;  // the product modulo 2^32
+        for (index_t k = 0; k < K; ++k) s += std::uint32_t(a(i, k)) * std::uint32_t(b(k, j));
+        CHECK(c(i, j) == std::int32_t(s));
+      }
+    tensor<std::int64_t, shape<dyn, dyn>> la(M, K), lb(K, N), lc(M, N);
+    for (std::size_t k = 0; k < la.size(); ++k) la.data()[k] = std::numeric_limits<std::int64_t>::max() - std::int64_t(k);
+    for (std::size_t k = 0; k < lb.size(); ++k) lb.data()[k] = 3 + std::int64_t(k);
+    lc = matmul(la, lb);
+    for (index_t i = 0; i < M; ++i)
+      for (index_t j = 0; j < N; ++j) {
+        std::uint64_t s = 0;
+        for (index_t k = 0; k < K; ++k) s += std::uint64_t(la(i, k)) * std::uint64_t(lb(k, j));
+        CHECK(lc(i, j) == std::int64_t(s));
+      }
   }
 }
