@@ -10138,7 +10138,9 @@ void simple_product(index_t M, index_t N, index_t K, const gemm::operand<P>& a, 
     for (index_t k = 0; k < K; ++k) {
       const P x = arow[std::size_t(k)];
       const P* br = bm.data() + k * N;
-      for (index_t j = 0; j < N; ++j) crow[std::size_t(j)] += x * br[j];
+      // integers wrap as elementwise * and + do (signed overflow would be undefined behaviour)
+      for (index_t j = 0; j < N; ++j)
+        crow[std::size_t(j)] = loom::detail::wrap_add(crow[std::size_t(j)], loom::detail::wrap_mul(x, br[j]));
     }
     epi(i, 0, 1, N, static_cast<const P*>(crow.data()), N);
   }
@@ -10535,7 +10537,7 @@ std::string describe_matmul(const N& n) {
 /// bytes read and written, and the CPU loop nest (collapsed space, layout, SIMD, threads) or the
 /// tiles and reductions of an expression that holds reductions.
 template <class E>
-  requires expression<E>
+  requires(expression<E> && std::remove_cvref_t<E>::space != memory_space::device)
 std::string explain(const E& e) {
   auto n = as_node(e);
   using N = decltype(n);

@@ -4757,9 +4757,10 @@ compiled_kernel compile(const E& e, const options& o = {}) {
 }
 
 /// What evaluating e on the device does: the plan (formula, kernels, bytes) and the kernel the
-/// CUDA backend generates for it (name, layout class, vector width, index width).
+/// CUDA backend generates for it (name, layout class, vector width, index width). Found by
+/// argument-dependent lookup for expressions of device arrays, so explain(e) picks this one.
 template <class E>
-  requires expression<E>
+  requires(expression<E> && std::remove_cvref_t<E>::space == memory_space::device)
 std::string explain(const E& e) {
   auto n = as_node(e);
   using N = decltype(n);
