@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
-# single_include/ must be what tools/amalgamate.py generates from include/, and must compile alone.
+# single_include/ must be what tools/amalgamate.py generates from include/, and must be enough on
+# its own: every example (and the elementwise contract program) is built against the single
+# headers alone, with a bare g++ command and no include/ on the path, and run with --check.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 python3 "$here/tools/amalgamate.py" --check
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-for prog in "$here"/../shared/contract/elementwise.cpp; do
-  [[ -e $prog ]] || continue
-  sed 's|#include <loom/loom.hpp>|#include "loom.hpp"|' "$prog" > "$tmp/main.cpp"
-  g++ -std=c++20 -O1 -march=native -I"$here/single_include/loom" "$tmp/main.cpp" -o "$tmp/main" -pthread -ldl
-  "$tmp/main"
+srcs=("$here"/examples/*.cpp)
+[[ -e $here/../shared/contract/elementwise.cpp ]] && srcs+=("$here/../shared/contract/elementwise.cpp")
+for src in "${srcs[@]}"; do
+  # <loom/cuda.hpp> is single_include/loom/loom_cuda.hpp in the single-header form
+  sed 's|#include <loom/cuda.hpp>|#include <loom/loom_cuda.hpp>|' "$src" > "$tmp/$(basename "$src")"
 done
-echo "single_include: ok"
+build_and_run() {  # source file, tmp dir, repository
+  local src=$1 bin=${1%.cpp}
+  g++ -std=c++20 -O1 -march=native -I"$3/single_include" "$src" -o "$bin" -pthread -ldl ||
+    { echo "single_include: $(basename "$src") does not build against the single headers"; return 1; }
+  "$bin" --check > "$bin.out" 2>&1 || { cat "$bin.out"; echo "single_include: $(basename "$src") failed"; return 1; }
+}
+export -f build_and_run
+printf '%s\n' "$tmp"/*.cpp | xargs -P "$(nproc)" -I{} bash -c 'build_and_run "$@"' _ {} "$tmp" "$here"
+echo "single_include: up to date; $(ls "$tmp"/*.cpp | wc -l) programs built against it alone and run"
