@@ -7858,6 +7858,7 @@ std::string describe_reducing(const N& n) {
 //   * float and double run on the packed engine; integer products on a plain loop.
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -10165,6 +10166,13 @@ const typename loom::detail::epilogue_of<N>::product& find_product(const N& n) {
   }
 }
 
+/// A number no earlier fused product of this process had (epilogues key their per-thread state
+/// on it).
+inline std::uint64_t next_run_id() {
+  static std::atomic<std::uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
 /// Runs the fused root n (its product m) into dst of the same shape.
 template <class Dst, class N, class MM>
 void run_fused(Dst& dst, const N& n, const MM& m) {
@@ -10205,8 +10213,15 @@ void run_fused(Dst& dst, const N& n, const MM& m) {
   loop_space s;
   s.rank = R;
   for (std::size_t k = 0; k < R; ++k) s.extent[k] = static_cast<index_t>(dd.e[k]);
-  if (evo) evo->prepare(s);
+  // Unit steps along the rows for the destination and every operand the epilogue reads (the tile
+  // always has them): contiguous loads and stores.
+  bool contiguous = w.c.stride[R - 1] == 1 || dd.e[R - 1] == 1;
+  if (evo) {
+    evo->for_each_cursor([&](cursor& c) { contiguous = contiguous && (c.elem_size == 0 || c.stride[R - 1] == 1); });
+    evo->prepare(s);
+  }
   w.prepare(s);
+  const std::uint64_t run = next_run_id();
 
   constexpr std::size_t nb = R - 2;
   const index_t M = static_cast<index_t>(dd.e[R - 2]), Ncols = static_cast<index_t>(dd.e[R - 1]), K = m.inner();
@@ -10237,19 +10252,35 @@ void run_fused(Dst& dst, const N& n, const MM& m) {
     } else {
       using F = typename traversal<N, T>::lane_class;
       return [&, bi](index_t i0, index_t j0, index_t mr, index_t nr, const P* tile, index_t ld) {
-        evaluator<N> e = *evo;
-        strided_writer<T> ww = w;
+        // Each thread copies the prepared evaluator and writer once per run, not once per tile
+        // (a copy per tile cost as much as the epilogue's arithmetic).
+        static thread_local std::optional<evaluator<N>> mine;
+        static thread_local std::optional<strided_writer<T>> my_writer;
+        static thread_local std::uint64_t my_run = 0;
+        if (my_run != run) {
+          mine = *evo;
+          my_writer = w;
+          my_run = run;
+        }
+        evaluator<N>& e = *mine;
+        strided_writer<T>& ww = *my_writer;
         const tile_window win{tile, ld, i0, j0};
         matmul_state& ms = matmul_tls();
         const tile_window* saved = ms.window;
         ms.window = &win;
         std::array<index_t, max_rank> idx = bi;
-        for (index_t i = 0; i < mr; ++i) {
-          idx[R - 2] = i0 + i;
-          e.set_row(idx.data());
-          ww.set_row(idx.data());
-          run_inner<general_mode, F>(ww, e, j0, j0 + nr);
-        }
+        auto rows = [&](auto mode) {
+          for (index_t i = 0; i < mr; ++i) {
+            idx[R - 2] = i0 + i;
+            e.set_row(idx.data());
+            ww.set_row(idx.data());
+            run_inner<decltype(mode), F>(ww, e, j0, j0 + nr);
+          }
+        };
+        if (contiguous)
+          rows(contiguous_mode{});
+        else
+          rows(general_mode{});
         ms.window = saved;
       };
     }
