@@ -726,9 +726,19 @@ template <class Make, class Ins>
 void cuda_compile_case(context& ctx, Make& make, Ins& ins) {
   try {
     auto de = std::apply([&](auto&... in) { return make(device_leaf(in)...); }, ins);
-    const loom::cuda::compiled_kernel k = loom::cuda::compile(de);
-    if (k.cubin_bytes == 0) fail(ctx, "cuda compile", "", "  NVRTC gave an empty image\n");
-    ++ctx.st->cuda_compiled;
+#ifdef LOOM_REF_HAS_MATMUL
+    if constexpr (loom::has_matmul_v<loom::node_t<const decltype(de)&>>) {
+      // a device matmul is refused when the expression is compiled (static_assert): not generated
+      ++ctx.st->cuda_unsupported;
+      ++ctx.st->unsupported_kinds["matmul_node"];
+      return;
+    } else
+#endif
+    {
+      const loom::cuda::compiled_kernel k = loom::cuda::compile(de);
+      if (k.cubin_bytes == 0) fail(ctx, "cuda compile", "", "  NVRTC gave an empty image\n");
+      ++ctx.st->cuda_compiled;
+    }
   } catch (const loom::jit_error& x) {
     fail(ctx, "cuda compile", "", std::string("  NVRTC failed: ") + x.what() + "\n");
   } catch (const loom::cuda_error& x) {

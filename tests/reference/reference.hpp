@@ -46,6 +46,7 @@
 #endif
 #if __has_include(<loom/expr/matmul.hpp>)
 #include <loom/expr/matmul.hpp>
+#define LOOM_REF_HAS_MATMUL 1
 #endif
 
 #include <algorithm>
@@ -930,6 +931,10 @@ ref_array evaluate(const loom::iota_node<T, S>& n);
 template <class T, class S>
 ref_array evaluate(const loom::full_node<T, S>& n);
 #endif
+#ifdef LOOM_REF_HAS_MATMUL
+template <class A, class B>
+ref_array evaluate(const loom::matmul_node<A, B>& n);
+#endif
 
 namespace detail {
 
@@ -1212,6 +1217,116 @@ ref_array evaluate(const loom::full_node<T, S>& n) {
   r.type = loom::dtype_of<T>;
   r.shape = n.shape().to_dims();
   r.e.assign(r.shape.size(), detail::from_value(n.value));
+  return r;
+}
+#endif
+
+// ---------------------------------------------------------------------------------- contractions
+#ifdef LOOM_REF_HAS_MATMUL
+/// One element of a product: sum over k of x[k] * y[k], both already of dtype t. Integers wrap
+/// (two's complement, as elementwise * and +). Floating: the float64 sum of the exact products of
+/// the enclosures, widened by a bound that holds for any order of K products and K additions
+/// (with or without FMA, blocked or not): (K + 2) units of roundoff of sum |x y|, plus K
+/// denormals; an overflow that may depend on the order, or an infinity of either sign that may
+/// meet the other, gives no constraint.
+inline elem dot_elems(dtype t, const std::vector<const elem*>& xs, const std::vector<const elem*>& ys) {
+  const std::size_t n = xs.size();
+  if (!is_float(t)) {
+    std::uint64_t s = 0;
+    for (std::size_t k = 0; k < n; ++k) {
+      if (xs[k]->any || ys[k]->any) return any_elem();
+      s += static_cast<std::uint64_t>(xs[k]->i) * static_cast<std::uint64_t>(ys[k]->i);
+    }
+    return exact_int(t, wrap_to(t, s));
+  }
+  bool any = false;
+  for (std::size_t k = 0; k < n; ++k) {
+    if (xs[k]->any || ys[k]->any) any = true;
+    else if (std::isnan(xs[k]->v) || std::isnan(ys[k]->v)) return make_float(t, NAN, NAN, NAN, 0);  // NaN in every order
+  }
+  if (any) return any_elem();
+  compensated_sum sv, sl, sh;
+  double mag = 0;
+  bool pinf = false, ninf = false, pinf_may = false, ninf_may = false;
+  for (std::size_t k = 0; k < n; ++k) {
+    const elem& x = *xs[k];
+    const elem& y = *ys[k];
+    const double c[4] = {x.lo * y.lo, x.lo * y.hi, x.hi * y.lo, x.hi * y.hi};
+    double lo = c[0], hi = c[0];
+    for (double z : c) {
+      if (std::isnan(z)) {  // 0 * inf: NaN where both are exact, else open
+        if (is_exact(x) && is_exact(y)) return make_float(t, NAN, NAN, NAN, 0);
+        return any_elem();
+      }
+      lo = std::min(lo, z);
+      hi = std::max(hi, z);
+    }
+    // A product of finite factors that overflows here may stay finite in loom (an FMA adds it
+    // unrounded): its infinity is not certain, and the order decides whether it meets another.
+    if (std::isfinite(x.lo) && std::isfinite(x.hi) && std::isfinite(y.lo) && std::isfinite(y.hi) &&
+        !(std::isfinite(lo) && std::isfinite(hi)))
+      return any_elem();
+    sv.add(x.v * y.v);
+    sl.add(lo);
+    sh.add(hi);
+    pinf = pinf || lo == HUGE_VAL;
+    ninf = ninf || hi == -HUGE_VAL;
+    pinf_may = pinf_may || hi == HUGE_VAL;
+    ninf_may = ninf_may || lo == -HUGE_VAL;
+    const double m = std::max(std::fabs(lo), std::fabs(hi));
+    if (std::isfinite(m)) mag += m;
+  }
+  if (pinf && ninf) return make_float(t, NAN, NAN, NAN, 0);
+  if (pinf_may && ninf_may) return any_elem();
+  if (mag > max_of(t) * 0.5) return any_elem();
+  double v = sv.value(), lo = sl.value(), hi = sh.value();
+  if (std::isnan(v) || std::isnan(lo) || std::isnan(hi)) return any_elem();
+  const double err = (double(n) + 2) * eps_of(t) * mag + double(n + 1) * tiny_of(t);
+  return make_float(t, v, lo - err, hi + err, 1);
+}
+
+template <class A, class B>
+ref_array evaluate(const loom::matmul_node<A, B>& n) {
+  using P = typename loom::matmul_node<A, B>::value_type;
+  const dtype t = loom::dtype_of<P>;
+  const ref_array a = evaluate(n.a), b = evaluate(n.b);
+  const dims out = n.shape().to_dims();
+  const std::size_t ra = a.shape.rank, rb = b.shape.rank, ro = out.rank;
+  if (ra < 2 || rb < 2 || ro < 2) throw std::logic_error("loom_ref: matmul operands of rank < 2 reached the node");
+  const std::size_t K = a.shape.e[ra - 1];
+  if (b.shape.e[rb - 2] != K) throw std::logic_error("loom_ref: matmul inner extents differ");
+  if (out.e[ro - 2] != a.shape.e[ra - 2] || out.e[ro - 1] != b.shape.e[rb - 1])
+    throw std::logic_error("loom_ref: matmul result shape");
+  // operands converted to the product's type once
+  std::vector<elem> ca(a.e.size()), cb(b.e.size());
+  for (std::size_t k = 0; k < ca.size(); ++k) ca[k] = convert(a.e[k], a.type, t);
+  for (std::size_t k = 0; k < cb.size(); ++k) cb[k] = convert(b.e[k], b.type, t);
+  const auto sa = row_major(a.shape), sb = row_major(b.shape);
+  // a batch axis of an operand lines up with the result's from the right; extent 1 repeats
+  auto base = [&](const dims& s, const std::array<std::int64_t, loom::max_rank>& st, const auto& idx) {
+    std::int64_t off = 0;
+    const std::size_t rs = s.rank;
+    for (std::size_t k = 0; k + 2 < rs; ++k) {
+      const std::size_t j = (ro - 2) - (rs - 2) + k;
+      if (s.e[k] != 1 && s.e[k] != out.e[j]) throw std::logic_error("loom_ref: matmul batch axes do not broadcast");
+      off += st[k] * static_cast<std::int64_t>(s.e[k] == 1 ? 0 : idx[j]);
+    }
+    return off;
+  };
+  ref_array r;
+  r.type = t;
+  r.shape = out;
+  r.e.resize(out.size());
+  std::vector<const elem*> xs(K), ys(K);
+  for_each_index(out, [&](std::size_t flat, const auto& idx) {
+    const std::int64_t i = static_cast<std::int64_t>(idx[ro - 2]), j = static_cast<std::int64_t>(idx[ro - 1]);
+    const std::int64_t oa = base(a.shape, sa, idx) + i * sa[ra - 2], ob = base(b.shape, sb, idx) + j * sb[rb - 1];
+    for (std::size_t k = 0; k < K; ++k) {
+      xs[k] = &ca[static_cast<std::size_t>(oa + static_cast<std::int64_t>(k) * sa[ra - 1])];
+      ys[k] = &cb[static_cast<std::size_t>(ob + static_cast<std::int64_t>(k) * sb[rb - 2])];
+    }
+    r.e[flat] = dot_elems(t, xs, ys);
+  });
   return r;
 }
 #endif

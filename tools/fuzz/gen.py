@@ -8,8 +8,10 @@ From a seed, every case builds one expression top-down from the shape it must ha
 operators of every kind in include/loom/expr/ops.hpp (dtypes bool, int32, int64, float32, float64,
 C++ scalars of every kind, promotion, NumPy broadcasting), reductions over axis sets with and
 without keepdims, index maps (permute, transpose, slice with steps and negative positions, flip,
-broadcast_to, reshape, concat, pad), generators (iota, full, zeros, ones) and materialised
-subexpressions (eval). Leaves are tensors, contiguous views at misaligned addresses, and strided
+broadcast_to, reshape, concat, pad), generators (iota, full, zeros, ones), materialised
+subexpressions (eval), loom::matmul (batched with broadcast batch axes, rank-1 rows and columns,
+[K] x [K] dots; any expression as an operand; checked with a K-aware tolerance) and the tiled
+reduce-broadcast fusion (softmax and layer norm over one axis). Leaves are tensors, contiguous views at misaligned addresses, and strided
 views (negative strides, stride 0, transposed, stepped), with static and dyn extents drawn around
 SIMD widths and the thread thresholds (0, 1, 15, 16, 17, 4095, 4097, and sizes past
 cpu::parallel_threshold and the streaming-store size). The dtype the generator expects, from its
@@ -76,7 +78,9 @@ GENERATORS = ["iota", "full", "zeros", "ones"]
 # Every node kind the corpus must cover (reported by --coverage and checked for the CI corpus).
 ALL_KINDS = (["leaf:tensor", "leaf:view", "leaf:strided", "scalar", "eval"] + ["op:" + o for o in ARITH + COMPARE + LOGIC]
              + ["op:logical_not"] + ["op:" + o for o in FLOAT_UNARY + SAME_UNARY] + ["op:where", "op:clamp", "op:cast"]
-             + ["reduce:" + r for r in REDUCTIONS] + ["map:" + m for m in INDEX_MAPS] + ["gen:" + g for g in GENERATORS])
+             + ["reduce:" + r for r in REDUCTIONS] + ["map:" + m for m in INDEX_MAPS] + ["gen:" + g for g in GENERATORS]
+             + ["matmul", "fusion:softmax", "fusion:layernorm"])
+MATMUL_K = [0, 1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 31, 33, 64, 65, 129, 257]
 
 SIZES = [0, 1, 1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 129, 255, 257, 1023, 1025, 4095, 4097]
 
@@ -126,6 +130,7 @@ class Gen:
         self.kinds = set()
         self.big = big
         self.elementwise = elementwise  # only what the CUDA backend generates: maps, leaves, scalars
+        self.leaf_uses = 0
 
     # -------------------------------------------------------------------------------- helpers
     def pick_dtype(self):
@@ -158,6 +163,7 @@ class Gen:
         return s
 
     def new_input(self, shape, dtype=None):
+        self.leaf_uses += 1
         # reuse an input of the same shape now and then (x - max(x), a * a, ...)
         if self.r.random() < 0.2:
             same = [i for i in self.inputs if i.shape == shape and (dtype is None or i.dtype == dtype)]
@@ -207,9 +213,10 @@ class Gen:
             if r.random() < 0.1 and not self.elementwise:
                 return self.generator(shape)
             return self.new_input(shape)
-        choices = {"unary": 14, "binary": 22, "ternary": 6, "cast": 4, "reduce": 14, "index": 18, "eval": 2}
+        choices = {"unary": 14, "binary": 22, "ternary": 6, "cast": 4, "reduce": 14, "index": 18, "eval": 2,
+                   "matmul": 4, "fused": 3}
         if self.elementwise:
-            choices.update(reduce=0, index=0, eval=0)
+            choices.update(reduce=0, index=0, eval=0, matmul=0, fused=0)
         kind = r.choices(list(choices), weights=list(choices.values()))[0]
         if kind == "unary":
             return self.unary(shape, depth)
@@ -232,7 +239,22 @@ class Gen:
             if n:
                 return n
             return self.unary(shape, depth)
+        if kind == "matmul":
+            n = self.matmul(shape, depth)
+            if n:
+                return n
+            return self.binary(shape, depth)
+        if kind == "fused":
+            n = self.fused(shape, depth)
+            if n:
+                return n
+            return self.unary(shape, depth)
+        before = self.leaf_uses
         c = self.gen(shape, depth - 1)
+        if self.leaf_uses == before:
+            # generators alone: materialised on the host, they could not meet the device leaves
+            # of the same case's CUDA kernel
+            return c
         self.kinds.add("eval")
         return Node("loom_fuzz::materialize(%s)" % c.text, c.dtype, shape, exact=c.exact)
 
@@ -410,6 +432,71 @@ class Gen:
                 ax = "loom::axes<%s>" % ", ".join(names)
             text = "loom::%s(%s, %s%s)" % (red, c.text, ax, ", loom::keepdims" if keep else "")
         return Node(text, out, shape, exact=red in ("max", "min", "argmax", "argmin") or KIND[t] < 2)
+
+    def matmul(self, shape, depth):
+        """loom::matmul with NumPy's rules: [batch.., M, K] x [batch.., K, N] (batch axes broadcast),
+        a rank-1 a (a row, its axis dropped), a rank-1 b (a column), or [K] x [K] (rank 0)."""
+        r = self.r
+        n = len(shape)
+        size = max(prod(shape), 1)
+        ks = [k for k in MATMUL_K if size * max(k, 1) <= 150000]
+        if not ks:
+            return None
+        K = r.choice(ks)
+        form = "both" if n >= 2 and r.random() < 0.7 else r.choice(["row", "col"]) if n >= 1 else "dot"
+        if form == "dot":
+            sa, sb = [K], [K]
+        elif form == "row":  # [K] x [batch.., K, N] -> [batch.., N]
+            sa, sb = [K], shape[:-1] + [K, shape[-1]]
+        elif form == "col":  # [batch.., M, K] x [K] -> [batch.., M]
+            sa, sb = shape[:-1] + [shape[-1], K], [K]
+        else:
+            batch = shape[:-2]
+            ba, bb = batch, self.sub_shape(batch) if batch else []
+            if r.random() < 0.5:
+                ba, bb = bb, ba
+            sa, sb = ba + [shape[-2], K], bb + [K, shape[-1]]
+        if prod(sa) > self.cap or prod(sb) > self.cap:
+            return None
+        kids = []
+        for s in (sa, sb):
+            c = self.gen(s, depth - 1)
+            if c.dtype == "bool":  # matmul of bools does not compile by design
+                t = r.choice(["int32", "float32"])
+                c = Node("loom::cast<%s>(%s)" % (CTYPE[t], c.text), t, s, exact=c.exact)
+                self.kinds.add("op:cast")
+            kids.append(c)
+        a, b = kids
+        self.kinds.add("matmul")
+        t = promote(a.dtype, b.dtype)
+        return Node("loom::matmul(%s, %s)" % (a.text, b.text), t, shape, exact=KIND[t] < 2)
+
+    def fused(self, shape, depth):
+        """A reduction broadcast back over the axis it reduces, the tiled plan's case: softmax
+        (max and sum of exp over the same rows, exp's operand used three times) or layer norm (mean,
+        then the mean of squares of the centred rows)."""
+        r = self.r
+        n = len(shape)
+        axes = [k for k in range(n) if shape[k] > 0]
+        if not axes:
+            return None
+        a = r.choice(axes) if r.random() < 0.5 else axes[-1]
+        ax = "loom::axis<%d>" % (a if r.random() < 0.8 else a - n)
+        x = self.new_input(shape) if r.random() < 0.6 else self.gen(shape, depth - 1)
+        if x.dtype == "bool":
+            x = Node("loom::cast<float>(%s)" % x.text, "float32", shape, exact=True)
+            self.kinds.add("op:cast")
+        t = float_of(x.dtype) if KIND[x.dtype] < 2 else x.dtype
+        if r.random() < 0.5:
+            self.kinds |= {"fusion:softmax", "reduce:max", "reduce:sum", "op:exp", "op:sub", "op:div"}
+            text = ("[](const auto& e) { return e / loom::sum(e, %s, loom::keepdims); }"
+                    "(loom::exp(%s - loom::max(%s, %s, loom::keepdims)))" % (ax, x.text, x.text, ax))
+            return Node(text, t if KIND[x.dtype] == 2 else "float64", shape)
+        self.kinds |= {"fusion:layernorm", "reduce:mean", "op:rsqrt", "op:sub", "op:mul", "op:add"}
+        eps = r.choice(["1e-5f", "1e-3f", "0.5f"])
+        text = ("[](const auto& d) { return d * loom::rsqrt(loom::mean(d * d, %s, loom::keepdims) + %s); }"
+                "(%s - loom::mean(%s, %s, loom::keepdims))" % (ax, eps, x.text, x.text, ax))
+        return Node(text, t if KIND[x.dtype] == 2 else "float64", shape)
 
     def reduced_extent(self, red, room):
         r = self.r
@@ -658,8 +745,8 @@ def cxx_string(s):
 def header(note, pragma):
     out = "// Generated by tools/fuzz/gen.py -- do not edit; regenerate with tools/fuzz/corpus.sh.\n// %s\n" % note
     if pragma:
-        # The corpus is built at -O2 (users' usual level) even inside the -O3 test build: it halves
-        # the build time of these translation units, and the code paths taken are the same.
+        # --pragma: an optimisation level for this file alone (the CI corpus does not use it: its
+        # level, -O1, is set in tests/CMakeLists.txt).
         out += '#if defined(__GNUC__) && !defined(__clang__)\n#pragma GCC optimize("%s")\n#endif\n' % pragma
     out += "#include <cstdint>\n#include <cstdlib>\n#include <string>\n#include <type_traits>\n"
     return out
@@ -685,18 +772,16 @@ def render(cases, seed, note, catch_name=None, cuda=False, gpu=False, pragma=Non
     if catch_name is not None:
         if gpu:
             out.append("""TEST_CASE("fuzz corpus %s: %d generated expressions on the device against the reference", "[fuzz][gpu]") {
-  if (!loom::cuda::available()) {
-    WARN("no CUDA device: skipped (" << loom::cuda::unavailable_reason() << ")");
-    return;
-  }
   loom_fuzz::context ctx;
-  ctx.gpu = true;
+  ctx.gpu = loom::cuda::available();
+  if (!ctx.gpu)  // the cases still run on the CPU, and their kernels are compiled with NVRTC
+    WARN("no CUDA device: CPU and NVRTC only (" << loom::cuda::unavailable_reason() << ")");
   if (const char* s = std::getenv("LOOM_FUZZ_DATA_SEED")) ctx.data_seed = std::strtoull(s, nullptr, 10);
   ctx.on_failure = [](const std::string& m) { FAIL_CHECK(m); };
 %s
   WARN(loom_fuzz::global_stats().summary());
   CHECK(loom_fuzz::global_stats().failures == 0);
-  CHECK(loom_fuzz::global_stats().gpu_runs > 0);
+  if (ctx.gpu) CHECK(loom_fuzz::global_stats().gpu_runs > 0);
 }
 """ % (catch_name, len(cases), calls))
         else:
@@ -778,7 +863,7 @@ def corpus(args):
     for p, cases in enumerate(parts):
         note = "CI corpus part %d of %d: %d cases of seed %d (all parts: %d cases; %s)." % (
             p, args.parts, len(cases), args.seed, total, coverage_line(kinds))
-        text = render(cases, args.seed, note, "part %d" % p, cuda=True, pragma="O2")
+        text = render(cases, args.seed, note, "part %d" % p, cuda=True)  # -O1: tests/CMakeLists.txt
         with open(os.path.join(args.out, "test_fuzz_%d.cpp" % p), "w") as f:
             f.write(text)
     gpu_cases = []
@@ -787,7 +872,7 @@ def corpus(args):
     note = "GPU corpus: %d elementwise cases of seed %d, evaluated on the device and compared with the reference." % (
         len(gpu_cases), args.seed)
     with open(os.path.join(args.gpu_out, "test_fuzz_gpu.cpp"), "w") as f:
-        f.write(render(gpu_cases, args.seed, note, "gpu", cuda=True, gpu=True, pragma="O2"))
+        f.write(render(gpu_cases, args.seed, note, "gpu", cuda=True, gpu=True))
     sys.stderr.write("corpus: %d parts, %d cases (%d added for coverage) + %d GPU cases; %s\n" % (
         args.parts, total, extra, len(gpu_cases), coverage_line(kinds)))
 
