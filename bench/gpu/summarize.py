@@ -131,17 +131,17 @@ def main(work, out):
 
 
 def summarize_tests(work):
-    log = os.path.join(work, "tests.log")
-    if not os.path.exists(log):
+    logs = [os.path.join(work, n) for n in ("unit_tests.log", "tests.log") if os.path.exists(os.path.join(work, n))]
+    if not logs:
         return ["not run"]
-    text = open(log, errors="replace").read()
+    text = "\n".join(open(log, errors="replace").read() for log in logs)
     lines = re.findall(r"^.*tests passed.*$", text, re.M)
-    failed = re.findall(r"^\s*\d+ - .*\((?:Failed|Timeout|SEGFAULT|Subprocess aborted|Exception).*\)$", text, re.M)
+    failed = re.findall(r"^\s*\d+ - .*\((?:Failed|Not Run|Timeout|SEGFAULT|Subprocess aborted|Exception).*\)$", text, re.M)
     skipped = len(re.findall(r"no CUDA device: skipped", text))
     out = lines + [f"failed: {f.strip()}" for f in failed]
     if skipped:
         out.append(f"{skipped} 'no CUDA device: skipped' messages (no GPU seen)")
-    return out or ["no ctest summary in tests.log"]
+    return out or ["no ctest summary in unit_tests.log / tests.log"]
 
 
 def check_targets(rows, loom_ms, jit):
