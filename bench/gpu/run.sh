@@ -287,7 +287,7 @@ if want peers; then
 fi
 if want build; then
   stage configure 90
-  stage build 330
+  stage build 250  # ends with the peers window: the GPU stages wait for both
 fi
 want tests && stage unit_tests 150
 if [ -n "$peers_pid" ]; then
