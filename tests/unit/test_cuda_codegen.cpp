@@ -783,6 +783,19 @@ TEST_CASE("cuda codegen: every op x dtype x layout compiles with NVRTC for sm_80
   CHECK(bytes90 > 0);
 }
 
+TEST_CASE("cuda codegen: floor, ceil and round of bool are the value itself, and compile with NVRTC",
+          "[cuda][codegen][preamble][nvrtc]") {
+  // Found by the fuzz corpus (tests/gpu/test_fuzz_gpu.cpp): the device helpers sent bool to the
+  // float/double overloads of m_floor, which NVRTC (and g++) reject as ambiguous.
+  check_unary_op<bool>("floor", [](bool a) { return dev::floor(a); }, [](bool a) { return ops::floor::apply(a); });
+  check_unary_op<bool>("ceil", [](bool a) { return dev::ceil(a); }, [](bool a) { return ops::ceil::apply(a); });
+  check_unary_op<bool>("round", [](bool a) { return dev::round(a); }, [](bool a) { return ops::round::apply(a); });
+  LOOM_REQUIRE_NVRTC();
+  const auto b = cuda::view(fake_address<bool>(1), shape<dyn>{64});
+  CHECK(cuda::compile(floor(b) && ceil(b)).cubin_bytes > 0);
+  CHECK(cuda::compile(round(b) != b).cubin_bytes > 0);
+}
+
 TEST_CASE("cuda codegen: cuda::compile gives the kernel's name, architecture and cubin size", "[cuda][codegen][nvrtc]") {
   LOOM_REQUIRE_NVRTC();
   cuda::tensor<float, shape<dyn, 1024>> dx(8);
