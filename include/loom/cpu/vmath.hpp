@@ -102,7 +102,11 @@ LOOM_INLINE B gelu_tanh(const B& x) {
   const B k0(T(-2 * 0.7978845608028654)), k1(T(-2 * 0.7978845608028654 * 0.044715));
   B x2 = x * x;
   B v = x * xsimd::fma(k1, x2, k0);  // -2u
-  B r = x / (B(T(1)) + vmath::exp(v));  // (qualified: ADL would pick xsimd::exp)
+  // x / (1 + e^v) for v <= 0, x e^-v / (1 + e^-v) above: e^v would overflow where the result
+  // (about x e^-v) is still a small normal or a denormal (x near -10 in float)
+  B e = vmath::exp(-xsimd::abs(v));  // (qualified: ADL would pick xsimd::exp)
+  B d = B(T(1)) + e;
+  B r = xsimd::select(v <= B(T(0)), x / d, x * e / d);
   return xsimd::select(x == B(-std::numeric_limits<T>::infinity()), B(T(-0.0)), r);
 }
 

@@ -328,7 +328,9 @@ struct gelu {
   static T apply(T x) {
     if (x == -std::numeric_limits<T>::infinity()) return -T(0);  // the limit, not -inf * 0
     T u = T(k0) * (x + T(k1) * x * x * x);
-    return x / (T(1) + std::exp(T(-2) * u));
+    // e^(-2u) overflows for u below about -44 (float) where x e^(2u) is still representable
+    const T e = std::exp(T(-2) * std::fabs(u));
+    return u >= T(0) ? x / (T(1) + e) : x * e / (T(1) + e);
   }
 };
 /// GELU, erf form: 0.5 x (1 + erf(x / sqrt(2))), computed as 0.5 x erfc(-x / sqrt(2)), which has
