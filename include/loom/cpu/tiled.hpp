@@ -1247,22 +1247,23 @@ inline void resolve_caches(reduce_walk& w, const dims& dd, const tile_rows& g) {
       for (std::size_t k = w.r; ok && k < er; ++k)
         if (sd.eext[k] != 1 && hit[k] != 1) ok = false;
       if (!ok) continue;
+      const int slot = sd.tee < 0 ? int(w.slots.size()) : sd.tee;
       if (sd.tee < 0) {
         slot_def cache;
         cache.name = "the values of " + sd.name + "'s operand";
         cache.value_size = q.value_size;
         cache.per_row = g.cols;
-        sd.tee = int(w.slots.size());
+        sd.tee = slot;
         sd.tee_strides = tee;
-        w.slots.push_back(std::move(cache));
+        w.slots.push_back(std::move(cache));  // sd dangles from here on
       } else {
-        ++w.slots[std::size_t(sd.tee)].hits;
+        ++w.slots[std::size_t(slot)].hits;
       }
       reduce_entry e;
       e.node = q.wrapper;
       e.tag = q.wrapper_tag;
       e.cls = occurrence_class::tiled;
-      e.slot = sd.tee;
+      e.slot = slot;
       e.per_axis = true;
       for (std::size_t k = 0; k < dd.rank; ++k)
         e.strides[k] = g.row_of[k] >= 0 ? g.stride[std::size_t(g.row_of[k])] * g.cols : g.col_stride[k];
