@@ -1074,7 +1074,9 @@ struct gelu {
   static T apply(T x) {
     if (x == -std::numeric_limits<T>::infinity()) return -T(0);  // the limit, not -inf * 0
     T u = T(k0) * (x + T(k1) * x * x * x);
-    return x / (T(1) + std::exp(T(-2) * u));
+    // e^(-2u) overflows for u below about -44 (float) where x e^(2u) is still representable
+    const T e = std::exp(T(-2) * std::fabs(u));
+    return u >= T(0) ? x / (T(1) + e) : x * e / (T(1) + e);
   }
 };
 /// GELU, erf form: 0.5 x (1 + erf(x / sqrt(2))), computed as 0.5 x erfc(-x / sqrt(2)), which has
@@ -1433,7 +1435,11 @@ LOOM_INLINE B gelu_tanh(const B& x) {
   const B k0(T(-2 * 0.7978845608028654)), k1(T(-2 * 0.7978845608028654 * 0.044715));
   B x2 = x * x;
   B v = x * xsimd::fma(k1, x2, k0);  // -2u
-  B r = x / (B(T(1)) + vmath::exp(v));  // (qualified: ADL would pick xsimd::exp)
+  // x / (1 + e^v) for v <= 0, x e^-v / (1 + e^-v) above: e^v would overflow where the result
+  // (about x e^-v) is still a small normal or a denormal (x near -10 in float)
+  B e = vmath::exp(-xsimd::abs(v));  // (qualified: ADL would pick xsimd::exp)
+  B d = B(T(1)) + e;
+  B r = xsimd::select(v <= B(T(0)), x / d, x * e / d);
   return xsimd::select(x == B(-std::numeric_limits<T>::infinity()), B(T(-0.0)), r);
 }
 
@@ -7388,22 +7394,23 @@ inline void resolve_caches(reduce_walk& w, const dims& dd, const tile_rows& g) {
       for (std::size_t k = w.r; ok && k < er; ++k)
         if (sd.eext[k] != 1 && hit[k] != 1) ok = false;
       if (!ok) continue;
+      const int slot = sd.tee < 0 ? int(w.slots.size()) : sd.tee;
       if (sd.tee < 0) {
         slot_def cache;
         cache.name = "the values of " + sd.name + "'s operand";
         cache.value_size = q.value_size;
         cache.per_row = g.cols;
-        sd.tee = int(w.slots.size());
+        sd.tee = slot;
         sd.tee_strides = tee;
-        w.slots.push_back(std::move(cache));
+        w.slots.push_back(std::move(cache));  // sd dangles from here on
       } else {
-        ++w.slots[std::size_t(sd.tee)].hits;
+        ++w.slots[std::size_t(slot)].hits;
       }
       reduce_entry e;
       e.node = q.wrapper;
       e.tag = q.wrapper_tag;
       e.cls = occurrence_class::tiled;
-      e.slot = sd.tee;
+      e.slot = slot;
       e.per_axis = true;
       for (std::size_t k = 0; k < dd.rank; ++k)
         e.strides[k] = g.row_of[k] >= 0 ? g.stride[std::size_t(g.row_of[k])] * g.cols : g.col_stride[k];

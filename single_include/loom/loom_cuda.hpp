@@ -749,21 +749,21 @@ LOOM_CUDA_DEVICE_CODE(
       }
     }
     template <class T> LOOM_DFN T floor(T a) {
-      if constexpr (int_traits<T>::is_int) {
+      if constexpr (!is_floating<T>::value) {  // integers and bool: unchanged
         return a;
       } else {
         return m_floor(a);
       }
     }
     template <class T> LOOM_DFN T ceil(T a) {
-      if constexpr (int_traits<T>::is_int) {
+      if constexpr (!is_floating<T>::value) {  // integers and bool: unchanged
         return a;
       } else {
         return m_ceil(a);
       }
     }
     template <class T> LOOM_DFN T round(T a) {
-      if constexpr (int_traits<T>::is_int) {
+      if constexpr (!is_floating<T>::value) {  // integers and bool: unchanged
         return a;
       } else {
         return m_rint(a);
