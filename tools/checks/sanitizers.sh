@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The test suite under sanitizers, as part of tools/quickstart.sh test (and so of .ci/run):
+#
+#   1. AddressSanitizer + UndefinedBehaviorSanitizer (-O1, -fno-sanitize-recover=all: the first
+#      report fails the run) over one test of each component's memory handling: views and
+#      strides (test_views), the loop nest and threads (test_threads), reductions and the tiled
+#      reduce-broadcast fusion (test_reduce_values, test_reduce_fusion), index maps
+#      (test_index_maps), the GEMM engine through matmul (test_matmul), bad input
+#      (test_bad_input) and the CUDA runtime's host side (test_cuda_runtime: NVRTC loading, cache
+#      keys, the checksummed disk cache parsing corrupt entries);
+#   2. ThreadSanitizer over the thread pool and the JIT cache with many threads at once
+#      (test_concurrency: 8 user threads assigning while the thread count changes, concurrent
+#      cuda::compile; test_threads).
+#
+# Measured on a shared, heavily loaded 2-core machine: the ASan stage with 13 tests (these and
+# test_tensor, test_broadcast, test_aliasing, test_generators, test_gemm_kernel; all clean) took
+# 23 CPU-minutes to build (about 100 s of CPU a test, -g included) and 24 s to run; the TSan stage
+# 86 CPU-seconds in all. CI's share is about 5 minutes for both, so those five are left out, and
+# so are the op x dtype matrices (test_elementwise_ops, test_semantics, test_vmath,
+# test_reduce_rank*: large translation units of the same loops over more types), compile-time
+# tests (test_shape, test_dtype, test_plan), test_matmul_fusion, the CUDA code generator and
+# emulator tests (host code generation, not the kernels' memory handling) and the generated fuzz
+# corpus (tools/fuzz/run.sh --opt "-O1 -fsanitize=address,undefined" runs random expressions
+# under the sanitizers). LOOM_SANITIZE_ALL=1 builds every unit test.
+#
+# Usage: tools/checks/sanitizers.sh [build-dir]   (the build dir is unused: the sanitizer builds
+# live in build-asan/ and build-tsan/ beside it). Environment: LOOM_JOBS (default 2),
+# LOOM_SANITIZERS ("asan tsan" by default; either alone to run one stage).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/../.." && pwd)
+jobs=${LOOM_JOBS:-2}
+stages=${LOOM_SANITIZERS:-asan tsan}
+
+asan_tests=(
+  test_views test_threads test_reduce_values test_reduce_fusion test_index_maps
+  test_matmul test_bad_input test_cuda_runtime
+)
+tsan_tests=(test_concurrency test_threads)
+
+if [[ ${LOOM_SANITIZE_ALL:-0} == 1 ]]; then
+  asan_tests=()
+  for f in "$here"/tests/unit/test_*.cpp; do asan_tests+=("$(basename "$f" .cpp)"); done
+fi
+
+# Only the tests that exist in this checkout.
+existing() {
+  local t
+  for t in "$@"; do [[ -e $here/tests/unit/$t.cpp ]] && echo "$t"; done
+}
+
+stage() {  # name, build dir, -fsanitize value, tests...
+  local name=$1 dir=$2 sanitize=$3
+  shift 3
+  local tests
+  mapfile -t tests < <(existing "$@")
+  local t0=$SECONDS
+  cmake -S "$here" -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS="-O1 -fno-sanitize-recover=all" \
+        -DLOOM_SANITIZE="$sanitize" -DLOOM_BUILD_BENCH=OFF -DLOOM_BUILD_EXAMPLES=OFF >/dev/null
+  # Make builds the targets named in one command one after another (CMake's top Makefile is
+  # .NOTPARALLEL) and each test is one translation unit: the shared objects first, then the tests
+  # as separate builds side by side.
+  { cmake --build "$dir" -j "$jobs" --target loom_test_pch loom_test_main &&
+    printf '%s\n' "${tests[@]}" | xargs -P "$jobs" -I{} cmake --build "$dir" --target {}; } >"$dir/build.log" 2>&1 || {
+    tail -40 "$dir/build.log"
+    echo "sanitizers: $name build failed (log: $dir/build.log)" >&2
+    exit 1
+  }
+  local t1=$SECONDS
+  local regex
+  regex="^($(IFS='|'; echo "${tests[*]}"))\$"
+  (cd "$dir" && ctest -j "$jobs" -R "$regex" --output-on-failure) || {
+    echo "sanitizers: $name found a problem (see above)" >&2
+    exit 1
+  }
+  echo "sanitizers: $name clean: ${#tests[@]} test programs; build $((t1 - t0)) s, run $((SECONDS - t1)) s"
+}
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+
+total=$SECONDS
+for s in $stages; do
+  case "$s" in
+    asan) stage "AddressSanitizer + UndefinedBehaviorSanitizer" "$here/build-asan" address,undefined "${asan_tests[@]}" ;;
+    tsan) stage "ThreadSanitizer" "$here/build-tsan" thread "${tsan_tests[@]}" ;;
+    *) echo "sanitizers: unknown stage $s" >&2; exit 2 ;;
+  esac
+done
+echo "sanitizers: all clean in $((SECONDS - total)) s"
