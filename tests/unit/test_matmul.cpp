@@ -355,3 +355,30 @@ TEST_CASE("matmul: integer products wrap on overflow, as elementwise * and + do"
       }
   }
 }
+
+TEST_CASE("matmul: a float product stored into integers converts as every store does", "[matmul]") {
+  // NaN gives 0 and out-of-range values saturate (a plain cast in the GEMM's store was undefined
+  // behaviour, INT64_MIN in practice; found by the long fuzz run, seed 2000 case 11)
+  tensor<float, shape<dyn, dyn>> a(3, 2), b(2, 5);
+  a = zeros<float>(shape<dyn, dyn>(3, 2));
+  b = zeros<float>(shape<dyn, dyn>(2, 5));
+  a(0, 0) = std::numeric_limits<float>::quiet_NaN();
+  a(1, 0) = 1e30f;
+  a(2, 0) = -1e30f;
+  a(2, 1) = 1.f;
+  for (index_t j = 0; j < 5; ++j) b(0, j) = 1.f, b(1, j) = 2.5f;
+  std::vector<std::int64_t> raw(3 * 10, 7);
+  auto dst = view(raw.data(), shape<dyn, dyn>(3, 5), std::array<index_t, 2>{10, 2});  // strided
+  dst = matmul(a, b);
+  for (index_t j = 0; j < 5; ++j) {
+    CHECK(raw[std::size_t(2 * j)] == 0);
+    CHECK(raw[std::size_t(10 + 2 * j)] == std::numeric_limits<std::int64_t>::max());
+    CHECK(raw[std::size_t(20 + 2 * j)] == std::numeric_limits<std::int64_t>::min());
+    CHECK(raw[std::size_t(2 * j + 1)] == 7);  // the gaps are untouched
+  }
+  tensor<std::int32_t, shape<dyn, dyn>> o(3, 5);
+  o = matmul(a, b);
+  CHECK(o(0, 0) == 0);
+  CHECK(o(1, 4) == std::numeric_limits<std::int32_t>::max());
+  CHECK(o(2, 2) == std::numeric_limits<std::int32_t>::min());
+}

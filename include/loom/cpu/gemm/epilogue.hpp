@@ -15,6 +15,7 @@
 
 #include "loom/core/config.hpp"
 #include "loom/cpu/gemm/partial.hpp"
+#include "loom/expr/ops.hpp"
 
 namespace loom::cpu::gemm {
 
@@ -56,9 +57,9 @@ struct store_epilogue {
   template <class T>
   static LOOM_INLINE void put(D& d, T v) {
     if constexpr (Accumulate) {
-      d = static_cast<D>(d + v);
+      d = loom::detail::convert<D>(d + v);
     } else {
-      d = static_cast<D>(v);
+      d = loom::detail::convert<D>(v);  // NaN and out-of-range floats saturate as every store does
     }
   }
 };
