@@ -8200,9 +8200,9 @@ struct store_epilogue {
   template <class T>
   static LOOM_INLINE void put(D& d, T v) {
     if constexpr (Accumulate) {
-      d = static_cast<D>(d + v);
+      d = loom::detail::convert<D>(d + v);
     } else {
-      d = static_cast<D>(v);
+      d = loom::detail::convert<D>(v);  // NaN and out-of-range floats saturate as every store does
     }
   }
 };
