@@ -341,30 +341,35 @@ void BM_W9_eigen(benchmark::State& s) {
 }
 #endif
 
+// Names are WORKLOAD/VARIANT (bench::add appends /threads:T), as tools/bench_report.py groups
+// them: W7 and W8 are the square 1024^3 products, W7_M16 / W7_M1 (W8_M16 / W8_M1) the thin ones.
 template <class F>
-void shapes(const std::string& name, F f) {
-  for (index_t M : {index_t(1024), index_t(16), index_t(1)})
-    bench::add(name + "/M:" + std::to_string(M), [f, M](benchmark::State& s) { f(s, M); });
+void shapes(const std::string& workload, const std::string& variant, F f) {
+  for (index_t M : {index_t(1024), index_t(16), index_t(1)}) {
+    const std::string w = M == 1024 ? workload : workload + "_M" + std::to_string(M);
+    bench::add(w + "/" + variant, [f, M](benchmark::State& s) { f(s, M); });
+  }
 }
 
 const bool registered = [] {
+  // the single-core FMA peak: a separate row (GFLOPs counter), not a ratio column
   benchmark::RegisterBenchmark("fma_peak", BM_fma_peak)->UseRealTime()->Unit(benchmark::kMillisecond);
-  shapes("W7_loom", BM_W7_loom);
+  shapes("W7", "loom", BM_W7_loom);
 #if LOOM_BENCH_HAVE_EIGEN
-  shapes("W7_eigen", BM_W7_eigen);
+  shapes("W7", "eigen", BM_W7_eigen);
 #endif
 #if defined(LOOM_BENCH_HAVE_BLAS)
-  shapes("W7_openblas", BM_W7_openblas);
+  shapes("W7", "openblas", BM_W7_openblas);
 #endif
-  shapes("W8_loom_fused", BM_W8_loom_fused);
-  shapes("W8_loom_unfused", BM_W8_loom_unfused);
+  shapes("W8", "loom", BM_W8_loom_fused);
+  shapes("W8", "unfused", BM_W8_loom_unfused);  // loom's GEMM, then a separate epilogue pass
 #if LOOM_BENCH_HAVE_EIGEN
-  shapes("W8_eigen_unfused", BM_W8_eigen_unfused);
+  shapes("W8", "eigen", BM_W8_eigen_unfused);  // Eigen's GEMM, then a separate epilogue pass
 #endif
-  bench::add("W9_loom", BM_W9_loom);
-  bench::add("W9_loom_unfused", BM_W9_loom_unfused);
+  bench::add("W9/loom", BM_W9_loom);
+  bench::add("W9/unfused", BM_W9_loom_unfused);
 #if LOOM_BENCH_HAVE_EIGEN
-  bench::add("W9_eigen", BM_W9_eigen);
+  bench::add("W9/eigen", BM_W9_eigen);
 #endif
   return true;
 }();

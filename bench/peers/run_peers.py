@@ -39,7 +39,7 @@ def workloads(np):
     w["W2"] = dict(args=(u(n),), ref=lambda x: 0.5 * x * (1 + np.tanh(0.7978845608 * (x + 0.044715 * x ** 3))),
                    bytes=8 * n, f=lambda m, x: 0.5 * x * (1 + m.tanh(0.7978845608 * (x + 0.044715 * x * x * x))))
 
-    w["W3"] = dict(args=(u(r, c),), bytes=8 * r * c,
+    w["W3_softmax"] = dict(args=(u(r, c),), bytes=8 * r * c,
                    ref=lambda x: np.exp(x - x.max(1, keepdims=True)) / np.exp(x - x.max(1, keepdims=True)).sum(1, keepdims=True),
                    f=lambda m, x: (lambda e: e / _sum(m, e))(m.exp(x - _max(m, x))))
     g, b = u(c), u(c)
@@ -50,13 +50,13 @@ def workloads(np):
         var = _mean(m, d * d)
         return d * _rsqrt(m, var + 1e-5) * g + b
 
-    w["W4"] = dict(args=(u(r, c), g, b), bytes=8 * r * c + 8 * c,
+    w["W4_layernorm"] = dict(args=(u(r, c), g, b), bytes=8 * r * c + 8 * c,
                    ref=lambda x, g, b: (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-5) * g + b,
                    f=ln)
     w["W5"] = dict(args=(u(r, c), u(c)), bytes=8 * r * c + 4 * c, ref=lambda x, b: np.maximum(x + b, 0),
                    f=lambda m, x, b: _relu(m, x + b))
-    w["W6/sum"] = dict(args=(u(n),), bytes=4 * n, ref=lambda x: x.sum(), f=lambda m, x: _sum_all(m, x))
-    w["W6/colsum"] = dict(args=(u(r, c),), bytes=4 * r * c + 4 * c, ref=lambda x: x.sum(0), f=lambda m, x: _sum0(m, x))
+    w["W6_sum"] = dict(args=(u(n),), bytes=4 * n, ref=lambda x: x.sum(), f=lambda m, x: _sum_all(m, x))
+    w["W6_colsum"] = dict(args=(u(r, c),), bytes=4 * r * c + 4 * c, ref=lambda x: x.sum(0), f=lambda m, x: _sum0(m, x))
     k = 1024
     w["W7"] = dict(args=(u(k, k), u(k, k)), flops=2 * k ** 3, ref=lambda a, b: a @ b, f=lambda m, a, b: a @ b)
     bias = u(k)
@@ -157,7 +157,7 @@ def child(threads, which):
     out = []
     ws = workloads(np)
     refs = {k: v["ref"](*[a.astype(np.float64) for a in v["args"]]) for k, v in ws.items()}
-    tol = {"W6/sum": 1e-5, "W6/colsum": 1e-5, "W7": 1e-5, "W8": 1e-5, "W9": 1e-4}
+    tol = {"W6_sum": 1e-5, "W6_colsum": 1e-5, "W7": 1e-5, "W8": 1e-5, "W9": 1e-4}
     if "xla" in which:
         import jax
         import jax.numpy as jnp
