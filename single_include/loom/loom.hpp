@@ -10578,7 +10578,6 @@ template <class E>
   requires(expression<E> && std::remove_cvref_t<E>::space != memory_space::device)
 std::string explain(const E& e) {
   auto n = as_node(e);
-  using N = decltype(n);
   return detail::explain_common(n) + detail::describe_cpu(n);
 }
 

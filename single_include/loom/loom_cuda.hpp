@@ -794,7 +794,9 @@ LOOM_CUDA_DEVICE_CODE(
     template <class T> LOOM_DFN T gelu(T x) {
       if (is_negative_infinity(x)) return -T(0);
       const T u = T(0.7978845608028654) * (x + T(0.044715) * x * x * x);
-      return x / (T(1) + m_exp(T(-2) * u));
+      // as ops.hpp: e^(-2|u|) never overflows, so the smallest results below zero are kept
+      const T e = m_exp(T(-2) * (u < T(0) ? -u : u));
+      return u >= T(0) ? x / (T(1) + e) : x * e / (T(1) + e);
     }
     template <class T> LOOM_DFN T gelu_exact(T x) {
       if (is_negative_infinity(x)) return -T(0);
