@@ -187,7 +187,8 @@ auto eval(const E& e) {
 
 }  // namespace loom
 
-// The evaluators of index maps and generators, and the executor of reductions.
+// The evaluators of index maps and generators, and the executor of reductions (tiled.hpp, which
+// brings the contraction's, matmul.hpp, at its end: after everything of its own that matmul uses,
+// whichever of the three a translation unit includes first).
 #include "loom/cpu/index_eval.hpp"
 #include "loom/cpu/tiled.hpp"
-#include "loom/cpu/matmul.hpp"

@@ -1690,3 +1690,6 @@ std::string describe_reducing(const N& n) {
 
 }  // namespace cpu
 }  // namespace loom
+
+// The contraction evaluator builds on this file (see the end of assign.hpp).
+#include "loom/cpu/matmul.hpp"
