@@ -4688,7 +4688,9 @@ auto eval(const E& e) {
 
 }  // namespace loom
 
-// The evaluators of index maps and generators, and the executor of reductions.
+// The evaluators of index maps and generators, and the executor of reductions (tiled.hpp, which
+// brings the contraction's, matmul.hpp, at its end: after everything of its own that matmul uses,
+// whichever of the three a translation unit includes first).
 // ---- begin loom/cpu/index_eval.hpp
 // loom/cpu/index_eval.hpp: the CPU evaluators of index maps and generators.
 //
@@ -7837,7 +7839,8 @@ std::string describe_reducing(const N& n) {
 
 }  // namespace cpu
 }  // namespace loom
-// ---- end loom/cpu/tiled.hpp
+
+// The contraction evaluator builds on this file (see the end of assign.hpp).
 // ---- begin loom/cpu/matmul.hpp
 // loom/cpu/matmul.hpp: contractions on the CPU - a GEMM with fused prologue and epilogue.
 //
@@ -10331,6 +10334,7 @@ void execute_matmul(Dst& dst, const N& n) {
 }  // namespace cpu
 }  // namespace loom
 // ---- end loom/cpu/matmul.hpp
+// ---- end loom/cpu/tiled.hpp
 // ---- end loom/cpu/assign.hpp
 // ---- begin loom/cpu/explain.hpp
 // loom/cpu/explain.hpp: explain(expr) - the plan, and how the CPU backend runs it.
