@@ -74,13 +74,13 @@ struct strided_reader {
 // Leaves
 // ---------------------------------------------------------------------------------------------
 
-template <class A, bool ByValue>
-struct evaluator<leaf_node<A, ByValue>> {
-  using node_type = leaf_node<A, ByValue>;
-  using value_type = typename node_type::value_type;
-  strided_reader<value_type> r;
+/// The evaluator of a node read through a reader (a strided_reader, or a tile's slot reader):
+/// the loop nest's calls forwarded to it. Leaf-like evaluators derive from it and bind `r`.
+template <class Reader, class V>
+struct reading_evaluator {
+  using value_type = V;
+  Reader r;
 
-  evaluator(const node_type& n, const binding& b) { r.bind(n.data(), n.strides(), b); }
   template <class Fn>
   void for_each_cursor(Fn&& f) {
     f(r.c);
@@ -88,13 +88,22 @@ struct evaluator<leaf_node<A, ByValue>> {
   void prepare(const loop_space& s) { r.prepare(s); }
   LOOM_INLINE void set_row(const index_t* idx) { r.set_row(idx); }
   template <class M>
-  LOOM_INLINE value_type scalar(index_t i) const {
+  LOOM_INLINE V scalar(index_t i) const {
     return r.template scalar<M>(i);
   }
   template <class M, class F>
-  LOOM_INLINE packet_t<value_type, F> packet(index_t i) const {
+  LOOM_INLINE packet_t<V, F> packet(index_t i) const {
     return r.template packet<M, F>(i);
   }
+};
+
+template <class A, bool ByValue>
+struct evaluator<leaf_node<A, ByValue>>
+    : reading_evaluator<strided_reader<typename leaf_node<A, ByValue>::value_type>,
+                        typename leaf_node<A, ByValue>::value_type> {
+  using node_type = leaf_node<A, ByValue>;
+
+  evaluator(const node_type& n, const binding& b) { this->r.bind(n.data(), n.strides(), b); }
 };
 
 // ---------------------------------------------------------------------------------------------
