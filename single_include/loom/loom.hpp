@@ -2064,13 +2064,13 @@ struct strided_reader {
 // Leaves
 // ---------------------------------------------------------------------------------------------
 
-template <class A, bool ByValue>
-struct evaluator<leaf_node<A, ByValue>> {
-  using node_type = leaf_node<A, ByValue>;
-  using value_type = typename node_type::value_type;
-  strided_reader<value_type> r;
+/// The evaluator of a node read through a reader (a strided_reader, or a tile's slot reader):
+/// the loop nest's calls forwarded to it. Leaf-like evaluators derive from it and bind `r`.
+template <class Reader, class V>
+struct reading_evaluator {
+  using value_type = V;
+  Reader r;
 
-  evaluator(const node_type& n, const binding& b) { r.bind(n.data(), n.strides(), b); }
   template <class Fn>
   void for_each_cursor(Fn&& f) {
     f(r.c);
@@ -2078,13 +2078,22 @@ struct evaluator<leaf_node<A, ByValue>> {
   void prepare(const loop_space& s) { r.prepare(s); }
   LOOM_INLINE void set_row(const index_t* idx) { r.set_row(idx); }
   template <class M>
-  LOOM_INLINE value_type scalar(index_t i) const {
+  LOOM_INLINE V scalar(index_t i) const {
     return r.template scalar<M>(i);
   }
   template <class M, class F>
-  LOOM_INLINE packet_t<value_type, F> packet(index_t i) const {
+  LOOM_INLINE packet_t<V, F> packet(index_t i) const {
     return r.template packet<M, F>(i);
   }
+};
+
+template <class A, bool ByValue>
+struct evaluator<leaf_node<A, ByValue>>
+    : reading_evaluator<strided_reader<typename leaf_node<A, ByValue>::value_type>,
+                        typename leaf_node<A, ByValue>::value_type> {
+  using node_type = leaf_node<A, ByValue>;
+
+  evaluator(const node_type& n, const binding& b) { this->r.bind(n.data(), n.strides(), b); }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -6401,29 +6410,14 @@ struct evaluator<reduce_node<Red, Arg, Mask, Keep>> {
 
 /// A row value: always read from its slot (the rewrite makes one only where the plan tiles).
 template <class S>
-struct evaluator<loom::detail::row_value_node<S>> {
+struct evaluator<loom::detail::row_value_node<S>>
+    : reading_evaluator<slot_reader<typename S::value_type>, typename S::value_type> {
   using node_type = loom::detail::row_value_node<S>;
-  using value_type = typename S::value_type;
-  slot_reader<value_type> r;
   evaluator(const node_type& n, const binding& b) {
     reduce_context* ctx = reduce_context::current();
     const reduce_entry* e = ctx ? ctx->find(&n, &detail::type_tag<node_type>::id) : nullptr;
     if (!e) throw error("loom: internal: a row value outside its tiled plan");
-    r.bind(*ctx, *e, b);
-  }
-  template <class Fn>
-  void for_each_cursor(Fn&& f) {
-    f(r.c);
-  }
-  void prepare(const loop_space& s) { r.prepare(s); }
-  LOOM_INLINE void set_row(const index_t* idx) { r.set_row(idx); }
-  template <class M>
-  LOOM_INLINE value_type scalar(index_t i) const {
-    return r.template scalar<M>(i);
-  }
-  template <class M, class F>
-  LOOM_INLINE packet_t<value_type, F> packet(index_t i) const {
-    return r.template packet<M, F>(i);
+    this->r.bind(*ctx, *e, b);
   }
 };
 
@@ -6699,26 +6693,10 @@ binding reduction_binding(const binding& rows, std::size_t r, const dims& in, st
 /// A leaf read through a strided_reader, whatever the array type: the reduction kernels over a
 /// plain tensor or view are then one instantiation per element type (they are the big ones).
 template <class V>
-struct leaf_reader {
-  using value_type = V;
-  strided_reader<V> r;
+struct leaf_reader : reading_evaluator<strided_reader<V>, V> {
   template <class A, bool B>
   leaf_reader(const leaf_node<A, B>& n, const binding& b) {
-    r.bind(n.data(), n.strides(), b);
-  }
-  template <class Fn>
-  void for_each_cursor(Fn&& f) {
-    f(r.c);
-  }
-  void prepare(const loop_space& s) { r.prepare(s); }
-  LOOM_INLINE void set_row(const index_t* idx) { r.set_row(idx); }
-  template <class M>
-  LOOM_INLINE V scalar(index_t i) const {
-    return r.template scalar<M>(i);
-  }
-  template <class M, class F>
-  LOOM_INLINE packet_t<V, F> packet(index_t i) const {
-    return r.template packet<M, F>(i);
+    this->r.bind(n.data(), n.strides(), b);
   }
 };
 template <class Arg>
