@@ -1136,6 +1136,22 @@ using batch = xsimd::batch<T, simd_arch>;
 template <class T>
 using batch_bool = xsimd::batch_bool<T, simd_arch>;
 
+/// xsimd::select, except that 32- and 64-bit integer packets on AVX-512BW go straight to the
+/// AVX-512F/DQ blend: xsimd's AVX-512BW overload also names the 8- and 16-bit blends, which GCC
+/// defines as macros without optimisation, and those do not compile for wider lanes (a -O0
+/// -march=native build on an AVX-512 machine would otherwise fail).
+template <class M, class B>
+LOOM_INLINE B blend(const M& mask, const B& a, const B& b) {
+#if defined(__AVX512BW__)
+  using arch = typename B::arch_type;
+  if constexpr (std::is_integral_v<typename B::value_type> && sizeof(typename B::value_type) >= 4 &&
+                std::is_base_of_v<xsimd::avx512bw, arch>)
+    return xsimd::kernel::select(mask, a, b, xsimd::avx512dq{});
+  else
+#endif
+    return xsimd::select(mask, a, b);
+}
+
 /// Lanes per packet in lane class F (16 floats or 8 doubles with AVX-512).
 template <class F>
 inline constexpr std::size_t lanes = batch<F>::size;
@@ -1295,9 +1311,9 @@ LOOM_INLINE packet_t<To, F> convert_packet(const packet_t<From, F>& x) {
     return x;
   } else if constexpr (std::is_same_v<From, bool>) {  // mask to 0 / 1
     if constexpr (std::is_same_v<To, F>)
-      return xsimd::select(x, batch<To>(To(1)), batch<To>(To(0)));
+      return blend(x, batch<To>(To(1)), batch<To>(To(0)));
     else
-      return xsimd::select(xsimd::bool_cast(x), batch<To>(To(1)), batch<To>(To(0)));
+      return blend(xsimd::bool_cast(x), batch<To>(To(1)), batch<To>(To(0)));
   } else if constexpr (std::is_same_v<To, bool>) {  // != 0, NaN included (xsimd's != is ordered)
     if constexpr (std::is_same_v<From, F>)
       return ~(x == batch<From>(From(0)));
@@ -1312,11 +1328,11 @@ LOOM_INLINE packet_t<To, F> convert_packet(const packet_t<From, F>& x) {
     auto bad = xsimd::bool_cast(xsimd::isnan(x));
     auto under = xsimd::bool_cast(x <= lo);
     auto over = xsimd::bool_cast(x >= hi);
-    auto safe = xsimd::select(xsimd::isnan(x) | (x <= lo) | (x >= hi), batch<From>(From(0)), x);
+    auto safe = blend(xsimd::isnan(x) | (x <= lo) | (x >= hi), batch<From>(From(0)), x);
     batch<I> r = xsimd::batch_cast<I>(safe);
-    r = xsimd::select(under, batch<I>(std::numeric_limits<I>::min()), r);
-    r = xsimd::select(over, batch<I>(std::numeric_limits<I>::max()), r);
-    return xsimd::select(bad, batch<I>(I(0)), r);
+    r = blend(under, batch<I>(std::numeric_limits<I>::min()), r);
+    r = blend(over, batch<I>(std::numeric_limits<I>::max()), r);
+    return blend(bad, batch<I>(I(0)), r);
   }
 }
 
@@ -1362,7 +1378,7 @@ LOOM_INLINE B exp(const B& x) {
   const auto edge = (x > B(hi)) | (x < B(lo));
   if (LOOM_UNLIKELY(xsimd::any(edge))) {
     const B h = xsimd::exp(x * B(T(0.5)));
-    r = xsimd::select(edge, h * h, r);
+    r = cpu::blend(edge, h * h, r);
   }
   return r;
 }
@@ -1374,7 +1390,7 @@ LOOM_INLINE B expm1(const B& x) {
   constexpr T hi = std::is_same_v<T, float> ? T(88.f) : T(709.0);
   B r = xsimd::expm1(x);
   const auto edge = x > B(hi);
-  if (LOOM_UNLIKELY(xsimd::any(edge))) r = xsimd::select(edge, vmath::exp(x), r);
+  if (LOOM_UNLIKELY(xsimd::any(edge))) r = cpu::blend(edge, vmath::exp(x), r);
   return r;
 }
 
@@ -1422,7 +1438,7 @@ LOOM_INLINE B tanh(const B& x) {
     q = xsimd::fma(q, t, B(2.450293802e-02f));
     q = xsimd::fma(q, t, B(4.641909404e-01f));
     q = xsimd::fma(q, t, B(1.f));
-    return xsimd::select(xsimd::isnan(x), x, c * p / q);
+    return cpu::blend(xsimd::isnan(x), x, c * p / q);
   } else {
     return xsimd::tanh(x);
   }
@@ -1439,8 +1455,8 @@ LOOM_INLINE B gelu_tanh(const B& x) {
   // (about x e^-v) is still a small normal or a denormal (x near -10 in float)
   B e = vmath::exp(-xsimd::abs(v));  // (qualified: ADL would pick xsimd::exp)
   B d = B(T(1)) + e;
-  B r = xsimd::select(v <= B(T(0)), x / d, x * e / d);
-  return xsimd::select(x == B(-std::numeric_limits<T>::infinity()), B(T(-0.0)), r);
+  B r = cpu::blend(v <= B(T(0)), x / d, x * e / d);
+  return cpu::blend(x == B(-std::numeric_limits<T>::infinity()), B(T(-0.0)), r);
 }
 
 }  // namespace vmath
@@ -1503,7 +1519,7 @@ struct packet_op<ops::maximum> {
   template <class C, class F, class P>
   static LOOM_INLINE P apply(const P& a, const P& b) {
     if constexpr (std::is_floating_point_v<C>)
-      return xsimd::select(detail::any_nan<C>(a, b), a + b, xsimd::max(a, b));
+      return cpu::blend(detail::any_nan<C>(a, b), a + b, xsimd::max(a, b));
     else
       return xsimd::max(a, b);
   }
@@ -1513,7 +1529,7 @@ struct packet_op<ops::minimum> {
   template <class C, class F, class P>
   static LOOM_INLINE P apply(const P& a, const P& b) {
     if constexpr (std::is_floating_point_v<C>)
-      return xsimd::select(detail::any_nan<C>(a, b), a + b, xsimd::min(a, b));
+      return cpu::blend(detail::any_nan<C>(a, b), a + b, xsimd::min(a, b));
     else
       return xsimd::min(a, b);
   }
@@ -1614,7 +1630,7 @@ struct packet_op<ops::relu> {
   template <class C, class F, class P>
   static LOOM_INLINE P apply(const P& a) {
     if constexpr (std::is_floating_point_v<C>)
-      return xsimd::select((a > P(C(0))) | xsimd::isnan(a), a, P(C(0)));
+      return cpu::blend((a > P(C(0))) | xsimd::isnan(a), a, P(C(0)));
     else
       return xsimd::max(a, P(C(0)));
   }
@@ -1639,7 +1655,7 @@ LOOM_PACKET_MATH(tanh, vmath::tanh(x))
 LOOM_PACKET_MATH(sigmoid, P(C(1)) / (P(C(1)) + vmath::exp(-x)))
 LOOM_PACKET_MATH(erf, xsimd::erf(x))
 LOOM_PACKET_MATH(gelu, vmath::gelu_tanh(x))
-LOOM_PACKET_MATH(gelu_exact, xsimd::select(x == P(-std::numeric_limits<C>::infinity()), P(C(-0.0)),
+LOOM_PACKET_MATH(gelu_exact, cpu::blend(x == P(-std::numeric_limits<C>::infinity()), P(C(-0.0)),
                                            P(C(0.5)) * x * xsimd::erfc(x * P(C(-ops::gelu_exact::inv_sqrt2)))))
 #undef LOOM_PACKET_MATH
 
@@ -1651,9 +1667,9 @@ struct packet_op<ops::where> {
     if constexpr (std::is_same_v<C, bool>)
       return (c & a) | (~c & b);
     else if constexpr (std::is_same_v<C, F>)
-      return xsimd::select(c, a, b);
+      return cpu::blend(c, a, b);
     else
-      return xsimd::select(xsimd::bool_cast(c), a, b);
+      return cpu::blend(xsimd::bool_cast(c), a, b);
   }
 };
 template <>

@@ -68,7 +68,7 @@ struct packet_op<ops::maximum> {
   template <class C, class F, class P>
   static LOOM_INLINE P apply(const P& a, const P& b) {
     if constexpr (std::is_floating_point_v<C>)
-      return xsimd::select(detail::any_nan<C>(a, b), a + b, xsimd::max(a, b));
+      return cpu::blend(detail::any_nan<C>(a, b), a + b, xsimd::max(a, b));
     else
       return xsimd::max(a, b);
   }
@@ -78,7 +78,7 @@ struct packet_op<ops::minimum> {
   template <class C, class F, class P>
   static LOOM_INLINE P apply(const P& a, const P& b) {
     if constexpr (std::is_floating_point_v<C>)
-      return xsimd::select(detail::any_nan<C>(a, b), a + b, xsimd::min(a, b));
+      return cpu::blend(detail::any_nan<C>(a, b), a + b, xsimd::min(a, b));
     else
       return xsimd::min(a, b);
   }
@@ -179,7 +179,7 @@ struct packet_op<ops::relu> {
   template <class C, class F, class P>
   static LOOM_INLINE P apply(const P& a) {
     if constexpr (std::is_floating_point_v<C>)
-      return xsimd::select((a > P(C(0))) | xsimd::isnan(a), a, P(C(0)));
+      return cpu::blend((a > P(C(0))) | xsimd::isnan(a), a, P(C(0)));
     else
       return xsimd::max(a, P(C(0)));
   }
@@ -204,7 +204,7 @@ LOOM_PACKET_MATH(tanh, vmath::tanh(x))
 LOOM_PACKET_MATH(sigmoid, P(C(1)) / (P(C(1)) + vmath::exp(-x)))
 LOOM_PACKET_MATH(erf, xsimd::erf(x))
 LOOM_PACKET_MATH(gelu, vmath::gelu_tanh(x))
-LOOM_PACKET_MATH(gelu_exact, xsimd::select(x == P(-std::numeric_limits<C>::infinity()), P(C(-0.0)),
+LOOM_PACKET_MATH(gelu_exact, cpu::blend(x == P(-std::numeric_limits<C>::infinity()), P(C(-0.0)),
                                            P(C(0.5)) * x * xsimd::erfc(x * P(C(-ops::gelu_exact::inv_sqrt2)))))
 #undef LOOM_PACKET_MATH
 
@@ -216,9 +216,9 @@ struct packet_op<ops::where> {
     if constexpr (std::is_same_v<C, bool>)
       return (c & a) | (~c & b);
     else if constexpr (std::is_same_v<C, F>)
-      return xsimd::select(c, a, b);
+      return cpu::blend(c, a, b);
     else
-      return xsimd::select(xsimd::bool_cast(c), a, b);
+      return cpu::blend(xsimd::bool_cast(c), a, b);
   }
 };
 template <>

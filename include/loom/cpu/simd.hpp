@@ -30,6 +30,22 @@ using batch = xsimd::batch<T, simd_arch>;
 template <class T>
 using batch_bool = xsimd::batch_bool<T, simd_arch>;
 
+/// xsimd::select, except that 32- and 64-bit integer packets on AVX-512BW go straight to the
+/// AVX-512F/DQ blend: xsimd's AVX-512BW overload also names the 8- and 16-bit blends, which GCC
+/// defines as macros without optimisation, and those do not compile for wider lanes (a -O0
+/// -march=native build on an AVX-512 machine would otherwise fail).
+template <class M, class B>
+LOOM_INLINE B blend(const M& mask, const B& a, const B& b) {
+#if defined(__AVX512BW__)
+  using arch = typename B::arch_type;
+  if constexpr (std::is_integral_v<typename B::value_type> && sizeof(typename B::value_type) >= 4 &&
+                std::is_base_of_v<xsimd::avx512bw, arch>)
+    return xsimd::kernel::select(mask, a, b, xsimd::avx512dq{});
+  else
+#endif
+    return xsimd::select(mask, a, b);
+}
+
 /// Lanes per packet in lane class F (16 floats or 8 doubles with AVX-512).
 template <class F>
 inline constexpr std::size_t lanes = batch<F>::size;
@@ -189,9 +205,9 @@ LOOM_INLINE packet_t<To, F> convert_packet(const packet_t<From, F>& x) {
     return x;
   } else if constexpr (std::is_same_v<From, bool>) {  // mask to 0 / 1
     if constexpr (std::is_same_v<To, F>)
-      return xsimd::select(x, batch<To>(To(1)), batch<To>(To(0)));
+      return blend(x, batch<To>(To(1)), batch<To>(To(0)));
     else
-      return xsimd::select(xsimd::bool_cast(x), batch<To>(To(1)), batch<To>(To(0)));
+      return blend(xsimd::bool_cast(x), batch<To>(To(1)), batch<To>(To(0)));
   } else if constexpr (std::is_same_v<To, bool>) {  // != 0, NaN included (xsimd's != is ordered)
     if constexpr (std::is_same_v<From, F>)
       return ~(x == batch<From>(From(0)));
@@ -206,11 +222,11 @@ LOOM_INLINE packet_t<To, F> convert_packet(const packet_t<From, F>& x) {
     auto bad = xsimd::bool_cast(xsimd::isnan(x));
     auto under = xsimd::bool_cast(x <= lo);
     auto over = xsimd::bool_cast(x >= hi);
-    auto safe = xsimd::select(xsimd::isnan(x) | (x <= lo) | (x >= hi), batch<From>(From(0)), x);
+    auto safe = blend(xsimd::isnan(x) | (x <= lo) | (x >= hi), batch<From>(From(0)), x);
     batch<I> r = xsimd::batch_cast<I>(safe);
-    r = xsimd::select(under, batch<I>(std::numeric_limits<I>::min()), r);
-    r = xsimd::select(over, batch<I>(std::numeric_limits<I>::max()), r);
-    return xsimd::select(bad, batch<I>(I(0)), r);
+    r = blend(under, batch<I>(std::numeric_limits<I>::min()), r);
+    r = blend(over, batch<I>(std::numeric_limits<I>::max()), r);
+    return blend(bad, batch<I>(I(0)), r);
   }
 }
 

@@ -12,6 +12,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "loom/core/config.hpp"
+#include "loom/cpu/simd.hpp"
 
 namespace loom {
 namespace cpu {
@@ -29,7 +30,7 @@ LOOM_INLINE B exp(const B& x) {
   const auto edge = (x > B(hi)) | (x < B(lo));
   if (LOOM_UNLIKELY(xsimd::any(edge))) {
     const B h = xsimd::exp(x * B(T(0.5)));
-    r = xsimd::select(edge, h * h, r);
+    r = cpu::blend(edge, h * h, r);
   }
   return r;
 }
@@ -41,7 +42,7 @@ LOOM_INLINE B expm1(const B& x) {
   constexpr T hi = std::is_same_v<T, float> ? T(88.f) : T(709.0);
   B r = xsimd::expm1(x);
   const auto edge = x > B(hi);
-  if (LOOM_UNLIKELY(xsimd::any(edge))) r = xsimd::select(edge, vmath::exp(x), r);
+  if (LOOM_UNLIKELY(xsimd::any(edge))) r = cpu::blend(edge, vmath::exp(x), r);
   return r;
 }
 
@@ -89,7 +90,7 @@ LOOM_INLINE B tanh(const B& x) {
     q = xsimd::fma(q, t, B(2.450293802e-02f));
     q = xsimd::fma(q, t, B(4.641909404e-01f));
     q = xsimd::fma(q, t, B(1.f));
-    return xsimd::select(xsimd::isnan(x), x, c * p / q);
+    return cpu::blend(xsimd::isnan(x), x, c * p / q);
   } else {
     return xsimd::tanh(x);
   }
@@ -106,8 +107,8 @@ LOOM_INLINE B gelu_tanh(const B& x) {
   // (about x e^-v) is still a small normal or a denormal (x near -10 in float)
   B e = vmath::exp(-xsimd::abs(v));  // (qualified: ADL would pick xsimd::exp)
   B d = B(T(1)) + e;
-  B r = xsimd::select(v <= B(T(0)), x / d, x * e / d);
-  return xsimd::select(x == B(-std::numeric_limits<T>::infinity()), B(T(-0.0)), r);
+  B r = cpu::blend(v <= B(T(0)), x / d, x * e / d);
+  return cpu::blend(x == B(-std::numeric_limits<T>::infinity()), B(T(-0.0)), r);
 }
 
 }  // namespace vmath
