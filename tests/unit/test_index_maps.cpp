@@ -72,6 +72,53 @@ TEST_CASE("large transposes run blocked and stay exact", "[index][blocked]") {
   CHECK(pc(1, 3, 100) == c(1, 100, 3));
 }
 
+TEST_CASE("blocked transposes copy their blocks: every element size, views, concat and pad", "[index][blocked]") {
+  // cpu/blocked.hpp copies each block of an operand read across rows (a dense cursor) before the
+  // block's rows read it; concat and pad operands are read in place.
+  const std::size_t r = 263, c = 1031;
+  tensor<double, shape<dyn, dyn>> xd(r, c);
+  loom_test::randomize(xd, 8);
+  tensor<double, shape<dyn, dyn>> td(c, r);
+  td = transpose(xd) * 2.0;
+  tensor<std::int32_t, shape<dyn, dyn>> xi(r, c);
+  for (std::size_t i = 0; i < r; ++i)
+    for (std::size_t j = 0; j < c; ++j) xi(i, j) = std::int32_t(i * 4099 + j);
+  tensor<std::int64_t, shape<dyn, dyn>> ti(c, r);
+  ti = cast<std::int64_t>(transpose(xi)) + 1;
+  tensor<bool, shape<dyn, dyn>> xb(r, c);
+  for (std::size_t i = 0; i < r; ++i)
+    for (std::size_t j = 0; j < c; ++j) xb(i, j) = (i + 3 * j) % 7 == 0;
+  tensor<bool, shape<dyn, dyn>> tb(c, r);
+  tb = transpose(xb);
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < r; ++i)
+    for (std::size_t j = 0; j < c; ++j) {
+      bad += td(j, i) != 2.0 * xd(i, j);
+      bad += ti(j, i) != std::int64_t(xi(i, j)) + 1;
+      bad += tb(j, i) != xb(i, j);
+    }
+  CHECK(bad == 0);
+  // a strided view (every other column) and a flipped one, read transposed
+  mat x = random_mat(r, 2 * c, 9);
+  auto v = slice<1>(x, 0, 2 * c, 2);
+  mat tv(c, r);
+  tv = transpose(v) - transpose(flip<1>(v));
+  for (std::size_t i = 0; i < r; i += 5)
+    for (std::size_t j = 0; j < c; ++j) bad += tv(j, i) != x(i, 2 * j) - x(i, 2 * (c - 1 - j));
+  CHECK(bad == 0);
+  // transposed operands inside concat and pad (their cursors point past their arrays)
+  mat a = random_mat(300, 200, 10), b = random_mat(300, 100, 11);
+  mat cat(300, 300);
+  cat = transpose(concat<0>(transpose(a), transpose(b)));
+  mat pd(300, 290);
+  pd = transpose(pad<0>(transpose(b), 90, 100, 7.f));
+  for (std::size_t i = 0; i < 300; ++i) {
+    for (std::size_t j = 0; j < 300; ++j) bad += cat(i, j) != (j < 200 ? a(i, j) : b(i, j - 200));
+    for (std::size_t j = 0; j < 290; ++j) bad += pd(i, j) != (j < 90 || j >= 190 ? 7.f : b(i, j - 90));
+  }
+  CHECK(bad == 0);
+}
+
 TEST_CASE("slice, with steps, negative positions and clamping", "[index][slice]") {
   mat x = random_mat(64, 33, 6);
   tensor<float, shape<64, 33>> sx;

@@ -66,6 +66,10 @@ struct cursor {
   std::size_t elem_size = 0;
   index_t offset = 0;  // elements from base at iteration index 0
   std::array<index_t, max_rank> stride{};
+  /// Every position of the iteration space is an element of the array (a leaf's reader, also
+  /// under affine index maps): the blocked traversal may copy a block of it. Concat and pad
+  /// clear it on their operands, whose cursors point past their arrays outside their ranges.
+  bool dense = false;
 };
 
 /// The iteration space after collapsing: extents, and the outer/inner split.

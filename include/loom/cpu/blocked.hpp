@@ -5,12 +5,21 @@
 // page) of that operand for every element. The blocked traversal walks square blocks of the two
 // axes instead - B rows of the destination by B columns - so the block of the operand it reads
 // (B columns of B rows) stays in L1 while the block is written.
+//
+// Even so, the B rows of such an operand that one block reads lie a whole row of the array apart
+// - with a power-of-two row length all in the same few L1 sets - and a packet of B lanes would be
+// gathered from B of them. So each block first copies the block of every such operand (a dense
+// cursor: cursor::dense) into a per-thread buffer in the destination's order, reading each source
+// row segment once from end to end, and the block's rows then read that buffer contiguously.
 #pragma once
 
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
+#include <memory>
+#include <vector>
 
 #include "loom/cpu/binding.hpp"
 #include "loom/cpu/loop_nest.hpp"
@@ -42,6 +51,90 @@ constexpr index_t block_side() {
   return sizeof(T) <= 4 ? 64 : 32;
 }
 
+namespace detail {
+
+/// dst[r * B + c] = src[r + c * S] for r < na, c < ni: a block of an operand stored along the
+/// blocked axis, turned to the destination's order. Elements are copied as E (their bytes).
+/// The source segments of the next block along the inner axis (ahead = ni source rows further)
+/// are prefetched meanwhile: each segment is a different DRAM page, and the hardware prefetchers
+/// do not follow a stride of a whole row.
+template <class E>
+void pack_block(E* dst, index_t B, const E* src, index_t S, index_t na, index_t ni) {
+  constexpr index_t T = 8;  // 8 x 8 tiles: 8 source segments in flight, 8 destination rows
+  constexpr index_t line = 64 / static_cast<index_t>(sizeof(E));
+  const std::intptr_t ahead = static_cast<std::intptr_t>(ni * S) * static_cast<std::intptr_t>(sizeof(E));
+  index_t c = 0;
+  for (; c + T <= ni; c += T) {
+#if defined(__GNUC__)
+    for (index_t j = 0; j < T; ++j)  // an address, never dereferenced: prefetches do not fault
+      for (index_t r = 0; r < na; r += line)
+        __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::intptr_t>(src + r + (c + j) * S) + ahead));
+#endif
+    index_t r = 0;
+    for (; r + T <= na; r += T)
+      for (index_t j = 0; j < T; ++j)
+        for (index_t i = 0; i < T; ++i) dst[(r + i) * B + c + j] = src[(r + i) + (c + j) * S];
+    for (; r < na; ++r)
+      for (index_t j = 0; j < T; ++j) dst[r * B + c + j] = src[r + (c + j) * S];
+  }
+  for (; c < ni; ++c)
+    for (index_t r = 0; r < na; ++r) dst[r * B + c] = src[r + c * S];
+}
+
+/// One operand of a blocked loop that is copied per block: its cursor as bound, and its buffer.
+struct packed_operand {
+  cursor* c = nullptr;
+  cursor orig;
+  std::unique_ptr<unsigned char[]> buf;
+  unsigned char* aligned = nullptr;
+};
+
+/// Whether the cursor's block is copied: memory read across the rows (a cache line or more per
+/// inner step) with unit stride along the blocked axis a, every position an element.
+inline bool packs(const cursor& k, std::size_t a, std::size_t inner) {
+  return k.dense && k.elem_size > 0 && k.stride[a] == 1 &&
+         std::abs(k.stride[inner]) * static_cast<index_t>(k.elem_size) >= 64 &&
+         (k.elem_size == 1 || k.elem_size == 2 || k.elem_size == 4 || k.elem_size == 8);
+}
+
+/// Copies the block [r0, r0 + na) x [c0, c0 + ni) of p.orig (the other axes at idx) into p's
+/// buffer and points p's cursor there: stride B along a, 1 along the inner axis.
+inline void pack_operand(packed_operand& p, const loop_space& s, std::size_t a, const index_t* idx, index_t r0,
+                         index_t c0, index_t na, index_t ni, index_t B) {
+  const std::size_t inner = s.rank - 1;
+  const cursor& o = p.orig;
+  index_t off = o.offset + r0 * o.stride[a] + c0 * o.stride[inner];
+  for (std::size_t k = 0; k < inner; ++k)
+    if (k != a) off += idx[k] * o.stride[k];
+  const index_t S = o.stride[inner];
+  const unsigned char* src = static_cast<const unsigned char*>(o.base) + off * static_cast<index_t>(o.elem_size);
+  switch (o.elem_size) {
+    case 1:
+      pack_block(p.aligned, B, src, S, na, ni);
+      break;
+    case 2:
+      pack_block(reinterpret_cast<std::uint16_t*>(p.aligned), B, reinterpret_cast<const std::uint16_t*>(src), S,
+                 na, ni);
+      break;
+    case 4:
+      pack_block(reinterpret_cast<std::uint32_t*>(p.aligned), B, reinterpret_cast<const std::uint32_t*>(src), S,
+                 na, ni);
+      break;
+    default:
+      pack_block(reinterpret_cast<std::uint64_t*>(p.aligned), B, reinterpret_cast<const std::uint64_t*>(src), S,
+                 na, ni);
+      break;
+  }
+  cursor& c = *p.c;
+  c.base = p.aligned;
+  c.offset = -(r0 * B + c0);
+  c.stride.fill(0);
+  c.stride[a] = B;
+  c.stride[inner] = 1;
+}
+
+}  // namespace detail
+
 /// Runs the loop nest in B x B blocks of (axis a, inner axis), threads over blocks.
 template <class F, class Dst, class Ev>
 void run_blocked(Dst& dst, Ev& ev, const loop_space& s, std::size_t a, index_t B, index_t cost_per_element) {
@@ -56,6 +149,29 @@ void run_blocked(Dst& dst, Ev& ev, const loop_space& s, std::size_t a, index_t B
   auto run = [&](index_t b0, index_t b1) {
     Dst d = dst;
     Ev v = ev;
+    std::vector<detail::packed_operand> packed;
+    v.for_each_cursor([&](cursor& c) {
+      if (!detail::packs(c, a, inner)) return;
+      detail::packed_operand p;
+      p.c = &c;
+      p.orig = c;
+      p.buf.reset(new unsigned char[std::size_t(B * B) * c.elem_size + 64]);
+      const auto u = reinterpret_cast<std::uintptr_t>(p.buf.get());
+      p.aligned = p.buf.get() + ((64 - u % 64) % 64);
+      packed.push_back(std::move(p));
+    });
+    // With the copied operands read contiguously, the rows may run in contiguous mode, and with
+    // non-temporal stores where the destination is large (each block writes whole cache lines
+    // of B rows that nothing reads again soon).
+    bool contiguous = d.c.stride[inner] == 1;
+    v.for_each_cursor([&](cursor& c) {
+      if (c.elem_size != 0 && c.stride[inner] != 1 && !detail::packs(c, a, inner)) contiguous = false;
+    });
+    using T = std::remove_cv_t<std::remove_pointer_t<decltype(d.row)>>;
+    constexpr bool can_stream =
+        !std::is_void_v<F> && stream_alignment<std::conditional_t<std::is_void_v<F>, float, F>, T> != 0;
+    const layout_class layout = contiguous ? choose_layout(true, std::size_t(rest * ea * ei) * sizeof(T) * 2)
+                                           : layout_class::general;
     std::array<index_t, max_rank> idx{};
     for (index_t blk = b0; blk < b1; ++blk) {
       index_t t = blk;
@@ -69,14 +185,28 @@ void run_blocked(Dst& dst, Ev& ev, const loop_space& s, std::size_t a, index_t B
         t /= s.extent[k];
       }
       const index_t c0 = bi * B, c1 = std::min(ei, c0 + B);
-      const index_t r1 = std::min(ea, ba * B + B);
-      for (index_t r = ba * B; r < r1; ++r) {
-        idx[a] = r;
-        v.set_row(idx.data());
-        d.set_row(idx.data());
-        run_inner<general_mode, F>(d, v, c0, c1);
+      const index_t r0 = ba * B, r1 = std::min(ea, r0 + B);
+      if (!packed.empty()) {
+        for (auto& p : packed) detail::pack_operand(p, s, a, idx.data(), r0, c0, r1 - r0, c1 - c0, B);
+        v.prepare(s);  // the packed cursors' inner strides are now 1
       }
+      auto rows = [&](auto mode) {
+        using M = decltype(mode);
+        for (index_t r = r0; r < r1; ++r) {
+          idx[a] = r;
+          v.set_row(idx.data());
+          d.set_row(idx.data());
+          run_inner<M, F>(d, v, c0, c1);
+        }
+      };
+      if (layout == layout_class::general)
+        rows(general_mode{});
+      else if (can_stream && layout == layout_class::streaming)
+        rows(std::conditional_t<can_stream, streaming_mode, contiguous_mode>{});
+      else
+        rows(contiguous_mode{});
     }
+    if (can_stream && layout == layout_class::streaming) stream_fence();
   };
   const index_t threads = static_cast<index_t>(default_pool().size());
   const index_t total = rest * ea * ei;

@@ -40,6 +40,7 @@ struct strided_reader {
   void bind(const T* data, const Strides& array_strides, const binding& b) {
     c.base = data;
     c.elem_size = sizeof(T);
+    c.dense = true;
     b.strides_of(array_strides, c.stride, c.offset);
   }
   void prepare(const loop_space& s) {

@@ -282,6 +282,7 @@ struct evaluator<concat_node<A, Args...>> {
     std::array<index_t, max_rank> unit{};
     unit[A] = 1;
     pos = detail::index_cursor(b, unit.data(), node_type::rank);
+    for_each_cursor([](cursor& c) { c.dense = false; });  // each operand covers its range only
   }
   template <class Fn>
   void for_each_cursor(Fn&& f) {
@@ -361,6 +362,7 @@ struct evaluator<pad_node<Arg, A>> {
     std::array<index_t, max_rank> unit{};
     unit[A] = 1;
     pos = detail::index_cursor(b, unit.data(), node_type::rank);
+    for_each_cursor([](cursor& c) { c.dense = false; });  // the operand covers [lo, hi) only
   }
   template <class Fn>
   void for_each_cursor(Fn&& f) {

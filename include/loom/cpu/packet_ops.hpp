@@ -95,20 +95,26 @@ struct packet_op<ops::pow> {
 };
 
 // ------------------------------------------------------------------ comparison and logic
-#define LOOM_PACKET_COMPARISON(op, expr)                                    \
+// Comparing two masks (C = bool) is logic: masks have no ordering operators (xsimd's AVX-512
+// masks would silently compare as integers), and false < true. (Not ^: xsimd 8's AVX-512 mask
+// xor is an or.)
+#define LOOM_PACKET_COMPARISON(op, expr, mask_expr)                         \
   template <>                                                               \
   struct packet_op<ops::op> {                                               \
     template <class C, class F, class P>                                    \
     static LOOM_INLINE batch_bool<F> apply(const P& a, const P& b) {        \
-      return as_class_mask<F>(expr);                                        \
+      if constexpr (std::is_same_v<C, bool>)                                \
+        return as_class_mask<F>(mask_expr);                                 \
+      else                                                                  \
+        return as_class_mask<F>(expr);                                      \
     }                                                                       \
   };
-LOOM_PACKET_COMPARISON(eq, a == b)
-LOOM_PACKET_COMPARISON(ne, ~(a == b))  // NaN != x is true (xsimd's != is the ordered compare)
-LOOM_PACKET_COMPARISON(lt, a < b)
-LOOM_PACKET_COMPARISON(le, a <= b)
-LOOM_PACKET_COMPARISON(gt, a > b)
-LOOM_PACKET_COMPARISON(ge, a >= b)
+LOOM_PACKET_COMPARISON(eq, a == b, a == b)
+LOOM_PACKET_COMPARISON(ne, ~(a == b), ~(a == b))  // NaN != x is true (xsimd's != is the ordered compare)
+LOOM_PACKET_COMPARISON(lt, a < b, ~a & b)
+LOOM_PACKET_COMPARISON(le, a <= b, ~a | b)
+LOOM_PACKET_COMPARISON(gt, a > b, a & ~b)
+LOOM_PACKET_COMPARISON(ge, a >= b, a | ~b)
 #undef LOOM_PACKET_COMPARISON
 
 template <>
@@ -193,7 +199,7 @@ struct packet_op<ops::relu> {
     static LOOM_INLINE P apply(const P& x) { return expr; } \
   };
 LOOM_PACKET_MATH(exp, vmath::exp(x))
-LOOM_PACKET_MATH(log, xsimd::log(x))
+LOOM_PACKET_MATH(log, vmath::log(x))
 LOOM_PACKET_MATH(log1p, xsimd::log1p(x))
 LOOM_PACKET_MATH(expm1, vmath::expm1(x))
 LOOM_PACKET_MATH(sqrt, xsimd::sqrt(x))
@@ -202,10 +208,10 @@ LOOM_PACKET_MATH(sin, xsimd::sin(x))
 LOOM_PACKET_MATH(cos, xsimd::cos(x))
 LOOM_PACKET_MATH(tanh, vmath::tanh(x))
 LOOM_PACKET_MATH(sigmoid, P(C(1)) / (P(C(1)) + vmath::exp(-x)))
-LOOM_PACKET_MATH(erf, xsimd::erf(x))
+LOOM_PACKET_MATH(erf, vmath::erf(x))
 LOOM_PACKET_MATH(gelu, vmath::gelu_tanh(x))
 LOOM_PACKET_MATH(gelu_exact, cpu::blend(x == P(-std::numeric_limits<C>::infinity()), P(C(-0.0)),
-                                           P(C(0.5)) * x * xsimd::erfc(x * P(C(-ops::gelu_exact::inv_sqrt2)))))
+                                           P(C(0.5)) * x * vmath::erfc(x * P(C(-ops::gelu_exact::inv_sqrt2)))))
 #undef LOOM_PACKET_MATH
 
 // ------------------------------------------------------------------ ternary and conversion

@@ -10,6 +10,9 @@
 #include <type_traits>
 
 #include <xsimd/xsimd.hpp>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "loom/core/config.hpp"
 #include "loom/cpu/simd.hpp"
@@ -18,21 +21,47 @@ namespace loom {
 namespace cpu {
 namespace vmath {
 
-/// exp. xsimd's saturates early: inf above log(2^127.5) = 88.38 (double: 709.44) although e^x is
-/// finite up to 88.72 (709.78), and 0 below -87.3 (-708.4), where e^x is a denormal down to
-/// -103.97 (-745.13). Lanes near those ends take exp(x / 2)^2 instead: a few ulp, denormals kept.
+/// exp. Float packets of AVX-512: Cody-Waite reduction x = k ln2 + r, a degree-7 polynomial for
+/// e^r on [-ln2/2, ln2/2] and vscalefps for p * 2^k, which rounds into the denormals and
+/// overflows to inf exactly where e^x does - no edge lanes and no branch (at most 1.01 ulp from
+/// the float64 value over every float; tools/checks can sweep it again). The input is clamped to
+/// [-104, 89] first (e^x is 0 / inf in float beyond), with the operand order that keeps NaN.
+///
+/// Elsewhere xsimd's: it saturates early - inf above log(2^127.5) = 88.38 (double: 709.44)
+/// although e^x is finite up to 88.72 (709.78), and 0 below -87.3 (-708.4), where e^x is a
+/// denormal down to -103.97 (-745.13) - so lanes near those ends take exp(x / 2)^2 instead: a few
+/// ulp, denormals kept.
 template <class B>
 LOOM_INLINE B exp(const B& x) {
   using T = typename B::value_type;
-  constexpr T hi = std::is_same_v<T, float> ? T(88.f) : T(709.0);
-  constexpr T lo = std::is_same_v<T, float> ? T(-87.f) : T(-708.0);
-  B r = xsimd::exp(x);
-  const auto edge = (x > B(hi)) | (x < B(lo));
-  if (LOOM_UNLIKELY(xsimd::any(edge))) {
-    const B h = xsimd::exp(x * B(T(0.5)));
-    r = cpu::blend(edge, h * h, r);
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float> && B::size == 16) {
+    const __m512 v = _mm512_min_ps(_mm512_set1_ps(89.f), _mm512_max_ps(_mm512_set1_ps(-104.f), x));
+    const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), v);  // ln2 = 0.693359375 - 2.12e-4
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);  // (e^r - 1 - r) / r^2
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
+    return B(_mm512_scalef_ps(_mm512_add_ps(p, _mm512_set1_ps(1.f)), k));
+  } else
+#endif
+  {
+    constexpr T hi = std::is_same_v<T, float> ? T(88.f) : T(709.0);
+    constexpr T lo = std::is_same_v<T, float> ? T(-87.f) : T(-708.0);
+    B r = xsimd::exp(x);
+    const auto edge = (x > B(hi)) | (x < B(lo));
+    if (LOOM_UNLIKELY(xsimd::any(edge))) {
+      const B h = xsimd::exp(x * B(T(0.5)));
+      r = cpu::blend(edge, h * h, r);
+    }
+    return r;
   }
-  return r;
 }
 
 /// expm1. xsimd's overflows where its exp does; above 88 (709), e^x - 1 is e^x in T.
@@ -46,16 +75,52 @@ LOOM_INLINE B expm1(const B& x) {
   return r;
 }
 
+/// Arguments of erf and erfc limited to [-64, 64] (double): beyond, erf is +-1 and erfc 0 or 2 in
+/// every floating type, but xsimd 8's double versions square the argument and return NaN once
+/// that overflows (|x| > 1.3e154). NaN stays NaN (the comparisons are false).
+template <class B>
+LOOM_INLINE B erf_domain(const B& x) {
+  using T = typename B::value_type;
+  if constexpr (std::is_same_v<T, double>)
+    return cpu::blend(x > B(T(64)), B(T(64)), cpu::blend(x < B(T(-64)), B(T(-64)), x));
+  else
+    return x;
+}
+template <class B>
+LOOM_INLINE B erf(const B& x) {
+  return xsimd::erf(erf_domain(x));
+}
+template <class B>
+LOOM_INLINE B erfc(const B& x) {
+  return xsimd::erfc(erf_domain(x));
+}
+
+/// log. xsimd 8's double log reads the exponent field as it is, which is wrong for denormals
+/// (log(1e-310) would be -746.5, not -713.8): those lanes are scaled by 2^54 first.
+template <class B>
+LOOM_INLINE B log(const B& x) {
+  using T = typename B::value_type;
+  if constexpr (std::is_same_v<T, double>) {
+    const auto tiny = (x < B(std::numeric_limits<T>::min())) & (x > B(T(0)));
+    if (LOOM_UNLIKELY(xsimd::any(tiny))) {
+      const B scaled = cpu::blend(tiny, x * B(T(18014398509481984.0)), x);  // 2^54
+      return xsimd::log(scaled) - cpu::blend(tiny, B(T(54 * 0.69314718055994530942)), B(T(0)));
+    }
+  }
+  return xsimd::log(x);
+}
+
 /// pow for floating types: xsimd's exp(b log|a|), except in the lanes it gets wrong - a zero,
-/// infinite or NaN operand, b == 0, and results that overflow or vanish (its exp saturates early)
-/// - which take std::pow, the scalar definition in expr/ops.hpp (pow(0, 0) == 1, pow(0, -1) ==
-/// inf, pow(NaN, 0) == 1, pow(1, NaN) == 1, denormal results kept, ...).
+/// infinite or NaN operand, b == 0, results that overflow or vanish (its exp saturates early) and
+/// denormal bases (its log misreads them) - which take std::pow, the scalar definition in
+/// expr/ops.hpp (pow(0, 0) == 1, pow(0, -1) == inf, pow(NaN, 0) == 1, pow(1, NaN) == 1, denormal
+/// results kept, ...).
 template <class B>
 LOOM_INLINE B pow(const B& a, const B& b) {
   using T = typename B::value_type;
   B r = xsimd::pow(a, b);
   const auto special = (a == B(T(0))) | (b == B(T(0))) | ~xsimd::isfinite(a) | ~xsimd::isfinite(b) |
-                       ~xsimd::isfinite(r) | (r == B(T(0)));
+                       ~xsimd::isfinite(r) | (r == B(T(0))) | (xsimd::abs(a) < B(std::numeric_limits<T>::min()));
   if (LOOM_UNLIKELY(xsimd::any(special))) {
     alignas(64) T av[B::size], bv[B::size], rv[B::size];
     alignas(64) bool sv[B::size];
