@@ -1369,6 +1369,7 @@ LOOM_INLINE batch_bool<F> as_class_mask(const M& m) {
 
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <type_traits>
 
@@ -1472,8 +1473,9 @@ LOOM_INLINE B log(const B& x) {
 }
 
 /// pow for floating types: xsimd's exp(b log|a|), except in the lanes it gets wrong - a zero,
-/// infinite or NaN operand, b == 0, results that overflow or vanish (its exp saturates early) and
-/// denormal bases (its log misreads them) - which take std::pow, the scalar definition in
+/// infinite or NaN operand, b == 0, results that overflow or vanish (its exp saturates early),
+/// denormal bases (its log misreads them) and negative bases with exponents of 2^24 (2^53) or
+/// more (all even; it takes some for odd) - which take std::pow, the scalar definition in
 /// expr/ops.hpp (pow(0, 0) == 1, pow(0, -1) == inf, pow(NaN, 0) == 1, pow(1, NaN) == 1, denormal
 /// results kept, ...).
 template <class B>
@@ -1481,7 +1483,8 @@ LOOM_INLINE B pow(const B& a, const B& b) {
   using T = typename B::value_type;
   B r = xsimd::pow(a, b);
   const auto special = (a == B(T(0))) | (b == B(T(0))) | ~xsimd::isfinite(a) | ~xsimd::isfinite(b) |
-                       ~xsimd::isfinite(r) | (r == B(T(0))) | (xsimd::abs(a) < B(std::numeric_limits<T>::min()));
+                       ~xsimd::isfinite(r) | (r == B(T(0))) | (xsimd::abs(a) < B(std::numeric_limits<T>::min())) |
+                       ((a < B(T(0))) & (xsimd::abs(b) >= B(T(std::uint64_t(1) << std::numeric_limits<T>::digits))));
   if (LOOM_UNLIKELY(xsimd::any(special))) {
     alignas(64) T av[B::size], bv[B::size], rv[B::size];
     alignas(64) bool sv[B::size];
@@ -1597,7 +1600,7 @@ struct packet_op<ops::maximum> {
   template <class C, class F, class P>
   static LOOM_INLINE P apply(const P& a, const P& b) {
     if constexpr (std::is_floating_point_v<C>)
-      return cpu::blend(detail::any_nan<C>(a, b), a + b, xsimd::max(a, b));
+      return cpu::blend(detail::any_nan<C>(a, b), a + b, cpu::blend(a < b, b, a));  // ties give a (+0 vs -0)
     else
       return xsimd::max(a, b);
   }
@@ -1607,7 +1610,7 @@ struct packet_op<ops::minimum> {
   template <class C, class F, class P>
   static LOOM_INLINE P apply(const P& a, const P& b) {
     if constexpr (std::is_floating_point_v<C>)
-      return cpu::blend(detail::any_nan<C>(a, b), a + b, xsimd::min(a, b));
+      return cpu::blend(detail::any_nan<C>(a, b), a + b, cpu::blend(b < a, b, a));  // ties give a (+0 vs -0)
     else
       return xsimd::min(a, b);
   }

@@ -3,6 +3,7 @@
 #include <loom/loom.hpp>
 
 #include <cmath>
+#include <limits>
 
 #include "support.hpp"
 
@@ -273,6 +274,30 @@ TEST_CASE("NaN propagates through maximum, minimum, clamp and relu as in NumPy",
   CHECK(cl(8) == -1.f);
   CHECK(rl(7) == inf);
   CHECK(rl(8) == 0.f);
+}
+
+TEST_CASE("ties and signs the long fuzz run found: maximum(0, -0), pow of a negative base", "[ops][nan]") {
+  // seed 3001, case 90: maximum(+0, -0) gave -0 in SIMD bodies (x86 max returns its second
+  // operand on ties), so rsqrt of it was -inf; the scalar definition returns the first operand.
+  // seed 3001, case 247: pow(-1, b) for |b| >= 2^24 (every such float is even) gave -1.
+  for (std::size_t n : {std::size_t(7), std::size_t(17), std::size_t(1025)}) {
+    tensor<double, shape<dyn>> z(n), nz(n);
+    tensor<float, shape<dyn>> b(n), m(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      z(i) = 0.0, nz(i) = -0.0;
+      b(i) = float(1 << 25) * float(1 + i % 5);
+      m(i) = -1.f;
+    }
+    auto mx = eval(rsqrt(maximum(z, nz))), mn = eval(rsqrt(minimum(nz, z)));
+    auto mx2 = eval(maximum(nz, z));
+    auto p = eval(pow(m, b));
+    for (std::size_t i = 0; i < n; ++i) {
+      REQUIRE(mx(i) == std::numeric_limits<double>::infinity());
+      REQUIRE(mn(i) == -std::numeric_limits<double>::infinity());
+      REQUIRE(std::signbit(mx2(i)));
+      REQUIRE(p(i) == 1.f);
+    }
+  }
 }
 
 TEST_CASE("round is half to even, as NumPy", "[ops]") {

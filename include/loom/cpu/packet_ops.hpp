@@ -68,7 +68,7 @@ struct packet_op<ops::maximum> {
   template <class C, class F, class P>
   static LOOM_INLINE P apply(const P& a, const P& b) {
     if constexpr (std::is_floating_point_v<C>)
-      return cpu::blend(detail::any_nan<C>(a, b), a + b, xsimd::max(a, b));
+      return cpu::blend(detail::any_nan<C>(a, b), a + b, cpu::blend(a < b, b, a));  // ties give a (+0 vs -0)
     else
       return xsimd::max(a, b);
   }
@@ -78,7 +78,7 @@ struct packet_op<ops::minimum> {
   template <class C, class F, class P>
   static LOOM_INLINE P apply(const P& a, const P& b) {
     if constexpr (std::is_floating_point_v<C>)
-      return cpu::blend(detail::any_nan<C>(a, b), a + b, xsimd::min(a, b));
+      return cpu::blend(detail::any_nan<C>(a, b), a + b, cpu::blend(b < a, b, a));  // ties give a (+0 vs -0)
     else
       return xsimd::min(a, b);
   }

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <type_traits>
 
@@ -111,8 +112,9 @@ LOOM_INLINE B log(const B& x) {
 }
 
 /// pow for floating types: xsimd's exp(b log|a|), except in the lanes it gets wrong - a zero,
-/// infinite or NaN operand, b == 0, results that overflow or vanish (its exp saturates early) and
-/// denormal bases (its log misreads them) - which take std::pow, the scalar definition in
+/// infinite or NaN operand, b == 0, results that overflow or vanish (its exp saturates early),
+/// denormal bases (its log misreads them) and negative bases with exponents of 2^24 (2^53) or
+/// more (all even; it takes some for odd) - which take std::pow, the scalar definition in
 /// expr/ops.hpp (pow(0, 0) == 1, pow(0, -1) == inf, pow(NaN, 0) == 1, pow(1, NaN) == 1, denormal
 /// results kept, ...).
 template <class B>
@@ -120,7 +122,8 @@ LOOM_INLINE B pow(const B& a, const B& b) {
   using T = typename B::value_type;
   B r = xsimd::pow(a, b);
   const auto special = (a == B(T(0))) | (b == B(T(0))) | ~xsimd::isfinite(a) | ~xsimd::isfinite(b) |
-                       ~xsimd::isfinite(r) | (r == B(T(0))) | (xsimd::abs(a) < B(std::numeric_limits<T>::min()));
+                       ~xsimd::isfinite(r) | (r == B(T(0))) | (xsimd::abs(a) < B(std::numeric_limits<T>::min())) |
+                       ((a < B(T(0))) & (xsimd::abs(b) >= B(T(std::uint64_t(1) << std::numeric_limits<T>::digits))));
   if (LOOM_UNLIKELY(xsimd::any(special))) {
     alignas(64) T av[B::size], bv[B::size], rv[B::size];
     alignas(64) bool sv[B::size];
