@@ -55,21 +55,11 @@ namespace detail {
 
 /// dst[r * B + c] = src[r + c * S] for r < na, c < ni: a block of an operand stored along the
 /// blocked axis, turned to the destination's order. Elements are copied as E (their bytes).
-/// The source segments of the next block along the inner axis (ahead = ni source rows further)
-/// are prefetched meanwhile: each segment is a different DRAM page, and the hardware prefetchers
-/// do not follow a stride of a whole row.
 template <class E>
 void pack_block(E* dst, index_t B, const E* src, index_t S, index_t na, index_t ni) {
   constexpr index_t T = 8;  // 8 x 8 tiles: 8 source segments in flight, 8 destination rows
-  constexpr index_t line = 64 / static_cast<index_t>(sizeof(E));
-  const std::intptr_t ahead = static_cast<std::intptr_t>(ni * S) * static_cast<std::intptr_t>(sizeof(E));
   index_t c = 0;
   for (; c + T <= ni; c += T) {
-#if defined(__GNUC__)
-    for (index_t j = 0; j < T; ++j)  // an address, never dereferenced: prefetches do not fault
-      for (index_t r = 0; r < na; r += line)
-        __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::intptr_t>(src + r + (c + j) * S) + ahead));
-#endif
     index_t r = 0;
     for (; r + T <= na; r += T)
       for (index_t j = 0; j < T; ++j)
