@@ -2630,11 +2630,20 @@ inline constexpr std::size_t streaming_store_bytes = std::size_t(24) << 20;
 /// The layout class a loop nest runs in.
 enum class layout_class { contiguous, streaming, general };
 
+/// Above this cost per element (traversal<>::cost: about one unit per simple operation) a loop
+/// nest is bound by its arithmetic, not by memory, and plain stores are faster than streaming
+/// ones: measured on the 2-core Zen 4 of bench/RESULTS.md (2026-11-26), 2^24 floats at 1 thread,
+/// W2's tanh-form GELU (cost 17) took 7.5-8.0 ms with plain stores and 8.0-10.2 with streaming
+/// ones, gelu (cost 11) 8.2-8.7 against 9.1-10.0; W5 (cost 3) and W1 (cost 6) were faster
+/// streaming (0.76-1.20 ms against 1.60-1.67; 13.0-14.0 against 14.1-14.2).
+inline constexpr index_t streaming_max_cost = 8;
+
 /// The layout class of a loop nest whose cursors are all unit-stride inside (or not), touching
-/// about `bytes` bytes of memory.
-inline layout_class choose_layout(bool contiguous, std::size_t bytes) {
+/// about `bytes` bytes of memory, at `cost` per element (0: unknown, taken as memory-bound).
+inline layout_class choose_layout(bool contiguous, std::size_t bytes, index_t cost = 0) {
   if (!contiguous) return layout_class::general;
-  return bytes > streaming_store_bytes ? layout_class::streaming : layout_class::contiguous;
+  return bytes > streaming_store_bytes && cost <= streaming_max_cost ? layout_class::streaming
+                                                                      : layout_class::contiguous;
 }
 
 /// Runs a prepared loop nest over the whole space, on the pool when the work is large enough.
@@ -2817,7 +2826,7 @@ void run_blocked(Dst& dst, Ev& ev, const loop_space& s, std::size_t a, index_t B
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(d.row)>>;
     constexpr bool can_stream =
         !std::is_void_v<F> && stream_alignment<std::conditional_t<std::is_void_v<F>, float, F>, T> != 0;
-    const layout_class layout = contiguous ? choose_layout(true, std::size_t(rest * ea * ei) * sizeof(T) * 2)
+    const layout_class layout = contiguous ? choose_layout(true, std::size_t(rest * ea * ei) * sizeof(T) * 2, cost_per_element)
                                            : layout_class::general;
     std::array<index_t, max_rank> idx{};
     for (index_t blk = b0; blk < b1; ++blk) {
@@ -4864,8 +4873,8 @@ void execute_elementwise(Dst& dst, const N& n) {
   if (a < s.rank)
     run_blocked<typename trav::lane_class>(w, ev, s, a, block_side<T>(), trav::cost);
   else
-    run_loop_nest<typename trav::lane_class>(w, ev, s, choose_layout(contiguous, (count + 1) * dd.size() * sizeof(T)),
-                                             trav::cost);
+    run_loop_nest<typename trav::lane_class>(
+        w, ev, s, choose_layout(contiguous, (count + 1) * dd.size() * sizeof(T), trav::cost), trav::cost);
 }
 
 /// Evaluates node n into the array dst (a tensor or a writable view): one loop nest, or the
@@ -10828,7 +10837,11 @@ std::string describe_loop_nest(const N& n) {
     cpu += " collapsed to " + to_string(cd) + ", inner run " + std::to_string(sp.inner()) + ", layout " +
            (blocked < sp.rank ? "blocked " + std::to_string(cpu::block_side<T>()) + "x" +
                                     std::to_string(cpu::block_side<T>()) + " (an operand is read across rows)"
-                              : std::string(contiguous ? "contiguous" : "strided/broadcast")) +
+                              : std::string(!contiguous ? "strided/broadcast"
+                                            : cpu::choose_layout(true, cs.size() * d.size() * sizeof(T), trav::cost) ==
+                                                      cpu::layout_class::streaming
+                                                ? "contiguous, streaming stores (the destination bypasses the cache)"
+                                                : "contiguous")) +
            "\n  cpu: " + trav::describe() + ", cost " +
            std::to_string(trav::cost) + "/element, threads " + (parallel ? std::to_string(num_threads()) : "1") +
            (parallel ? "" : " (below the parallel threshold)") + "\n";

@@ -36,6 +36,18 @@ TEST_CASE("explain shows the formula, kernels, temporaries, bytes and the loop n
   CHECK(flat.find("x1") == std::string::npos);  // one leaf, read once
 }
 
+TEST_CASE("explain shows streaming stores for large memory-bound loops only", "[plan][streaming]") {
+  // cpu/loop_nest.hpp: over 24 MiB and at most streaming_max_cost per element (bench/RESULTS.md)
+  tensor<float, shape<dyn>> x(std::size_t(1) << 23);
+  const std::string cheap = explain(2.f * x + 1.f), costly = explain(0.5f * x * (1.f + tanh(x * x * x)));
+  INFO(cheap << costly);
+  CHECK(cheap.find("streaming stores") != std::string::npos);
+  CHECK(costly.find("streaming stores") == std::string::npos);
+  CHECK(costly.find("layout contiguous") != std::string::npos);
+  tensor<float, shape<1024>> s;
+  CHECK(explain(2.f * s + 1.f).find("streaming stores") == std::string::npos);
+}
+
 TEST_CASE("explain names the scalar path for mixed lane classes", "[plan]") {
   tensor<float, shape<8>> f;
   tensor<double, shape<8>> d;

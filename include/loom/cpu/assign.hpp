@@ -130,8 +130,8 @@ void execute_elementwise(Dst& dst, const N& n) {
   if (a < s.rank)
     run_blocked<typename trav::lane_class>(w, ev, s, a, block_side<T>(), trav::cost);
   else
-    run_loop_nest<typename trav::lane_class>(w, ev, s, choose_layout(contiguous, (count + 1) * dd.size() * sizeof(T)),
-                                             trav::cost);
+    run_loop_nest<typename trav::lane_class>(
+        w, ev, s, choose_layout(contiguous, (count + 1) * dd.size() * sizeof(T), trav::cost), trav::cost);
 }
 
 /// Evaluates node n into the array dst (a tensor or a writable view): one loop nest, or the

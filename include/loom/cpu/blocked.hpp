@@ -160,7 +160,7 @@ void run_blocked(Dst& dst, Ev& ev, const loop_space& s, std::size_t a, index_t B
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(d.row)>>;
     constexpr bool can_stream =
         !std::is_void_v<F> && stream_alignment<std::conditional_t<std::is_void_v<F>, float, F>, T> != 0;
-    const layout_class layout = contiguous ? choose_layout(true, std::size_t(rest * ea * ei) * sizeof(T) * 2)
+    const layout_class layout = contiguous ? choose_layout(true, std::size_t(rest * ea * ei) * sizeof(T) * 2, cost_per_element)
                                            : layout_class::general;
     std::array<index_t, max_rank> idx{};
     for (index_t blk = b0; blk < b1; ++blk) {

@@ -135,7 +135,11 @@ std::string describe_loop_nest(const N& n) {
     cpu += " collapsed to " + to_string(cd) + ", inner run " + std::to_string(sp.inner()) + ", layout " +
            (blocked < sp.rank ? "blocked " + std::to_string(cpu::block_side<T>()) + "x" +
                                     std::to_string(cpu::block_side<T>()) + " (an operand is read across rows)"
-                              : std::string(contiguous ? "contiguous" : "strided/broadcast")) +
+                              : std::string(!contiguous ? "strided/broadcast"
+                                            : cpu::choose_layout(true, cs.size() * d.size() * sizeof(T), trav::cost) ==
+                                                      cpu::layout_class::streaming
+                                                ? "contiguous, streaming stores (the destination bypasses the cache)"
+                                                : "contiguous")) +
            "\n  cpu: " + trav::describe() + ", cost " +
            std::to_string(trav::cost) + "/element, threads " + (parallel ? std::to_string(num_threads()) : "1") +
            (parallel ? "" : " (below the parallel threshold)") + "\n";

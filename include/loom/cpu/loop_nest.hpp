@@ -156,11 +156,20 @@ inline constexpr std::size_t streaming_store_bytes = std::size_t(24) << 20;
 /// The layout class a loop nest runs in.
 enum class layout_class { contiguous, streaming, general };
 
+/// Above this cost per element (traversal<>::cost: about one unit per simple operation) a loop
+/// nest is bound by its arithmetic, not by memory, and plain stores are faster than streaming
+/// ones: measured on the 2-core Zen 4 of bench/RESULTS.md (2026-11-26), 2^24 floats at 1 thread,
+/// W2's tanh-form GELU (cost 17) took 7.5-8.0 ms with plain stores and 8.0-10.2 with streaming
+/// ones, gelu (cost 11) 8.2-8.7 against 9.1-10.0; W5 (cost 3) and W1 (cost 6) were faster
+/// streaming (0.76-1.20 ms against 1.60-1.67; 13.0-14.0 against 14.1-14.2).
+inline constexpr index_t streaming_max_cost = 8;
+
 /// The layout class of a loop nest whose cursors are all unit-stride inside (or not), touching
-/// about `bytes` bytes of memory.
-inline layout_class choose_layout(bool contiguous, std::size_t bytes) {
+/// about `bytes` bytes of memory, at `cost` per element (0: unknown, taken as memory-bound).
+inline layout_class choose_layout(bool contiguous, std::size_t bytes, index_t cost = 0) {
   if (!contiguous) return layout_class::general;
-  return bytes > streaming_store_bytes ? layout_class::streaming : layout_class::contiguous;
+  return bytes > streaming_store_bytes && cost <= streaming_max_cost ? layout_class::streaming
+                                                                      : layout_class::contiguous;
 }
 
 /// Runs a prepared loop nest over the whole space, on the pool when the work is large enough.
