@@ -175,7 +175,7 @@ LOOM_INLINE B gelu_tanh(const B& x) {
   // (about x e^-v) is still a small normal or a denormal (x near -10 in float)
   B e = vmath::exp(-xsimd::abs(v));  // (qualified: ADL would pick xsimd::exp)
   B d = B(T(1)) + e;
-  B r = cpu::blend(v <= B(T(0)), x / d, x * e / d);
+  B r = cpu::blend(v <= B(T(0)), x, x * e) / d;  // one division for both cases
   return cpu::blend(x == B(-std::numeric_limits<T>::infinity()), B(T(-0.0)), r);
 }
 
