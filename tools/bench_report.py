@@ -3,6 +3,7 @@
 
     tools/bench_report.py run [--build build] [--filter REGEX]   run every bench_* binary (medians of 5)
                                                                  into bench/results/*.json, then report
+                                                                 (--filter: re-run those, keep the rest)
     tools/bench_report.py report [json ...]                      report from existing JSON files
 
 Benchmark names are WORKLOAD/VARIANT/threads:T (real time). Variants whose name starts with
@@ -39,12 +40,28 @@ def run(build, pattern):
         if not os.access(exe, os.X_OK) or os.path.isdir(exe):
             continue
         out = JSON_DIR / (pathlib.Path(exe).name + ".json")
+        # With a filter, the binary writes the re-run benchmarks aside and they replace their
+        # earlier entries in the kept file (the others stay as they were measured).
+        dest = out.with_suffix(".part.json") if pattern else out
         cmd = [exe, "--benchmark_repetitions=5", "--benchmark_report_aggregates_only=true",
-               f"--benchmark_out={out}", "--benchmark_out_format=json"]
+               f"--benchmark_out={dest}", "--benchmark_out_format=json"]
         if pattern:
             cmd.append(f"--benchmark_filter={pattern}")
         print("running", " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True, env=dict(os.environ, OMP_WAIT_POLICY="passive"))
+        if pattern:
+            # (a binary none of whose benchmarks match writes an empty file, or none)
+            new = json.load(open(dest)) if dest.exists() and dest.stat().st_size else {"benchmarks": []}
+            dest.unlink(missing_ok=True)
+            if out.exists() and not new.get("benchmarks"):
+                outs.append(str(out))
+                continue
+            if out.exists():
+                old = json.load(open(out))
+                names = {b.get("run_name", b["name"]) for b in new["benchmarks"]}
+                kept = [b for b in old.get("benchmarks", []) if b.get("run_name", b["name"]) not in names]
+                new["benchmarks"] = kept + new["benchmarks"]
+            json.dump(new, open(out, "w"), indent=2)
         outs.append(str(out))
     return outs
 
