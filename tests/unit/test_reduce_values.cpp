@@ -51,6 +51,37 @@ TEST_CASE("reductions give the same bits whatever the number of threads", "[redu
   set_num_threads(0);
 }
 
+TEST_CASE("large column reductions: chunks of rows, the same bits for any thread count", "[reduce][threads]") {
+  // cpu/tiled.hpp run_root: a column reduction of 2^22 elements or more splits its rows into
+  // fixed chunks of about 2^20 elements (threads over chunks), whose partial rows are merged.
+  tensor<float, shape<dyn, dyn>> x(4099, 1031);
+  loom_test::randomize(x, 13, 0.0, 1.0);
+  tensor<double, shape<dyn, dyn>> xd(5000, 900);
+  loom_test::randomize(xd, 14);
+  std::vector<double> want(1031, 0.0), want_max(900, -1e300);
+  for (std::size_t i = 0; i < 4099; ++i)
+    for (std::size_t j = 0; j < 1031; ++j) want[j] += x(i, j);
+  for (std::size_t i = 0; i < 5000; ++i)
+    for (std::size_t j = 0; j < 900; ++j) want_max[j] = std::max(want_max[j], xd(i, j));
+  set_num_threads(1);
+  auto s1 = eval(sum(x, axis<0>));
+  auto m1 = eval(max(xd, axis<0>));
+  auto a1 = eval(argmax(xd, axis<0>));
+  for (std::size_t j = 0; j < 1031; ++j) REQUIRE(std::fabs(s1(j) - want[j]) <= 1e-5 * want[j]);
+  for (std::size_t j = 0; j < 900; ++j) {
+    REQUIRE(m1(j) == want_max[j]);
+    REQUIRE(xd(std::size_t(a1(j)), j) == want_max[j]);
+  }
+  for (unsigned t : {2u, 3u}) {
+    set_num_threads(t);
+    auto s = eval(sum(x, axis<0>));
+    auto a = eval(argmax(xd, axis<0>));
+    CHECK(std::memcmp(s.data(), s1.data(), s.size() * sizeof(float)) == 0);
+    CHECK(std::memcmp(a.data(), a1.data(), a.size() * sizeof(std::int64_t)) == 0);
+  }
+  set_num_threads(0);
+}
+
 TEST_CASE("max, min propagate NaN; argmax, argmin take the first occurrence and the first NaN", "[reduce][nan]") {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   for (std::size_t n : {1, 7, 17, 1023, 1025}) {

@@ -591,8 +591,11 @@ struct slot_kernel final : slot_runner {
 
   void run_chunked(void* out) override {
     const index_t K = rs.kept_count, total = rs.reduced_count;
-    const index_t L = rs.outer ? std::max<index_t>(1, (index_t(1) << 15) / std::max<index_t>(1, K))
-                               : (index_t(1) << 15);
+    // Chunks of about 2^15 elements for few outputs; for many outputs of an outer (column)
+    // reduction, about 2^20 (4 MiB of float), so that few partial rows are merged.
+    const index_t L = !rs.outer  ? (index_t(1) << 15)
+                      : K < 16   ? std::max<index_t>(1, (index_t(1) << 15) / std::max<index_t>(1, K))
+                                 : std::max<index_t>(1, (index_t(1) << 20) / K);
     const index_t chunks = (total + L - 1) / L;
     std::unique_ptr<A[]> part(new A[std::size_t(chunks * K)]);
     const index_t threads = static_cast<index_t>(default_pool().size());
@@ -1311,7 +1314,13 @@ void run_root(T* data, const std::array<index_t, max_rank>& ds, bool row_major, 
   const bool nested = walk.slots.size() > 1;
   const bool direct = std::is_same_v<T, R> && row_major;
 
-  if (!nested && K < 16 && K * red >= (index_t(1) << 17)) {  // few outputs: split the reduced range
+  // Few outputs, or a large column reduction (4 chunks of 2^20 elements or more): split the
+  // reduced range into fixed chunks (threads over chunks; the same chunks for any thread count).
+  // Splitting the outputs instead gave each thread half of every row of a column sum, and two
+  // threads were slower than one (W6 column sums, bench/RESULTS.md).
+  const bool few = K < 16 && K * red >= (index_t(1) << 17);
+  const bool columns = top.rs.outer && K >= 16 && K * red >= (index_t(1) << 22);
+  if (!nested && (few || columns)) {
     std::unique_ptr<R[]> buf(direct ? nullptr : new R[std::size_t(K)]);
     R* out = direct ? reinterpret_cast<R*>(data) : buf.get();
     top.run_chunked(out);
