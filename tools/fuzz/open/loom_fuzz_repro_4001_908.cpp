@@ -1,6 +1,6 @@
 // Reproducer of loom fuzz case 908 of corpus seed 4001 (tools/fuzz/open (batch 22 of seed 4001)), data seed 1, round 1 (special inputs), mode compound /= into float32.
 // Build from the repository root:
-//   g++ -std=c++20 -O2 -march=native -Iinclude -Itests /work/fuzzlong/s4001/repro/loom_fuzz_repro_4001_908.cpp -o repro && ./repro
+//   g++ -std=c++20 -O2 -march=native -Iinclude -Itests tools/fuzz/open/loom_fuzz_repro_4001_908.cpp -o repro && ./repro
 #include "reference/fuzz_harness.hpp"
 using namespace loom;
 
