@@ -693,9 +693,97 @@ struct general_mode {
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
-#include <memory>
 #include <vector>
 
+// ---- begin loom/cpu/gemm/workspace.hpp
+// loom/cpu/gemm/workspace.hpp: the per-thread packing and accumulation buffers of the GEMM.
+//
+// Every thread that runs a part of a product keeps its buffers from one call to the next (they
+// only grow), so a call of a small product allocates nothing. A call made while the thread's
+// workspace is already in use (a source or an epilogue that itself multiplies) gets a fresh one.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+#include <new>
+
+
+namespace loom::cpu::gemm {
+
+/// A growable 64-byte aligned buffer of bytes.
+class aligned_buffer {
+ public:
+  aligned_buffer() = default;
+  aligned_buffer(const aligned_buffer&) = delete;
+  aligned_buffer& operator=(const aligned_buffer&) = delete;
+  ~aligned_buffer() { release(); }
+
+  /// Room for n elements of T, 64-byte aligned; the contents are unspecified.
+  template <class T>
+  T* get(index_t n) {
+    std::size_t bytes = std::size_t(n) * sizeof(T) + 64;  // slack: vector tails may touch it
+    if (bytes > size_) {
+      release();
+      std::size_t grown = std::max(bytes, size_ + size_ / 2);
+      data_ = static_cast<std::byte*>(::operator new(grown, std::align_val_t(64)));
+      size_ = grown;
+    }
+    return reinterpret_cast<T*>(data_);
+  }
+
+ private:
+  void release() {
+    if (data_) ::operator delete(data_, std::align_val_t(64));
+    data_ = nullptr;
+    size_ = 0;
+  }
+  std::byte* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+/// The buffers one thread uses during one product.
+struct workspace {
+  aligned_buffer a;        ///< packed A block (mc x kc)
+  aligned_buffer b;        ///< packed B block (kc x nc)
+  aligned_buffer c;        ///< partial sums between passes over K (mo x nc)
+  aligned_buffer staging;  ///< rows read from a row-run source before they are interleaved
+  bool busy = false;
+};
+
+/// Holds the calling thread's workspace for the duration of a product.
+class workspace_lease {
+ public:
+  workspace_lease() {
+    workspace& w = local();
+    if (!w.busy) {
+      ws_ = &w;
+    } else {
+      owned_ = new workspace;
+      ws_ = owned_;
+    }
+    ws_->busy = true;
+  }
+  ~workspace_lease() {
+    ws_->busy = false;
+    delete owned_;
+  }
+  workspace_lease(const workspace_lease&) = delete;
+  workspace_lease& operator=(const workspace_lease&) = delete;
+
+  workspace& operator*() const { return *ws_; }
+  workspace* operator->() const { return ws_; }
+
+ private:
+  static workspace& local() {
+    thread_local workspace w;
+    return w;
+  }
+  workspace* ws_ = nullptr;
+  workspace* owned_ = nullptr;
+};
+
+}  // namespace loom::cpu::gemm
+// ---- end loom/cpu/gemm/workspace.hpp
 // ---- begin loom/cpu/loop_nest.hpp
 // loom/cpu/loop_nest.hpp: the traversal every elementwise kernel runs.
 //
@@ -2646,6 +2734,22 @@ inline layout_class choose_layout(bool contiguous, std::size_t bytes, index_t co
                                                                       : layout_class::contiguous;
 }
 
+/// Calls run(mode) with the mode of `layout`: streaming_mode only where packets of lane class F
+/// can be streamed into T (else contiguous_mode).
+template <class F, class T, class Run>
+LOOM_INLINE void with_layout_mode(layout_class layout, Run&& run) {
+  if (layout == layout_class::general) {
+    run(general_mode{});
+  } else if constexpr (!std::is_void_v<F> && stream_alignment<std::conditional_t<std::is_void_v<F>, float, F>, T> != 0) {
+    if (layout == layout_class::streaming)
+      run(streaming_mode{});
+    else
+      run(contiguous_mode{});
+  } else {
+    run(contiguous_mode{});
+  }
+}
+
 /// Runs a prepared loop nest over the whole space, on the pool when the work is large enough.
 template <class F, class Dst, class Ev>
 void run_loop_nest(Dst& dst, Ev& ev, const loop_space& s, layout_class layout, index_t cost_per_element) {
@@ -2659,16 +2763,7 @@ void run_loop_nest(Dst& dst, Ev& ev, const loop_space& s, layout_class layout, i
   };
   auto go = [&](index_t b, index_t e) {
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(dst.row)>>;
-    if (layout == layout_class::general) {
-      run(general_mode{}, b, e);
-    } else if constexpr (!std::is_void_v<F> && stream_alignment<std::conditional_t<std::is_void_v<F>, float, F>, T> != 0) {
-      if (layout == layout_class::streaming)
-        run(streaming_mode{}, b, e);
-      else
-        run(contiguous_mode{}, b, e);
-    } else {
-      run(contiguous_mode{}, b, e);
-    }
+    with_layout_mode<F, T>(layout, [&](auto mode) { run(mode, b, e); });
   };
   const index_t threads = static_cast<index_t>(default_pool().size());
   if (threads == 1 || total * cost_per_element < parallel_threshold) {
@@ -2741,7 +2836,7 @@ void pack_block(E* dst, index_t B, const E* src, index_t S, index_t na, index_t 
 struct packed_operand {
   cursor* c = nullptr;
   cursor orig;
-  std::unique_ptr<unsigned char[]> buf;
+  gemm::aligned_buffer buf;
   unsigned char* aligned = nullptr;
 };
 
@@ -2769,16 +2864,16 @@ inline void pack_operand(packed_operand& p, const loop_space& s, std::size_t a, 
       pack_block(p.aligned, B, src, S, na, ni);
       break;
     case 2:
-      pack_block(reinterpret_cast<std::uint16_t*>(p.aligned), B, reinterpret_cast<const std::uint16_t*>(src), S,
-                 na, ni);
+      pack_block(reinterpret_cast<std::uint16_t*>(p.aligned), B, reinterpret_cast<const std::uint16_t*>(src), S, na,
+                 ni);
       break;
     case 4:
-      pack_block(reinterpret_cast<std::uint32_t*>(p.aligned), B, reinterpret_cast<const std::uint32_t*>(src), S,
-                 na, ni);
+      pack_block(reinterpret_cast<std::uint32_t*>(p.aligned), B, reinterpret_cast<const std::uint32_t*>(src), S, na,
+                 ni);
       break;
     default:
-      pack_block(reinterpret_cast<std::uint64_t*>(p.aligned), B, reinterpret_cast<const std::uint64_t*>(src), S,
-                 na, ni);
+      pack_block(reinterpret_cast<std::uint64_t*>(p.aligned), B, reinterpret_cast<const std::uint64_t*>(src), S, na,
+                 ni);
       break;
   }
   cursor& c = *p.c;
@@ -2802,67 +2897,62 @@ void run_blocked(Dst& dst, Ev& ev, const loop_space& s, std::size_t a, index_t B
     if (k != a) rest *= s.extent[k];
   const index_t blocks = rest * nba * nbi;
   if (blocks == 0) return;
+  // With the copied operands read contiguously, the rows may run in contiguous mode, and with
+  // non-temporal stores where the destination is large (each block writes whole cache lines of B
+  // rows that nothing reads again soon).
+  bool contiguous = dst.c.stride[inner] == 1;
+  std::size_t npacked = 0;
+  ev.for_each_cursor([&](cursor& c) {
+    if (detail::packs(c, a, inner))
+      ++npacked;
+    else if (c.elem_size != 0 && c.stride[inner] != 1)
+      contiguous = false;
+  });
+  using T = std::remove_cv_t<std::remove_pointer_t<decltype(dst.row)>>;
+  const layout_class layout = contiguous
+                                  ? choose_layout(true, std::size_t(rest * ea * ei) * sizeof(T) * 2, cost_per_element)
+                                  : layout_class::general;
   auto run = [&](index_t b0, index_t b1) {
     Dst d = dst;
     Ev v = ev;
-    std::vector<detail::packed_operand> packed;
+    std::vector<detail::packed_operand> packed(npacked);
+    std::size_t np = 0;
     v.for_each_cursor([&](cursor& c) {
       if (!detail::packs(c, a, inner)) return;
-      detail::packed_operand p;
+      detail::packed_operand& p = packed[np++];
       p.c = &c;
       p.orig = c;
-      p.buf.reset(new unsigned char[std::size_t(B * B) * c.elem_size + 64]);
-      const auto u = reinterpret_cast<std::uintptr_t>(p.buf.get());
-      p.aligned = p.buf.get() + ((64 - u % 64) % 64);
-      packed.push_back(std::move(p));
+      p.aligned = p.buf.get<unsigned char>(B * B * static_cast<index_t>(c.elem_size));
     });
-    // With the copied operands read contiguously, the rows may run in contiguous mode, and with
-    // non-temporal stores where the destination is large (each block writes whole cache lines
-    // of B rows that nothing reads again soon).
-    bool contiguous = d.c.stride[inner] == 1;
-    v.for_each_cursor([&](cursor& c) {
-      if (c.elem_size != 0 && c.stride[inner] != 1 && !detail::packs(c, a, inner)) contiguous = false;
-    });
-    using T = std::remove_cv_t<std::remove_pointer_t<decltype(d.row)>>;
-    constexpr bool can_stream =
-        !std::is_void_v<F> && stream_alignment<std::conditional_t<std::is_void_v<F>, float, F>, T> != 0;
-    const layout_class layout = contiguous ? choose_layout(true, std::size_t(rest * ea * ei) * sizeof(T) * 2, cost_per_element)
-                                           : layout_class::general;
-    std::array<index_t, max_rank> idx{};
-    for (index_t blk = b0; blk < b1; ++blk) {
-      index_t t = blk;
-      const index_t bi = t % nbi;
-      t /= nbi;
-      const index_t ba = t % nba;
-      t /= nba;
-      for (std::size_t k = inner; k-- > 0;) {  // the other outer axes, from the block's number
-        if (k == a) continue;
-        idx[k] = t % s.extent[k];
-        t /= s.extent[k];
-      }
-      const index_t c0 = bi * B, c1 = std::min(ei, c0 + B);
-      const index_t r0 = ba * B, r1 = std::min(ea, r0 + B);
-      if (!packed.empty()) {
-        for (auto& p : packed) detail::pack_operand(p, s, a, idx.data(), r0, c0, r1 - r0, c1 - c0, B);
-        v.prepare(s);  // the packed cursors' inner strides are now 1
-      }
-      auto rows = [&](auto mode) {
-        using M = decltype(mode);
+    with_layout_mode<F, T>(layout, [&](auto mode) {
+      using M = decltype(mode);
+      std::array<index_t, max_rank> idx{};
+      for (index_t blk = b0; blk < b1; ++blk) {
+        index_t t = blk;
+        const index_t bi = t % nbi;
+        t /= nbi;
+        const index_t ba = t % nba;
+        t /= nba;
+        for (std::size_t k = inner; k-- > 0;) {  // the other outer axes, from the block's number
+          if (k == a) continue;
+          idx[k] = t % s.extent[k];
+          t /= s.extent[k];
+        }
+        const index_t c0 = bi * B, c1 = std::min(ei, c0 + B);
+        const index_t r0 = ba * B, r1 = std::min(ea, r0 + B);
+        if (!packed.empty()) {
+          for (auto& p : packed) detail::pack_operand(p, s, a, idx.data(), r0, c0, r1 - r0, c1 - c0, B);
+          v.prepare(s);  // the packed cursors' inner strides are now 1
+        }
         for (index_t r = r0; r < r1; ++r) {
           idx[a] = r;
           v.set_row(idx.data());
           d.set_row(idx.data());
           run_inner<M, F>(d, v, c0, c1);
         }
-      };
-      if (layout == layout_class::general)
-        rows(general_mode{});
-      else if (can_stream && layout == layout_class::streaming)
-        rows(std::conditional_t<can_stream, streaming_mode, contiguous_mode>{});
-      else
-        rows(contiguous_mode{});
-    }
-    if (can_stream && layout == layout_class::streaming) stream_fence();
+      }
+      if constexpr (M::stream) stream_fence();
+    });
   };
   const index_t threads = static_cast<index_t>(default_pool().size());
   const index_t total = rest * ea * ei;
@@ -8821,95 +8911,6 @@ operand<T> make_operand(const row_run_source<U, Read>& s) {
 
 }  // namespace loom::cpu::gemm
 // ---- end loom/cpu/gemm/source.hpp
-// ---- begin loom/cpu/gemm/workspace.hpp
-// loom/cpu/gemm/workspace.hpp: the per-thread packing and accumulation buffers of the GEMM.
-//
-// Every thread that runs a part of a product keeps its buffers from one call to the next (they
-// only grow), so a call of a small product allocates nothing. A call made while the thread's
-// workspace is already in use (a source or an epilogue that itself multiplies) gets a fresh one.
-
-#include <algorithm>
-#include <cstddef>
-#include <cstring>
-#include <new>
-
-
-namespace loom::cpu::gemm {
-
-/// A growable 64-byte aligned buffer of bytes.
-class aligned_buffer {
- public:
-  aligned_buffer() = default;
-  aligned_buffer(const aligned_buffer&) = delete;
-  aligned_buffer& operator=(const aligned_buffer&) = delete;
-  ~aligned_buffer() { release(); }
-
-  /// Room for n elements of T, 64-byte aligned; the contents are unspecified.
-  template <class T>
-  T* get(index_t n) {
-    std::size_t bytes = std::size_t(n) * sizeof(T) + 64;  // slack: vector tails may touch it
-    if (bytes > size_) {
-      release();
-      std::size_t grown = std::max(bytes, size_ + size_ / 2);
-      data_ = static_cast<std::byte*>(::operator new(grown, std::align_val_t(64)));
-      size_ = grown;
-    }
-    return reinterpret_cast<T*>(data_);
-  }
-
- private:
-  void release() {
-    if (data_) ::operator delete(data_, std::align_val_t(64));
-    data_ = nullptr;
-    size_ = 0;
-  }
-  std::byte* data_ = nullptr;
-  std::size_t size_ = 0;
-};
-
-/// The buffers one thread uses during one product.
-struct workspace {
-  aligned_buffer a;        ///< packed A block (mc x kc)
-  aligned_buffer b;        ///< packed B block (kc x nc)
-  aligned_buffer c;        ///< partial sums between passes over K (mo x nc)
-  aligned_buffer staging;  ///< rows read from a row-run source before they are interleaved
-  bool busy = false;
-};
-
-/// Holds the calling thread's workspace for the duration of a product.
-class workspace_lease {
- public:
-  workspace_lease() {
-    workspace& w = local();
-    if (!w.busy) {
-      ws_ = &w;
-    } else {
-      owned_ = new workspace;
-      ws_ = owned_;
-    }
-    ws_->busy = true;
-  }
-  ~workspace_lease() {
-    ws_->busy = false;
-    delete owned_;
-  }
-  workspace_lease(const workspace_lease&) = delete;
-  workspace_lease& operator=(const workspace_lease&) = delete;
-
-  workspace& operator*() const { return *ws_; }
-  workspace* operator->() const { return ws_; }
-
- private:
-  static workspace& local() {
-    thread_local workspace w;
-    return w;
-  }
-  workspace* ws_ = nullptr;
-  workspace* owned_ = nullptr;
-};
-
-}  // namespace loom::cpu::gemm
-// ---- end loom/cpu/gemm/workspace.hpp
 
 namespace loom::cpu::gemm {
 namespace detail {

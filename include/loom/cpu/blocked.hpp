@@ -18,10 +18,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
-#include <memory>
 #include <vector>
 
 #include "loom/cpu/binding.hpp"
+#include "loom/cpu/gemm/workspace.hpp"
 #include "loom/cpu/loop_nest.hpp"
 #include "loom/cpu/thread_pool.hpp"
 
@@ -75,7 +75,7 @@ void pack_block(E* dst, index_t B, const E* src, index_t S, index_t na, index_t 
 struct packed_operand {
   cursor* c = nullptr;
   cursor orig;
-  std::unique_ptr<unsigned char[]> buf;
+  gemm::aligned_buffer buf;
   unsigned char* aligned = nullptr;
 };
 
@@ -103,16 +103,16 @@ inline void pack_operand(packed_operand& p, const loop_space& s, std::size_t a, 
       pack_block(p.aligned, B, src, S, na, ni);
       break;
     case 2:
-      pack_block(reinterpret_cast<std::uint16_t*>(p.aligned), B, reinterpret_cast<const std::uint16_t*>(src), S,
-                 na, ni);
+      pack_block(reinterpret_cast<std::uint16_t*>(p.aligned), B, reinterpret_cast<const std::uint16_t*>(src), S, na,
+                 ni);
       break;
     case 4:
-      pack_block(reinterpret_cast<std::uint32_t*>(p.aligned), B, reinterpret_cast<const std::uint32_t*>(src), S,
-                 na, ni);
+      pack_block(reinterpret_cast<std::uint32_t*>(p.aligned), B, reinterpret_cast<const std::uint32_t*>(src), S, na,
+                 ni);
       break;
     default:
-      pack_block(reinterpret_cast<std::uint64_t*>(p.aligned), B, reinterpret_cast<const std::uint64_t*>(src), S,
-                 na, ni);
+      pack_block(reinterpret_cast<std::uint64_t*>(p.aligned), B, reinterpret_cast<const std::uint64_t*>(src), S, na,
+                 ni);
       break;
   }
   cursor& c = *p.c;
@@ -136,67 +136,62 @@ void run_blocked(Dst& dst, Ev& ev, const loop_space& s, std::size_t a, index_t B
     if (k != a) rest *= s.extent[k];
   const index_t blocks = rest * nba * nbi;
   if (blocks == 0) return;
+  // With the copied operands read contiguously, the rows may run in contiguous mode, and with
+  // non-temporal stores where the destination is large (each block writes whole cache lines of B
+  // rows that nothing reads again soon).
+  bool contiguous = dst.c.stride[inner] == 1;
+  std::size_t npacked = 0;
+  ev.for_each_cursor([&](cursor& c) {
+    if (detail::packs(c, a, inner))
+      ++npacked;
+    else if (c.elem_size != 0 && c.stride[inner] != 1)
+      contiguous = false;
+  });
+  using T = std::remove_cv_t<std::remove_pointer_t<decltype(dst.row)>>;
+  const layout_class layout = contiguous
+                                  ? choose_layout(true, std::size_t(rest * ea * ei) * sizeof(T) * 2, cost_per_element)
+                                  : layout_class::general;
   auto run = [&](index_t b0, index_t b1) {
     Dst d = dst;
     Ev v = ev;
-    std::vector<detail::packed_operand> packed;
+    std::vector<detail::packed_operand> packed(npacked);
+    std::size_t np = 0;
     v.for_each_cursor([&](cursor& c) {
       if (!detail::packs(c, a, inner)) return;
-      detail::packed_operand p;
+      detail::packed_operand& p = packed[np++];
       p.c = &c;
       p.orig = c;
-      p.buf.reset(new unsigned char[std::size_t(B * B) * c.elem_size + 64]);
-      const auto u = reinterpret_cast<std::uintptr_t>(p.buf.get());
-      p.aligned = p.buf.get() + ((64 - u % 64) % 64);
-      packed.push_back(std::move(p));
+      p.aligned = p.buf.get<unsigned char>(B * B * static_cast<index_t>(c.elem_size));
     });
-    // With the copied operands read contiguously, the rows may run in contiguous mode, and with
-    // non-temporal stores where the destination is large (each block writes whole cache lines
-    // of B rows that nothing reads again soon).
-    bool contiguous = d.c.stride[inner] == 1;
-    v.for_each_cursor([&](cursor& c) {
-      if (c.elem_size != 0 && c.stride[inner] != 1 && !detail::packs(c, a, inner)) contiguous = false;
-    });
-    using T = std::remove_cv_t<std::remove_pointer_t<decltype(d.row)>>;
-    constexpr bool can_stream =
-        !std::is_void_v<F> && stream_alignment<std::conditional_t<std::is_void_v<F>, float, F>, T> != 0;
-    const layout_class layout = contiguous ? choose_layout(true, std::size_t(rest * ea * ei) * sizeof(T) * 2, cost_per_element)
-                                           : layout_class::general;
-    std::array<index_t, max_rank> idx{};
-    for (index_t blk = b0; blk < b1; ++blk) {
-      index_t t = blk;
-      const index_t bi = t % nbi;
-      t /= nbi;
-      const index_t ba = t % nba;
-      t /= nba;
-      for (std::size_t k = inner; k-- > 0;) {  // the other outer axes, from the block's number
-        if (k == a) continue;
-        idx[k] = t % s.extent[k];
-        t /= s.extent[k];
-      }
-      const index_t c0 = bi * B, c1 = std::min(ei, c0 + B);
-      const index_t r0 = ba * B, r1 = std::min(ea, r0 + B);
-      if (!packed.empty()) {
-        for (auto& p : packed) detail::pack_operand(p, s, a, idx.data(), r0, c0, r1 - r0, c1 - c0, B);
-        v.prepare(s);  // the packed cursors' inner strides are now 1
-      }
-      auto rows = [&](auto mode) {
-        using M = decltype(mode);
+    with_layout_mode<F, T>(layout, [&](auto mode) {
+      using M = decltype(mode);
+      std::array<index_t, max_rank> idx{};
+      for (index_t blk = b0; blk < b1; ++blk) {
+        index_t t = blk;
+        const index_t bi = t % nbi;
+        t /= nbi;
+        const index_t ba = t % nba;
+        t /= nba;
+        for (std::size_t k = inner; k-- > 0;) {  // the other outer axes, from the block's number
+          if (k == a) continue;
+          idx[k] = t % s.extent[k];
+          t /= s.extent[k];
+        }
+        const index_t c0 = bi * B, c1 = std::min(ei, c0 + B);
+        const index_t r0 = ba * B, r1 = std::min(ea, r0 + B);
+        if (!packed.empty()) {
+          for (auto& p : packed) detail::pack_operand(p, s, a, idx.data(), r0, c0, r1 - r0, c1 - c0, B);
+          v.prepare(s);  // the packed cursors' inner strides are now 1
+        }
         for (index_t r = r0; r < r1; ++r) {
           idx[a] = r;
           v.set_row(idx.data());
           d.set_row(idx.data());
           run_inner<M, F>(d, v, c0, c1);
         }
-      };
-      if (layout == layout_class::general)
-        rows(general_mode{});
-      else if (can_stream && layout == layout_class::streaming)
-        rows(std::conditional_t<can_stream, streaming_mode, contiguous_mode>{});
-      else
-        rows(contiguous_mode{});
-    }
-    if (can_stream && layout == layout_class::streaming) stream_fence();
+      }
+      if constexpr (M::stream) stream_fence();
+    });
   };
   const index_t threads = static_cast<index_t>(default_pool().size());
   const index_t total = rest * ea * ei;

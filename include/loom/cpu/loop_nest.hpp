@@ -172,6 +172,22 @@ inline layout_class choose_layout(bool contiguous, std::size_t bytes, index_t co
                                                                       : layout_class::contiguous;
 }
 
+/// Calls run(mode) with the mode of `layout`: streaming_mode only where packets of lane class F
+/// can be streamed into T (else contiguous_mode).
+template <class F, class T, class Run>
+LOOM_INLINE void with_layout_mode(layout_class layout, Run&& run) {
+  if (layout == layout_class::general) {
+    run(general_mode{});
+  } else if constexpr (!std::is_void_v<F> && stream_alignment<std::conditional_t<std::is_void_v<F>, float, F>, T> != 0) {
+    if (layout == layout_class::streaming)
+      run(streaming_mode{});
+    else
+      run(contiguous_mode{});
+  } else {
+    run(contiguous_mode{});
+  }
+}
+
 /// Runs a prepared loop nest over the whole space, on the pool when the work is large enough.
 template <class F, class Dst, class Ev>
 void run_loop_nest(Dst& dst, Ev& ev, const loop_space& s, layout_class layout, index_t cost_per_element) {
@@ -185,16 +201,7 @@ void run_loop_nest(Dst& dst, Ev& ev, const loop_space& s, layout_class layout, i
   };
   auto go = [&](index_t b, index_t e) {
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(dst.row)>>;
-    if (layout == layout_class::general) {
-      run(general_mode{}, b, e);
-    } else if constexpr (!std::is_void_v<F> && stream_alignment<std::conditional_t<std::is_void_v<F>, float, F>, T> != 0) {
-      if (layout == layout_class::streaming)
-        run(streaming_mode{}, b, e);
-      else
-        run(contiguous_mode{}, b, e);
-    } else {
-      run(contiguous_mode{}, b, e);
-    }
+    with_layout_mode<F, T>(layout, [&](auto mode) { run(mode, b, e); });
   };
   const index_t threads = static_cast<index_t>(default_pool().size());
   if (threads == 1 || total * cost_per_element < parallel_threshold) {
