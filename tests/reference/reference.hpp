@@ -329,6 +329,8 @@ elem monotone(dtype t, op_id op, const elem& a, F f) {
   const double v = f(a.v), l = f(a.lo), h = f(a.hi);
   const double u = std::max(ulps_of(op, a.lo, 0, t), ulps_of(op, a.hi, 0, t));
   if (std::isnan(v) && std::isnan(l) && std::isnan(h)) return make_float(t, v, v, v, 0);
+  // an enclosure reaching outside the domain (log of [-tiny, tiny]): NaN or a number
+  if (std::isnan(v) || std::isnan(l) || std::isnan(h)) return any_elem();
   return make_float(t, v, std::min(l, h), std::max(l, h), u, formula_denormals(op, t, u));
 }
 

@@ -231,7 +231,7 @@ struct plan_summary {
   static constexpr std::size_t cache_bytes = [] {
     if (counts::cached == 0 || cols == 0) return std::size_t(0);
     const std::size_t row = cols * sizeof(typename N::value_type);
-    std::size_t rows = std::min(max_tile_rows, std::max<std::size_t>(1, tile_target_bytes / row));
+    std::size_t rows = std::min(max_tile_rows, std::max<std::size_t>(1, tile_target_bytes / std::max<std::size_t>(row, 1)));
     std::size_t all_rows = 1;  // a tile has no more rows than the space
     for (std::size_t k = 0; k < p.p; ++k) all_rows *= S::static_extents[k] == dyn ? max_tile_rows : S::static_extents[k];
     rows = std::min(rows, all_rows);

@@ -37,7 +37,7 @@ namespace detail {
 template <int Max, class F>
 LOOM_INLINE void with_constant(index_t n, F&& f) {
   [&]<int... I>(std::integer_sequence<int, I...>) {
-    ((n == I + 1 ? (f(std::integral_constant<int, I + 1>{}), true) : false) || ...);
+    (void)((n == I + 1 ? (f(std::integral_constant<int, I + 1>{}), true) : false) || ...);
   }(std::make_integer_sequence<int, Max>{});
 }
 
