@@ -13,11 +13,12 @@
 # Options: --count N (cases), --seed S (corpus seed), --per-tu K, -j/--jobs J (default 2),
 # --opt FLAGS, --cuda (also compile every kernel with NVRTC), --modes M (output modes per case
 # besides eval, default 2), --big-every B (every B-th case is large: threads, streaming; default
-# 25), --work DIR (default build-fuzz/long-<seed>), --keep (keep sources and binaries).
+# 25), --work DIR (default build-fuzz/long-<seed>), --keep (keep sources and binaries), --resume
+# (a run stopped part way, same options and --work: batches that already passed are not redone).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/../.." && pwd)
-count=10000 seed=1000 per_tu=25 jobs=2 opt="-O2" cuda="" modes=2 big_every=25 work="" keep=0 data_seed=1
+count=10000 seed=1000 per_tu=25 jobs=2 opt="-O2" cuda="" modes=2 big_every=25 work="" keep=0 data_seed=1 resume=0
 while (($#)); do
   case "$1" in
     --count) count=$2; shift 2 ;;
@@ -31,6 +32,7 @@ while (($#)); do
     --data-seed) data_seed=$2; shift 2 ;;
     --work) work=$2; shift 2 ;;
     --keep) keep=1; shift ;;
+    --resume) resume=1; shift ;;
     -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -49,6 +51,7 @@ one_batch() {
   local b=$1 first=$(( $1 * per_tu )) n=$per_tu
   (( first + n > count )) && n=$(( count - first ))
   local src="$work/fuzz_$b.cpp" bin="$work/fuzz_$b" log="$work/log/$b"
+  if ((resume)) && grep -q "^batch $b rc 0: .* 0 failures" "$log.summary" 2>/dev/null; then return 0; fi
   python3 "$here/tools/fuzz/gen.py" --seed "$seed" --first "$first" --count "$n" --modes "$modes" \
     --big-every "$big_every" $cuda > "$src"
   if ! $cxx "${flags[@]}" "$src" -o "$bin" -ldl > "$log.build" 2>&1; then
@@ -62,7 +65,7 @@ one_batch() {
   ((keep)) || ((rc)) || rm -f "$src"
 }
 export -f one_batch
-export work seed per_tu count modes big_every cuda here cxx data_seed keep
+export work seed per_tu count modes big_every cuda here cxx data_seed keep resume
 export flags_str="${flags[*]}"
 
 seq 0 $((batches - 1)) | xargs -P "$jobs" -I{} bash -c 'flags=($flags_str); one_batch {}; cat "$work/log/{}.summary"'
