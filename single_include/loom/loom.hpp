@@ -568,6 +568,7 @@ inline void check_assignable(const dims& from, const dims& to) {
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 // ---- begin loom/cpu/binding.hpp
@@ -4887,11 +4888,46 @@ inline void touched_range(const cursor& c, const dims& d, std::uintptr_t& lo, st
   hi = base + static_cast<std::uintptr_t>((mx + 1) * static_cast<index_t>(c.elem_size));
 }
 
+/// The data of the temporary this thread is evaluating into because the real destination
+/// overlapped an operand. Nothing the expression reads can overlap it (every operand existed
+/// before it was allocated), so its alias checks pass: the over-approximated spans of concat and
+/// pad cursors (which reach past their arrays) could otherwise hold the new block too and send
+/// the evaluation through one temporary after another.
+inline thread_local const void* fresh_destination = nullptr;
+
+/// Marks `data` (a temporary just allocated) as the fresh destination for a scope.
+class fresh_scope {
+ public:
+  explicit fresh_scope(const void* data) : saved_(fresh_destination) { fresh_destination = data; }
+  ~fresh_scope() { fresh_destination = saved_; }
+  fresh_scope(const fresh_scope&) = delete;
+  fresh_scope& operator=(const fresh_scope&) = delete;
+
+ private:
+  const void* saved_;
+};
+
+/// True where dst writes the fresh temporary of the evaluation running on this thread.
+inline bool is_fresh(const cursor& dst) { return dst.base != nullptr && dst.base == fresh_destination; }
+
+/// Evaluates into a new temporary of dst's shape (eval(tmp), with the temporary marked fresh),
+/// then hands it to copy(tmp) to be copied into dst.
+template <class Dst, class Eval, class Copy>
+void via_temporary(const Dst& dst, Eval&& eval, Copy&& copy) {
+  using D = std::remove_cvref_t<Dst>;
+  tensor<typename D::value_type, typename D::shape_type> tmp(dst.shape());
+  {
+    fresh_scope fresh(tmp.data());
+    eval(tmp);
+  }
+  copy(std::as_const(tmp));
+}
+
 /// True where reading `c` while writing `dst` (both over space d) is safe without a temporary:
 /// no overlap, or the very same elements at the very same iteration index. Index cursors
 /// (elem_size 0: positions, not memory) never alias.
 inline bool alias_safe(const cursor& c, const cursor& dst, const dims& d) {
-  if (c.elem_size == 0) return true;
+  if (c.elem_size == 0 || is_fresh(dst)) return true;
   std::uintptr_t a0, a1, b0, b1;
   touched_range(c, d, a0, a1);
   touched_range(dst, d, b0, b1);
@@ -4939,9 +4975,8 @@ void execute_elementwise(Dst& dst, const N& n) {
   bool safe = true;
   ev.for_each_cursor([&](cursor& c) { safe = safe && detail::alias_safe(c, w.c, dd); });
   if (!safe) {
-    tensor<T, typename std::remove_cvref_t<Dst>::shape_type> tmp(dst.shape());
-    execute(tmp, n);
-    execute(dst, as_node(std::as_const(tmp)));
+    detail::via_temporary(dst, [&](auto& tmp) { execute(tmp, n); },
+                          [&](const auto& tmp) { execute(dst, as_node(tmp)); });
     return;
   }
 
@@ -5603,6 +5638,7 @@ struct evaluator<full_node<T, S>> {
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -5790,10 +5826,110 @@ struct cascade {
   }
 };
 
+template <class Red>
+inline constexpr bool is_max = std::is_same_v<Red, reduce_ops::max>;
+template <class Red>
+inline constexpr bool is_extremum = std::is_same_v<Red, reduce_ops::max> || std::is_same_v<Red, reduce_ops::min>;
+
+/// One step of a floating max (min) that leaves NaN to a separate flag: (x > a) ? x : a, one
+/// instruction on x86 (maxps returns its second operand when either is NaN, so a NaN x leaves a
+/// unchanged and a never becomes NaN); where the instruction propagates NaN instead, a may
+/// become NaN, which the flag reports the same way.
+template <class Red, class P>
+LOOM_INLINE P extremum_step(const P& a, const P& x) {
+  if constexpr (std::is_same_v<Red, reduce_ops::max>)
+    return xsimd::max(x, a);
+  else
+    return xsimd::min(x, a);
+}
+
+/// Whether any lane of the packets added was NaN. AVX-512: one masked compare a packet (the
+/// mask of lanes ordered so far, narrowed by each packet); elsewhere an unordered compare and an
+/// or of masks.
+template <class A, class P>
+struct nan_flags {
+#if defined(__AVX512F__)
+  static constexpr bool mask_register = sizeof(P) == 64;
+#else
+  static constexpr bool mask_register = false;
+#endif
+  using flags_type = std::conditional_t<mask_register, std::uint32_t, xsimd::batch_bool<A, typename P::arch_type>>;
+  flags_type f = init();
+
+  static flags_type init() {
+    if constexpr (mask_register)
+      return (std::uint32_t(1) << lanes_of) - 1;  // lanes ordered so far: all
+    else
+      return xsimd::isnan(P(A(0)));  // none NaN
+  }
+  LOOM_INLINE void add(const P& x) {
+#if defined(__AVX512F__)
+    if constexpr (mask_register) {
+      if constexpr (std::is_same_v<A, float>)
+        f = _mm512_mask_cmp_ps_mask(__mmask16(f), x, x, _CMP_ORD_Q);
+      else
+        f = _mm512_mask_cmp_pd_mask(__mmask8(f), x, x, _CMP_ORD_Q);
+      return;
+    }
+#endif
+    if constexpr (!mask_register) f = f | xsimd::isnan(x);
+  }
+  LOOM_INLINE bool any() const {
+    if constexpr (mask_register)
+      return f != (std::uint32_t(1) << lanes_of) - 1;
+    else
+      return xsimd::any(f);
+  }
+  static constexpr std::size_t lanes_of = sizeof(P) / sizeof(A);
+};
+
+/// Floating max/min of [i0, i1): four accumulators of NaN-ignoring steps and a NaN flag per
+/// lane (two instructions a packet instead of the five of the elementwise NaN-propagating
+/// maximum, and no blend in the accumulators' dependency chains), the lanes folded as a tree.
+/// NaN anywhere gives NaN.
+template <class Red, class A, class F, class M, class Ev>
+LOOM_INLINE A extremum_run(const Ev& ev, index_t i0, index_t i1) {
+  using V = typename Ev::value_type;
+  using P = packet_t<A, F>;
+  constexpr index_t w = static_cast<index_t>(lanes<F>);
+  const P id(Red::template identity<A>());
+  P a0 = id, a1 = id, a2 = id, a3 = id;
+  nan_flags<A, P> n0, n1, n2, n3;  // one per accumulator: four independent dependency chains
+  index_t i = i0;
+  auto load = [&](index_t j) { return convert_packet<A, V, F>(ev.template packet<M, F>(j)); };
+  for (; i + 4 * w <= i1; i += 4 * w) {
+    const P x0 = load(i), x1 = load(i + w), x2 = load(i + 2 * w), x3 = load(i + 3 * w);
+    a0 = extremum_step<Red>(a0, x0);
+    a1 = extremum_step<Red>(a1, x1);
+    a2 = extremum_step<Red>(a2, x2);
+    a3 = extremum_step<Red>(a3, x3);
+    n0.add(x0);
+    n1.add(x1);
+    n2.add(x2);
+    n3.add(x3);
+  }
+  for (; i + w <= i1; i += w) {
+    const P x = load(i);
+    a0 = extremum_step<Red>(a0, x);
+    n0.add(x);
+  }
+  if (n0.any() || n1.any() || n2.any() || n3.any()) return std::numeric_limits<A>::quiet_NaN();
+  alignas(64) A t[w];
+  extremum_step<Red>(extremum_step<Red>(a0, a1), extremum_step<Red>(a2, a3)).store_aligned(t);
+  for (index_t h = w / 2; h > 0; h /= 2)
+    for (index_t l = 0; l < h; ++l) t[l] = is_max<Red> ? (t[l + h] > t[l] ? t[l + h] : t[l]) : (t[l + h] < t[l] ? t[l + h] : t[l]);  // no NaN among them
+  A s = t[0];
+  for (; i < i1; ++i) s = combine<Red>(s, loom::detail::convert<A>(ev.template scalar<M>(i)));
+  return s;
+}
+
 /// Reduces [i0, i1) of the current row (i1 - i0 <= sum_block for sums).
 template <class Red, class A, class F, class M, class Ev>
 LOOM_INLINE A reduce_run(const Ev& ev, index_t i0, index_t i1) {
   using V = typename Ev::value_type;
+  if constexpr (!std::is_void_v<F> && is_extremum<Red> && std::is_floating_point_v<A>) {
+    if (i1 - i0 >= index_t(lanes<F>)) return extremum_run<Red, A, F, M>(ev, i0, i1);
+  }
   A s = Red::template identity<A>();
   index_t i = i0;
   if constexpr (!std::is_void_v<F>) {
@@ -7903,9 +8039,8 @@ void execute_reducing(Dst& dst, const N& n) {
   strided_writer<T> w;
   w.bind(dst.data(), dst.strides(), dd.rank);
   auto through_temporary = [&] {
-    tensor<T, DS> tmp(dst.shape());
-    execute_reducing(tmp, n);
-    detail::copy_into(dst, tmp);
+    detail::via_temporary(dst, [&](auto& tmp) { execute_reducing(tmp, n); },
+                          [&](const auto& tmp) { detail::copy_into(dst, tmp); });
   };
 
   if constexpr (plan.root) {
@@ -7926,7 +8061,7 @@ void execute_reducing(Dst& dst, const N& n) {
     detail::walk_and_build<loom::detail::reduce_plan_v<N, DS>>(n, binding::identity(dd.rank), walk, g, dd, tags);
     // A reduction cannot write what it still reads: any overlap of an operand with dst goes
     // through a temporary.
-    bool overlap = false;
+    bool overlap = false;  // (never for the fresh temporary of an earlier overlap)
     std::uintptr_t b0, b1;
     detail::touched_range(w.c, dd, b0, b1);
     for (auto& sd : walk.slots) {
@@ -7940,7 +8075,7 @@ void execute_reducing(Dst& dst, const N& n) {
         if (c->elem_size == 0) continue;
         std::uintptr_t a0, a1;
         detail::touched_range(*c, ld, a0, a1);
-        if (!(a1 <= b0 || b1 <= a0)) overlap = true;
+        if (!(a1 <= b0 || b1 <= a0) && !detail::is_fresh(w.c)) overlap = true;
       }
     }
     if (overlap) {
@@ -10437,10 +10572,8 @@ void run_fused(Dst& dst, const N& n, const MM& m) {
     ms.fuse_target = saved;
     evo->for_each_cursor([&](cursor& c) { safe = safe && alias_safe(c, w.c, dd); });
   }
-  if (!safe) {
-    tensor<T, typename D::shape_type> tmp(dst.shape());
-    run_fused(tmp, n, m);
-    execute(dst, as_node(std::as_const(tmp)));
+  if (!safe && !is_fresh(w.c)) {
+    via_temporary(dst, [&](auto& tmp) { run_fused(tmp, n, m); }, [&](const auto& tmp) { execute(dst, as_node(tmp)); });
     return;
   }
   loop_space s;

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "loom/core/error.hpp"
@@ -54,11 +55,46 @@ inline void touched_range(const cursor& c, const dims& d, std::uintptr_t& lo, st
   hi = base + static_cast<std::uintptr_t>((mx + 1) * static_cast<index_t>(c.elem_size));
 }
 
+/// The data of the temporary this thread is evaluating into because the real destination
+/// overlapped an operand. Nothing the expression reads can overlap it (every operand existed
+/// before it was allocated), so its alias checks pass: the over-approximated spans of concat and
+/// pad cursors (which reach past their arrays) could otherwise hold the new block too and send
+/// the evaluation through one temporary after another.
+inline thread_local const void* fresh_destination = nullptr;
+
+/// Marks `data` (a temporary just allocated) as the fresh destination for a scope.
+class fresh_scope {
+ public:
+  explicit fresh_scope(const void* data) : saved_(fresh_destination) { fresh_destination = data; }
+  ~fresh_scope() { fresh_destination = saved_; }
+  fresh_scope(const fresh_scope&) = delete;
+  fresh_scope& operator=(const fresh_scope&) = delete;
+
+ private:
+  const void* saved_;
+};
+
+/// True where dst writes the fresh temporary of the evaluation running on this thread.
+inline bool is_fresh(const cursor& dst) { return dst.base != nullptr && dst.base == fresh_destination; }
+
+/// Evaluates into a new temporary of dst's shape (eval(tmp), with the temporary marked fresh),
+/// then hands it to copy(tmp) to be copied into dst.
+template <class Dst, class Eval, class Copy>
+void via_temporary(const Dst& dst, Eval&& eval, Copy&& copy) {
+  using D = std::remove_cvref_t<Dst>;
+  tensor<typename D::value_type, typename D::shape_type> tmp(dst.shape());
+  {
+    fresh_scope fresh(tmp.data());
+    eval(tmp);
+  }
+  copy(std::as_const(tmp));
+}
+
 /// True where reading `c` while writing `dst` (both over space d) is safe without a temporary:
 /// no overlap, or the very same elements at the very same iteration index. Index cursors
 /// (elem_size 0: positions, not memory) never alias.
 inline bool alias_safe(const cursor& c, const cursor& dst, const dims& d) {
-  if (c.elem_size == 0) return true;
+  if (c.elem_size == 0 || is_fresh(dst)) return true;
   std::uintptr_t a0, a1, b0, b1;
   touched_range(c, d, a0, a1);
   touched_range(dst, d, b0, b1);
@@ -106,9 +142,8 @@ void execute_elementwise(Dst& dst, const N& n) {
   bool safe = true;
   ev.for_each_cursor([&](cursor& c) { safe = safe && detail::alias_safe(c, w.c, dd); });
   if (!safe) {
-    tensor<T, typename std::remove_cvref_t<Dst>::shape_type> tmp(dst.shape());
-    execute(tmp, n);
-    execute(dst, as_node(std::as_const(tmp)));
+    detail::via_temporary(dst, [&](auto& tmp) { execute(tmp, n); },
+                          [&](const auto& tmp) { execute(dst, as_node(tmp)); });
     return;
   }
 

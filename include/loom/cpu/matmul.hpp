@@ -411,10 +411,8 @@ void run_fused(Dst& dst, const N& n, const MM& m) {
     ms.fuse_target = saved;
     evo->for_each_cursor([&](cursor& c) { safe = safe && alias_safe(c, w.c, dd); });
   }
-  if (!safe) {
-    tensor<T, typename D::shape_type> tmp(dst.shape());
-    run_fused(tmp, n, m);
-    execute(dst, as_node(std::as_const(tmp)));
+  if (!safe && !is_fresh(w.c)) {
+    via_temporary(dst, [&](auto& tmp) { run_fused(tmp, n, m); }, [&](const auto& tmp) { execute(dst, as_node(tmp)); });
     return;
   }
   loop_space s;

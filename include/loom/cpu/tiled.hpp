@@ -1420,9 +1420,8 @@ void execute_reducing(Dst& dst, const N& n) {
   strided_writer<T> w;
   w.bind(dst.data(), dst.strides(), dd.rank);
   auto through_temporary = [&] {
-    tensor<T, DS> tmp(dst.shape());
-    execute_reducing(tmp, n);
-    detail::copy_into(dst, tmp);
+    detail::via_temporary(dst, [&](auto& tmp) { execute_reducing(tmp, n); },
+                          [&](const auto& tmp) { detail::copy_into(dst, tmp); });
   };
 
   if constexpr (plan.root) {
@@ -1443,7 +1442,7 @@ void execute_reducing(Dst& dst, const N& n) {
     detail::walk_and_build<loom::detail::reduce_plan_v<N, DS>>(n, binding::identity(dd.rank), walk, g, dd, tags);
     // A reduction cannot write what it still reads: any overlap of an operand with dst goes
     // through a temporary.
-    bool overlap = false;
+    bool overlap = false;  // (never for the fresh temporary of an earlier overlap)
     std::uintptr_t b0, b1;
     detail::touched_range(w.c, dd, b0, b1);
     for (auto& sd : walk.slots) {
@@ -1457,7 +1456,7 @@ void execute_reducing(Dst& dst, const N& n) {
         if (c->elem_size == 0) continue;
         std::uintptr_t a0, a1;
         detail::touched_range(*c, ld, a0, a1);
-        if (!(a1 <= b0 || b1 <= a0)) overlap = true;
+        if (!(a1 <= b0 || b1 <= a0) && !detail::is_fresh(w.c)) overlap = true;
       }
     }
     if (overlap) {
