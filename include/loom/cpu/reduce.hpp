@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -214,10 +215,110 @@ struct cascade {
   }
 };
 
+template <class Red>
+inline constexpr bool is_max = std::is_same_v<Red, reduce_ops::max>;
+template <class Red>
+inline constexpr bool is_extremum = std::is_same_v<Red, reduce_ops::max> || std::is_same_v<Red, reduce_ops::min>;
+
+/// One step of a floating max (min) that leaves NaN to a separate flag: (x > a) ? x : a, one
+/// instruction on x86 (maxps returns its second operand when either is NaN, so a NaN x leaves a
+/// unchanged and a never becomes NaN); where the instruction propagates NaN instead, a may
+/// become NaN, which the flag reports the same way.
+template <class Red, class P>
+LOOM_INLINE P extremum_step(const P& a, const P& x) {
+  if constexpr (std::is_same_v<Red, reduce_ops::max>)
+    return xsimd::max(x, a);
+  else
+    return xsimd::min(x, a);
+}
+
+/// Whether any lane of the packets added was NaN. AVX-512: one masked compare a packet (the
+/// mask of lanes ordered so far, narrowed by each packet); elsewhere an unordered compare and an
+/// or of masks.
+template <class A, class P>
+struct nan_flags {
+#if defined(__AVX512F__)
+  static constexpr bool mask_register = sizeof(P) == 64;
+#else
+  static constexpr bool mask_register = false;
+#endif
+  using flags_type = std::conditional_t<mask_register, std::uint32_t, xsimd::batch_bool<A, typename P::arch_type>>;
+  flags_type f = init();
+
+  static flags_type init() {
+    if constexpr (mask_register)
+      return (std::uint32_t(1) << lanes_of) - 1;  // lanes ordered so far: all
+    else
+      return xsimd::isnan(P(A(0)));  // none NaN
+  }
+  LOOM_INLINE void add(const P& x) {
+#if defined(__AVX512F__)
+    if constexpr (mask_register) {
+      if constexpr (std::is_same_v<A, float>)
+        f = _mm512_mask_cmp_ps_mask(__mmask16(f), x, x, _CMP_ORD_Q);
+      else
+        f = _mm512_mask_cmp_pd_mask(__mmask8(f), x, x, _CMP_ORD_Q);
+      return;
+    }
+#endif
+    if constexpr (!mask_register) f = f | xsimd::isnan(x);
+  }
+  LOOM_INLINE bool any() const {
+    if constexpr (mask_register)
+      return f != (std::uint32_t(1) << lanes_of) - 1;
+    else
+      return xsimd::any(f);
+  }
+  static constexpr std::size_t lanes_of = sizeof(P) / sizeof(A);
+};
+
+/// Floating max/min of [i0, i1): four accumulators of NaN-ignoring steps and a NaN flag per
+/// lane (two instructions a packet instead of the five of the elementwise NaN-propagating
+/// maximum, and no blend in the accumulators' dependency chains), the lanes folded as a tree.
+/// NaN anywhere gives NaN.
+template <class Red, class A, class F, class M, class Ev>
+LOOM_INLINE A extremum_run(const Ev& ev, index_t i0, index_t i1) {
+  using V = typename Ev::value_type;
+  using P = packet_t<A, F>;
+  constexpr index_t w = static_cast<index_t>(lanes<F>);
+  const P id(Red::template identity<A>());
+  P a0 = id, a1 = id, a2 = id, a3 = id;
+  nan_flags<A, P> n0, n1, n2, n3;  // one per accumulator: four independent dependency chains
+  index_t i = i0;
+  auto load = [&](index_t j) { return convert_packet<A, V, F>(ev.template packet<M, F>(j)); };
+  for (; i + 4 * w <= i1; i += 4 * w) {
+    const P x0 = load(i), x1 = load(i + w), x2 = load(i + 2 * w), x3 = load(i + 3 * w);
+    a0 = extremum_step<Red>(a0, x0);
+    a1 = extremum_step<Red>(a1, x1);
+    a2 = extremum_step<Red>(a2, x2);
+    a3 = extremum_step<Red>(a3, x3);
+    n0.add(x0);
+    n1.add(x1);
+    n2.add(x2);
+    n3.add(x3);
+  }
+  for (; i + w <= i1; i += w) {
+    const P x = load(i);
+    a0 = extremum_step<Red>(a0, x);
+    n0.add(x);
+  }
+  if (n0.any() || n1.any() || n2.any() || n3.any()) return std::numeric_limits<A>::quiet_NaN();
+  alignas(64) A t[w];
+  extremum_step<Red>(extremum_step<Red>(a0, a1), extremum_step<Red>(a2, a3)).store_aligned(t);
+  for (index_t h = w / 2; h > 0; h /= 2)
+    for (index_t l = 0; l < h; ++l) t[l] = is_max<Red> ? (t[l + h] > t[l] ? t[l + h] : t[l]) : (t[l + h] < t[l] ? t[l + h] : t[l]);  // no NaN among them
+  A s = t[0];
+  for (; i < i1; ++i) s = combine<Red>(s, loom::detail::convert<A>(ev.template scalar<M>(i)));
+  return s;
+}
+
 /// Reduces [i0, i1) of the current row (i1 - i0 <= sum_block for sums).
 template <class Red, class A, class F, class M, class Ev>
 LOOM_INLINE A reduce_run(const Ev& ev, index_t i0, index_t i1) {
   using V = typename Ev::value_type;
+  if constexpr (!std::is_void_v<F> && is_extremum<Red> && std::is_floating_point_v<A>) {
+    if (i1 - i0 >= index_t(lanes<F>)) return extremum_run<Red, A, F, M>(ev, i0, i1);
+  }
   A s = Red::template identity<A>();
   index_t i = i0;
   if constexpr (!std::is_void_v<F>) {
