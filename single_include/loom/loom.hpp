@@ -6213,8 +6213,9 @@ namespace loom {
 /// How a reduction occurrence is evaluated (see the file comment).
 enum class occurrence_class : unsigned char { ignored, tiled, materialised, root };
 
-/// The most reduction occurrences one expression may hold.
-inline constexpr std::size_t max_occurrences = 48;
+/// The most reduction occurrences one expression may hold (each reduction counts once per place
+/// it appears, its nested reductions with it: a softmax of a layer norm already holds nine).
+inline constexpr std::size_t max_occurrences = 128;
 
 /// The largest number of rows (outputs) in one tile, which bounds every per-tile buffer.
 inline constexpr std::size_t max_tile_rows = 1024;
@@ -6412,6 +6413,9 @@ constexpr std::size_t high_bit_plus_one(unsigned m) {
 /// The plan of assigning N into a destination of static shape DstShape.
 template <class N, class DstShape>
 constexpr reduce_plan_info make_reduce_plan() {
+  static_assert(occurrence_count_v<N> <= max_occurrences,
+                "loom: this expression holds more reduction occurrences than a plan tracks (max_occurrences, "
+                "128); evaluate a part of it with eval() first");
   reduce_plan_info st;
   using ES = typename N::shape_type;
   st.it_rank = DstShape::rank;
@@ -8034,7 +8038,7 @@ void execute_reducing(Dst& dst, const N& n) {
   if (dd.size() == 0) return;
   constexpr const loom::detail::reduce_plan_info& plan = loom::detail::reduce_plan_v<N, DS>;
   static_assert(loom::detail::occurrence_count_v<N> <= max_occurrences,
-                "loom: an expression holds more reductions than the plan tracks (48)");
+                "loom: an expression holds more reductions than the plan tracks (max_occurrences)");
 
   strided_writer<T> w;
   w.bind(dst.data(), dst.strides(), dd.rank);

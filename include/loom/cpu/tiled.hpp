@@ -1415,7 +1415,7 @@ void execute_reducing(Dst& dst, const N& n) {
   if (dd.size() == 0) return;
   constexpr const loom::detail::reduce_plan_info& plan = loom::detail::reduce_plan_v<N, DS>;
   static_assert(loom::detail::occurrence_count_v<N> <= max_occurrences,
-                "loom: an expression holds more reductions than the plan tracks (48)");
+                "loom: an expression holds more reductions than the plan tracks (max_occurrences)");
 
   strided_writer<T> w;
   w.bind(dst.data(), dst.strides(), dd.rank);
