@@ -864,13 +864,16 @@ inline elem reduce_elems(red_id r, dtype t, const std::vector<const elem*>& xs) 
         double l = c[0], h = c[0];
         for (double y : c) {
           if (std::isnan(y)) {
-            bool all_exact = true;
-            for (const elem* z : xs) all_exact = all_exact && is_exact(*z);
-            if (all_exact) {  // 0 * inf among exact values: NaN in every order
-              double p = 1;
-              for (const elem* z : xs) p *= z->v;
-              if (std::isnan(p)) return make_float(out, NAN, NAN, NAN, 0);
+            // An infinity and a zero among the exact inputs: NaN in every order. A product
+            // that only overflows to inf (or underflows to 0) on the way gives NaN in some
+            // orders and not in others.
+            bool all_exact = true, inf = false, zero = false;
+            for (const elem* z : xs) {
+              all_exact = all_exact && is_exact(*z);
+              inf = inf || std::isinf(z->v);
+              zero = zero || z->v == 0;
             }
+            if (all_exact && inf && zero) return make_float(out, NAN, NAN, NAN, 0);
             return any_elem();
           }
           l = std::min(l, y);
