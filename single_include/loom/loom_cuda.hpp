@@ -21,10 +21,12 @@
 
 #include <array>
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 // ---- begin loom/cuda/codegen/emit.hpp
 // loom/cuda/codegen/emit.hpp: what each node kind contributes to a generated kernel.
@@ -46,9 +48,13 @@
 //   - an affine index map (transpose, permute, slice, broadcast_to, flip, reshape of a contiguous
 //     operand) prints nothing of its own: its emitter returns its operand's expression, its binder
 //     rewrites the binding before binding its operand. The leaves underneath just get other strides.
-//   - a generator (iota, full) or a non-affine map (pad, concat) prints an expression of the index;
-//     that needs the coordinates in the kernel skeleton, which the strided class already keeps
-//     (see kernel.hpp): the hook is emit_state, which a later phase extends with coordinate names.
+//   - a generator prints a value of its own: full a scalar parameter, iota a *position* (a leaf
+//     that is not memory: the kernel hands element() start + offset instead of a load, the same
+//     linear function of the iteration index an address is, so it collapses and strides like one).
+//   - a non-affine map (concat, pad) prints a selection on a position along its axis; the leaves
+//     under it are *lazy*: element() gets their offsets and loads only in the branch taken (their
+//     cursors point past their arrays outside it). Kernels with positions or lazy leaves take the
+//     scalar path (kernel_desc::scalar_only).
 //   - a node with no emitter makes the expression "not emittable" (emittable<N> is false), and the
 //     CUDA entry points throw cuda_error naming it instead of failing to compile, so generic code
 //     that only runs on a GPU where the backend supports it still builds everywhere.
@@ -90,16 +96,34 @@ constexpr std::size_t dtype_size(dtype t) {
   return 0;
 }
 
+/// What a leaf parameter of element() holds.
+///   value     the leaf's element at the current index, loaded by the kernel (x<k>)
+///   lazy      the offset of that element (x<k>), loaded in element() as p.a<k>[x<k>] only where
+///             the branch of a concat or pad that reads it is taken
+///   position  a position, not memory: the argument block's start plus the offset (long long)
+enum class leaf_kind : std::uint8_t { value, lazy, position };
+
 /// The leaves and scalars an expression's kernel takes, in the order the emitters met them.
 class emit_state {
  public:
-  /// A leaf of element type t: its value at the current index is parameter x<k> of element().
+  /// A leaf of element type t: its value at the current index is parameter x<k> of element()
+  /// (inside a concat or pad: loaded from its offset x<k>).
   LOOM_NOINLINE emitted leaf(dtype t) {
     leaves_.push_back(t);
-    std::string name = "x";
-    name += std::to_string(leaves_.size() - 1);
-    return {std::move(name), t};
+    kinds_.push_back(lazy_ > 0 ? leaf_kind::lazy : leaf_kind::value);
+    const std::string k = std::to_string(leaves_.size() - 1);
+    if (lazy_ > 0) return {"p.a" + k + "[x" + k + "]", t};
+    return {"x" + k, t};
   }
+  /// A position (int64): start + the offset at the current index, parameter x<k> of element().
+  LOOM_NOINLINE emitted position() {
+    leaves_.push_back(dtype::int64);
+    kinds_.push_back(leaf_kind::position);
+    return {"x" + std::to_string(leaves_.size() - 1), dtype::int64};
+  }
+  /// Leaves emitted between enter_lazy() and leave_lazy() are lazy (concat and pad operands).
+  void enter_lazy() noexcept { ++lazy_; }
+  void leave_lazy() noexcept { --lazy_; }
   /// A scalar of type t, passed in the argument block as s<k>.
   LOOM_NOINLINE emitted scalar(dtype t) {
     scalars_.push_back(t);
@@ -108,11 +132,14 @@ class emit_state {
     return {std::move(name), t};
   }
   [[nodiscard]] const std::vector<dtype>& leaves() const noexcept { return leaves_; }
+  [[nodiscard]] const std::vector<leaf_kind>& kinds() const noexcept { return kinds_; }
   [[nodiscard]] const std::vector<dtype>& scalars() const noexcept { return scalars_; }
 
  private:
   std::vector<dtype> leaves_;
+  std::vector<leaf_kind> kinds_;
   std::vector<dtype> scalars_;
+  int lazy_ = 0;
 };
 
 /// The type operand i of an op with rule `rule` is converted to before the op applies
@@ -188,13 +215,93 @@ struct emitter<map_node<Op, C, Args...>> {
   }
 };
 
+/// Affine index maps print their operand: only the binding (the strides underneath) changes.
+template <class Arg, std::size_t... P>
+  requires emittable<Arg>
+struct emitter<permute_node<Arg, P...>> {
+  static emitted emit(emit_state& s) { return emitter<Arg>::emit(s); }
+};
+template <class Arg, std::size_t A>
+  requires emittable<Arg>
+struct emitter<slice_node<Arg, A>> {
+  static emitted emit(emit_state& s) { return emitter<Arg>::emit(s); }
+};
+template <class Arg, std::size_t A>
+  requires emittable<Arg>
+struct emitter<flip_node<Arg, A>> {
+  static emitted emit(emit_state& s) { return emitter<Arg>::emit(s); }
+};
+template <class Arg, class S>
+  requires emittable<Arg>
+struct emitter<broadcast_node<Arg, S>> {
+  static emitted emit(emit_state& s) { return emitter<Arg>::emit(s); }
+};
+/// A reshape prints its operand too: its binder regroups the strides underneath.
+template <class Arg, class S>
+  requires emittable<Arg>
+struct emitter<reshape_node<Arg, S>> {
+  static emitted emit(emit_state& s) { return emitter<Arg>::emit(s); }
+};
+
+/// full (zeros, ones): a scalar parameter.
+template <class T, class S>
+struct emitter<full_node<T, S>> {
+  static emitted emit(emit_state& s) { return s.scalar(dtype_of<T>); }
+};
+/// iota: the row-major position, converted to T.
+template <class T, class S>
+struct emitter<iota_node<T, S>> {
+  static emitted emit(emit_state& s) { return convert_to(s.position(), dtype_of<T>); }
+};
+
+/// concat along A: the position q along A picks operand i where start[i] <= q < start[i + 1]:
+///   (x0 < p.s0 ? cvt<T>(<operand 0>) : (x0 < p.s1 ? cvt<T>(<operand 1>) : cvt<T>(<operand 2>)))
+/// with p.s<k> the starts of operands 1.., and only the taken operand's leaves loaded.
+template <std::size_t A, class... Args>
+  requires(emittable<Args> && ...)
+struct emitter<concat_node<A, Args...>> {
+  static emitted emit(emit_state& s) {
+    using N = concat_node<A, Args...>;
+    const dtype t = dtype_of<typename N::value_type>;
+    const emitted q = s.position();
+    std::vector<emitted> starts;
+    for (std::size_t i = 1; i < sizeof...(Args); ++i) starts.push_back(s.scalar(dtype::int64));
+    std::vector<emitted> ops;
+    s.enter_lazy();
+    (ops.push_back(convert_to(emitter<Args>::emit(s), t)), ...);
+    s.leave_lazy();
+    std::string text = ops.back().text;
+    for (std::size_t i = ops.size() - 1; i-- > 0;)
+      text = "(" + q.text + " < " + starts[i].text + " ? " + ops[i].text + " : " + text + ")";
+    return {std::move(text), t};
+  }
+};
+
+/// pad along A: (lo <= q && q < hi ? <operand> : value), the operand's leaves loaded only inside.
+template <class Arg, std::size_t A>
+  requires emittable<Arg>
+struct emitter<pad_node<Arg, A>> {
+  static emitted emit(emit_state& s) {
+    const dtype t = dtype_of<typename pad_node<Arg, A>::value_type>;
+    const emitted q = s.position();
+    const emitted lo = s.scalar(dtype::int64), hi = s.scalar(dtype::int64), v = s.scalar(t);
+    s.enter_lazy();
+    const emitted e = convert_to(emitter<Arg>::emit(s), t);
+    s.leave_lazy();
+    return {"(" + lo.text + " <= " + q.text + " && " + q.text + " < " + hi.text + " ? " + e.text + " : " + v.text + ")",
+            t};
+  }
+};
+
 // ---------------------------------------------------------------------------------------------
 // Run-time values: what a launch passes for the parameters the emitters printed
 // ---------------------------------------------------------------------------------------------
 
-/// Where one array is and how it moves with each axis of the iteration space.
+/// Where one array is and how it moves with each axis of the iteration space. A position
+/// (elem_size 0) is not memory: base is 0 and offset the position at iteration index 0, until
+/// plan_layout moves it into base (the start the kernel adds its offset to).
 struct array_cursor {
-  std::uintptr_t base = 0;  ///< device address of the array's element 0
+  std::uintptr_t base = 0;  ///< device address of the array's element 0 (a position's start)
   std::size_t elem_size = 0;
   index_t offset = 0;  ///< elements from base at iteration index 0
   std::array<index_t, max_rank> stride{};
@@ -220,6 +327,15 @@ struct operand_sink {
     c.base = reinterpret_cast<std::uintptr_t>(device_address);
     c.elem_size = elem_size;
     b.strides_of(array_strides, c.stride, c.offset);
+  }
+  /// A position moving with the node's index by `node_strides` (row-major strides for iota, a
+  /// unit along one axis for concat and pad), read through binding b.
+  template <class Strides>
+  void add_position(const Strides& node_strides, const cpu::binding& b) {
+    array_cursor& c = leaves[leaf_count++];
+    c.base = 0;
+    c.elem_size = 0;
+    b.strides_of(node_strides, c.stride, c.offset);
   }
   template <class T>
   void add_scalar(T v) {
@@ -258,6 +374,26 @@ struct param_count<scalar_node<T>> {
   static constexpr std::size_t leaves = 0;
   static constexpr std::size_t scalars = 1;
 };
+template <class T, class S>
+struct param_count<full_node<T, S>> {
+  static constexpr std::size_t leaves = 0;
+  static constexpr std::size_t scalars = 1;
+};
+template <class T, class S>
+struct param_count<iota_node<T, S>> {
+  static constexpr std::size_t leaves = 1;
+  static constexpr std::size_t scalars = 0;
+};
+template <std::size_t A, class... Args>
+struct param_count<concat_node<A, Args...>> {
+  static constexpr std::size_t leaves = 1 + (std::size_t(0) + ... + param_count<Args>::leaves);
+  static constexpr std::size_t scalars = (sizeof...(Args) - 1) + (std::size_t(0) + ... + param_count<Args>::scalars);
+};
+template <class Arg, std::size_t A>
+struct param_count<pad_node<Arg, A>> {
+  static constexpr std::size_t leaves = 1 + param_count<Arg>::leaves;
+  static constexpr std::size_t scalars = 3 + param_count<Arg>::scalars;
+};
 
 /// binder<N>::bind(const N&, operand_sink&, const cpu::binding&): the run-time half of emitter<N>.
 template <class N, class Enable = void>
@@ -282,6 +418,108 @@ struct binder<map_node<Op, C, Args...>> {
     const dims nd = n.shape().to_dims();
     std::apply([&](const auto&... a) { (binder<Args>::bind(a, s, b.broadcast_operand(nd, a.shape().to_dims())), ...); },
                n.args);
+  }
+};
+
+template <class Arg, std::size_t... P>
+struct binder<permute_node<Arg, P...>> {
+  static void bind(const permute_node<Arg, P...>& n, operand_sink& s, const cpu::binding& b) {
+    binder<Arg>::bind(n.arg, s, cpu::detail::permuted_binding(b, permute_node<Arg, P...>::perm.data(), sizeof...(P)));
+  }
+};
+template <class Arg, std::size_t A>
+struct binder<slice_node<Arg, A>> {
+  static void bind(const slice_node<Arg, A>& n, operand_sink& s, const cpu::binding& b) {
+    binder<Arg>::bind(n.arg, s, cpu::detail::affine_axis_binding(b, A, n.begin, n.step));
+  }
+};
+template <class Arg, std::size_t A>
+struct binder<flip_node<Arg, A>> {
+  static void bind(const flip_node<Arg, A>& n, operand_sink& s, const cpu::binding& b) {
+    binder<Arg>::bind(n.arg, s, cpu::detail::affine_axis_binding(b, A, static_cast<index_t>(n.shape().extent(A)) - 1, -1));
+  }
+};
+template <class Arg, class S>
+struct binder<broadcast_node<Arg, S>> {
+  static void bind(const broadcast_node<Arg, S>& n, operand_sink& s, const cpu::binding& b) {
+    binder<Arg>::bind(n.arg, s, b.broadcast_operand(n.shape().to_dims(), n.arg.shape().to_dims()));
+  }
+};
+
+/// Thrown by the binder of a reshape whose operand's strides do not regroup; cuda::detail::execute
+/// then evaluates the expression with every reshape's operand materialised first.
+struct reshape_needs_copy : cuda_error {
+  using cuda_error::cuda_error;
+};
+
+/// Reshape: the operand is bound over its own index space, then every cursor it added is moved
+/// to the reshaped space (a row-major regrouping is linear where strides merge).
+template <class Arg, class S>
+struct binder<reshape_node<Arg, S>> {
+  static void bind(const reshape_node<Arg, S>& n, operand_sink& s, const cpu::binding& b) {
+    const dims from = n.arg.shape().to_dims(), to = n.shape().to_dims();
+    const std::size_t first = s.leaf_count;
+    binder<Arg>::bind(n.arg, s, cpu::binding::identity(from.rank));
+    for (std::size_t i = first; i < s.leaf_count; ++i) {
+      array_cursor& c = s.leaves[i];
+      std::array<index_t, max_rank> rho{};
+      if (!cpu::detail::regroup_strides(from, c.stride.data(), to, rho.data()))
+        throw reshape_needs_copy("loom: cuda: reshape of shape " + to_string(from) + " to " + to_string(to) +
+                                 " reads an operand whose strides do not regroup (a transposed or stepped view); "
+                                 "it is evaluated into a temporary first");
+      index_t off = c.offset;
+      std::array<index_t, max_rank> st{};
+      for (std::size_t d = 0; d < to.rank; ++d) {
+        off += rho[d] * b.offset[d];
+        for (std::size_t k = 0; k < b.it_rank; ++k) st[k] += rho[d] * b.coef[d][k];
+      }
+      c.offset = off;
+      c.stride = st;
+    }
+  }
+};
+
+template <class T, class S>
+struct binder<full_node<T, S>> {
+  static void bind(const full_node<T, S>& n, operand_sink& s, const cpu::binding&) { s.add_scalar(n.value); }
+};
+template <class T, class S>
+struct binder<iota_node<T, S>> {
+  static void bind(const iota_node<T, S>& n, operand_sink& s, const cpu::binding& b) {
+    const dims d = n.shape().to_dims();
+    std::array<index_t, max_rank> st{};
+    index_t m = 1;
+    for (std::size_t k = d.rank; k-- > 0;) {
+      st[k] = m;
+      m *= static_cast<index_t>(d.e[k]);
+    }
+    s.add_position(st, b);
+  }
+};
+
+template <std::size_t A, class... Args>
+struct binder<concat_node<A, Args...>> {
+  static void bind(const concat_node<A, Args...>& n, operand_sink& s, const cpu::binding& b) {
+    std::array<index_t, max_rank> unit{};
+    unit[A] = 1;
+    s.add_position(unit, b);
+    for (std::size_t i = 1; i < sizeof...(Args); ++i) s.add_scalar(static_cast<std::int64_t>(n.start[i]));
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (binder<Args>::bind(std::get<I>(n.args), s, cpu::detail::affine_axis_binding(b, A, -n.start[I], 1)), ...);
+    }(std::index_sequence_for<Args...>{});
+  }
+};
+
+template <class Arg, std::size_t A>
+struct binder<pad_node<Arg, A>> {
+  static void bind(const pad_node<Arg, A>& n, operand_sink& s, const cpu::binding& b) {
+    std::array<index_t, max_rank> unit{};
+    unit[A] = 1;
+    s.add_position(unit, b);
+    s.add_scalar(static_cast<std::int64_t>(n.before));
+    s.add_scalar(static_cast<std::int64_t>(n.before + static_cast<index_t>(n.arg.shape().extent(A))));
+    s.add_scalar(n.value);
+    binder<Arg>::bind(n.arg, s, cpu::detail::affine_axis_binding(b, A, -n.before, 1));
   }
 };
 
@@ -426,7 +664,7 @@ inline void touched_range(const array_cursor& c, const dims& d, std::uintptr_t& 
   hi = c.base + static_cast<std::uintptr_t>((mx + 1) * static_cast<index_t>(c.elem_size));
 }
 
-inline bool aligned(std::uintptr_t p, std::size_t bytes) { return (p & (bytes - 1)) == 0; }
+inline bool aligned(std::uintptr_t p, std::size_t bytes) { return bytes == 0 || (p & (bytes - 1)) == 0; }
 
 inline index_t abs_index(index_t v) { return v < 0 ? -v : v; }
 
@@ -435,7 +673,7 @@ inline index_t abs_index(index_t v) { return v < 0 ? -v : v; }
 /// True where reading `c` while writing `dst` over space d needs no temporary: no overlap, or
 /// the very same elements at the very same iteration index (elementwise self-assignment).
 inline bool alias_safe(const array_cursor& c, const array_cursor& dst, const dims& d) {
-  if (d.size() == 0) return true;
+  if (d.size() == 0 || c.elem_size == 0) return true;  // positions are not memory
   std::uintptr_t a0, a1, b0, b1;
   detail::touched_range(c, d, a0, a1);
   detail::touched_range(dst, d, b0, b1);
@@ -485,7 +723,10 @@ inline launch_shape plan_layout(const dims& d, array_cursor* cs, std::size_t n, 
   ls.lanes = lanes;
   ls.elements = static_cast<index_t>(d.size());
   for (std::size_t c = 0; c < n; ++c) {
-    cs[c].base += static_cast<std::uintptr_t>(cs[c].offset * static_cast<index_t>(cs[c].elem_size));
+    if (cs[c].elem_size == 0)  // a position: its start
+      cs[c].base = static_cast<std::uintptr_t>(cs[c].offset);
+    else
+      cs[c].base += static_cast<std::uintptr_t>(cs[c].offset * static_cast<index_t>(cs[c].elem_size));
     cs[c].offset = 0;
   }
   const std::size_t r = collapse(d, cs, n, ls.extent);
@@ -2658,11 +2899,21 @@ struct kernel_desc {
   dtype dst = dtype::float32;       ///< the destination's element type
   dtype value = dtype::float32;     ///< the expression's value type (converted to dst on store)
   std::vector<dtype> leaves;        ///< element types of the leaves, in emission order
+  std::vector<leaf_kind> kinds;     ///< what each leaf parameter holds (empty: all values)
   std::vector<dtype> scalars;       ///< types of the scalar parameters, in emission order
   std::string element;              ///< the element expression over x<k> and p.s<k>
 
-  /// Elements per 16-byte access of the widest array (destination or leaf).
+  [[nodiscard]] leaf_kind kind(std::size_t i) const { return i < kinds.size() ? kinds[i] : leaf_kind::value; }
+  /// True where some leaf is a position or lazy (generators, concat, pad): the kernel takes
+  /// scalar accesses only, one element per step.
+  [[nodiscard]] bool scalar_only() const {
+    for (leaf_kind k : kinds)
+      if (k != leaf_kind::value) return true;
+    return false;
+  }
+  /// Elements per 16-byte access of the widest array (destination or leaf); 1 where scalar_only.
   [[nodiscard]] int lanes() const {
+    if (scalar_only()) return 1;
     std::size_t widest = dtype_size(dst);
     for (dtype t : leaves) widest = std::max(widest, dtype_size(t));
     return static_cast<int>(16 / widest);
@@ -2823,6 +3074,15 @@ LOOM_NOINLINE inline std::string element_call(const kernel_desc& d, leaf_access 
   s += "element(p";
   for (std::size_t i = 0; i < d.leaves.size(); ++i) {
     const std::string k = std::to_string(i);
+    const leaf_kind kind = d.kind(i);
+    if (kind == leaf_kind::lazy) {  // its offset; element() loads in the branch that reads it
+      put(s, {", (long long)", a == leaf_access::at_offset ? "o" + k : std::string("i")});
+      continue;
+    }
+    if (kind == leaf_kind::position) {  // the start plus the offset
+      put(s, {", p.a", k, " + (long long)", a == leaf_access::at_offset ? "o" + k : std::string("i")});
+      continue;
+    }
     switch (a) {
       case leaf_access::vector_lane: put(s, {", v", k, ".v[j]"}); break;
       case leaf_access::at_i: put(s, {", p.a", k, "[i]"}); break;
@@ -2865,11 +3125,15 @@ LOOM_NOINLINE inline void put_contiguous(std::string& s, const kernel_desc& d, c
   put(s, {"  const I n = ", baked ? index_literal(baked->shape->elements) : std::string("(I)p.n"), ";\n"});
   s += "  const I tid = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x;\n"
        "  const I step = (I)gridDim.x * (I)blockDim.x;\n";
-  put(s, {"  const I units = ", baked ? (baked->shape->vec ? "n / V" : "0") : "p.vec ? n / V : 0", ";\n"});
-  s += "  for (I u = tid; u < units; u += step) {\n"
-       "    const I i = u * V;\n";
-  put_vector_body(s, d, "    ", "i", false);
-  s += "  }\n";
+  if (d.scalar_only()) {
+    s += "  constexpr I units = 0;\n";
+  } else {
+    put(s, {"  const I units = ", baked ? (baked->shape->vec ? "n / V" : "0") : "p.vec ? n / V : 0", ";\n"});
+    s += "  for (I u = tid; u < units; u += step) {\n"
+         "    const I i = u * V;\n";
+    put_vector_body(s, d, "    ", "i", false);
+    s += "  }\n";
+  }
   put(s, {"  for (I i = units * V + tid; i < n; i += step) p.d[i] = ", element_call(d, leaf_access::at_i), ";\n"});
 }
 
@@ -2942,15 +3206,20 @@ LOOM_NOINLINE inline void put_advance(std::string& s, const kernel_desc& d, bool
 
 LOOM_NOINLINE inline void put_broadcast(std::string& s, const kernel_desc& d, std::size_t r, const baked_values* baked) {
   put_odometer_setup(s, d, r, false, baked);
-  put(s, {"  ", baked ? (baked->shape->vec ? "constexpr bool vec = true" : "constexpr bool vec = false")
-                      : "const bool vec = p.vec != 0",
-          ";\n"});
-  s += "  for (;;) {\n"
-       "    if (vec) {\n";
-  put_vector_body(s, d, "      ", "u * V", true);
-  s += "    } else {\n";
-  put(s, {"      p.d[u] = ", element_call(d, leaf_access::at_offset), ";\n"});
-  s += "    }\n";
+  if (d.scalar_only()) {
+    s += "  for (;;) {\n";
+    put(s, {"    p.d[u] = ", element_call(d, leaf_access::at_offset), ";\n"});
+  } else {
+    put(s, {"  ", baked ? (baked->shape->vec ? "constexpr bool vec = true" : "constexpr bool vec = false")
+                        : "const bool vec = p.vec != 0",
+            ";\n"});
+    s += "  for (;;) {\n"
+         "    if (vec) {\n";
+    put_vector_body(s, d, "      ", "u * V", true);
+    s += "    } else {\n";
+    put(s, {"      p.d[u] = ", element_call(d, leaf_access::at_offset), ";\n"});
+    s += "    }\n";
+  }
   put_advance(s, d, false);
   s += "  }\n";
 }
@@ -2967,7 +3236,12 @@ LOOM_NOINLINE inline void put_field(std::string& s, const kernel_desc& d, layout
   const std::string idx = std::to_string(f.index), count = std::to_string(f.count);
   switch (f.kind) {
     case field_kind::dst: put(s, {"  ", dtype_c_name(d.dst), "* d;\n"}); break;
-    case field_kind::leaf: put(s, {"  const ", dtype_c_name(d.leaves[f.index]), "* a", idx, ";\n"}); break;
+    case field_kind::leaf:
+      if (d.kind(f.index) == leaf_kind::position)
+        put(s, {"  long long a", idx, ";\n"});  // the position at iteration index 0
+      else
+        put(s, {"  const ", dtype_c_name(d.leaves[f.index]), "* a", idx, ";\n"});
+      break;
     case field_kind::count: s += key.cls == layout_class::contiguous ? "  long long n;\n" : "  long long units;\n"; break;
     case field_kind::extents: put(s, {"  long long ext[", count, "];\n"}); break;
     case field_kind::dst_strides: put(s, {"  long long dst_st[", count, "];\n"}); break;
@@ -3001,7 +3275,9 @@ LOOM_NOINLINE inline kernel_text print_kernel(const kernel_desc& d, layout_key k
   put(s, {"};\nstatic_assert(sizeof(args) == ", std::to_string(args_size(d, key, baked != nullptr)),
           ", \"loom: the argument block of this kernel differs from the host's\");\n"});
   put(s, {"__device__ __forceinline__ ", dtype_c_name(d.value), " element(const args& p"});
-  for (std::size_t i = 0; i < d.leaves.size(); ++i) put(s, {", const ", dtype_c_name(d.leaves[i]), " x", std::to_string(i)});
+  for (std::size_t i = 0; i < d.leaves.size(); ++i)
+    put(s, {", const ", d.kind(i) == leaf_kind::value ? dtype_c_name(d.leaves[i]) : std::string_view("long long"), " x",
+            std::to_string(i)});
   put(s, {") {\n  return ", d.element, ";\n}\n}  // namespace loom_gen_@\n"});
   put(s, {"extern \"C\" __global__ void __launch_bounds__(", std::to_string(block_threads), ") loom_ew_", tag,
           "_@(const LOOM_GRID_CONSTANT loom_gen_@::args p) {\n  using namespace loom_gen_@;\n  typedef ", key.wide ? "long long" : "int",
@@ -3043,6 +3319,7 @@ kernel_desc describe() {
   d.dst = dtype_of<D>;
   d.value = e.type;
   d.leaves = st.leaves();
+  d.kinds = st.kinds();
   d.scalars = st.scalars();
   d.element = std::move(e.text);
   return d;
@@ -4496,8 +4773,9 @@ std::string type_name() {
 template <class N>
 [[noreturn]] void not_emittable() {
   throw cuda_error(
-      "loom: the CUDA backend has no kernel generator yet for a node of this expression (only "
-      "elementwise operations of device arrays and scalars are generated so far); expression type: " +
+      "loom: the CUDA backend has no kernel generator yet for a node of this expression (elementwise "
+      "operations, index maps and generators are generated so far; reductions and matmul are not); expression "
+      "type: " +
       type_name<N>());
 }
 
@@ -4524,10 +4802,97 @@ codegen::array_cursor destination_cursor(const Dst& dst, const dims& dd) {
   return c;
 }
 
-/// Evaluates node n into the device array dst (tensor or writable view) as one kernel on stream
-/// *s (loom's default stream where s is null).
 template <class Dst, class N>
-void execute(Dst& dst, const N& n, const stream_ref* s, const options* o) {
+void execute(Dst& dst, const N& n, const stream_ref* s, const options* o, bool fresh = false);
+
+/// Temporaries an expression's launch reads; released (stream-ordered) after it is queued.
+using held_temporaries = std::vector<std::shared_ptr<void>>;
+
+/// N with the operand of every reshape evaluated first into a device tensor of its own (one
+/// kernel each) and read back contiguous: the fallback where some reshape's operand has strides
+/// that do not regroup (reshape of a transpose). type is the rewritten node type; make() queues
+/// the operands' kernels on stream st.
+template <class N>
+struct reshapes_materialised {
+  using type = N;
+  static const N& make(const N& n, held_temporaries&, const stream_ref&, const options*) { return n; }
+};
+template <class Op, class C, class... Args>
+struct reshapes_materialised<map_node<Op, C, Args...>> {
+  using type = map_node<Op, C, typename reshapes_materialised<Args>::type...>;
+  static type make(const map_node<Op, C, Args...>& n, held_temporaries& h, const stream_ref& st, const options* o) {
+    return std::apply(
+        [&](const Args&... a) {
+          return type(std::tuple<typename reshapes_materialised<Args>::type...>(reshapes_materialised<Args>::make(a, h, st, o)...),
+                      n.shape());
+        },
+        n.args);
+  }
+};
+template <class Arg, std::size_t... P>
+struct reshapes_materialised<permute_node<Arg, P...>> {
+  using type = permute_node<typename reshapes_materialised<Arg>::type, P...>;
+  static type make(const permute_node<Arg, P...>& n, held_temporaries& h, const stream_ref& st, const options* o) {
+    return type(reshapes_materialised<Arg>::make(n.arg, h, st, o));
+  }
+};
+template <class Arg, std::size_t A>
+struct reshapes_materialised<slice_node<Arg, A>> {
+  using type = slice_node<typename reshapes_materialised<Arg>::type, A>;
+  static type make(const slice_node<Arg, A>& n, held_temporaries& h, const stream_ref& st, const options* o) {
+    const index_t count = static_cast<index_t>(n.shape().extent(A));
+    return type(reshapes_materialised<Arg>::make(n.arg, h, st, o), n.begin, n.begin + count * n.step, n.step);
+  }
+};
+template <class Arg, std::size_t A>
+struct reshapes_materialised<flip_node<Arg, A>> {
+  using type = flip_node<typename reshapes_materialised<Arg>::type, A>;
+  static type make(const flip_node<Arg, A>& n, held_temporaries& h, const stream_ref& st, const options* o) {
+    return type(reshapes_materialised<Arg>::make(n.arg, h, st, o));
+  }
+};
+template <class Arg, class S>
+struct reshapes_materialised<broadcast_node<Arg, S>> {
+  using type = broadcast_node<typename reshapes_materialised<Arg>::type, S>;
+  static type make(const broadcast_node<Arg, S>& n, held_temporaries& h, const stream_ref& st, const options* o) {
+    return type(reshapes_materialised<Arg>::make(n.arg, h, st, o), n.shape());
+  }
+};
+template <class Arg, std::size_t A>
+struct reshapes_materialised<pad_node<Arg, A>> {
+  using type = pad_node<typename reshapes_materialised<Arg>::type, A>;
+  static type make(const pad_node<Arg, A>& n, held_temporaries& h, const stream_ref& st, const options* o) {
+    return type(reshapes_materialised<Arg>::make(n.arg, h, st, o), n.before, n.after, n.value);
+  }
+};
+template <std::size_t A, class... Args>
+struct reshapes_materialised<concat_node<A, Args...>> {
+  using type = concat_node<A, typename reshapes_materialised<Args>::type...>;
+  static type make(const concat_node<A, Args...>& n, held_temporaries& h, const stream_ref& st, const options* o) {
+    return std::apply([&](const Args&... a) { return type(reshapes_materialised<Args>::make(a, h, st, o)...); }, n.args);
+  }
+};
+template <class Arg, class S>
+struct reshapes_materialised<reshape_node<Arg, S>> {
+  using T = typename Arg::value_type;
+  using AS = typename Arg::shape_type;
+  using view_type = tensor_view<const T, AS>;
+  using type = reshape_node<leaf_node<view_type, true>, S>;
+  static type make(const reshape_node<Arg, S>& n, held_temporaries& h, const stream_ref& st, const options* o) {
+    auto t = std::make_shared<tensor<T, AS>>(n.arg.shape(), st);
+    auto inner = reshapes_materialised<Arg>::make(n.arg, h, st, o);
+    if (t->size() != 0) execute(*t, inner, &st, o, true);
+    h.push_back(t);
+    return type(leaf_node<view_type, true>{view_type(std::as_const(*t).data(), t->shape())}, n.shape());
+  }
+};
+
+/// Evaluates node n into the device array dst (tensor or writable view) as one kernel on stream
+/// *s (loom's default stream where s is null). `fresh`: dst is a temporary just allocated for an
+/// overlap, which nothing read can overlap (the spans of concat and pad operands reach past their
+/// arrays and could hold it: no second temporary).
+template <class Dst, class N>
+void execute(Dst& dst, const N& n, const stream_ref* s, const options* o, bool fresh) {
   using T = typename Dst::value_type;
   const dims dd = dst.shape().to_dims();
   const dims ed = n.shape().to_dims();
@@ -4544,15 +4909,27 @@ void execute(Dst& dst, const N& n, const stream_ref* s, const options* o) {
     std::array<codegen::scalar_value, P::scalars + 1> sv;
     cs[0] = destination_cursor(dst, dd);
     codegen::operand_sink sink{cs.data() + 1, sv.data()};
-    codegen::binder<N>::bind(n, sink, cpu::binding::identity(dd.rank).broadcast_operand(dd, ed));
+    try {
+      codegen::binder<N>::bind(n, sink, cpu::binding::identity(dd.rank).broadcast_operand(dd, ed));
+    } catch (const codegen::reshape_needs_copy&) {
+      using R = reshapes_materialised<N>;
+      if constexpr (!std::is_same_v<typename R::type, N>) {
+        held_temporaries held;
+        const auto m = R::make(n, held, st, o);
+        execute(dst, m, &st, o, fresh);
+        return;  // the temporaries are freed in stream order, after the launch that reads them
+      } else {
+        throw;
+      }
+    }
 
-    for (std::size_t i = 1; i < cs.size(); ++i) {
+    for (std::size_t i = 1; i < cs.size() && !fresh; ++i) {
       if (!codegen::alias_safe(cs[i], cs[0], dd)) {
         // Evaluate into a temporary on the same stream, then copy it over the destination.
         cuda::detail::device_buffer tmp(dd.size() * sizeof(T), st);
         using S = typename Dst::shape_type;
         tensor_view<T, S> t(device_ptr<T>(static_cast<T*>(tmp.data())), dst.shape());
-        execute(t, n, &st, o);
+        execute(t, n, &st, o, true);
         execute(dst, as_node(tensor_view<const T, S>(t)), &st, o);
         return;
       }

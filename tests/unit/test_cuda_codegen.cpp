@@ -783,6 +783,89 @@ TEST_CASE("cuda codegen: every op x dtype x layout compiles with NVRTC for sm_80
   CHECK(bytes90 > 0);
 }
 
+TEST_CASE("cuda codegen: index maps and generators print positions and lazy leaves, and compile with NVRTC",
+          "[cuda][codegen][nvrtc][index_map]") {
+  cuda::tensor<float, shape<dyn, dyn>> a(4, 5), b(3, 5);
+  cuda::tensor<double, shape<dyn>> v(7);
+  cuda::tensor<std::int32_t, shape<2, 3, 4>> k;
+  // What the emitters print: affine maps nothing of their own, generators a position or a scalar,
+  // concat and pad a selection whose operands load lazily.
+  const cg::kernel_desc t = cg::kernel_family<decltype(as_node(transpose(a) * 2.f)), float>::desc();
+  CHECK(t.element == "loom::dev::mul(x0, p.s0)");
+  CHECK_FALSE(t.scalar_only());
+  const cg::kernel_desc io = cg::kernel_family<decltype(as_node(iota<float>(shape<3, 4>{}))), float>::desc();
+  REQUIRE(io.kinds.size() == 1);
+  CHECK(io.kinds[0] == cg::leaf_kind::position);
+  CHECK(io.element == "loom::dev::cvt<float>(x0)");
+  CHECK(io.scalar_only());
+  CHECK(io.lanes() == 1);
+  const cg::kernel_desc c = cg::kernel_family<decltype(as_node(concat<0>(a, exp(b)))), float>::desc();
+  CHECK(c.element == "(x0 < p.s0 ? p.a1[x1] : loom::dev::exp(p.a2[x2]))");
+  CHECK((c.kinds == std::vector<cg::leaf_kind>{cg::leaf_kind::position, cg::leaf_kind::lazy, cg::leaf_kind::lazy}));
+  const cg::kernel_desc pd = cg::kernel_family<decltype(as_node(pad<1>(a, 1, 2, 9.f))), float>::desc();
+  CHECK(pd.element == "(p.s0 <= x0 && x0 < p.s1 ? p.a1[x1] : p.s2)");
+  const cg::kernel_desc f = cg::kernel_family<decltype(as_node(full<double>(shape<dyn>{7}, 2) * v)), double>::desc();
+  CHECK(f.element == "loom::dev::mul(p.s0, x0)");
+  {
+    // A reshape reads its operand in place where the strides regroup; a transposed operand's do
+    // not: the binder asks for a copy, and the fallback expression reads a contiguous temporary.
+    std::array<cg::array_cursor, 2> cs;
+    std::array<cg::scalar_value, 1> sv;
+    const auto direct = as_node(reshape(a, shape<dyn>{20}));
+    cg::operand_sink sink{cs.data(), sv.data()};
+    cg::binder<std::remove_const_t<decltype(direct)>>::bind(direct, sink, cpu::binding::identity(1));
+    CHECK(cs[0].stride[0] == 1);
+    const auto moved = as_node(reshape(transpose(a), shape<dyn>{20}));
+    using M = std::remove_const_t<decltype(moved)>;
+    cg::operand_sink sink2{cs.data(), sv.data()};
+    CHECK_THROWS_AS(cg::binder<M>::bind(moved, sink2, cpu::binding::identity(1)), cg::reshape_needs_copy);
+    static_assert(std::is_same_v<cuda::detail::reshapes_materialised<M>::type,
+                                 reshape_node<leaf_node<cuda::tensor_view<const float, shape<dyn, dyn>>, true>, shape<dyn>>>);
+  }
+
+  LOOM_REQUIRE_NVRTC();
+  kernel_set set;
+  auto add_all = [&](const auto& e) {
+    using N = decltype(as_node(e));
+    using T = value_type_of<decltype(e)>;
+    for (cg::layout_class cls : {cg::layout_class::contiguous, cg::layout_class::broadcast, cg::layout_class::strided})
+      for (std::uint8_t r : {1, 2, 3})
+        for (bool wide : {false, true}) {
+          if (cls == cg::layout_class::contiguous && r > 1) continue;
+          const auto& g = cg::kernel_family<N, T>::generated({cls, r, wide});
+          add_kernel(set, {g.name, body_of(g.source)});
+        }
+  };
+  add_all(transpose(a) * 2.f - flip<1>(transpose(a)));
+  add_all(slice<0>(a, 1, 4, 2) + broadcast_to(slice<0>(b, 0, 1), shape<dyn, dyn>{2, 5}));
+  add_all(permute<2, 0, 1>(k) + 1);
+  add_all(reshape(v, shape<7, 1>{}) * 2.0);
+  add_all(iota<float>(shape<dyn, dyn>{4, 5}) + a);
+  add_all(iota<std::int64_t>(shape<3, 4>{}));
+  add_all(zeros<float>(shape<dyn, dyn>{4, 5}) + ones<float>(shape<5>{}) * full<float>(shape<4, 1>{}, 3));
+  add_all(concat<0>(a, exp(b)));
+  add_all(concat<0>(a, b, a * 2.f));
+  add_all(concat<1>(a, cast<double>(concat<1>(a, a)), iota<std::int32_t>(shape<dyn, dyn>{4, 1})));
+  add_all(pad<1>(a, 1, 2, 9.f) * transpose(pad<0>(transpose(a), 1, 2)));
+  add_all(pad<0>(cast<bool>(v), 3, 0, true));
+  WARN(set.size() << " index map and generator kernels");
+  CHECK(set.size() >= 100);
+  std::size_t bytes80 = 0;
+  std::exception_ptr failure;
+  std::thread t80([&] {
+    try {
+      bytes80 = compile_all(set, "sm_80");
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  });
+  const std::size_t bytes90 = compile_all(set, "sm_90");
+  t80.join();
+  if (failure) std::rethrow_exception(failure);
+  CHECK(bytes80 > 0);
+  CHECK(bytes90 > 0);
+}
+
 TEST_CASE("cuda codegen: floor, ceil and round of bool are the value itself, and compile with NVRTC",
           "[cuda][codegen][preamble][nvrtc]") {
   // Found by the fuzz corpus (tests/gpu/test_fuzz_gpu.cpp): the device helpers sent bool to the

@@ -252,6 +252,97 @@ void run_cases(emulator& emu) {
     const tensor<double, shape<dyn>> want = f(view(ib.data(), shape<dyn>{n}));
     run_case(emu, "scalars", want.data(), n, cuda::view(ob.data(), shape<dyn>{n}), f, cuda::view(ib.data(), shape<dyn>{n}));
   }
+  // Index maps and generators: affine maps only change the strides of the leaves underneath;
+  // iota is a position; concat and pad select on a position and load only the branch taken.
+  for (std::size_t r : {1u, 7u, 33u}) {
+    for (std::size_t c : {1u, 5u, 17u, 64u}) {
+      INFO(r << " x " << c);
+      std::vector<float> xb(r * c), yb(r * c), ob(4 * (r + 8) * (c + 8));
+      std::vector<double> db(4 * (r + 8) * (c + 8));
+      std::vector<std::int32_t> ib(r * c);
+      fill(xb.data(), xb.size(), 21);
+      fill(yb.data(), yb.size(), 22);
+      fill(ib.data(), ib.size(), 23);
+      auto hx = view(xb.data(), shape<dyn, dyn>{r, c});
+      auto hy = view(yb.data(), shape<dyn, dyn>{r, c});
+      auto hi = view(ib.data(), shape<dyn, dyn>{r, c});
+      auto dx = cuda::view(xb.data(), shape<dyn, dyn>{r, c});
+      auto dy = cuda::view(yb.data(), shape<dyn, dyn>{r, c});
+      auto di = cuda::view(ib.data(), shape<dyn, dyn>{r, c});
+      auto out = [&](std::size_t a, std::size_t b) { return cuda::view(ob.data(), shape<dyn, dyn>{a, b}); };
+      auto outd = [&](std::size_t a, std::size_t b) { return cuda::view(db.data(), shape<dyn, dyn>{a, b}); };
+      {
+        auto f = [](const auto& x, const auto& y) { return transpose(x) * 2.f - transpose(y); };
+        const tensor<float, shape<dyn, dyn>> want = f(hx, hy);
+        run_case(emu, "transpose", want.data(), want.size(), out(c, r), f, dx, dy);
+      }
+      {
+        auto f = [](const auto& x) { return flip<0>(x) + flip<1>(x) * 0.5f; };
+        const tensor<float, shape<dyn, dyn>> want = f(hx);
+        run_case(emu, "flip", want.data(), want.size(), out(r, c), f, dx);
+      }
+      {
+        auto f = [](const auto& x) { return slice<1>(slice<0>(x, 1, 100, 2), -4, 100); };
+        const tensor<float, shape<dyn, dyn>> want = f(hx);
+        run_case(emu, "slices with steps and a negative start", want.data(), want.size(),
+                 out(want.extent(0), want.extent(1)), f, dx);
+      }
+      {
+        auto f = [](const auto& x) { return broadcast_to(slice<0>(x, 0, 1), shape<dyn, dyn>{3, x.extent(1)}) + 1.f; };
+        const tensor<float, shape<dyn, dyn>> want = f(hx);
+        run_case(emu, "broadcast_to", want.data(), want.size(), out(3, c), f, dx);
+      }
+      {
+        auto f = [](const auto& x, const auto& i) { return reshape(x, shape<dyn>{x.size()}) + cast<float>(reshape(i, shape<dyn>{i.size()})); };
+        const tensor<float, shape<dyn>> want = f(hx, hi);
+        run_case(emu, "reshape", want.data(), want.size(), cuda::view(ob.data(), shape<dyn>{r * c}), f, dx, di);
+      }
+      {
+        auto f = [](const auto& x) { return x + iota<float>(shape<dyn, dyn>{x.extent(0), x.extent(1)}) * 0.25f; };
+        const tensor<float, shape<dyn, dyn>> want = f(hx);
+        run_case(emu, "iota", want.data(), want.size(), out(r, c), f, dx);
+        auto g = [](const auto& x) { return transpose(iota<std::int32_t>(shape<dyn, dyn>{x.extent(0), x.extent(1)})) + 1; };
+        std::vector<std::int32_t> oi(r * c);
+        const tensor<std::int32_t, shape<dyn, dyn>> want2 = g(hx);
+        run_case(emu, "transposed iota", want2.data(), want2.size(), cuda::view(oi.data(), shape<dyn, dyn>{c, r}), g, dx);
+      }
+      {
+        auto f = [](const auto& x) { return x * full<float>(shape<dyn, dyn>{x.extent(0), x.extent(1)}, 3) + ones<float>(shape<dyn>{x.extent(1)}) - zeros<float>(shape<dyn, 1>{x.extent(0)}); };
+        const tensor<float, shape<dyn, dyn>> want = f(hx);
+        run_case(emu, "full, ones, zeros", want.data(), want.size(), out(r, c), f, dx);
+      }
+      {
+        auto f = [](const auto& x, const auto& y, const auto& i) { return concat<0>(x, exp(y), cast<double>(i) * 0.5); };
+        const tensor<double, shape<dyn, dyn>> want = f(hx, hy, hi);
+        run_case(emu, "concat of three along rows (promoted to double)", want.data(), want.size(), outd(3 * r, c), f, dx, dy, di);
+        auto g = [](const auto& x, const auto& y) { return concat<1>(flip<1>(x), slice<1>(y, 1, 100)) * 2.f; };
+        const tensor<float, shape<dyn, dyn>> want2 = g(hx, hy);
+        run_case(emu, "concat along columns of a flip and a slice", want2.data(), want2.size(),
+                 out(want2.extent(0), want2.extent(1)), g, dx, dy);
+        auto h = [](const auto& x, const auto& y) { return concat<0>(concat<1>(x, y), transpose(concat<0>(transpose(y), transpose(x)))); };
+        const tensor<float, shape<dyn, dyn>> want3 = h(hx, hy);
+        run_case(emu, "nested concats", want3.data(), want3.size(), out(want3.extent(0), want3.extent(1)), h, dx, dy);
+      }
+      {
+        auto f = [](const auto& x) { return pad<0>(pad<1>(x, 2, 3, -1.f), 1, 0, 7.f); };
+        const tensor<float, shape<dyn, dyn>> want = f(hx);
+        run_case(emu, "pad both axes", want.data(), want.size(), out(want.extent(0), want.extent(1)), f, dx);
+        auto g = [](const auto& x, const auto& y) { return pad<1>(transpose(x) + transpose(y), 0, 4) + concat<1>(iota<float>(shape<dyn, dyn>{x.extent(1), x.extent(0)}), zeros<float>(shape<dyn, 4>{x.extent(1)})); };
+        const tensor<float, shape<dyn, dyn>> want2 = g(hx, hy);
+        run_case(emu, "pad of a transpose plus a concat of generators", want2.data(), want2.size(),
+                 out(want2.extent(0), want2.extent(1)), g, dx, dy);
+      }
+    }
+  }
+  {
+    // A rank-3 permute.
+    std::vector<double> xb(3 * 4 * 5), ob(60);
+    fill(xb.data(), xb.size(), 24);
+    auto f = [](const auto& x) { return permute<2, 0, 1>(x) * 3.0; };
+    const tensor<double, shape<5, 3, 4>> want = f(view(xb.data(), shape<3, 4, 5>{}));
+    run_case(emu, "permute<2, 0, 1>", want.data(), want.size(), cuda::view(ob.data(), shape<5, 3, 4>{}), f,
+             cuda::view(xb.data(), shape<3, 4, 5>{}));
+  }
   // A fill (no leaves) into a strided destination.
   {
     std::vector<float> ob(64);

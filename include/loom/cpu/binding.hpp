@@ -59,6 +59,69 @@ struct binding {
   }
 };
 
+namespace detail {
+
+// Bindings of an index map's operand, and the regrouping of strides a reshape needs: pure index
+// arithmetic that every backend shares (cpu/index_eval.hpp, cuda/codegen/emit.hpp).
+
+/// Operand axis perm[j] is node axis j.
+inline binding permuted_binding(const binding& b, const std::size_t* perm, std::size_t rank) {
+  binding c;
+  c.it_rank = b.it_rank;
+  c.node_rank = rank;
+  for (std::size_t j = 0; j < rank; ++j) {
+    c.coef[perm[j]] = b.coef[j];
+    c.offset[perm[j]] = b.offset[j];
+  }
+  return c;
+}
+/// Operand index along `axis` is first + step * node index.
+inline binding affine_axis_binding(const binding& b, std::size_t axis, index_t first, index_t step) {
+  binding c = b;
+  for (std::size_t k = 0; k < b.it_rank; ++k) c.coef[axis][k] = step * b.coef[axis][k];
+  c.offset[axis] = first + step * b.offset[axis];
+  return c;
+}
+
+/// Strides `to_strides` over shape `to` such that, for every index of `to`, the element reached
+/// is the one of the same row-major position in shape `from` read with `from_strides`. False
+/// where no such strides exist (axes that must merge do not step as one).
+///   from [4, 6] strides {6, 1} -> to [2, 2, 6]: {12, 6, 1}
+///   from [4, 6] strides {1, 4} (a transpose) -> to [24]: false
+inline bool regroup_strides(const dims& from, const index_t* from_strides, const dims& to, index_t* to_strides) {
+  for (std::size_t j = 0; j < to.rank; ++j) to_strides[j] = 0;
+  if (from.size() == 0) return true;
+  std::size_t i = 0, j = 0;
+  while (true) {
+    while (i < from.rank && from.e[i] == 1) ++i;
+    while (j < to.rank && to.e[j] == 1) ++j;
+    if (i == from.rank || j == to.rank) break;
+    const std::size_t i0 = i, j0 = j;
+    std::size_t pa = from.e[i++], pb = to.e[j++];
+    while (pa != pb) {
+      if (pa < pb)
+        pa *= from.e[i++];
+      else
+        pb *= to.e[j++];
+    }
+    // from axes [i0, i) form one run: each non-1 axis must step as the next one's full extent.
+    std::size_t last = i0;
+    for (std::size_t k = i0; k < i; ++k) {
+      if (from.e[k] == 1) continue;
+      if (k != last && from.e[last] != 1 && from_strides[last] != from_strides[k] * index_t(from.e[k])) return false;
+      last = k;
+    }
+    index_t s = from_strides[last];
+    for (std::size_t k = j; k-- > j0;) {
+      to_strides[k] = to.e[k] == 1 ? 0 : s;
+      s *= index_t(to.e[k]);
+    }
+  }
+  return true;
+}
+
+}  // namespace detail
+
 /// The part of a leaf the loop nest reasons about (collapsing axes, aliasing): where the array
 /// is, and how it moves with each iteration axis.
 struct cursor {

@@ -13,10 +13,12 @@
 
 #include <array>
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "loom/core/error.hpp"
 #include "loom/core/shape.hpp"
@@ -31,6 +33,7 @@
 #include "loom/cuda/runtime/stream.hpp"
 #include "loom/cuda/tensor.hpp"
 #include "loom/expr/elementwise.hpp"
+#include "loom/expr/index_map.hpp"
 #include "loom/expr/map.hpp"
 #include "loom/expr/matmul.hpp"
 #include "loom/expr/node.hpp"
@@ -54,8 +57,9 @@ std::string type_name() {
 template <class N>
 [[noreturn]] void not_emittable() {
   throw cuda_error(
-      "loom: the CUDA backend has no kernel generator yet for a node of this expression (only "
-      "elementwise operations of device arrays and scalars are generated so far); expression type: " +
+      "loom: the CUDA backend has no kernel generator yet for a node of this expression (elementwise "
+      "operations, index maps and generators are generated so far; reductions and matmul are not); expression "
+      "type: " +
       type_name<N>());
 }
 
@@ -82,10 +86,97 @@ codegen::array_cursor destination_cursor(const Dst& dst, const dims& dd) {
   return c;
 }
 
-/// Evaluates node n into the device array dst (tensor or writable view) as one kernel on stream
-/// *s (loom's default stream where s is null).
 template <class Dst, class N>
-void execute(Dst& dst, const N& n, const stream_ref* s, const options* o) {
+void execute(Dst& dst, const N& n, const stream_ref* s, const options* o, bool fresh = false);
+
+/// Temporaries an expression's launch reads; released (stream-ordered) after it is queued.
+using held_temporaries = std::vector<std::shared_ptr<void>>;
+
+/// N with the operand of every reshape evaluated first into a device tensor of its own (one
+/// kernel each) and read back contiguous: the fallback where some reshape's operand has strides
+/// that do not regroup (reshape of a transpose). type is the rewritten node type; make() queues
+/// the operands' kernels on stream st.
+template <class N>
+struct reshapes_materialised {
+  using type = N;
+  static const N& make(const N& n, held_temporaries&, const stream_ref&, const options*) { return n; }
+};
+template <class Op, class C, class... Args>
+struct reshapes_materialised<map_node<Op, C, Args...>> {
+  using type = map_node<Op, C, typename reshapes_materialised<Args>::type...>;
+  static type make(const map_node<Op, C, Args...>& n, held_temporaries& h, const stream_ref& st, const options* o) {
+    return std::apply(
+        [&](const Args&... a) {
+          return type(std::tuple<typename reshapes_materialised<Args>::type...>(reshapes_materialised<Args>::make(a, h, st, o)...),
+                      n.shape());
+        },
+        n.args);
+  }
+};
+template <class Arg, std::size_t... P>
+struct reshapes_materialised<permute_node<Arg, P...>> {
+  using type = permute_node<typename reshapes_materialised<Arg>::type, P...>;
+  static type make(const permute_node<Arg, P...>& n, held_temporaries& h, const stream_ref& st, const options* o) {
+    return type(reshapes_materialised<Arg>::make(n.arg, h, st, o));
+  }
+};
+template <class Arg, std::size_t A>
+struct reshapes_materialised<slice_node<Arg, A>> {
+  using type = slice_node<typename reshapes_materialised<Arg>::type, A>;
+  static type make(const slice_node<Arg, A>& n, held_temporaries& h, const stream_ref& st, const options* o) {
+    const index_t count = static_cast<index_t>(n.shape().extent(A));
+    return type(reshapes_materialised<Arg>::make(n.arg, h, st, o), n.begin, n.begin + count * n.step, n.step);
+  }
+};
+template <class Arg, std::size_t A>
+struct reshapes_materialised<flip_node<Arg, A>> {
+  using type = flip_node<typename reshapes_materialised<Arg>::type, A>;
+  static type make(const flip_node<Arg, A>& n, held_temporaries& h, const stream_ref& st, const options* o) {
+    return type(reshapes_materialised<Arg>::make(n.arg, h, st, o));
+  }
+};
+template <class Arg, class S>
+struct reshapes_materialised<broadcast_node<Arg, S>> {
+  using type = broadcast_node<typename reshapes_materialised<Arg>::type, S>;
+  static type make(const broadcast_node<Arg, S>& n, held_temporaries& h, const stream_ref& st, const options* o) {
+    return type(reshapes_materialised<Arg>::make(n.arg, h, st, o), n.shape());
+  }
+};
+template <class Arg, std::size_t A>
+struct reshapes_materialised<pad_node<Arg, A>> {
+  using type = pad_node<typename reshapes_materialised<Arg>::type, A>;
+  static type make(const pad_node<Arg, A>& n, held_temporaries& h, const stream_ref& st, const options* o) {
+    return type(reshapes_materialised<Arg>::make(n.arg, h, st, o), n.before, n.after, n.value);
+  }
+};
+template <std::size_t A, class... Args>
+struct reshapes_materialised<concat_node<A, Args...>> {
+  using type = concat_node<A, typename reshapes_materialised<Args>::type...>;
+  static type make(const concat_node<A, Args...>& n, held_temporaries& h, const stream_ref& st, const options* o) {
+    return std::apply([&](const Args&... a) { return type(reshapes_materialised<Args>::make(a, h, st, o)...); }, n.args);
+  }
+};
+template <class Arg, class S>
+struct reshapes_materialised<reshape_node<Arg, S>> {
+  using T = typename Arg::value_type;
+  using AS = typename Arg::shape_type;
+  using view_type = tensor_view<const T, AS>;
+  using type = reshape_node<leaf_node<view_type, true>, S>;
+  static type make(const reshape_node<Arg, S>& n, held_temporaries& h, const stream_ref& st, const options* o) {
+    auto t = std::make_shared<tensor<T, AS>>(n.arg.shape(), st);
+    auto inner = reshapes_materialised<Arg>::make(n.arg, h, st, o);
+    if (t->size() != 0) execute(*t, inner, &st, o, true);
+    h.push_back(t);
+    return type(leaf_node<view_type, true>{view_type(std::as_const(*t).data(), t->shape())}, n.shape());
+  }
+};
+
+/// Evaluates node n into the device array dst (tensor or writable view) as one kernel on stream
+/// *s (loom's default stream where s is null). `fresh`: dst is a temporary just allocated for an
+/// overlap, which nothing read can overlap (the spans of concat and pad operands reach past their
+/// arrays and could hold it: no second temporary).
+template <class Dst, class N>
+void execute(Dst& dst, const N& n, const stream_ref* s, const options* o, bool fresh) {
   using T = typename Dst::value_type;
   const dims dd = dst.shape().to_dims();
   const dims ed = n.shape().to_dims();
@@ -102,15 +193,27 @@ void execute(Dst& dst, const N& n, const stream_ref* s, const options* o) {
     std::array<codegen::scalar_value, P::scalars + 1> sv;
     cs[0] = destination_cursor(dst, dd);
     codegen::operand_sink sink{cs.data() + 1, sv.data()};
-    codegen::binder<N>::bind(n, sink, cpu::binding::identity(dd.rank).broadcast_operand(dd, ed));
+    try {
+      codegen::binder<N>::bind(n, sink, cpu::binding::identity(dd.rank).broadcast_operand(dd, ed));
+    } catch (const codegen::reshape_needs_copy&) {
+      using R = reshapes_materialised<N>;
+      if constexpr (!std::is_same_v<typename R::type, N>) {
+        held_temporaries held;
+        const auto m = R::make(n, held, st, o);
+        execute(dst, m, &st, o, fresh);
+        return;  // the temporaries are freed in stream order, after the launch that reads them
+      } else {
+        throw;
+      }
+    }
 
-    for (std::size_t i = 1; i < cs.size(); ++i) {
+    for (std::size_t i = 1; i < cs.size() && !fresh; ++i) {
       if (!codegen::alias_safe(cs[i], cs[0], dd)) {
         // Evaluate into a temporary on the same stream, then copy it over the destination.
         cuda::detail::device_buffer tmp(dd.size() * sizeof(T), st);
         using S = typename Dst::shape_type;
         tensor_view<T, S> t(device_ptr<T>(static_cast<T*>(tmp.data())), dst.shape());
-        execute(t, n, &st, o);
+        execute(t, n, &st, o, true);
         execute(dst, as_node(tensor_view<const T, S>(t)), &st, o);
         return;
       }

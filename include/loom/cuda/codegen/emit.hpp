@@ -17,9 +17,13 @@
 //   - an affine index map (transpose, permute, slice, broadcast_to, flip, reshape of a contiguous
 //     operand) prints nothing of its own: its emitter returns its operand's expression, its binder
 //     rewrites the binding before binding its operand. The leaves underneath just get other strides.
-//   - a generator (iota, full) or a non-affine map (pad, concat) prints an expression of the index;
-//     that needs the coordinates in the kernel skeleton, which the strided class already keeps
-//     (see kernel.hpp): the hook is emit_state, which a later phase extends with coordinate names.
+//   - a generator prints a value of its own: full a scalar parameter, iota a *position* (a leaf
+//     that is not memory: the kernel hands element() start + offset instead of a load, the same
+//     linear function of the iteration index an address is, so it collapses and strides like one).
+//   - a non-affine map (concat, pad) prints a selection on a position along its axis; the leaves
+//     under it are *lazy*: element() gets their offsets and loads only in the branch taken (their
+//     cursors point past their arrays outside it). Kernels with positions or lazy leaves take the
+//     scalar path (kernel_desc::scalar_only).
 //   - a node with no emitter makes the expression "not emittable" (emittable<N> is false), and the
 //     CUDA entry points throw cuda_error naming it instead of failing to compile, so generic code
 //     that only runs on a GPU where the backend supports it still builds everywhere.
@@ -41,6 +45,9 @@
 #include "loom/core/dtype.hpp"
 #include "loom/core/shape.hpp"
 #include "loom/cpu/binding.hpp"
+#include "loom/core/error.hpp"
+#include "loom/expr/generator.hpp"
+#include "loom/expr/index_map.hpp"
 #include "loom/expr/map.hpp"
 #include "loom/expr/node.hpp"
 #include "loom/expr/ops.hpp"
@@ -70,16 +77,34 @@ constexpr std::size_t dtype_size(dtype t) {
   return 0;
 }
 
+/// What a leaf parameter of element() holds.
+///   value     the leaf's element at the current index, loaded by the kernel (x<k>)
+///   lazy      the offset of that element (x<k>), loaded in element() as p.a<k>[x<k>] only where
+///             the branch of a concat or pad that reads it is taken
+///   position  a position, not memory: the argument block's start plus the offset (long long)
+enum class leaf_kind : std::uint8_t { value, lazy, position };
+
 /// The leaves and scalars an expression's kernel takes, in the order the emitters met them.
 class emit_state {
  public:
-  /// A leaf of element type t: its value at the current index is parameter x<k> of element().
+  /// A leaf of element type t: its value at the current index is parameter x<k> of element()
+  /// (inside a concat or pad: loaded from its offset x<k>).
   LOOM_NOINLINE emitted leaf(dtype t) {
     leaves_.push_back(t);
-    std::string name = "x";
-    name += std::to_string(leaves_.size() - 1);
-    return {std::move(name), t};
+    kinds_.push_back(lazy_ > 0 ? leaf_kind::lazy : leaf_kind::value);
+    const std::string k = std::to_string(leaves_.size() - 1);
+    if (lazy_ > 0) return {"p.a" + k + "[x" + k + "]", t};
+    return {"x" + k, t};
   }
+  /// A position (int64): start + the offset at the current index, parameter x<k> of element().
+  LOOM_NOINLINE emitted position() {
+    leaves_.push_back(dtype::int64);
+    kinds_.push_back(leaf_kind::position);
+    return {"x" + std::to_string(leaves_.size() - 1), dtype::int64};
+  }
+  /// Leaves emitted between enter_lazy() and leave_lazy() are lazy (concat and pad operands).
+  void enter_lazy() noexcept { ++lazy_; }
+  void leave_lazy() noexcept { --lazy_; }
   /// A scalar of type t, passed in the argument block as s<k>.
   LOOM_NOINLINE emitted scalar(dtype t) {
     scalars_.push_back(t);
@@ -88,11 +113,14 @@ class emit_state {
     return {std::move(name), t};
   }
   [[nodiscard]] const std::vector<dtype>& leaves() const noexcept { return leaves_; }
+  [[nodiscard]] const std::vector<leaf_kind>& kinds() const noexcept { return kinds_; }
   [[nodiscard]] const std::vector<dtype>& scalars() const noexcept { return scalars_; }
 
  private:
   std::vector<dtype> leaves_;
+  std::vector<leaf_kind> kinds_;
   std::vector<dtype> scalars_;
+  int lazy_ = 0;
 };
 
 /// The type operand i of an op with rule `rule` is converted to before the op applies
@@ -168,13 +196,93 @@ struct emitter<map_node<Op, C, Args...>> {
   }
 };
 
+/// Affine index maps print their operand: only the binding (the strides underneath) changes.
+template <class Arg, std::size_t... P>
+  requires emittable<Arg>
+struct emitter<permute_node<Arg, P...>> {
+  static emitted emit(emit_state& s) { return emitter<Arg>::emit(s); }
+};
+template <class Arg, std::size_t A>
+  requires emittable<Arg>
+struct emitter<slice_node<Arg, A>> {
+  static emitted emit(emit_state& s) { return emitter<Arg>::emit(s); }
+};
+template <class Arg, std::size_t A>
+  requires emittable<Arg>
+struct emitter<flip_node<Arg, A>> {
+  static emitted emit(emit_state& s) { return emitter<Arg>::emit(s); }
+};
+template <class Arg, class S>
+  requires emittable<Arg>
+struct emitter<broadcast_node<Arg, S>> {
+  static emitted emit(emit_state& s) { return emitter<Arg>::emit(s); }
+};
+/// A reshape prints its operand too: its binder regroups the strides underneath.
+template <class Arg, class S>
+  requires emittable<Arg>
+struct emitter<reshape_node<Arg, S>> {
+  static emitted emit(emit_state& s) { return emitter<Arg>::emit(s); }
+};
+
+/// full (zeros, ones): a scalar parameter.
+template <class T, class S>
+struct emitter<full_node<T, S>> {
+  static emitted emit(emit_state& s) { return s.scalar(dtype_of<T>); }
+};
+/// iota: the row-major position, converted to T.
+template <class T, class S>
+struct emitter<iota_node<T, S>> {
+  static emitted emit(emit_state& s) { return convert_to(s.position(), dtype_of<T>); }
+};
+
+/// concat along A: the position q along A picks operand i where start[i] <= q < start[i + 1]:
+///   (x0 < p.s0 ? cvt<T>(<operand 0>) : (x0 < p.s1 ? cvt<T>(<operand 1>) : cvt<T>(<operand 2>)))
+/// with p.s<k> the starts of operands 1.., and only the taken operand's leaves loaded.
+template <std::size_t A, class... Args>
+  requires(emittable<Args> && ...)
+struct emitter<concat_node<A, Args...>> {
+  static emitted emit(emit_state& s) {
+    using N = concat_node<A, Args...>;
+    const dtype t = dtype_of<typename N::value_type>;
+    const emitted q = s.position();
+    std::vector<emitted> starts;
+    for (std::size_t i = 1; i < sizeof...(Args); ++i) starts.push_back(s.scalar(dtype::int64));
+    std::vector<emitted> ops;
+    s.enter_lazy();
+    (ops.push_back(convert_to(emitter<Args>::emit(s), t)), ...);
+    s.leave_lazy();
+    std::string text = ops.back().text;
+    for (std::size_t i = ops.size() - 1; i-- > 0;)
+      text = "(" + q.text + " < " + starts[i].text + " ? " + ops[i].text + " : " + text + ")";
+    return {std::move(text), t};
+  }
+};
+
+/// pad along A: (lo <= q && q < hi ? <operand> : value), the operand's leaves loaded only inside.
+template <class Arg, std::size_t A>
+  requires emittable<Arg>
+struct emitter<pad_node<Arg, A>> {
+  static emitted emit(emit_state& s) {
+    const dtype t = dtype_of<typename pad_node<Arg, A>::value_type>;
+    const emitted q = s.position();
+    const emitted lo = s.scalar(dtype::int64), hi = s.scalar(dtype::int64), v = s.scalar(t);
+    s.enter_lazy();
+    const emitted e = convert_to(emitter<Arg>::emit(s), t);
+    s.leave_lazy();
+    return {"(" + lo.text + " <= " + q.text + " && " + q.text + " < " + hi.text + " ? " + e.text + " : " + v.text + ")",
+            t};
+  }
+};
+
 // ---------------------------------------------------------------------------------------------
 // Run-time values: what a launch passes for the parameters the emitters printed
 // ---------------------------------------------------------------------------------------------
 
-/// Where one array is and how it moves with each axis of the iteration space.
+/// Where one array is and how it moves with each axis of the iteration space. A position
+/// (elem_size 0) is not memory: base is 0 and offset the position at iteration index 0, until
+/// plan_layout moves it into base (the start the kernel adds its offset to).
 struct array_cursor {
-  std::uintptr_t base = 0;  ///< device address of the array's element 0
+  std::uintptr_t base = 0;  ///< device address of the array's element 0 (a position's start)
   std::size_t elem_size = 0;
   index_t offset = 0;  ///< elements from base at iteration index 0
   std::array<index_t, max_rank> stride{};
@@ -200,6 +308,15 @@ struct operand_sink {
     c.base = reinterpret_cast<std::uintptr_t>(device_address);
     c.elem_size = elem_size;
     b.strides_of(array_strides, c.stride, c.offset);
+  }
+  /// A position moving with the node's index by `node_strides` (row-major strides for iota, a
+  /// unit along one axis for concat and pad), read through binding b.
+  template <class Strides>
+  void add_position(const Strides& node_strides, const cpu::binding& b) {
+    array_cursor& c = leaves[leaf_count++];
+    c.base = 0;
+    c.elem_size = 0;
+    b.strides_of(node_strides, c.stride, c.offset);
   }
   template <class T>
   void add_scalar(T v) {
@@ -238,6 +355,26 @@ struct param_count<scalar_node<T>> {
   static constexpr std::size_t leaves = 0;
   static constexpr std::size_t scalars = 1;
 };
+template <class T, class S>
+struct param_count<full_node<T, S>> {
+  static constexpr std::size_t leaves = 0;
+  static constexpr std::size_t scalars = 1;
+};
+template <class T, class S>
+struct param_count<iota_node<T, S>> {
+  static constexpr std::size_t leaves = 1;
+  static constexpr std::size_t scalars = 0;
+};
+template <std::size_t A, class... Args>
+struct param_count<concat_node<A, Args...>> {
+  static constexpr std::size_t leaves = 1 + (std::size_t(0) + ... + param_count<Args>::leaves);
+  static constexpr std::size_t scalars = (sizeof...(Args) - 1) + (std::size_t(0) + ... + param_count<Args>::scalars);
+};
+template <class Arg, std::size_t A>
+struct param_count<pad_node<Arg, A>> {
+  static constexpr std::size_t leaves = 1 + param_count<Arg>::leaves;
+  static constexpr std::size_t scalars = 3 + param_count<Arg>::scalars;
+};
 
 /// binder<N>::bind(const N&, operand_sink&, const cpu::binding&): the run-time half of emitter<N>.
 template <class N, class Enable = void>
@@ -262,6 +399,108 @@ struct binder<map_node<Op, C, Args...>> {
     const dims nd = n.shape().to_dims();
     std::apply([&](const auto&... a) { (binder<Args>::bind(a, s, b.broadcast_operand(nd, a.shape().to_dims())), ...); },
                n.args);
+  }
+};
+
+template <class Arg, std::size_t... P>
+struct binder<permute_node<Arg, P...>> {
+  static void bind(const permute_node<Arg, P...>& n, operand_sink& s, const cpu::binding& b) {
+    binder<Arg>::bind(n.arg, s, cpu::detail::permuted_binding(b, permute_node<Arg, P...>::perm.data(), sizeof...(P)));
+  }
+};
+template <class Arg, std::size_t A>
+struct binder<slice_node<Arg, A>> {
+  static void bind(const slice_node<Arg, A>& n, operand_sink& s, const cpu::binding& b) {
+    binder<Arg>::bind(n.arg, s, cpu::detail::affine_axis_binding(b, A, n.begin, n.step));
+  }
+};
+template <class Arg, std::size_t A>
+struct binder<flip_node<Arg, A>> {
+  static void bind(const flip_node<Arg, A>& n, operand_sink& s, const cpu::binding& b) {
+    binder<Arg>::bind(n.arg, s, cpu::detail::affine_axis_binding(b, A, static_cast<index_t>(n.shape().extent(A)) - 1, -1));
+  }
+};
+template <class Arg, class S>
+struct binder<broadcast_node<Arg, S>> {
+  static void bind(const broadcast_node<Arg, S>& n, operand_sink& s, const cpu::binding& b) {
+    binder<Arg>::bind(n.arg, s, b.broadcast_operand(n.shape().to_dims(), n.arg.shape().to_dims()));
+  }
+};
+
+/// Thrown by the binder of a reshape whose operand's strides do not regroup; cuda::detail::execute
+/// then evaluates the expression with every reshape's operand materialised first.
+struct reshape_needs_copy : cuda_error {
+  using cuda_error::cuda_error;
+};
+
+/// Reshape: the operand is bound over its own index space, then every cursor it added is moved
+/// to the reshaped space (a row-major regrouping is linear where strides merge).
+template <class Arg, class S>
+struct binder<reshape_node<Arg, S>> {
+  static void bind(const reshape_node<Arg, S>& n, operand_sink& s, const cpu::binding& b) {
+    const dims from = n.arg.shape().to_dims(), to = n.shape().to_dims();
+    const std::size_t first = s.leaf_count;
+    binder<Arg>::bind(n.arg, s, cpu::binding::identity(from.rank));
+    for (std::size_t i = first; i < s.leaf_count; ++i) {
+      array_cursor& c = s.leaves[i];
+      std::array<index_t, max_rank> rho{};
+      if (!cpu::detail::regroup_strides(from, c.stride.data(), to, rho.data()))
+        throw reshape_needs_copy("loom: cuda: reshape of shape " + to_string(from) + " to " + to_string(to) +
+                                 " reads an operand whose strides do not regroup (a transposed or stepped view); "
+                                 "it is evaluated into a temporary first");
+      index_t off = c.offset;
+      std::array<index_t, max_rank> st{};
+      for (std::size_t d = 0; d < to.rank; ++d) {
+        off += rho[d] * b.offset[d];
+        for (std::size_t k = 0; k < b.it_rank; ++k) st[k] += rho[d] * b.coef[d][k];
+      }
+      c.offset = off;
+      c.stride = st;
+    }
+  }
+};
+
+template <class T, class S>
+struct binder<full_node<T, S>> {
+  static void bind(const full_node<T, S>& n, operand_sink& s, const cpu::binding&) { s.add_scalar(n.value); }
+};
+template <class T, class S>
+struct binder<iota_node<T, S>> {
+  static void bind(const iota_node<T, S>& n, operand_sink& s, const cpu::binding& b) {
+    const dims d = n.shape().to_dims();
+    std::array<index_t, max_rank> st{};
+    index_t m = 1;
+    for (std::size_t k = d.rank; k-- > 0;) {
+      st[k] = m;
+      m *= static_cast<index_t>(d.e[k]);
+    }
+    s.add_position(st, b);
+  }
+};
+
+template <std::size_t A, class... Args>
+struct binder<concat_node<A, Args...>> {
+  static void bind(const concat_node<A, Args...>& n, operand_sink& s, const cpu::binding& b) {
+    std::array<index_t, max_rank> unit{};
+    unit[A] = 1;
+    s.add_position(unit, b);
+    for (std::size_t i = 1; i < sizeof...(Args); ++i) s.add_scalar(static_cast<std::int64_t>(n.start[i]));
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (binder<Args>::bind(std::get<I>(n.args), s, cpu::detail::affine_axis_binding(b, A, -n.start[I], 1)), ...);
+    }(std::index_sequence_for<Args...>{});
+  }
+};
+
+template <class Arg, std::size_t A>
+struct binder<pad_node<Arg, A>> {
+  static void bind(const pad_node<Arg, A>& n, operand_sink& s, const cpu::binding& b) {
+    std::array<index_t, max_rank> unit{};
+    unit[A] = 1;
+    s.add_position(unit, b);
+    s.add_scalar(static_cast<std::int64_t>(n.before));
+    s.add_scalar(static_cast<std::int64_t>(n.before + static_cast<index_t>(n.arg.shape().extent(A))));
+    s.add_scalar(n.value);
+    binder<Arg>::bind(n.arg, s, cpu::detail::affine_axis_binding(b, A, -n.before, 1));
   }
 };
 

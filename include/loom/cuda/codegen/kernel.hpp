@@ -50,11 +50,21 @@ struct kernel_desc {
   dtype dst = dtype::float32;       ///< the destination's element type
   dtype value = dtype::float32;     ///< the expression's value type (converted to dst on store)
   std::vector<dtype> leaves;        ///< element types of the leaves, in emission order
+  std::vector<leaf_kind> kinds;     ///< what each leaf parameter holds (empty: all values)
   std::vector<dtype> scalars;       ///< types of the scalar parameters, in emission order
   std::string element;              ///< the element expression over x<k> and p.s<k>
 
-  /// Elements per 16-byte access of the widest array (destination or leaf).
+  [[nodiscard]] leaf_kind kind(std::size_t i) const { return i < kinds.size() ? kinds[i] : leaf_kind::value; }
+  /// True where some leaf is a position or lazy (generators, concat, pad): the kernel takes
+  /// scalar accesses only, one element per step.
+  [[nodiscard]] bool scalar_only() const {
+    for (leaf_kind k : kinds)
+      if (k != leaf_kind::value) return true;
+    return false;
+  }
+  /// Elements per 16-byte access of the widest array (destination or leaf); 1 where scalar_only.
   [[nodiscard]] int lanes() const {
+    if (scalar_only()) return 1;
     std::size_t widest = dtype_size(dst);
     for (dtype t : leaves) widest = std::max(widest, dtype_size(t));
     return static_cast<int>(16 / widest);
@@ -215,6 +225,15 @@ LOOM_NOINLINE inline std::string element_call(const kernel_desc& d, leaf_access 
   s += "element(p";
   for (std::size_t i = 0; i < d.leaves.size(); ++i) {
     const std::string k = std::to_string(i);
+    const leaf_kind kind = d.kind(i);
+    if (kind == leaf_kind::lazy) {  // its offset; element() loads in the branch that reads it
+      put(s, {", (long long)", a == leaf_access::at_offset ? "o" + k : std::string("i")});
+      continue;
+    }
+    if (kind == leaf_kind::position) {  // the start plus the offset
+      put(s, {", p.a", k, " + (long long)", a == leaf_access::at_offset ? "o" + k : std::string("i")});
+      continue;
+    }
     switch (a) {
       case leaf_access::vector_lane: put(s, {", v", k, ".v[j]"}); break;
       case leaf_access::at_i: put(s, {", p.a", k, "[i]"}); break;
@@ -257,11 +276,15 @@ LOOM_NOINLINE inline void put_contiguous(std::string& s, const kernel_desc& d, c
   put(s, {"  const I n = ", baked ? index_literal(baked->shape->elements) : std::string("(I)p.n"), ";\n"});
   s += "  const I tid = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x;\n"
        "  const I step = (I)gridDim.x * (I)blockDim.x;\n";
-  put(s, {"  const I units = ", baked ? (baked->shape->vec ? "n / V" : "0") : "p.vec ? n / V : 0", ";\n"});
-  s += "  for (I u = tid; u < units; u += step) {\n"
-       "    const I i = u * V;\n";
-  put_vector_body(s, d, "    ", "i", false);
-  s += "  }\n";
+  if (d.scalar_only()) {
+    s += "  constexpr I units = 0;\n";
+  } else {
+    put(s, {"  const I units = ", baked ? (baked->shape->vec ? "n / V" : "0") : "p.vec ? n / V : 0", ";\n"});
+    s += "  for (I u = tid; u < units; u += step) {\n"
+         "    const I i = u * V;\n";
+    put_vector_body(s, d, "    ", "i", false);
+    s += "  }\n";
+  }
   put(s, {"  for (I i = units * V + tid; i < n; i += step) p.d[i] = ", element_call(d, leaf_access::at_i), ";\n"});
 }
 
@@ -334,15 +357,20 @@ LOOM_NOINLINE inline void put_advance(std::string& s, const kernel_desc& d, bool
 
 LOOM_NOINLINE inline void put_broadcast(std::string& s, const kernel_desc& d, std::size_t r, const baked_values* baked) {
   put_odometer_setup(s, d, r, false, baked);
-  put(s, {"  ", baked ? (baked->shape->vec ? "constexpr bool vec = true" : "constexpr bool vec = false")
-                      : "const bool vec = p.vec != 0",
-          ";\n"});
-  s += "  for (;;) {\n"
-       "    if (vec) {\n";
-  put_vector_body(s, d, "      ", "u * V", true);
-  s += "    } else {\n";
-  put(s, {"      p.d[u] = ", element_call(d, leaf_access::at_offset), ";\n"});
-  s += "    }\n";
+  if (d.scalar_only()) {
+    s += "  for (;;) {\n";
+    put(s, {"    p.d[u] = ", element_call(d, leaf_access::at_offset), ";\n"});
+  } else {
+    put(s, {"  ", baked ? (baked->shape->vec ? "constexpr bool vec = true" : "constexpr bool vec = false")
+                        : "const bool vec = p.vec != 0",
+            ";\n"});
+    s += "  for (;;) {\n"
+         "    if (vec) {\n";
+    put_vector_body(s, d, "      ", "u * V", true);
+    s += "    } else {\n";
+    put(s, {"      p.d[u] = ", element_call(d, leaf_access::at_offset), ";\n"});
+    s += "    }\n";
+  }
   put_advance(s, d, false);
   s += "  }\n";
 }
@@ -359,7 +387,12 @@ LOOM_NOINLINE inline void put_field(std::string& s, const kernel_desc& d, layout
   const std::string idx = std::to_string(f.index), count = std::to_string(f.count);
   switch (f.kind) {
     case field_kind::dst: put(s, {"  ", dtype_c_name(d.dst), "* d;\n"}); break;
-    case field_kind::leaf: put(s, {"  const ", dtype_c_name(d.leaves[f.index]), "* a", idx, ";\n"}); break;
+    case field_kind::leaf:
+      if (d.kind(f.index) == leaf_kind::position)
+        put(s, {"  long long a", idx, ";\n"});  // the position at iteration index 0
+      else
+        put(s, {"  const ", dtype_c_name(d.leaves[f.index]), "* a", idx, ";\n"});
+      break;
     case field_kind::count: s += key.cls == layout_class::contiguous ? "  long long n;\n" : "  long long units;\n"; break;
     case field_kind::extents: put(s, {"  long long ext[", count, "];\n"}); break;
     case field_kind::dst_strides: put(s, {"  long long dst_st[", count, "];\n"}); break;
@@ -393,7 +426,9 @@ LOOM_NOINLINE inline kernel_text print_kernel(const kernel_desc& d, layout_key k
   put(s, {"};\nstatic_assert(sizeof(args) == ", std::to_string(args_size(d, key, baked != nullptr)),
           ", \"loom: the argument block of this kernel differs from the host's\");\n"});
   put(s, {"__device__ __forceinline__ ", dtype_c_name(d.value), " element(const args& p"});
-  for (std::size_t i = 0; i < d.leaves.size(); ++i) put(s, {", const ", dtype_c_name(d.leaves[i]), " x", std::to_string(i)});
+  for (std::size_t i = 0; i < d.leaves.size(); ++i)
+    put(s, {", const ", d.kind(i) == leaf_kind::value ? dtype_c_name(d.leaves[i]) : std::string_view("long long"), " x",
+            std::to_string(i)});
   put(s, {") {\n  return ", d.element, ";\n}\n}  // namespace loom_gen_@\n"});
   put(s, {"extern \"C\" __global__ void __launch_bounds__(", std::to_string(block_threads), ") loom_ew_", tag,
           "_@(const LOOM_GRID_CONSTANT loom_gen_@::args p) {\n  using namespace loom_gen_@;\n  typedef ", key.wide ? "long long" : "int",
@@ -435,6 +470,7 @@ kernel_desc describe() {
   d.dst = dtype_of<D>;
   d.value = e.type;
   d.leaves = st.leaves();
+  d.kinds = st.kinds();
   d.scalars = st.scalars();
   d.element = std::move(e.text);
   return d;

@@ -107,7 +107,7 @@ inline void touched_range(const array_cursor& c, const dims& d, std::uintptr_t& 
   hi = c.base + static_cast<std::uintptr_t>((mx + 1) * static_cast<index_t>(c.elem_size));
 }
 
-inline bool aligned(std::uintptr_t p, std::size_t bytes) { return (p & (bytes - 1)) == 0; }
+inline bool aligned(std::uintptr_t p, std::size_t bytes) { return bytes == 0 || (p & (bytes - 1)) == 0; }
 
 inline index_t abs_index(index_t v) { return v < 0 ? -v : v; }
 
@@ -116,7 +116,7 @@ inline index_t abs_index(index_t v) { return v < 0 ? -v : v; }
 /// True where reading `c` while writing `dst` over space d needs no temporary: no overlap, or
 /// the very same elements at the very same iteration index (elementwise self-assignment).
 inline bool alias_safe(const array_cursor& c, const array_cursor& dst, const dims& d) {
-  if (d.size() == 0) return true;
+  if (d.size() == 0 || c.elem_size == 0) return true;  // positions are not memory
   std::uintptr_t a0, a1, b0, b1;
   detail::touched_range(c, d, a0, a1);
   detail::touched_range(dst, d, b0, b1);
@@ -166,7 +166,10 @@ inline launch_shape plan_layout(const dims& d, array_cursor* cs, std::size_t n, 
   ls.lanes = lanes;
   ls.elements = static_cast<index_t>(d.size());
   for (std::size_t c = 0; c < n; ++c) {
-    cs[c].base += static_cast<std::uintptr_t>(cs[c].offset * static_cast<index_t>(cs[c].elem_size));
+    if (cs[c].elem_size == 0)  // a position: its start
+      cs[c].base = static_cast<std::uintptr_t>(cs[c].offset);
+    else
+      cs[c].base += static_cast<std::uintptr_t>(cs[c].offset * static_cast<index_t>(cs[c].elem_size));
     cs[c].offset = 0;
   }
   const std::size_t r = collapse(d, cs, n, ls.extent);
