@@ -1029,6 +1029,14 @@ LOOM_CUDA_DEVICE_CODE(
     template <class T> LOOM_DFN T tanh(T a) { return m_tanh(a); }
     template <class T> LOOM_DFN T sigmoid(T a) { return T(1) / (T(1) + m_exp(-a)); }
     template <class T> LOOM_DFN T erf(T a) { return m_erf(a); }
+    // +inf and a quiet NaN of type T (the reductions' identities and the mean of nothing): no
+    // header gives the device an infinity constant, and squaring overflows in either type.
+    template <class T> LOOM_DFN T m_inf() {
+      T x = T(1e30);
+      for (int i = 0; i < 6; ++i) x = x * x;
+      return x;
+    }
+    template <class T> LOOM_DFN T m_nan() { return m_inf<T>() - m_inf<T>(); }
     // x is -inf: below zero, and x - x is NaN (no header gives the device an infinity constant).
     template <class T> LOOM_DFN bool is_negative_infinity(T x) { return x < T(0) && !(x - x == x - x); }
     // gelu(-inf) and gelu_exact(-inf) are -0, the limit (the formulas would give -inf * 0 = NaN).
@@ -3449,6 +3457,335 @@ struct options {
 
 }  // namespace loom::cuda
 // ---- end loom/cuda/options.hpp
+// ---- begin loom/cuda/reduce.hpp
+// loom/cuda/reduce.hpp: reductions on the device, and expressions holding them.
+//
+// A reduction node runs as the generated kernels of cuda/codegen/reduce_kernel.hpp into a device
+// temporary of its own shape (its producers fused into it: nothing of the operand's size is ever
+// held); an expression holding reductions is evaluated with each of them replaced by a read of
+// its temporary, as one more generated kernel. Nested reductions are evaluated innermost first.
+// (The CPU fuses a reduction broadcast back into its row pass; on the device that one-pass row
+// kernel -- softmax, layer norm -- is still to come.)
+//
+// plan_reduction() is the host half: the binding of the operand over [kept axes..., reduced
+// axes...], the cursors, the split into chunks; launch_reduction() queues it. The tests run the
+// same plan through a host emulation of the kernels.
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+// ---- begin loom/cuda/codegen/reduce_kernel.hpp
+// loom/cuda/codegen/reduce_kernel.hpp: reduction kernels, printed once per expression type.
+//
+// A reduction node becomes two kinds of kernel:
+//
+//   loom_rd_<hash>  the reduction proper. Its operand's expression is printed by the elementwise
+//                   emitters (producers are fused: sum(x * y) reads x and y once and never holds
+//                   x * y). The operand's index space is split into the kept axes (one output
+//                   each) and the reduced axes; a work item is one output, or one of S equal
+//                   chunks of an output's reduced range where there are too few outputs to fill
+//                   the device (a full sum). A block takes one work item at a time: each thread
+//                   folds every blockDim-th element of the range (an odometer over the reduced
+//                   axes: adds and carries, no division per element) into an accumulator, and
+//                   the block combines the accumulators as a tree in shared memory. With S == 1
+//                   the block writes the result, else its partial.
+//   loom_rf_<hash>  the second stage where S > 1: one thread per output combines its S partials
+//                   in order and writes the result. It depends on the reducer and dtypes only.
+//
+// Deterministic: the chunks, the threads' shares and the tree are fixed by the shape and the
+// block size, never by timing; no atomics. Float sums, means and products accumulate in double
+// (a sum of 2^24 floats stays within float rounding of the exact value), integer and bool ones in
+// 64-bit integers (as on the CPU); max and min propagate NaN; argmax/argmin keep the first NaN,
+// else the first index of the extreme value, whatever the split.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace loom::cuda::codegen {
+
+/// Threads per block of a reduction kernel (a power of two: the tree halves it).
+inline constexpr int reduce_block_threads = 256;
+
+/// What a reduction node compiles to: its operand's element expression (op.dst unused) and the
+/// reducer, by name (expr/reduce.hpp: sum, mean, prod, max, min, argmax, argmin).
+struct reduce_desc {
+  kernel_desc op;
+  std::string reducer;
+  dtype out = dtype::float32;  ///< the result's dtype
+  [[nodiscard]] bool is_arg() const { return reducer == "argmax" || reducer == "argmin"; }
+  /// The accumulator's C type: double for floating sums, means and products, long long for
+  /// integer and bool ones, the value's own type for max, min and the arg reductions' values.
+  [[nodiscard]] std::string_view acc_c_name() const {
+    const bool floating = op.value == dtype::float32 || op.value == dtype::float64;
+    if (reducer == "sum" || reducer == "mean" || reducer == "prod") return floating ? "double" : "long long";
+    return dtype_c_name(op.value);
+  }
+};
+
+/// The run-time shape of one reduction launch: kept and reduced ranks (>= 1 each) and extents,
+/// outputs K, reduced count M, chunks per output S of `chunk` elements.
+struct reduce_launch {
+  std::size_t kr = 1, rr = 1;
+  std::array<index_t, max_rank> kext{}, rext{};
+  index_t K = 0, M = 0, S = 1, chunk = 0;
+};
+
+namespace detail {
+
+/// The shared device functions of a reduction: acc_t, identity(), fold(acc, x, m), combine(a, b)
+/// and finish(acc) -> the result, for reducer r over values of type `value` into `out`.
+LOOM_NOINLINE inline void put_reducer(std::string& s, const reduce_desc& d) {
+  const std::string_view v = dtype_c_name(d.op.value), a = d.acc_c_name(), o = dtype_c_name(d.out);
+  const bool floating = d.op.value == dtype::float32 || d.op.value == dtype::float64;
+  const bool is_bool = d.op.value == dtype::bool_;
+  const std::string& r = d.reducer;
+  put(s, {"struct acc_t { ", a, " v; long long i; };\n"});
+  // The identity (max/min: the lowest/highest value, so that any element replaces it).
+  std::string id = "0";
+  if (r == "prod") id = "1";
+  if (r == "max" || r == "argmax")
+    id = floating ? "-loom::dev::m_inf<" + std::string(v) + ">()" : is_bool ? "false" : "loom::dev::int_traits<" + std::string(v) + ">::lowest";
+  if (r == "min" || r == "argmin")
+    id = floating ? "loom::dev::m_inf<" + std::string(v) + ">()" : is_bool ? "true" : "loom::dev::int_traits<" + std::string(v) + ">::highest";
+  put(s, {"__device__ __forceinline__ acc_t identity() { acc_t a; a.v = ", id, "; a.i = -1; return a; }\n"});
+  // fold: one element x (at reduced index m) into a; combine: two partial accumulators.
+  if (r == "sum" || r == "mean") {
+    put(s, {"__device__ __forceinline__ void fold(acc_t& a, ", v, " x, long long) { a.v += (", a, ")x; }\n"});
+    s += "__device__ __forceinline__ void combine(acc_t& a, const acc_t& b) { a.v += b.v; }\n";
+  } else if (r == "prod") {
+    if (floating) {
+      put(s, {"__device__ __forceinline__ void fold(acc_t& a, ", v, " x, long long) { a.v *= (double)x; }\n"});
+      s += "__device__ __forceinline__ void combine(acc_t& a, const acc_t& b) { a.v *= b.v; }\n";
+    } else {  // two's complement wrap, as the CPU's
+      put(s, {"__device__ __forceinline__ void fold(acc_t& a, ", v,
+              " x, long long) { a.v = (long long)((unsigned long long)a.v * (unsigned long long)(long long)x); }\n"});
+      s += "__device__ __forceinline__ void combine(acc_t& a, const acc_t& b) { a.v = (long long)((unsigned long long)a.v * "
+           "(unsigned long long)b.v); }\n";
+    }
+  } else if (r == "max" || r == "min") {
+    const std::string_view cmp = r == "max" ? ">" : "<";
+    if (floating) {  // NaN anywhere gives NaN
+      put(s, {"__device__ __forceinline__ void fold(acc_t& a, ", v, " x, long long) { if (a.v == a.v && (x != x || x ", cmp,
+              " a.v)) a.v = x; }\n"});
+      put(s, {"__device__ __forceinline__ void combine(acc_t& a, const acc_t& b) { if (a.v == a.v && (b.v != b.v || b.v ", cmp,
+              " a.v)) a.v = b.v; }\n"});
+    } else {
+      put(s, {"__device__ __forceinline__ void fold(acc_t& a, ", v, " x, long long) { if (x ", cmp, " a.v) a.v = x; }\n"});
+      put(s, {"__device__ __forceinline__ void combine(acc_t& a, const acc_t& b) { if (b.v ", cmp, " a.v) a.v = b.v; }\n"});
+    }
+  } else {  // argmax, argmin: the first NaN, else the first index of the extreme value
+    const std::string_view cmp = r == "argmax" ? ">" : "<";
+    const std::string nan_a = floating ? "a.v != a.v" : "false", nan_b = floating ? "b.v != b.v" : "false";
+    put(s, {"__device__ __forceinline__ bool better(const acc_t& b, const acc_t& a) {\n"
+            "  if (b.i < 0) return false;\n  if (a.i < 0) return true;\n"
+            "  const bool na = ", nan_a, ", nb = ", nan_b, ";\n"
+            "  if (na || nb) return nb && (!na || b.i < a.i);\n"
+            "  if (b.v ", cmp, " a.v) return true;\n  if (a.v ", cmp, " b.v) return false;\n  return b.i < a.i;\n}\n"});
+    put(s, {"__device__ __forceinline__ void fold(acc_t& a, ", v, " x, long long m) { acc_t b; b.v = x; b.i = m; if (better(b, a)) a = b; }\n"});
+    s += "__device__ __forceinline__ void combine(acc_t& a, const acc_t& b) { if (better(b, a)) a = b; }\n";
+  }
+  // finish: the result from the accumulator (M: the reduced count, for the mean).
+  if (r == "mean")
+    put(s, {"__device__ __forceinline__ ", o, " finish(const acc_t& a, long long M) { return loom::dev::cvt<", o,
+            ">(M == 0 ? loom::dev::m_nan<double>() : (double)a.v / (double)M); }\n"});
+  else if (d.is_arg())
+    put(s, {"__device__ __forceinline__ ", o, " finish(const acc_t& a, long long) { return a.i; }\n"});
+  else
+    put(s, {"__device__ __forceinline__ ", o, " finish(const acc_t& a, long long) { return loom::dev::cvt<", o, ">(a.v); }\n"});
+}
+
+/// "0x..." of a 64-bit hash, for kernel names.
+inline std::string hex16(std::uint64_t h) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string hex(16, '0');
+  for (int i = 0; i < 16; ++i) hex[static_cast<std::size_t>(15 - i)] = digits[(h >> (4 * i)) & 15u];
+  return hex;
+}
+
+/// s with every '@' replaced by `hex`.
+inline std::string with_hash(const std::string& s, const std::string& hex) {
+  std::string body;
+  body.reserve(s.size() + 64);
+  for (char c : s) {
+    if (c == '@')
+      body += hex;
+    else
+      body += c;
+  }
+  return body;
+}
+
+}  // namespace detail
+
+/// The size of the reduction kernel's argument block: out, leaves, K, M, S, chunk, the extents
+/// and strides (8 bytes each), then the scalars by decreasing size.
+inline std::size_t reduce_args_size(const reduce_desc& d, std::size_t kr, std::size_t rr) {
+  std::size_t s = 8 * (1 + d.op.leaves.size() + 4 + kr + rr + d.op.leaves.size() * (kr + rr));
+  for (dtype t : d.op.scalars) s += dtype_size(t);
+  return (s + 7) & ~std::size_t(7);
+}
+
+/// Prints the reduction kernel of d for kept rank kr and reduced rank rr.
+LOOM_NOINLINE inline kernel_text print_reduce_kernel(const reduce_desc& d, std::size_t kr, std::size_t rr) {
+  using detail::put;
+  const std::size_t n = d.op.leaves.size();
+  std::string s;
+  s.reserve(6000);
+  put(s, {"// loom reduction kernel: ", d.reducer, ", kept rank ", std::to_string(kr), ", reduced rank ", std::to_string(rr),
+          "\nnamespace loom_gen_@ {\nstruct args {\n  void* out;\n"});
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string k = std::to_string(i);
+    if (d.op.kind(i) == leaf_kind::position)
+      put(s, {"  long long a", k, ";\n"});
+    else
+      put(s, {"  const ", dtype_c_name(d.op.leaves[i]), "* a", k, ";\n"});
+  }
+  put(s, {"  long long K, M, S, chunk;\n  long long kext[", std::to_string(kr), "];\n  long long rext[", std::to_string(rr), "];\n"});
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string k = std::to_string(i);
+    put(s, {"  long long kst", k, "[", std::to_string(kr), "];\n  long long rst", k, "[", std::to_string(rr), "];\n"});
+  }
+  for (std::size_t size : {8u, 4u, 1u})
+    for (std::size_t i = 0; i < d.op.scalars.size(); ++i)
+      if (dtype_size(d.op.scalars[i]) == size) put(s, {"  ", dtype_c_name(d.op.scalars[i]), " s", std::to_string(i), ";\n"});
+  put(s, {"};\nstatic_assert(sizeof(args) == ", std::to_string(reduce_args_size(d, kr, rr)),
+          ", \"loom: the argument block of this kernel differs from the host's\");\n"});
+  put(s, {"__device__ __forceinline__ ", dtype_c_name(d.op.value), " element(const args& p"});
+  for (std::size_t i = 0; i < n; ++i)
+    put(s, {", const ", d.op.kind(i) == leaf_kind::value ? dtype_c_name(d.op.leaves[i]) : std::string_view("long long"), " x",
+            std::to_string(i)});
+  put(s, {") {\n  return ", d.op.element, ";\n}\n"});
+  detail::put_reducer(s, d);
+  s += "}  // namespace loom_gen_@\n";
+  put(s, {"extern \"C\" __global__ void __launch_bounds__(", std::to_string(reduce_block_threads),
+          ") loom_rd_@(const LOOM_GRID_CONSTANT loom_gen_@::args p) {\n  using namespace loom_gen_@;\n"
+          "  typedef long long I;\n  constexpr int KR = ",
+          std::to_string(kr), ", RR = ", std::to_string(rr), ";\n  __shared__ acc_t sh[", std::to_string(reduce_block_threads),
+          "];\n  const I total = p.K * p.S;\n  const I step = (I)blockDim.x;\n"
+          "  for (I w = (I)blockIdx.x; w < total; w += (I)gridDim.x) {\n    const I k = w / p.S, sp = w % p.S;\n"});
+  // The kept offsets of output k (divisions once per work item).
+  s += "    I ";
+  for (std::size_t i = 0; i < n; ++i) put(s, {i ? ", " : "", "ok", std::to_string(i), " = 0"});
+  if (n == 0) s += "unused_ok = 0";
+  s += ";\n    {\n      I a = k;\n#pragma unroll\n      for (int j = KR - 1; j >= 0; --j) {\n        const I c = a % p.kext[j];\n"
+       "        a /= p.kext[j];\n";
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string k = std::to_string(i);
+    put(s, {"        ok", k, " += c * p.kst", k, "[j];\n"});
+  }
+  s += "      }\n    }\n"
+       "    const I m0 = sp * p.chunk;\n    const I m1 = m0 + p.chunk < p.M ? m0 + p.chunk : p.M;\n"
+       "    acc_t acc = identity();\n    I m = m0 + (I)threadIdx.x;\n    if (m < m1) {\n"
+       "      I c[RR], dig[RR];\n      {\n        I a = m, b = step;\n#pragma unroll\n"
+       "        for (int j = RR - 1; j > 0; --j) {\n          c[j] = a % p.rext[j];\n          a /= p.rext[j];\n"
+       "          dig[j] = b % p.rext[j];\n          b /= p.rext[j];\n        }\n        c[0] = a;\n        dig[0] = b;\n      }\n";
+  s += "      I ";
+  for (std::size_t i = 0; i < n; ++i) put(s, {i ? ", " : "", "o", std::to_string(i), " = ok", std::to_string(i)});
+  if (n == 0) s += "unused_o = 0";
+  s += ";\n#pragma unroll\n      for (int j = 0; j < RR; ++j) {\n";
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string k = std::to_string(i);
+    put(s, {"        o", k, " += c[j] * p.rst", k, "[j];\n"});
+  }
+  s += "      }\n      for (;;) {\n";
+  // element() at the current offsets
+  std::string call = "element(p";
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string k = std::to_string(i);
+    switch (d.op.kind(i)) {
+      case leaf_kind::value: call += ", p.a" + k + "[o" + k + "]"; break;
+      case leaf_kind::lazy: call += ", o" + k; break;
+      case leaf_kind::position: call += ", p.a" + k + " + o" + k; break;
+    }
+  }
+  call += ")";
+  put(s, {"        fold(acc, ", call, ", m);\n        m += step;\n        if (m >= m1) break;\n        I carry = 0;\n#pragma unroll\n"
+          "        for (int j = RR - 1; j >= 0; --j) {\n          const I a = dig[j] + carry;\n          c[j] += a;\n"});
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string k = std::to_string(i);
+    put(s, {"          o", k, " += a * p.rst", k, "[j];\n"});
+  }
+  s += "          carry = 0;\n          if (j > 0 && c[j] >= p.rext[j]) {\n            c[j] -= p.rext[j];\n";
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string k = std::to_string(i);
+    put(s, {"            o", k, " -= p.rext[j] * p.rst", k, "[j];\n"});
+  }
+  s += "            carry = 1;\n          }\n        }\n      }\n    }\n"
+       "    sh[threadIdx.x] = acc;\n    __syncthreads();\n"
+       "    for (unsigned h = blockDim.x / 2; h > 0; h >>= 1) {\n"
+       "      if (threadIdx.x < h) combine(sh[threadIdx.x], sh[threadIdx.x + h]);\n      __syncthreads();\n    }\n";
+  put(s, {"    if (threadIdx.x == 0) {\n      if (p.S == 1)\n        static_cast<", dtype_c_name(d.out),
+          "*>(p.out)[k] = finish(sh[0], p.M);\n      else\n        static_cast<acc_t*>(p.out)[w] = sh[0];\n    }\n"
+          "    __syncthreads();\n  }\n}\n"});
+  const std::uint64_t h = cuda::detail::hasher(0x6c6f6f6d2d7264ull).field(s).finish64();  // "loom-rd"
+  const std::string hex = detail::hex16(h);
+  return {"loom_rd_" + hex, detail::with_hash(s, hex)};
+}
+
+/// Prints the second stage of reducer d (its operand's expression does not matter): one thread
+/// per output combines the output's S partials in order.
+LOOM_NOINLINE inline kernel_text print_reduce_finish(const reduce_desc& d) {
+  using detail::put;
+  std::string s;
+  put(s, {"// loom reduction, second stage: ", d.reducer, " of ", dtype_c_name(d.op.value), " into ", dtype_c_name(d.out),
+          "\nnamespace loom_gen_@ {\nstruct args {\n  void* out;\n  const void* partial;\n  long long K, S, M;\n};\n"});
+  detail::put_reducer(s, d);
+  put(s, {"}  // namespace loom_gen_@\nextern \"C\" __global__ void __launch_bounds__(", std::to_string(block_threads),
+          ") loom_rf_@(const LOOM_GRID_CONSTANT loom_gen_@::args p) {\n  using namespace loom_gen_@;\n"
+          "  const acc_t* part = static_cast<const acc_t*>(p.partial);\n"
+          "  for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < p.K; k += (long long)gridDim.x * blockDim.x) {\n"
+          "    acc_t a = identity();\n    for (long long j = 0; j < p.S; ++j) combine(a, part[k * p.S + j]);\n"
+          "    static_cast<",
+          dtype_c_name(d.out), "*>(p.out)[k] = finish(a, p.M);\n  }\n}\n"});
+  const std::uint64_t h = cuda::detail::hasher(0x6c6f6f6d2d7266ull).field(s).finish64();  // "loom-rf"
+  const std::string hex = detail::hex16(h);
+  return {"loom_rf_" + hex, detail::with_hash(s, hex)};
+}
+
+/// Writes the argument block of a reduction launch: out (results or partials), the leaves as
+/// plan left them (leaf cursors: strides over [kept axes..., reduced axes...]), the shape, the
+/// scalars.
+inline void pack_reduce_args(arg_block& out, const reduce_desc& d, const reduce_launch& rl, std::uintptr_t dst,
+                             const array_cursor* leaves, const scalar_value* sv) {
+  const std::size_t need = reduce_args_size(d, rl.kr, rl.rr);
+  if (need > arg_block::capacity)
+    throw cuda_error("loom: the reduction has too many operands for one kernel (" + std::to_string(need) +
+                     " bytes of arguments, the limit is " + std::to_string(arg_block::capacity) + ")");
+  out.size = 0;
+  const std::uint64_t o = dst;
+  out.put(&o, 8);
+  const std::size_t n = d.op.leaves.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint64_t a = leaves[i].base;
+    out.put(&a, 8);
+  }
+  for (index_t v : {rl.K, rl.M, rl.S, rl.chunk}) out.put_index(v);
+  for (std::size_t k = 0; k < rl.kr; ++k) out.put_index(rl.kext[k]);
+  for (std::size_t k = 0; k < rl.rr; ++k) out.put_index(rl.rext[k]);
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t k = 0; k < rl.kr; ++k) out.put_index(leaves[i].stride[k]);
+    for (std::size_t k = 0; k < rl.rr; ++k) out.put_index(leaves[i].stride[rl.kr + k]);
+  }
+  for (std::size_t size : {8u, 4u, 1u})
+    for (std::size_t i = 0; i < d.op.scalars.size(); ++i)
+      if (dtype_size(d.op.scalars[i]) == size) out.put(sv[i].bytes, size);
+  out.size = (out.size + 7) & ~std::size_t(7);
+}
+
+}  // namespace loom::cuda::codegen
+// ---- end loom/cuda/codegen/reduce_kernel.hpp
 // ---- begin loom/cuda/runtime/launch.hpp
 // loom/cuda/runtime/launch.hpp: launching a loaded kernel, and choosing a block size.
 //
@@ -4754,6 +5091,177 @@ tensor_view<const T, Shape> view(const tensor<T, Shape>& t) {
 }  // namespace loom::cuda
 // ---- end loom/cuda/tensor.hpp
 
+namespace loom::cuda::detail {
+
+template <class N>
+struct reduce_bit {
+  static constexpr unsigned value = is_reduce_node<N>::value ? 1u : 0u;
+};
+/// True where the tree of N holds a reduction.
+template <class N>
+inline constexpr bool has_reduce_v = fold_nodes_or<reduce_bit, N>::value != 0;
+
+/// The reduction description of node type RN (printed once per type).
+template <class RN>
+const codegen::reduce_desc& reduce_desc_of() {
+  static const codegen::reduce_desc d = [] {
+    codegen::reduce_desc r;
+    codegen::emit_state st;
+    codegen::emitted e = codegen::emitter<typename RN::arg_type>::emit(st);
+    r.op.value = e.type;
+    r.op.dst = dtype_of<typename RN::value_type>;
+    r.op.leaves = st.leaves();
+    r.op.kinds = st.kinds();
+    r.op.scalars = st.scalars();
+    r.op.element = std::move(e.text);
+    r.reducer = std::string(RN::reducer::name);
+    r.out = dtype_of<typename RN::value_type>;
+    return r;
+  }();
+  return d;
+}
+
+/// A reduction launch planned on the host: its shape and its operand's cursors and scalars.
+template <class RN>
+struct reduction_plan {
+  using P = codegen::param_count<typename RN::arg_type>;
+  codegen::reduce_launch rl;
+  std::array<codegen::array_cursor, P::leaves + 1> leaves{};
+  std::array<codegen::scalar_value, P::scalars + 1> scalars{};
+};
+
+/// Plans reduction n for a device of `sm_count` multiprocessors: binds the operand over
+/// [kept axes..., reduced axes...] and chooses the chunks (S > 1 only where there are too few
+/// outputs to fill the device). Throws shape_error for max/min/argmax/argmin of nothing.
+template <class RN>
+reduction_plan<RN> plan_reduction(const RN& n, int sm_count) {
+  using Red = typename RN::reducer;
+  reduction_plan<RN> pl;
+  const dims ad = n.in_dims();
+  std::array<std::size_t, max_rank> kept{}, red{};
+  std::size_t kr = 0, rr = 0;
+  for (std::size_t d = 0; d < ad.rank; ++d) {
+    if ((RN::mask >> d) & 1u)
+      red[rr++] = d;
+    else
+      kept[kr++] = d;
+  }
+  cpu::binding b;
+  b.it_rank = b.node_rank = ad.rank;
+  for (std::size_t j = 0; j < kr; ++j) b.coef[kept[j]][j] = 1;
+  for (std::size_t j = 0; j < rr; ++j) b.coef[red[j]][kr + j] = 1;
+  codegen::operand_sink sink{pl.leaves.data(), pl.scalars.data()};
+  codegen::binder<typename RN::arg_type>::bind(n.arg, sink, b);
+
+  codegen::reduce_launch& rl = pl.rl;
+  rl.kr = std::max<std::size_t>(kr, 1);
+  rl.rr = std::max<std::size_t>(rr, 1);
+  rl.K = rl.M = 1;
+  for (std::size_t j = 0; j < rl.kr; ++j) rl.K *= rl.kext[j] = kr ? static_cast<index_t>(ad.e[kept[j]]) : 1;
+  for (std::size_t j = 0; j < rl.rr; ++j) rl.M *= rl.rext[j] = rr ? static_cast<index_t>(ad.e[red[j]]) : 1;
+  if (rl.M == 0 && rl.K != 0 && Red::needs_identity && !std::is_same_v<Red, reduce_ops::sum> &&
+      !std::is_same_v<Red, reduce_ops::mean> && !std::is_same_v<Red, reduce_ops::prod>)
+    throw shape_error("loom: " + std::string(Red::name) + " over an empty axis of shape " + to_string(ad) +
+                      " has no value");
+  for (std::size_t i = 0; i < sink.leaf_count; ++i) {
+    codegen::array_cursor& c = pl.leaves[i];
+    if (c.elem_size == 0)
+      c.base = static_cast<std::uintptr_t>(c.offset);  // a position: its start
+    else
+      c.base += static_cast<std::uintptr_t>(c.offset * static_cast<index_t>(c.elem_size));
+    c.offset = 0;
+    std::array<index_t, max_rank> st{};
+    for (std::size_t j = 0; j < rl.kr; ++j) st[j] = kr ? c.stride[j] : 0;
+    for (std::size_t j = 0; j < rl.rr && rl.kr + j < max_rank; ++j) st[rl.kr + j] = rr ? c.stride[kr + j] : 0;
+    c.stride = st;
+  }
+  // Chunks: one per output where there are enough outputs; else up to 8 work items per
+  // multiprocessor, of at least 4096 elements each.
+  const index_t sm = std::max(1, sm_count);
+  rl.S = 1;
+  if (rl.K < 2 * sm && rl.M > 4096)
+    rl.S = std::min<index_t>((rl.M + 4095) / 4096, std::max<index_t>(1, (8 * sm + rl.K - 1) / std::max<index_t>(rl.K, 1)));
+  rl.chunk = rl.M == 0 ? 0 : (rl.M + rl.S - 1) / rl.S;
+  if (rl.chunk > 0) rl.S = (rl.M + rl.chunk - 1) / rl.chunk;
+  return pl;
+}
+
+/// Bytes of one partial accumulator (the kernels' acc_t: a value of at most 8 bytes and an index).
+inline constexpr std::size_t partial_bytes = 16;
+
+/// The kernels of reduction node type RN: the main one per (kept, reduced) rank, the second stage.
+template <class RN>
+struct reduce_family {
+  static const codegen::kernel_text& main_text(std::size_t kr, std::size_t rr) {
+    struct slot {
+      std::once_flag once;
+      codegen::kernel_text t;
+    };
+    static std::array<slot, max_rank * max_rank> slots;
+    slot& s = slots[(kr - 1) * max_rank + (rr - 1)];
+    std::call_once(s.once, [&] { s.t = codegen::print_reduce_kernel(reduce_desc_of<RN>(), kr, rr); });
+    return s.t;
+  }
+  static const codegen::kernel_text& finish_text() {
+    static const codegen::kernel_text t = codegen::print_reduce_finish(reduce_desc_of<RN>());
+    return t;
+  }
+  static const kernel_handle& main(std::size_t kr, std::size_t rr) {
+    static std::array<runtime::cached_kernel, max_rank * max_rank> kernels;
+    return kernels[(kr - 1) * max_rank + (rr - 1)].get([&] {
+      const codegen::kernel_text& t = main_text(kr, rr);
+      return kernel_request{t.source(), t.name, {}, {}};
+    });
+  }
+  static const kernel_handle& finish() {
+    static runtime::cached_kernel k;
+    return k.get([] {
+      const codegen::kernel_text& t = finish_text();
+      return kernel_request{t.source(), t.name, {}, {}};
+    });
+  }
+};
+
+/// Blocks of the main kernel for a plan: one work item each, at most 8 per multiprocessor.
+inline unsigned reduce_grid(const codegen::reduce_launch& rl, int sm_count) {
+  const index_t items = rl.K * rl.S;
+  return static_cast<unsigned>(std::clamp<index_t>(items, 1, index_t(8) * std::max(1, sm_count)));
+}
+
+/// Queues reduction n into `out` (K contiguous elements of RN::value_type) on stream st.
+template <class RN>
+void launch_reduction(const RN& n, std::uintptr_t out, const stream_ref& st) {
+  const int sm = device_info().sm_count;
+  const reduction_plan<RN> pl = plan_reduction(n, sm);
+  const codegen::reduce_launch& rl = pl.rl;
+  if (rl.K == 0) return;
+  const codegen::reduce_desc& d = reduce_desc_of<RN>();
+  device_buffer partial;
+  std::uintptr_t target = out;
+  if (rl.S > 1) {
+    partial = device_buffer(static_cast<std::size_t>(rl.K * rl.S) * partial_bytes, st);
+    target = partial.address();
+  }
+  codegen::arg_block args;
+  codegen::pack_reduce_args(args, d, rl, target, pl.leaves.data(), pl.scalars.data());
+  void* params[] = {args.bytes};
+  runtime::launch(reduce_family<RN>::main(rl.kr, rl.rr), launch_dim(reduce_grid(rl, sm)),
+                  launch_dim(codegen::reduce_block_threads), 0, st, params);
+  if (rl.S > 1) {
+    struct {
+      std::uint64_t out, partial;
+      std::int64_t K, S, M;
+    } fa{out, partial.address(), rl.K, rl.S, rl.M};
+    void* fparams[] = {&fa};
+    const index_t blocks = (rl.K + codegen::block_threads - 1) / codegen::block_threads;
+    runtime::launch(reduce_family<RN>::finish(), launch_dim(static_cast<unsigned>(std::clamp<index_t>(blocks, 1, 65535))),
+                    launch_dim(codegen::block_threads), 0, st, fparams);
+  }  // `partial` is freed in stream order, after the second stage
+}
+
+}  // namespace loom::cuda::detail
+// ---- end loom/cuda/reduce.hpp
+
 namespace loom::cuda {
 
 namespace detail {
@@ -4774,8 +5282,8 @@ template <class N>
 [[noreturn]] void not_emittable() {
   throw cuda_error(
       "loom: the CUDA backend has no kernel generator yet for a node of this expression (elementwise "
-      "operations, index maps and generators are generated so far; reductions and matmul are not); expression "
-      "type: " +
+      "operations, index maps and generators print one kernel; reductions run as kernels of their own when "
+      "assigned; matmul is not generated); expression type: " +
       type_name<N>());
 }
 
@@ -4808,82 +5316,125 @@ void execute(Dst& dst, const N& n, const stream_ref* s, const options* o, bool f
 /// Temporaries an expression's launch reads; released (stream-ordered) after it is queued.
 using held_temporaries = std::vector<std::shared_ptr<void>>;
 
-/// N with the operand of every reshape evaluated first into a device tensor of its own (one
-/// kernel each) and read back contiguous: the fallback where some reshape's operand has strides
-/// that do not regroup (reshape of a transpose). type is the rewritten node type; make() queues
-/// the operands' kernels on stream st.
-template <class N>
-struct reshapes_materialised {
+/// N with every reduction evaluated first into a device tensor of its own shape (its kernels,
+/// cuda/reduce.hpp) and read from there, and, with Reshapes, the operand of every reshape too
+/// (the fallback where some reshape's operand has strides that do not regroup: reshape of a
+/// transpose). type is the rewritten node type; make() queues the kernels on stream st and keeps
+/// the temporaries in h until the launch that reads them is queued.
+template <class N, bool Reshapes>
+struct materialised {
   using type = N;
   static const N& make(const N& n, held_temporaries&, const stream_ref&, const options*) { return n; }
 };
-template <class Op, class C, class... Args>
-struct reshapes_materialised<map_node<Op, C, Args...>> {
-  using type = map_node<Op, C, typename reshapes_materialised<Args>::type...>;
+
+/// A device temporary of node n's value (evaluated by `fill(device address)`), as a leaf.
+template <class T, class S, class Fill>
+leaf_node<tensor_view<const T, S>, true> temporary_leaf(const S& shape, held_temporaries& h, const stream_ref& st,
+                                                         Fill fill) {
+  auto t = std::make_shared<tensor<T, S>>(shape, st);
+  if (t->size() != 0) fill(*t);
+  h.push_back(t);
+  return leaf_node<tensor_view<const T, S>, true>{tensor_view<const T, S>(std::as_const(*t).data(), t->shape())};
+}
+
+template <class Op, class C, class... Args, bool R>
+struct materialised<map_node<Op, C, Args...>, R> {
+  using type = map_node<Op, C, typename materialised<Args, R>::type...>;
   static type make(const map_node<Op, C, Args...>& n, held_temporaries& h, const stream_ref& st, const options* o) {
     return std::apply(
         [&](const Args&... a) {
-          return type(std::tuple<typename reshapes_materialised<Args>::type...>(reshapes_materialised<Args>::make(a, h, st, o)...),
+          return type(std::tuple<typename materialised<Args, R>::type...>(materialised<Args, R>::make(a, h, st, o)...),
                       n.shape());
         },
         n.args);
   }
 };
-template <class Arg, std::size_t... P>
-struct reshapes_materialised<permute_node<Arg, P...>> {
-  using type = permute_node<typename reshapes_materialised<Arg>::type, P...>;
+template <class Arg, std::size_t... P, bool R>
+struct materialised<permute_node<Arg, P...>, R> {
+  using type = permute_node<typename materialised<Arg, R>::type, P...>;
   static type make(const permute_node<Arg, P...>& n, held_temporaries& h, const stream_ref& st, const options* o) {
-    return type(reshapes_materialised<Arg>::make(n.arg, h, st, o));
+    return type(materialised<Arg, R>::make(n.arg, h, st, o));
   }
 };
-template <class Arg, std::size_t A>
-struct reshapes_materialised<slice_node<Arg, A>> {
-  using type = slice_node<typename reshapes_materialised<Arg>::type, A>;
+template <class Arg, std::size_t A, bool R>
+struct materialised<slice_node<Arg, A>, R> {
+  using type = slice_node<typename materialised<Arg, R>::type, A>;
   static type make(const slice_node<Arg, A>& n, held_temporaries& h, const stream_ref& st, const options* o) {
     const index_t count = static_cast<index_t>(n.shape().extent(A));
-    return type(reshapes_materialised<Arg>::make(n.arg, h, st, o), n.begin, n.begin + count * n.step, n.step);
+    return type(materialised<Arg, R>::make(n.arg, h, st, o), n.begin, n.begin + count * n.step, n.step);
   }
 };
-template <class Arg, std::size_t A>
-struct reshapes_materialised<flip_node<Arg, A>> {
-  using type = flip_node<typename reshapes_materialised<Arg>::type, A>;
+template <class Arg, std::size_t A, bool R>
+struct materialised<flip_node<Arg, A>, R> {
+  using type = flip_node<typename materialised<Arg, R>::type, A>;
   static type make(const flip_node<Arg, A>& n, held_temporaries& h, const stream_ref& st, const options* o) {
-    return type(reshapes_materialised<Arg>::make(n.arg, h, st, o));
+    return type(materialised<Arg, R>::make(n.arg, h, st, o));
   }
 };
-template <class Arg, class S>
-struct reshapes_materialised<broadcast_node<Arg, S>> {
-  using type = broadcast_node<typename reshapes_materialised<Arg>::type, S>;
+template <class Arg, class S, bool R>
+struct materialised<broadcast_node<Arg, S>, R> {
+  using type = broadcast_node<typename materialised<Arg, R>::type, S>;
   static type make(const broadcast_node<Arg, S>& n, held_temporaries& h, const stream_ref& st, const options* o) {
-    return type(reshapes_materialised<Arg>::make(n.arg, h, st, o), n.shape());
+    return type(materialised<Arg, R>::make(n.arg, h, st, o), n.shape());
   }
 };
-template <class Arg, std::size_t A>
-struct reshapes_materialised<pad_node<Arg, A>> {
-  using type = pad_node<typename reshapes_materialised<Arg>::type, A>;
+template <class Arg, std::size_t A, bool R>
+struct materialised<pad_node<Arg, A>, R> {
+  using type = pad_node<typename materialised<Arg, R>::type, A>;
   static type make(const pad_node<Arg, A>& n, held_temporaries& h, const stream_ref& st, const options* o) {
-    return type(reshapes_materialised<Arg>::make(n.arg, h, st, o), n.before, n.after, n.value);
+    return type(materialised<Arg, R>::make(n.arg, h, st, o), n.before, n.after, n.value);
   }
 };
-template <std::size_t A, class... Args>
-struct reshapes_materialised<concat_node<A, Args...>> {
-  using type = concat_node<A, typename reshapes_materialised<Args>::type...>;
+template <std::size_t A, class... Args, bool R>
+struct materialised<concat_node<A, Args...>, R> {
+  using type = concat_node<A, typename materialised<Args, R>::type...>;
   static type make(const concat_node<A, Args...>& n, held_temporaries& h, const stream_ref& st, const options* o) {
-    return std::apply([&](const Args&... a) { return type(reshapes_materialised<Args>::make(a, h, st, o)...); }, n.args);
+    return std::apply([&](const Args&... a) { return type(materialised<Args, R>::make(a, h, st, o)...); }, n.args);
   }
 };
-template <class Arg, class S>
-struct reshapes_materialised<reshape_node<Arg, S>> {
+template <class Arg, class S, bool R>
+struct materialised<reshape_node<Arg, S>, R> {
   using T = typename Arg::value_type;
   using AS = typename Arg::shape_type;
-  using view_type = tensor_view<const T, AS>;
-  using type = reshape_node<leaf_node<view_type, true>, S>;
+  using inner = materialised<Arg, R>;
+  using leaf = leaf_node<tensor_view<const T, AS>, true>;
+  using type = std::conditional_t<R, reshape_node<leaf, S>, reshape_node<typename inner::type, S>>;
   static type make(const reshape_node<Arg, S>& n, held_temporaries& h, const stream_ref& st, const options* o) {
-    auto t = std::make_shared<tensor<T, AS>>(n.arg.shape(), st);
-    auto inner = reshapes_materialised<Arg>::make(n.arg, h, st, o);
-    if (t->size() != 0) execute(*t, inner, &st, o, true);
-    h.push_back(t);
-    return type(leaf_node<view_type, true>{view_type(std::as_const(*t).data(), t->shape())}, n.shape());
+    if constexpr (R) {
+      auto a = inner::make(n.arg, h, st, o);
+      return type(temporary_leaf<T>(n.arg.shape(), h, st, [&](auto& t) { execute(t, a, &st, o, true); }), n.shape());
+    } else {
+      return type(inner::make(n.arg, h, st, o), n.shape());
+    }
+  }
+};
+template <class Red, class Arg, unsigned Mask, bool Keep, bool R>
+struct materialised<reduce_node<Red, Arg, Mask, Keep>, R> {
+  using RN = reduce_node<Red, Arg, Mask, Keep>;
+  using T = typename RN::value_type;
+  using S = typename RN::shape_type;
+  using type = leaf_node<tensor_view<const T, S>, true>;
+  static type make(const RN& n, held_temporaries& h, const stream_ref& st, const options* o) {
+    using inner = materialised<Arg, R>;  // nested reductions first
+    using RN2 = reduce_node<Red, typename inner::type, Mask, Keep>;
+    const RN2 n2(inner::make(n.arg, h, st, o));
+    return temporary_leaf<T>(n.shape(), h, st, [&](auto& t) {
+      if constexpr (!codegen::emittable<typename inner::type>) {
+        not_emittable<typename inner::type>();
+      } else {
+        try {
+          launch_reduction(n2, t.data().address(), st);
+        } catch (const codegen::reshape_needs_copy&) {
+          using inner3 = materialised<Arg, true>;
+          if constexpr (!R && codegen::emittable<typename inner3::type>) {
+            const reduce_node<Red, typename inner3::type, Mask, Keep> n3(inner3::make(n.arg, h, st, o));
+            launch_reduction(n3, t.data().address(), st);
+          } else {
+            throw;
+          }
+        }
+      }
+    });
   }
 };
 
@@ -4897,7 +5448,14 @@ void execute(Dst& dst, const N& n, const stream_ref* s, const options* o, bool f
   const dims dd = dst.shape().to_dims();
   const dims ed = n.shape().to_dims();
   check_assignable(ed, dd);
-  if constexpr (!codegen::emittable<N>) {
+  if constexpr (has_reduce_v<N>) {
+    // every reduction into a temporary of its own (innermost first), then the rest as one kernel
+    require_device();
+    const stream_ref st = s != nullptr ? *s : default_stream();
+    held_temporaries held;
+    const auto m = materialised<N, false>::make(n, held, st, o);
+    execute(dst, m, &st, o, fresh);
+  } else if constexpr (!codegen::emittable<N>) {
     not_emittable<N>();
   } else {
     require_device();
@@ -4912,7 +5470,7 @@ void execute(Dst& dst, const N& n, const stream_ref* s, const options* o, bool f
     try {
       codegen::binder<N>::bind(n, sink, cpu::binding::identity(dd.rank).broadcast_operand(dd, ed));
     } catch (const codegen::reshape_needs_copy&) {
-      using R = reshapes_materialised<N>;
+      using R = materialised<N, true>;
       if constexpr (!std::is_same_v<typename R::type, N>) {
         held_temporaries held;
         const auto m = R::make(n, held, st, o);

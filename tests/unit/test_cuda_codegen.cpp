@@ -819,7 +819,7 @@ TEST_CASE("cuda codegen: index maps and generators print positions and lazy leav
     using M = std::remove_const_t<decltype(moved)>;
     cg::operand_sink sink2{cs.data(), sv.data()};
     CHECK_THROWS_AS(cg::binder<M>::bind(moved, sink2, cpu::binding::identity(1)), cg::reshape_needs_copy);
-    static_assert(std::is_same_v<cuda::detail::reshapes_materialised<M>::type,
+    static_assert(std::is_same_v<cuda::detail::materialised<M, true>::type,
                                  reshape_node<leaf_node<cuda::tensor_view<const float, shape<dyn, dyn>>, true>, shape<dyn>>>);
   }
 
@@ -850,6 +850,61 @@ TEST_CASE("cuda codegen: index maps and generators print positions and lazy leav
   add_all(pad<0>(cast<bool>(v), 3, 0, true));
   WARN(set.size() << " index map and generator kernels");
   CHECK(set.size() >= 100);
+  std::size_t bytes80 = 0;
+  std::exception_ptr failure;
+  std::thread t80([&] {
+    try {
+      bytes80 = compile_all(set, "sm_80");
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  });
+  const std::size_t bytes90 = compile_all(set, "sm_90");
+  t80.join();
+  if (failure) std::rethrow_exception(failure);
+  CHECK(bytes80 > 0);
+  CHECK(bytes90 > 0);
+}
+
+TEST_CASE("cuda codegen: reduction kernels of every reducer and dtype compile with NVRTC", "[cuda][codegen][nvrtc][reduce]") {
+  cuda::tensor<float, shape<dyn, dyn>> f(4, 5);
+  cuda::tensor<double, shape<dyn, dyn>> d(4, 5);
+  cuda::tensor<std::int32_t, shape<dyn, dyn>> i(4, 5);
+  cuda::tensor<std::int64_t, shape<dyn, dyn>> l(4, 5);
+  // The operand's expression is fused: the reduction kernel prints it like an elementwise one.
+  const cg::reduce_desc& sd = cuda::detail::reduce_desc_of<decltype(as_node(sum(exp(f) * 2.f, axis<1>)))>();
+  CHECK(sd.op.element == "loom::dev::mul(loom::dev::exp(x0), p.s0)");
+  CHECK(sd.acc_c_name() == "double");
+  CHECK(cuda::detail::reduce_desc_of<decltype(as_node(sum(i > 0)))>().acc_c_name() == "long long");
+  CHECK(cuda::detail::reduce_desc_of<decltype(as_node(argmax(f, axis<0>)))>().out == dtype::int64);
+
+  LOOM_REQUIRE_NVRTC();
+  kernel_set set;
+  auto add_all = [&](const auto& e) {
+    using RN = decltype(as_node(e));
+    const cg::reduce_desc& rd = cuda::detail::reduce_desc_of<RN>();
+    for (auto [kr, rr] : {std::pair<std::size_t, std::size_t>{1, 1}, {2, 1}, {1, 3}, {3, 2}})
+      add_kernel(set, cg::print_reduce_kernel(rd, kr, rr));
+    add_kernel(set, cg::print_reduce_finish(rd));
+  };
+  auto every_reducer = [&](const auto& x) {
+    add_all(sum(x, axis<1>));
+    add_all(mean(x, axis<0>));
+    add_all(prod(x, axis<1>));
+    add_all(max(x, axis<1>));
+    add_all(min(x));
+    add_all(argmax(x, axis<1>));
+    add_all(argmin(x, axis<0>));
+  };
+  every_reducer(f);
+  every_reducer(d);
+  every_reducer(i);
+  every_reducer(l);
+  every_reducer(f > 0.f);
+  add_all(sum(concat<1>(f, transpose(slice<1>(d, 0, 4))) * iota<float>(shape<dyn, dyn>{4, 9}), axis<1>));
+  add_all(max(pad<0>(f, 1, 2, -1.f), axes<0, 1>, keepdims));
+  WARN(set.size() << " reduction kernels");
+  CHECK(set.size() >= 150);
   std::size_t bytes80 = 0;
   std::exception_ptr failure;
   std::thread t80([&] {

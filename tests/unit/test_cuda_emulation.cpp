@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <random>
 #include <string>
@@ -88,6 +89,65 @@ void emu_assign(emulator& emu, Dst& dst, const N& n, unsigned block, unsigned ma
   if (dd.size() == 0) return;  // the backend launches nothing
   REQUIRE(emu.launch(t.name.c_str(), args.bytes, blocks, block) == 0);
   ++emu.runs;
+}
+
+/// Reduction node n as cuda/reduce.hpp plans it (for a device of `sm` multiprocessors) into out,
+/// both stages run by the emulator with blocks of `block` threads (as threads, with a barrier).
+template <class RN>
+void emu_reduce(emulator& emu, const RN& n, typename RN::value_type* out, int sm, unsigned block) {
+  const auto pl = cuda::detail::plan_reduction(n, sm);
+  const cg::reduce_launch& rl = pl.rl;
+  const cg::reduce_desc& d = cuda::detail::reduce_desc_of<RN>();
+  const cg::kernel_text main = cg::print_reduce_kernel(d, rl.kr, rl.rr), fin = cg::print_reduce_finish(d);
+  if (!emu.launch) {
+    emu.bodies.emplace(main.name, main.body);
+    emu.bodies.emplace(fin.name, fin.body);
+    return;
+  }
+  if (rl.K == 0) return;
+  std::vector<unsigned char> partial(static_cast<std::size_t>(rl.K * rl.S) * cuda::detail::partial_bytes);
+  const auto target = reinterpret_cast<std::uintptr_t>(rl.S > 1 ? static_cast<void*>(partial.data()) : static_cast<void*>(out));
+  cg::arg_block args;
+  cg::pack_reduce_args(args, d, rl, target, pl.leaves.data(), pl.scalars.data());
+  REQUIRE(emu.launch(main.name.c_str(), args.bytes, cuda::detail::reduce_grid(rl, sm), block) == 0);
+  ++emu.runs;
+  if (rl.S > 1) {
+    struct {
+      std::uint64_t out, partial;
+      std::int64_t K, S, M;
+    } fa{reinterpret_cast<std::uintptr_t>(out), reinterpret_cast<std::uintptr_t>(partial.data()), rl.K, rl.S, rl.M};
+    REQUIRE(emu.launch(fin.name.c_str(), reinterpret_cast<const unsigned char*>(&fa), 2, 32) == 0);
+    ++emu.runs;
+  }
+}
+
+/// reduce(build(host views)) on the CPU against the emulated kernels on the same memory, for a
+/// few device sizes (so that outputs are split into chunks or not) and block sizes.
+template <class Build, class... Hs>
+void reduce_case(emulator& emu, const char* what, Build build, const Hs&... hs) {
+  const auto want = eval(build(hs...));
+  using T = typename std::remove_cvref_t<decltype(want)>::value_type;
+  for (int sm : {1, 4, 132})
+    for (unsigned block : {32u, 64u}) {
+      std::vector<T> got(want.size() + 1);
+      emu_reduce(emu, as_node(build(cuda::view(hs.data(), hs.shape())...)), got.data(), sm, block);
+      if (!emu.launch) continue;
+      std::size_t bad = 0, first = 0;
+      for (std::size_t i = 0; i < want.size(); ++i) {
+        bool same;
+        if constexpr (std::is_floating_point_v<T>)
+          same = loom_test::close(double(got[i]), double(want.data()[i]), std::is_same_v<T, float> ? 2e-5 : 1e-12, 1e-6) ||
+                 (std::isnan(double(got[i])) && std::isnan(double(want.data()[i])));
+        else
+          same = got[i] == want.data()[i];
+        if (!same && bad++ == 0) first = i;
+      }
+      if (bad) {
+        INFO(what << ": sm " << sm << ", block " << block << ": " << bad << " of " << want.size() << " differ; first at "
+                  << first << ": got " << +got[first] << ", want " << +want.data()[first]);
+        CHECK(bad == 0);
+      }
+    }
 }
 
 /// Runs make(args...) over "device" views into dst (count elements from dst.data()) for every
@@ -343,6 +403,56 @@ void run_cases(emulator& emu) {
     run_case(emu, "permute<2, 0, 1>", want.data(), want.size(), cuda::view(ob.data(), shape<5, 3, 4>{}), f,
              cuda::view(xb.data(), shape<3, 4, 5>{}));
   }
+  // Reductions: every reducer, kept inner or outer axes, full reductions split into chunks (two
+  // stages), fused producers (maps, index maps, generators), NaN, ties, empty axes.
+  for (std::size_t r : {1u, 7u, 33u}) {
+    for (std::size_t c : {1u, 5u, 1000u, 5000u}) {
+      INFO(r << " x " << c);
+      std::vector<float> xb(r * c), yb(r * c);
+      std::vector<std::int32_t> ib(r * c);
+      fill(xb.data(), xb.size(), 31);
+      fill(yb.data(), yb.size(), 32);
+      fill(ib.data(), ib.size(), 33);
+      for (std::size_t i = 0; i < ib.size(); ++i) ib[i] %= 7;  // ties for the arg reductions
+      if (r * c > 10) xb[r * c / 2] = std::numeric_limits<float>::quiet_NaN();
+      auto hx = view(xb.data(), shape<dyn, dyn>{r, c});
+      auto hy = view(yb.data(), shape<dyn, dyn>{r, c});
+      auto hi = view(ib.data(), shape<dyn, dyn>{r, c});
+      reduce_case(emu, "sum rows", [](const auto& y) { return sum(y, axis<1>); }, hy);
+      reduce_case(emu, "sum columns", [](const auto& y) { return sum(y, axis<0>, keepdims); }, hy);
+      reduce_case(emu, "sum of everything", [](const auto& y) { return sum(y); }, hy);
+      reduce_case(emu, "fused mean", [](const auto& x, const auto& y) { return mean(exp(y) * 2.f + x * 0.f, axis<1>); }, hy, hy);
+      reduce_case(emu, "max with NaN", [](const auto& x) { return max(x, axis<1>); }, hx);
+      reduce_case(emu, "min columns with NaN", [](const auto& x) { return min(x, axis<0>); }, hx);
+      reduce_case(emu, "argmax with ties", [](const auto& i) { return argmax(i, axis<1>); }, hi);
+      reduce_case(emu, "argmin of everything with ties", [](const auto& i) { return argmin(i); }, hi);
+      reduce_case(emu, "argmax with NaN", [](const auto& x) { return argmax(x, axis<1>); }, hx);
+      reduce_case(emu, "int sum into int64", [](const auto& i) { return sum(i * i, axis<1>); }, hi);
+      reduce_case(emu, "bool sum", [](const auto& i) { return sum(i > 2); }, hi);
+      reduce_case(emu, "int mean into double", [](const auto& i) { return mean(i, axis<0>); }, hi);
+      reduce_case(emu, "prod", [](const auto& y) { return prod(1.f + y * 0.01f, axis<1>); }, hy);
+      reduce_case(emu, "sum of a transpose", [](const auto& y) { return sum(transpose(y), axis<1>); }, hy);
+      reduce_case(emu, "sum of a concat and iota",
+                  [](const auto& x, const auto& y) {
+                    return sum(concat<1>(y, flip<1>(y)) + iota<float>(shape<dyn, dyn>{y.extent(0), 2 * y.extent(1)}) * 1e-3f, axis<1>);
+                  },
+                  hy, hy);
+    }
+  }
+  {
+    std::vector<double> xb(4 * 5 * 6);
+    fill(xb.data(), xb.size(), 34);
+    auto hx = view(xb.data(), shape<4, 5, 6>{});
+    reduce_case(emu, "rank 3 over axes 0 and 2", [](const auto& x) { return sum(x * x, axes<0, 2>); }, hx);
+    reduce_case(emu, "rank 3 over axes 0 and 2, keepdims", [](const auto& x) { return max(x, axes<0, 2>, keepdims); }, hx);
+    reduce_case(emu, "rank 3 over axis 1", [](const auto& x) { return argmin(x, axis<1>); }, hx);
+    std::vector<float> eb(1);
+    auto he = view(eb.data(), shape<dyn, dyn>{3, 0});
+    reduce_case(emu, "sum over an empty axis", [](const auto& e) { return sum(e, axis<1>); }, he);
+    reduce_case(emu, "prod over an empty axis", [](const auto& e) { return prod(e, axis<1>); }, he);
+    CHECK_THROWS_AS(cuda::detail::plan_reduction(as_node(max(cuda::view(eb.data(), shape<dyn, dyn>{3, 0}), axis<1>)), 4),
+                    shape_error);
+  }
   // A fill (no leaves) into a strided destination.
   {
     std::vector<float> ob(64);
@@ -360,13 +470,22 @@ std::string host_compiler() {
   return "c++";
 }
 
-const char* const emulation_prelude = R"(// CUDA built-ins emulated on the host, one thread at a time.
+const char* const emulation_prelude = R"(// CUDA built-ins emulated on the host: elementwise kernels one thread at a
+// time; reduction kernels (shared memory, __syncthreads) with a block's threads as host threads
+// meeting at a barrier.
 #include <math.h>
+#include <barrier>
+#include <memory>
+#include <thread>
+#include <vector>
 struct loom_emu_dim { unsigned x = 1, y = 1, z = 1; };
-static loom_emu_dim blockIdx, blockDim, gridDim, threadIdx;
+static thread_local loom_emu_dim blockIdx, blockDim, gridDim, threadIdx;
+static std::barrier<>* loom_emu_bar = nullptr;
+static inline void __syncthreads() { loom_emu_bar->arrive_and_wait(); }
 #define __device__
 #define __forceinline__ inline
 #define __global__
+#define __shared__ static
 #define __launch_bounds__(n)
 )";
 
@@ -387,17 +506,27 @@ TEST_CASE("cuda emulation: generated kernels run on the host compute what the CP
            "grid, unsigned block) {\n";
     for (const auto& [name, body] : emu.bodies) {
       const std::string hash = name.substr(name.rfind('_') + 1);
-      out << "  if (std::strcmp(name, \"" << name << "\") == 0) {\n"
-          << "    gridDim.x = grid; blockDim.x = block;\n"
-          << "    for (unsigned b = 0; b < grid; ++b) for (unsigned t = 0; t < block; ++t) {\n"
-          << "      blockIdx.x = b; threadIdx.x = t;\n"
-          << "      " << name << "(*reinterpret_cast<const loom_gen_" << hash << "::args*>(args));\n"
-          << "    }\n    return 0;\n  }\n";
+      const std::string call = name + "(*reinterpret_cast<const loom_gen_" + hash + "::args*>(args));";
+      out << "  if (std::strcmp(name, \"" << name << "\") == 0) {\n";
+      if (name.rfind("loom_rd_", 0) == 0) {  // cooperative: the block's threads at once
+        out << "    for (unsigned b = 0; b < grid; ++b) {\n"
+            << "      std::barrier<> bar(block);\n      loom_emu_bar = &bar;\n      std::vector<std::thread> ts;\n"
+            << "      for (unsigned t = 0; t < block; ++t) ts.emplace_back([=] {\n"
+            << "        gridDim.x = grid; blockDim.x = block; blockIdx.x = b; threadIdx.x = t;\n"
+            << "        " << call << "\n      });\n"
+            << "      for (auto& th : ts) th.join();\n    }\n    return 0;\n  }\n";
+      } else {
+        out << "    gridDim.x = grid; blockDim.x = block;\n"
+            << "    for (unsigned b = 0; b < grid; ++b) for (unsigned t = 0; t < block; ++t) {\n"
+            << "      blockIdx.x = b; threadIdx.x = t;\n"
+            << "      " << call << "\n"
+            << "    }\n    return 0;\n  }\n";
+      }
     }
     out << "  return 1;\n}\n";
   }
   const std::string cxx = host_compiler();
-  const std::string cmd = cxx + " -std=c++17 -O1 -w -shared -fPIC -o " + (dir / "kernels.so").string() + " " +
+  const std::string cmd = cxx + " -std=c++20 -O1 -w -shared -fPIC -pthread -o " + (dir / "kernels.so").string() + " " +
                           (dir / "kernels.cpp").string() + " > " + (dir / "log.txt").string() + " 2>&1";
   const int rc = std::system(cmd.c_str());
   if (rc != 0) {

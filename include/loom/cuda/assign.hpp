@@ -27,6 +27,7 @@
 #include "loom/cuda/codegen/kernel.hpp"
 #include "loom/cuda/codegen/layout.hpp"
 #include "loom/cuda/options.hpp"
+#include "loom/cuda/reduce.hpp"
 #include "loom/cuda/runtime/device.hpp"
 #include "loom/cuda/runtime/launch.hpp"
 #include "loom/cuda/runtime/memory.hpp"
@@ -37,6 +38,7 @@
 #include "loom/expr/map.hpp"
 #include "loom/expr/matmul.hpp"
 #include "loom/expr/node.hpp"
+#include "loom/expr/reduce.hpp"
 
 namespace loom::cuda {
 
@@ -58,8 +60,8 @@ template <class N>
 [[noreturn]] void not_emittable() {
   throw cuda_error(
       "loom: the CUDA backend has no kernel generator yet for a node of this expression (elementwise "
-      "operations, index maps and generators are generated so far; reductions and matmul are not); expression "
-      "type: " +
+      "operations, index maps and generators print one kernel; reductions run as kernels of their own when "
+      "assigned; matmul is not generated); expression type: " +
       type_name<N>());
 }
 
@@ -92,82 +94,125 @@ void execute(Dst& dst, const N& n, const stream_ref* s, const options* o, bool f
 /// Temporaries an expression's launch reads; released (stream-ordered) after it is queued.
 using held_temporaries = std::vector<std::shared_ptr<void>>;
 
-/// N with the operand of every reshape evaluated first into a device tensor of its own (one
-/// kernel each) and read back contiguous: the fallback where some reshape's operand has strides
-/// that do not regroup (reshape of a transpose). type is the rewritten node type; make() queues
-/// the operands' kernels on stream st.
-template <class N>
-struct reshapes_materialised {
+/// N with every reduction evaluated first into a device tensor of its own shape (its kernels,
+/// cuda/reduce.hpp) and read from there, and, with Reshapes, the operand of every reshape too
+/// (the fallback where some reshape's operand has strides that do not regroup: reshape of a
+/// transpose). type is the rewritten node type; make() queues the kernels on stream st and keeps
+/// the temporaries in h until the launch that reads them is queued.
+template <class N, bool Reshapes>
+struct materialised {
   using type = N;
   static const N& make(const N& n, held_temporaries&, const stream_ref&, const options*) { return n; }
 };
-template <class Op, class C, class... Args>
-struct reshapes_materialised<map_node<Op, C, Args...>> {
-  using type = map_node<Op, C, typename reshapes_materialised<Args>::type...>;
+
+/// A device temporary of node n's value (evaluated by `fill(device address)`), as a leaf.
+template <class T, class S, class Fill>
+leaf_node<tensor_view<const T, S>, true> temporary_leaf(const S& shape, held_temporaries& h, const stream_ref& st,
+                                                         Fill fill) {
+  auto t = std::make_shared<tensor<T, S>>(shape, st);
+  if (t->size() != 0) fill(*t);
+  h.push_back(t);
+  return leaf_node<tensor_view<const T, S>, true>{tensor_view<const T, S>(std::as_const(*t).data(), t->shape())};
+}
+
+template <class Op, class C, class... Args, bool R>
+struct materialised<map_node<Op, C, Args...>, R> {
+  using type = map_node<Op, C, typename materialised<Args, R>::type...>;
   static type make(const map_node<Op, C, Args...>& n, held_temporaries& h, const stream_ref& st, const options* o) {
     return std::apply(
         [&](const Args&... a) {
-          return type(std::tuple<typename reshapes_materialised<Args>::type...>(reshapes_materialised<Args>::make(a, h, st, o)...),
+          return type(std::tuple<typename materialised<Args, R>::type...>(materialised<Args, R>::make(a, h, st, o)...),
                       n.shape());
         },
         n.args);
   }
 };
-template <class Arg, std::size_t... P>
-struct reshapes_materialised<permute_node<Arg, P...>> {
-  using type = permute_node<typename reshapes_materialised<Arg>::type, P...>;
+template <class Arg, std::size_t... P, bool R>
+struct materialised<permute_node<Arg, P...>, R> {
+  using type = permute_node<typename materialised<Arg, R>::type, P...>;
   static type make(const permute_node<Arg, P...>& n, held_temporaries& h, const stream_ref& st, const options* o) {
-    return type(reshapes_materialised<Arg>::make(n.arg, h, st, o));
+    return type(materialised<Arg, R>::make(n.arg, h, st, o));
   }
 };
-template <class Arg, std::size_t A>
-struct reshapes_materialised<slice_node<Arg, A>> {
-  using type = slice_node<typename reshapes_materialised<Arg>::type, A>;
+template <class Arg, std::size_t A, bool R>
+struct materialised<slice_node<Arg, A>, R> {
+  using type = slice_node<typename materialised<Arg, R>::type, A>;
   static type make(const slice_node<Arg, A>& n, held_temporaries& h, const stream_ref& st, const options* o) {
     const index_t count = static_cast<index_t>(n.shape().extent(A));
-    return type(reshapes_materialised<Arg>::make(n.arg, h, st, o), n.begin, n.begin + count * n.step, n.step);
+    return type(materialised<Arg, R>::make(n.arg, h, st, o), n.begin, n.begin + count * n.step, n.step);
   }
 };
-template <class Arg, std::size_t A>
-struct reshapes_materialised<flip_node<Arg, A>> {
-  using type = flip_node<typename reshapes_materialised<Arg>::type, A>;
+template <class Arg, std::size_t A, bool R>
+struct materialised<flip_node<Arg, A>, R> {
+  using type = flip_node<typename materialised<Arg, R>::type, A>;
   static type make(const flip_node<Arg, A>& n, held_temporaries& h, const stream_ref& st, const options* o) {
-    return type(reshapes_materialised<Arg>::make(n.arg, h, st, o));
+    return type(materialised<Arg, R>::make(n.arg, h, st, o));
   }
 };
-template <class Arg, class S>
-struct reshapes_materialised<broadcast_node<Arg, S>> {
-  using type = broadcast_node<typename reshapes_materialised<Arg>::type, S>;
+template <class Arg, class S, bool R>
+struct materialised<broadcast_node<Arg, S>, R> {
+  using type = broadcast_node<typename materialised<Arg, R>::type, S>;
   static type make(const broadcast_node<Arg, S>& n, held_temporaries& h, const stream_ref& st, const options* o) {
-    return type(reshapes_materialised<Arg>::make(n.arg, h, st, o), n.shape());
+    return type(materialised<Arg, R>::make(n.arg, h, st, o), n.shape());
   }
 };
-template <class Arg, std::size_t A>
-struct reshapes_materialised<pad_node<Arg, A>> {
-  using type = pad_node<typename reshapes_materialised<Arg>::type, A>;
+template <class Arg, std::size_t A, bool R>
+struct materialised<pad_node<Arg, A>, R> {
+  using type = pad_node<typename materialised<Arg, R>::type, A>;
   static type make(const pad_node<Arg, A>& n, held_temporaries& h, const stream_ref& st, const options* o) {
-    return type(reshapes_materialised<Arg>::make(n.arg, h, st, o), n.before, n.after, n.value);
+    return type(materialised<Arg, R>::make(n.arg, h, st, o), n.before, n.after, n.value);
   }
 };
-template <std::size_t A, class... Args>
-struct reshapes_materialised<concat_node<A, Args...>> {
-  using type = concat_node<A, typename reshapes_materialised<Args>::type...>;
+template <std::size_t A, class... Args, bool R>
+struct materialised<concat_node<A, Args...>, R> {
+  using type = concat_node<A, typename materialised<Args, R>::type...>;
   static type make(const concat_node<A, Args...>& n, held_temporaries& h, const stream_ref& st, const options* o) {
-    return std::apply([&](const Args&... a) { return type(reshapes_materialised<Args>::make(a, h, st, o)...); }, n.args);
+    return std::apply([&](const Args&... a) { return type(materialised<Args, R>::make(a, h, st, o)...); }, n.args);
   }
 };
-template <class Arg, class S>
-struct reshapes_materialised<reshape_node<Arg, S>> {
+template <class Arg, class S, bool R>
+struct materialised<reshape_node<Arg, S>, R> {
   using T = typename Arg::value_type;
   using AS = typename Arg::shape_type;
-  using view_type = tensor_view<const T, AS>;
-  using type = reshape_node<leaf_node<view_type, true>, S>;
+  using inner = materialised<Arg, R>;
+  using leaf = leaf_node<tensor_view<const T, AS>, true>;
+  using type = std::conditional_t<R, reshape_node<leaf, S>, reshape_node<typename inner::type, S>>;
   static type make(const reshape_node<Arg, S>& n, held_temporaries& h, const stream_ref& st, const options* o) {
-    auto t = std::make_shared<tensor<T, AS>>(n.arg.shape(), st);
-    auto inner = reshapes_materialised<Arg>::make(n.arg, h, st, o);
-    if (t->size() != 0) execute(*t, inner, &st, o, true);
-    h.push_back(t);
-    return type(leaf_node<view_type, true>{view_type(std::as_const(*t).data(), t->shape())}, n.shape());
+    if constexpr (R) {
+      auto a = inner::make(n.arg, h, st, o);
+      return type(temporary_leaf<T>(n.arg.shape(), h, st, [&](auto& t) { execute(t, a, &st, o, true); }), n.shape());
+    } else {
+      return type(inner::make(n.arg, h, st, o), n.shape());
+    }
+  }
+};
+template <class Red, class Arg, unsigned Mask, bool Keep, bool R>
+struct materialised<reduce_node<Red, Arg, Mask, Keep>, R> {
+  using RN = reduce_node<Red, Arg, Mask, Keep>;
+  using T = typename RN::value_type;
+  using S = typename RN::shape_type;
+  using type = leaf_node<tensor_view<const T, S>, true>;
+  static type make(const RN& n, held_temporaries& h, const stream_ref& st, const options* o) {
+    using inner = materialised<Arg, R>;  // nested reductions first
+    using RN2 = reduce_node<Red, typename inner::type, Mask, Keep>;
+    const RN2 n2(inner::make(n.arg, h, st, o));
+    return temporary_leaf<T>(n.shape(), h, st, [&](auto& t) {
+      if constexpr (!codegen::emittable<typename inner::type>) {
+        not_emittable<typename inner::type>();
+      } else {
+        try {
+          launch_reduction(n2, t.data().address(), st);
+        } catch (const codegen::reshape_needs_copy&) {
+          using inner3 = materialised<Arg, true>;
+          if constexpr (!R && codegen::emittable<typename inner3::type>) {
+            const reduce_node<Red, typename inner3::type, Mask, Keep> n3(inner3::make(n.arg, h, st, o));
+            launch_reduction(n3, t.data().address(), st);
+          } else {
+            throw;
+          }
+        }
+      }
+    });
   }
 };
 
@@ -181,7 +226,14 @@ void execute(Dst& dst, const N& n, const stream_ref* s, const options* o, bool f
   const dims dd = dst.shape().to_dims();
   const dims ed = n.shape().to_dims();
   check_assignable(ed, dd);
-  if constexpr (!codegen::emittable<N>) {
+  if constexpr (has_reduce_v<N>) {
+    // every reduction into a temporary of its own (innermost first), then the rest as one kernel
+    require_device();
+    const stream_ref st = s != nullptr ? *s : default_stream();
+    held_temporaries held;
+    const auto m = materialised<N, false>::make(n, held, st, o);
+    execute(dst, m, &st, o, fresh);
+  } else if constexpr (!codegen::emittable<N>) {
     not_emittable<N>();
   } else {
     require_device();
@@ -196,7 +248,7 @@ void execute(Dst& dst, const N& n, const stream_ref* s, const options* o, bool f
     try {
       codegen::binder<N>::bind(n, sink, cpu::binding::identity(dd.rank).broadcast_operand(dd, ed));
     } catch (const codegen::reshape_needs_copy&) {
-      using R = reshapes_materialised<N>;
+      using R = materialised<N, true>;
       if constexpr (!std::is_same_v<typename R::type, N>) {
         held_temporaries held;
         const auto m = R::make(n, held, st, o);

@@ -244,6 +244,14 @@ LOOM_CUDA_DEVICE_CODE(
     template <class T> LOOM_DFN T tanh(T a) { return m_tanh(a); }
     template <class T> LOOM_DFN T sigmoid(T a) { return T(1) / (T(1) + m_exp(-a)); }
     template <class T> LOOM_DFN T erf(T a) { return m_erf(a); }
+    // +inf and a quiet NaN of type T (the reductions' identities and the mean of nothing): no
+    // header gives the device an infinity constant, and squaring overflows in either type.
+    template <class T> LOOM_DFN T m_inf() {
+      T x = T(1e30);
+      for (int i = 0; i < 6; ++i) x = x * x;
+      return x;
+    }
+    template <class T> LOOM_DFN T m_nan() { return m_inf<T>() - m_inf<T>(); }
     // x is -inf: below zero, and x - x is NaN (no header gives the device an infinity constant).
     template <class T> LOOM_DFN bool is_negative_infinity(T x) { return x < T(0) && !(x - x == x - x); }
     // gelu(-inf) and gelu_exact(-inf) are -0, the limit (the formulas would give -inf * 0 = NaN).

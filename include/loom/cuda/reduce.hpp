@@ -1,0 +1,208 @@
+// loom/cuda/reduce.hpp: reductions on the device, and expressions holding them.
+//
+// A reduction node runs as the generated kernels of cuda/codegen/reduce_kernel.hpp into a device
+// temporary of its own shape (its producers fused into it: nothing of the operand's size is ever
+// held); an expression holding reductions is evaluated with each of them replaced by a read of
+// its temporary, as one more generated kernel. Nested reductions are evaluated innermost first.
+// (The CPU fuses a reduction broadcast back into its row pass; on the device that one-pass row
+// kernel -- softmax, layer norm -- is still to come.)
+//
+// plan_reduction() is the host half: the binding of the operand over [kept axes..., reduced
+// axes...], the cursors, the split into chunks; launch_reduction() queues it. The tests run the
+// same plan through a host emulation of the kernels.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "loom/core/error.hpp"
+#include "loom/core/shape.hpp"
+#include "loom/cpu/binding.hpp"
+#include "loom/cuda/codegen/emit.hpp"
+#include "loom/cuda/codegen/kernel.hpp"
+#include "loom/cuda/codegen/reduce_kernel.hpp"
+#include "loom/cuda/options.hpp"
+#include "loom/cuda/runtime/device.hpp"
+#include "loom/cuda/runtime/launch.hpp"
+#include "loom/cuda/runtime/memory.hpp"
+#include "loom/cuda/runtime/stream.hpp"
+#include "loom/cuda/tensor.hpp"
+#include "loom/expr/reduce.hpp"
+#include "loom/expr/traits.hpp"
+
+namespace loom::cuda::detail {
+
+template <class N>
+struct reduce_bit {
+  static constexpr unsigned value = is_reduce_node<N>::value ? 1u : 0u;
+};
+/// True where the tree of N holds a reduction.
+template <class N>
+inline constexpr bool has_reduce_v = fold_nodes_or<reduce_bit, N>::value != 0;
+
+/// The reduction description of node type RN (printed once per type).
+template <class RN>
+const codegen::reduce_desc& reduce_desc_of() {
+  static const codegen::reduce_desc d = [] {
+    codegen::reduce_desc r;
+    codegen::emit_state st;
+    codegen::emitted e = codegen::emitter<typename RN::arg_type>::emit(st);
+    r.op.value = e.type;
+    r.op.dst = dtype_of<typename RN::value_type>;
+    r.op.leaves = st.leaves();
+    r.op.kinds = st.kinds();
+    r.op.scalars = st.scalars();
+    r.op.element = std::move(e.text);
+    r.reducer = std::string(RN::reducer::name);
+    r.out = dtype_of<typename RN::value_type>;
+    return r;
+  }();
+  return d;
+}
+
+/// A reduction launch planned on the host: its shape and its operand's cursors and scalars.
+template <class RN>
+struct reduction_plan {
+  using P = codegen::param_count<typename RN::arg_type>;
+  codegen::reduce_launch rl;
+  std::array<codegen::array_cursor, P::leaves + 1> leaves{};
+  std::array<codegen::scalar_value, P::scalars + 1> scalars{};
+};
+
+/// Plans reduction n for a device of `sm_count` multiprocessors: binds the operand over
+/// [kept axes..., reduced axes...] and chooses the chunks (S > 1 only where there are too few
+/// outputs to fill the device). Throws shape_error for max/min/argmax/argmin of nothing.
+template <class RN>
+reduction_plan<RN> plan_reduction(const RN& n, int sm_count) {
+  using Red = typename RN::reducer;
+  reduction_plan<RN> pl;
+  const dims ad = n.in_dims();
+  std::array<std::size_t, max_rank> kept{}, red{};
+  std::size_t kr = 0, rr = 0;
+  for (std::size_t d = 0; d < ad.rank; ++d) {
+    if ((RN::mask >> d) & 1u)
+      red[rr++] = d;
+    else
+      kept[kr++] = d;
+  }
+  cpu::binding b;
+  b.it_rank = b.node_rank = ad.rank;
+  for (std::size_t j = 0; j < kr; ++j) b.coef[kept[j]][j] = 1;
+  for (std::size_t j = 0; j < rr; ++j) b.coef[red[j]][kr + j] = 1;
+  codegen::operand_sink sink{pl.leaves.data(), pl.scalars.data()};
+  codegen::binder<typename RN::arg_type>::bind(n.arg, sink, b);
+
+  codegen::reduce_launch& rl = pl.rl;
+  rl.kr = std::max<std::size_t>(kr, 1);
+  rl.rr = std::max<std::size_t>(rr, 1);
+  rl.K = rl.M = 1;
+  for (std::size_t j = 0; j < rl.kr; ++j) rl.K *= rl.kext[j] = kr ? static_cast<index_t>(ad.e[kept[j]]) : 1;
+  for (std::size_t j = 0; j < rl.rr; ++j) rl.M *= rl.rext[j] = rr ? static_cast<index_t>(ad.e[red[j]]) : 1;
+  if (rl.M == 0 && rl.K != 0 && Red::needs_identity && !std::is_same_v<Red, reduce_ops::sum> &&
+      !std::is_same_v<Red, reduce_ops::mean> && !std::is_same_v<Red, reduce_ops::prod>)
+    throw shape_error("loom: " + std::string(Red::name) + " over an empty axis of shape " + to_string(ad) +
+                      " has no value");
+  for (std::size_t i = 0; i < sink.leaf_count; ++i) {
+    codegen::array_cursor& c = pl.leaves[i];
+    if (c.elem_size == 0)
+      c.base = static_cast<std::uintptr_t>(c.offset);  // a position: its start
+    else
+      c.base += static_cast<std::uintptr_t>(c.offset * static_cast<index_t>(c.elem_size));
+    c.offset = 0;
+    std::array<index_t, max_rank> st{};
+    for (std::size_t j = 0; j < rl.kr; ++j) st[j] = kr ? c.stride[j] : 0;
+    for (std::size_t j = 0; j < rl.rr && rl.kr + j < max_rank; ++j) st[rl.kr + j] = rr ? c.stride[kr + j] : 0;
+    c.stride = st;
+  }
+  // Chunks: one per output where there are enough outputs; else up to 8 work items per
+  // multiprocessor, of at least 4096 elements each.
+  const index_t sm = std::max(1, sm_count);
+  rl.S = 1;
+  if (rl.K < 2 * sm && rl.M > 4096)
+    rl.S = std::min<index_t>((rl.M + 4095) / 4096, std::max<index_t>(1, (8 * sm + rl.K - 1) / std::max<index_t>(rl.K, 1)));
+  rl.chunk = rl.M == 0 ? 0 : (rl.M + rl.S - 1) / rl.S;
+  if (rl.chunk > 0) rl.S = (rl.M + rl.chunk - 1) / rl.chunk;
+  return pl;
+}
+
+/// Bytes of one partial accumulator (the kernels' acc_t: a value of at most 8 bytes and an index).
+inline constexpr std::size_t partial_bytes = 16;
+
+/// The kernels of reduction node type RN: the main one per (kept, reduced) rank, the second stage.
+template <class RN>
+struct reduce_family {
+  static const codegen::kernel_text& main_text(std::size_t kr, std::size_t rr) {
+    struct slot {
+      std::once_flag once;
+      codegen::kernel_text t;
+    };
+    static std::array<slot, max_rank * max_rank> slots;
+    slot& s = slots[(kr - 1) * max_rank + (rr - 1)];
+    std::call_once(s.once, [&] { s.t = codegen::print_reduce_kernel(reduce_desc_of<RN>(), kr, rr); });
+    return s.t;
+  }
+  static const codegen::kernel_text& finish_text() {
+    static const codegen::kernel_text t = codegen::print_reduce_finish(reduce_desc_of<RN>());
+    return t;
+  }
+  static const kernel_handle& main(std::size_t kr, std::size_t rr) {
+    static std::array<runtime::cached_kernel, max_rank * max_rank> kernels;
+    return kernels[(kr - 1) * max_rank + (rr - 1)].get([&] {
+      const codegen::kernel_text& t = main_text(kr, rr);
+      return kernel_request{t.source(), t.name, {}, {}};
+    });
+  }
+  static const kernel_handle& finish() {
+    static runtime::cached_kernel k;
+    return k.get([] {
+      const codegen::kernel_text& t = finish_text();
+      return kernel_request{t.source(), t.name, {}, {}};
+    });
+  }
+};
+
+/// Blocks of the main kernel for a plan: one work item each, at most 8 per multiprocessor.
+inline unsigned reduce_grid(const codegen::reduce_launch& rl, int sm_count) {
+  const index_t items = rl.K * rl.S;
+  return static_cast<unsigned>(std::clamp<index_t>(items, 1, index_t(8) * std::max(1, sm_count)));
+}
+
+/// Queues reduction n into `out` (K contiguous elements of RN::value_type) on stream st.
+template <class RN>
+void launch_reduction(const RN& n, std::uintptr_t out, const stream_ref& st) {
+  const int sm = device_info().sm_count;
+  const reduction_plan<RN> pl = plan_reduction(n, sm);
+  const codegen::reduce_launch& rl = pl.rl;
+  if (rl.K == 0) return;
+  const codegen::reduce_desc& d = reduce_desc_of<RN>();
+  device_buffer partial;
+  std::uintptr_t target = out;
+  if (rl.S > 1) {
+    partial = device_buffer(static_cast<std::size_t>(rl.K * rl.S) * partial_bytes, st);
+    target = partial.address();
+  }
+  codegen::arg_block args;
+  codegen::pack_reduce_args(args, d, rl, target, pl.leaves.data(), pl.scalars.data());
+  void* params[] = {args.bytes};
+  runtime::launch(reduce_family<RN>::main(rl.kr, rl.rr), launch_dim(reduce_grid(rl, sm)),
+                  launch_dim(codegen::reduce_block_threads), 0, st, params);
+  if (rl.S > 1) {
+    struct {
+      std::uint64_t out, partial;
+      std::int64_t K, S, M;
+    } fa{out, partial.address(), rl.K, rl.S, rl.M};
+    void* fparams[] = {&fa};
+    const index_t blocks = (rl.K + codegen::block_threads - 1) / codegen::block_threads;
+    runtime::launch(reduce_family<RN>::finish(), launch_dim(static_cast<unsigned>(std::clamp<index_t>(blocks, 1, 65535))),
+                    launch_dim(codegen::block_threads), 0, st, fparams);
+  }  // `partial` is freed in stream order, after the second stage
+}
+
+}  // namespace loom::cuda::detail

@@ -1,0 +1,148 @@
+// Reductions on a real device, against the CPU library's result for the same expression: every
+// reducer over inner, outer and all axes (keepdims or not) for odd sizes, fused producers, full
+// reductions split into chunks (two stages, deterministic: the same bits on every run), NaN and
+// ties, empty axes, and expressions holding reductions (softmax, layer norm, RMS norm, nested).
+//
+// Every test skips with a visible message where no CUDA device is available.
+#include <loom/cuda.hpp>
+#include <loom/loom.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "support.hpp"
+
+using namespace loom;
+
+#define LOOM_REQUIRE_GPU()                                                    \
+  do {                                                                        \
+    if (!cuda::available()) {                                                 \
+      WARN("no CUDA device: skipped (" << cuda::unavailable_reason() << ")"); \
+      return;                                                                 \
+    }                                                                         \
+  } while (0)
+
+namespace {
+
+template <class T, class S>
+cuda::tensor<T, S> to_device(const tensor<T, S>& h) {
+  cuda::tensor<T, S> d(h.shape());
+  cuda::copy(d, h);
+  return d;
+}
+
+template <class T, class S>
+tensor<T, S> to_host(const cuda::tensor<T, S>& d) {
+  tensor<T, S> h(d.shape());
+  cuda::copy(h, d);
+  return h;
+}
+
+template <class Build, class... Hs>
+void check_same(const std::string& what, double rtol, Build build, const Hs&... hs) {
+  INFO(what);
+  auto want = eval(build(hs...));
+  auto got = to_host(cuda::eval(build(to_device(hs)...)));
+  REQUIRE(got.shape().to_dims() == want.shape().to_dims());
+  using T = typename decltype(want)::value_type;
+  if constexpr (std::is_floating_point_v<T>) {
+    std::vector<double> w(want.data(), want.data() + want.size());
+    loom_test::check_close(got.data(), w, rtol, 1e-6, what);
+  } else {
+    loom_test::check_equal(got.data(), std::vector<T>(want.data(), want.data() + want.size()), what);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("cuda reductions: every reducer over every axis set matches the CPU", "[cuda][gpu][reduce]") {
+  LOOM_REQUIRE_GPU();
+  for (std::size_t r : {1u, 7u, 17u, 1023u, 1025u}) {
+    for (std::size_t c : {1u, 17u, 1025u, 70000u}) {
+      if (r * c > (std::size_t(1) << 22)) continue;
+      INFO(r << " x " << c);
+      tensor<float, shape<dyn, dyn>> x(r, c);
+      tensor<std::int32_t, shape<dyn, dyn>> k(r, c);
+      loom_test::randomize(x, r * 7 + c);
+      loom_test::randomize(k, r * 11 + c, -9, 9);
+      check_same("sum rows", 1e-5, [](const auto& a) { return sum(a, axis<1>); }, x);
+      check_same("sum columns keepdims", 1e-5, [](const auto& a) { return sum(a, axis<0>, keepdims); }, x);
+      check_same("sum all", 1e-5, [](const auto& a) { return sum(a); }, x);
+      check_same("fused mean", 1e-5, [](const auto& a) { return mean(exp(a) * 2.f - 1.f, axis<1>); }, x);
+      check_same("max", 0, [](const auto& a) { return max(a, axis<1>); }, x);
+      check_same("min columns", 0, [](const auto& a) { return min(a, axis<0>); }, x);
+      check_same("argmax ties", 0, [](const auto& i) { return argmax(i, axis<1>); }, k);
+      check_same("argmin all ties", 0, [](const auto& i) { return argmin(i); }, k);
+      check_same("int sum", 0, [](const auto& i) { return sum(i * i, axis<0>); }, k);
+      check_same("bool sum", 0, [](const auto& i) { return sum(i > 2); }, k);
+      check_same("int mean", 1e-12, [](const auto& i) { return mean(i, axis<1>); }, k);
+      check_same("prod", 1e-5, [](const auto& a) { return prod(1.f + a * 1e-3f, axis<1>); }, x);
+      check_same("sum of a transpose", 1e-5, [](const auto& a) { return sum(transpose(a), axis<0>); }, x);
+    }
+  }
+  tensor<double, shape<4, 5, 6>> t;
+  loom_test::randomize(t, 5);
+  check_same("rank 3, axes 0 and 2", 1e-12, [](const auto& a) { return sum(a * a, axes<0, 2>); }, t);
+  check_same("rank 3, axes 0 and 2, keepdims", 0, [](const auto& a) { return max(a, axes<0, 2>, keepdims); }, t);
+}
+
+TEST_CASE("cuda reductions: NaN, empty axes, 2^24 elements, determinism", "[cuda][gpu][reduce]") {
+  LOOM_REQUIRE_GPU();
+  tensor<float, shape<dyn, dyn>> x(9, 130);
+  loom_test::randomize(x, 3);
+  x(4, 7) = std::numeric_limits<float>::quiet_NaN();
+  check_same("max with NaN", 0, [](const auto& a) { return max(a, axis<1>); }, x);
+  check_same("argmax with NaN", 0, [](const auto& a) { return argmax(a, axis<1>); }, x);
+  cuda::tensor<float, shape<dyn, dyn>> e(3, 0);
+  CHECK(to_host(cuda::eval(sum(e, axis<1>)))(1) == 0.f);
+  CHECK(to_host(cuda::eval(prod(e, axis<1>)))(2) == 1.f);
+  CHECK_THROWS_AS(cuda::eval(max(e, axis<1>)), shape_error);
+  // 2^24 floats: the double accumulator keeps the float64 reference's value to float rounding;
+  // the same bits every run (fixed chunks and trees, no atomics).
+  const std::size_t n = std::size_t(1) << 24;
+  tensor<float, shape<dyn>> big(n);
+  loom_test::randomize(big, 17, 0.0, 1.0);
+  double ref = 0;
+  for (std::size_t i = 0; i < n; ++i) ref += big(i);
+  auto db = to_device(big);
+  const float s1 = to_host(cuda::eval(sum(db)))();
+  const float s2 = to_host(cuda::eval(sum(db)))();
+  CHECK(std::abs(double(s1) - ref) <= 1e-6 * ref);
+  CHECK(std::memcmp(&s1, &s2, sizeof s1) == 0);
+}
+
+TEST_CASE("cuda reductions: softmax, layer norm, RMS norm and nested reductions match the CPU", "[cuda][gpu][reduce]") {
+  LOOM_REQUIRE_GPU();
+  for (std::size_t c : {1u, 17u, 1024u, 4097u}) {
+    tensor<float, shape<dyn, dyn>> x(33, c);
+    tensor<float, shape<dyn>> g(c), b(c);
+    loom_test::randomize(x, c, -4, 4);
+    loom_test::randomize(g, c + 1);
+    loom_test::randomize(b, c + 2);
+    check_same("softmax", 1e-5,
+               [](const auto& a) {
+                 auto e = exp(a - max(a, axis<1>, keepdims));
+                 return e / sum(e, axis<1>, keepdims);
+               },
+               x);
+    check_same("layer norm", 1e-4,
+               [](const auto& a, const auto& gamma, const auto& beta) {
+                 auto d = a - mean(a, axis<1>, keepdims);
+                 return d * rsqrt(mean(d * d, axis<1>, keepdims) + 1e-5f) * gamma + beta;
+               },
+               x, g, b);
+    check_same("rms norm", 1e-5, [](const auto& a) { return a * rsqrt(mean(a * a, axis<1>, keepdims) + 1e-6f); }, x);
+    check_same("nested", 1e-4, [](const auto& a) { return sum(a - max(a, axis<1>, keepdims), axis<0>); }, x);
+    // into an existing tensor and a strided view
+    auto dx = to_device(x);
+    cuda::tensor<float, shape<dyn>> rows(33);
+    rows = sum(dx * dx, axis<1>);
+    const auto want = eval(sum(x * x, axis<1>));
+    loom_test::check_close(to_host(rows).data(), std::vector<double>(want.data(), want.data() + 33), 1e-5, 1e-6, "into a tensor");
+  }
+}
