@@ -3496,6 +3496,10 @@ struct options {
 //                   axes: adds and carries, no division per element) into an accumulator, and
 //                   the block combines the accumulators as a tree in shared memory. With S == 1
 //                   the block writes the result, else its partial.
+//   loom_rc_<hash>  the same reduction with one *thread* per work item, for outputs that lie next
+//                   to each other in memory (column sums: the kept inner axis steps by 1 in every
+//                   operand): neighbouring threads read neighbouring elements, each folding its
+//                   chunk of the reduced range in order.
 //   loom_rf_<hash>  the second stage where S > 1: one thread per output combines its S partials
 //                   in order and writes the result. It depends on the reducer and dtypes only.
 //
@@ -3540,6 +3544,7 @@ struct reduce_launch {
   std::size_t kr = 1, rr = 1;
   std::array<index_t, max_rank> kext{}, rext{};
   index_t K = 0, M = 0, S = 1, chunk = 0;
+  bool columns = false;  ///< a thread per work item (loom_rc_), else a block (loom_rd_)
 };
 
 namespace detail {
@@ -3637,13 +3642,45 @@ inline std::size_t reduce_args_size(const reduce_desc& d, std::size_t kr, std::s
   return (s + 7) & ~std::size_t(7);
 }
 
-/// Prints the reduction kernel of d for kept rank kr and reduced rank rr.
-LOOM_NOINLINE inline kernel_text print_reduce_kernel(const reduce_desc& d, std::size_t kr, std::size_t rr) {
+namespace detail {
+/// The element call of a reduction kernel at offsets o<k>.
+inline std::string reduce_element_call(const reduce_desc& d) {
+  std::string call = "element(p";
+  for (std::size_t i = 0; i < d.op.leaves.size(); ++i) {
+    const std::string k = std::to_string(i);
+    switch (d.op.kind(i)) {
+      case leaf_kind::value: call += ", p.a" + k + "[o" + k + "]"; break;
+      case leaf_kind::lazy: call += ", o" + k; break;
+      case leaf_kind::position: call += ", p.a" + k + " + o" + k; break;
+    }
+  }
+  return call + ")";
+}
+/// "    I ok0 = 0, ...;" and the kept offsets of output k (divisions once per work item).
+inline void put_kept_offsets(std::string& s, std::size_t n, std::string_view indent) {
+  put(s, {indent, "I "});
+  for (std::size_t i = 0; i < n; ++i) put(s, {i ? ", " : "", "ok", std::to_string(i), " = 0"});
+  if (n == 0) s += "unused_ok = 0";
+  put(s, {";\n", indent, "{\n", indent, "  I a = k;\n#pragma unroll\n", indent, "  for (int j = KR - 1; j >= 0; --j) {\n", indent,
+          "    const I c = a % p.kext[j];\n", indent, "    a /= p.kext[j];\n"});
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string k = std::to_string(i);
+    put(s, {indent, "    ok", k, " += c * p.kst", k, "[j];\n"});
+  }
+  put(s, {indent, "  }\n", indent, "}\n"});
+}
+}  // namespace detail
+
+/// Prints the reduction kernel of d for kept rank kr and reduced rank rr; `columns`: a thread
+/// per work item (loom_rc_), else a block (loom_rd_).
+LOOM_NOINLINE inline kernel_text print_reduce_kernel(const reduce_desc& d, std::size_t kr, std::size_t rr,
+                                                     bool columns = false) {
   using detail::put;
   const std::size_t n = d.op.leaves.size();
   std::string s;
   s.reserve(6000);
   put(s, {"// loom reduction kernel: ", d.reducer, ", kept rank ", std::to_string(kr), ", reduced rank ", std::to_string(rr),
+          columns ? ", a thread per output" : ", a block per output",
           "\nnamespace loom_gen_@ {\nstruct args {\n  void* out;\n"});
   for (std::size_t i = 0; i < n; ++i) {
     const std::string k = std::to_string(i);
@@ -3669,6 +3706,45 @@ LOOM_NOINLINE inline kernel_text print_reduce_kernel(const reduce_desc& d, std::
   put(s, {") {\n  return ", d.op.element, ";\n}\n"});
   detail::put_reducer(s, d);
   s += "}  // namespace loom_gen_@\n";
+  if (columns) {
+    put(s, {"extern \"C\" __global__ void __launch_bounds__(", std::to_string(reduce_block_threads),
+            ") loom_rc_@(const LOOM_GRID_CONSTANT loom_gen_@::args p) {\n  using namespace loom_gen_@;\n"
+            "  typedef long long I;\n  constexpr int KR = ",
+            std::to_string(kr), ", RR = ", std::to_string(rr),
+            ";\n  const I total = p.K * p.S;\n"
+            "  for (I w = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; w < total; w += (I)gridDim.x * (I)blockDim.x) {\n"
+            "    const I k = w % p.K, sp = w / p.K;  // neighbouring threads: neighbouring outputs\n"});
+    detail::put_kept_offsets(s, n, "    ");
+    s += "    const I m0 = sp * p.chunk;\n    const I m1 = m0 + p.chunk < p.M ? m0 + p.chunk : p.M;\n"
+         "    acc_t acc = identity();\n    if (m0 < m1) {\n      I c[RR];\n      {\n        I a = m0;\n#pragma unroll\n"
+         "        for (int j = RR - 1; j > 0; --j) {\n          c[j] = a % p.rext[j];\n          a /= p.rext[j];\n        }\n"
+         "        c[0] = a;\n      }\n";
+    s += "      I ";
+    for (std::size_t i = 0; i < n; ++i) put(s, {i ? ", " : "", "o", std::to_string(i), " = ok", std::to_string(i)});
+    if (n == 0) s += "unused_o = 0";
+    s += ";\n#pragma unroll\n      for (int j = 0; j < RR; ++j) {\n";
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::string k = std::to_string(i);
+      put(s, {"        o", k, " += c[j] * p.rst", k, "[j];\n"});
+    }
+    put(s, {"      }\n      for (I m = m0;;) {\n        fold(acc, ", detail::reduce_element_call(d),
+            ", m);\n        if (++m >= m1) break;\n"
+            "        for (int j = RR - 1; j >= 0; --j) {  // the next reduced index\n          ++c[j];\n"});
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::string k = std::to_string(i);
+      put(s, {"          o", k, " += p.rst", k, "[j];\n"});
+    }
+    s += "          if (j == 0 || c[j] < p.rext[j]) break;\n          c[j] = 0;\n";
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::string k = std::to_string(i);
+      put(s, {"          o", k, " -= p.rext[j] * p.rst", k, "[j];\n"});
+    }
+    put(s, {"        }\n      }\n    }\n    if (p.S == 1)\n      static_cast<", dtype_c_name(d.out),
+            "*>(p.out)[k] = finish(acc, p.M);\n    else\n      static_cast<acc_t*>(p.out)[k * p.S + sp] = acc;\n  }\n}\n"});
+    const std::uint64_t h = cuda::detail::hasher(0x6c6f6f6d2d7263ull).field(s).finish64();  // "loom-rc"
+    const std::string hex = detail::hex16(h);
+    return {"loom_rc_" + hex, detail::with_hash(s, hex)};
+  }
   put(s, {"extern \"C\" __global__ void __launch_bounds__(", std::to_string(reduce_block_threads),
           ") loom_rd_@(const LOOM_GRID_CONSTANT loom_gen_@::args p) {\n  using namespace loom_gen_@;\n"
           "  typedef long long I;\n  constexpr int KR = ",
@@ -5175,12 +5251,28 @@ reduction_plan<RN> plan_reduction(const RN& n, int sm_count) {
     for (std::size_t j = 0; j < rl.rr && rl.kr + j < max_rank; ++j) st[rl.kr + j] = rr ? c.stride[kr + j] : 0;
     c.stride = st;
   }
-  // Chunks: one per output where there are enough outputs; else up to 8 work items per
-  // multiprocessor, of at least 4096 elements each.
+  // A thread per output where the outputs lie next to each other in every operand (the kept
+  // inner axis steps by 0 or 1, the reduced inner one by neither): column sums and the like.
+  bool columns = kr > 0 && rl.kext[rl.kr - 1] > 1 && rl.K >= 32;
+  for (std::size_t i = 0; columns && i < sink.leaf_count; ++i) {
+    const codegen::array_cursor& c = pl.leaves[i];
+    if (c.elem_size == 0) continue;
+    const index_t ks = c.stride[rl.kr - 1], rs = c.stride[rl.kr + rl.rr - 1];
+    columns = (ks == 0 || ks == 1) && rs != 1;
+  }
+  rl.columns = columns;
+  // Chunks: one per output where there are enough outputs; else (blocks) up to 8 work items per
+  // multiprocessor of at least 4096 elements each, or (threads) about 2048 threads per
+  // multiprocessor of at least 64 elements each.
   const index_t sm = std::max(1, sm_count);
   rl.S = 1;
-  if (rl.K < 2 * sm && rl.M > 4096)
+  if (columns) {
+    if (rl.K < 2048 * sm && rl.M > 64)
+      rl.S = std::min<index_t>(rl.M / 64, (2048 * sm + rl.K - 1) / rl.K);
+    rl.S = std::max<index_t>(rl.S, 1);
+  } else if (rl.K < 2 * sm && rl.M > 4096) {
     rl.S = std::min<index_t>((rl.M + 4095) / 4096, std::max<index_t>(1, (8 * sm + rl.K - 1) / std::max<index_t>(rl.K, 1)));
+  }
   rl.chunk = rl.M == 0 ? 0 : (rl.M + rl.S - 1) / rl.S;
   if (rl.chunk > 0) rl.S = (rl.M + rl.chunk - 1) / rl.chunk;
   return pl;
@@ -5192,24 +5284,24 @@ inline constexpr std::size_t partial_bytes = 16;
 /// The kernels of reduction node type RN: the main one per (kept, reduced) rank, the second stage.
 template <class RN>
 struct reduce_family {
-  static const codegen::kernel_text& main_text(std::size_t kr, std::size_t rr) {
+  static const codegen::kernel_text& main_text(std::size_t kr, std::size_t rr, bool columns) {
     struct slot {
       std::once_flag once;
       codegen::kernel_text t;
     };
-    static std::array<slot, max_rank * max_rank> slots;
-    slot& s = slots[(kr - 1) * max_rank + (rr - 1)];
-    std::call_once(s.once, [&] { s.t = codegen::print_reduce_kernel(reduce_desc_of<RN>(), kr, rr); });
+    static std::array<slot, 2 * max_rank * max_rank> slots;
+    slot& s = slots[(columns ? max_rank * max_rank : 0) + (kr - 1) * max_rank + (rr - 1)];
+    std::call_once(s.once, [&] { s.t = codegen::print_reduce_kernel(reduce_desc_of<RN>(), kr, rr, columns); });
     return s.t;
   }
   static const codegen::kernel_text& finish_text() {
     static const codegen::kernel_text t = codegen::print_reduce_finish(reduce_desc_of<RN>());
     return t;
   }
-  static const kernel_handle& main(std::size_t kr, std::size_t rr) {
-    static std::array<runtime::cached_kernel, max_rank * max_rank> kernels;
-    return kernels[(kr - 1) * max_rank + (rr - 1)].get([&] {
-      const codegen::kernel_text& t = main_text(kr, rr);
+  static const kernel_handle& main(std::size_t kr, std::size_t rr, bool columns) {
+    static std::array<runtime::cached_kernel, 2 * max_rank * max_rank> kernels;
+    return kernels[(columns ? max_rank * max_rank : 0) + (kr - 1) * max_rank + (rr - 1)].get([&] {
+      const codegen::kernel_text& t = main_text(kr, rr, columns);
       return kernel_request{t.source(), t.name, {}, {}};
     });
   }
@@ -5222,10 +5314,13 @@ struct reduce_family {
   }
 };
 
-/// Blocks of the main kernel for a plan: one work item each, at most 8 per multiprocessor.
-inline unsigned reduce_grid(const codegen::reduce_launch& rl, int sm_count) {
+/// Blocks of the main kernel for a plan: one work item each (blocks), or one per thread
+/// (columns, blocks of `block` threads); at most 8 (32) blocks per multiprocessor.
+inline unsigned reduce_grid(const codegen::reduce_launch& rl, int sm_count, unsigned block = codegen::reduce_block_threads) {
   const index_t items = rl.K * rl.S;
-  return static_cast<unsigned>(std::clamp<index_t>(items, 1, index_t(8) * std::max(1, sm_count)));
+  const index_t sm = std::max(1, sm_count);
+  if (rl.columns) return static_cast<unsigned>(std::clamp<index_t>((items + block - 1) / block, 1, 32 * sm));
+  return static_cast<unsigned>(std::clamp<index_t>(items, 1, index_t(8) * sm));
 }
 
 /// Queues reduction n into `out` (K contiguous elements of RN::value_type) on stream st.
@@ -5245,7 +5340,7 @@ void launch_reduction(const RN& n, std::uintptr_t out, const stream_ref& st) {
   codegen::arg_block args;
   codegen::pack_reduce_args(args, d, rl, target, pl.leaves.data(), pl.scalars.data());
   void* params[] = {args.bytes};
-  runtime::launch(reduce_family<RN>::main(rl.kr, rl.rr), launch_dim(reduce_grid(rl, sm)),
+  runtime::launch(reduce_family<RN>::main(rl.kr, rl.rr, rl.columns), launch_dim(reduce_grid(rl, sm)),
                   launch_dim(codegen::reduce_block_threads), 0, st, params);
   if (rl.S > 1) {
     struct {

@@ -42,7 +42,7 @@ using launch_fn = int (*)(const char* name, const unsigned char* args, unsigned 
 struct emulator {
   std::map<std::string, std::string> bodies;
   launch_fn launch = nullptr;
-  std::size_t runs = 0;
+  std::size_t runs = 0, column_runs = 0, block_runs = 0;
 };
 
 template <class T>
@@ -98,7 +98,7 @@ void emu_reduce(emulator& emu, const RN& n, typename RN::value_type* out, int sm
   const auto pl = cuda::detail::plan_reduction(n, sm);
   const cg::reduce_launch& rl = pl.rl;
   const cg::reduce_desc& d = cuda::detail::reduce_desc_of<RN>();
-  const cg::kernel_text main = cg::print_reduce_kernel(d, rl.kr, rl.rr), fin = cg::print_reduce_finish(d);
+  const cg::kernel_text main = cg::print_reduce_kernel(d, rl.kr, rl.rr, rl.columns), fin = cg::print_reduce_finish(d);
   if (!emu.launch) {
     emu.bodies.emplace(main.name, main.body);
     emu.bodies.emplace(fin.name, fin.body);
@@ -109,7 +109,11 @@ void emu_reduce(emulator& emu, const RN& n, typename RN::value_type* out, int sm
   const auto target = reinterpret_cast<std::uintptr_t>(rl.S > 1 ? static_cast<void*>(partial.data()) : static_cast<void*>(out));
   cg::arg_block args;
   cg::pack_reduce_args(args, d, rl, target, pl.leaves.data(), pl.scalars.data());
-  REQUIRE(emu.launch(main.name.c_str(), args.bytes, cuda::detail::reduce_grid(rl, sm), block) == 0);
+  // At most 5 blocks (each emulated as `block` host threads): the kernels loop over their work
+  // items with the grid's stride, so fewer blocks than the device would get cover them all.
+  const unsigned grid = std::min(cuda::detail::reduce_grid(rl, sm, block), 5u);
+  REQUIRE(emu.launch(main.name.c_str(), args.bytes, grid, block) == 0);
+  ++(rl.columns ? emu.column_runs : emu.block_runs);
   ++emu.runs;
   if (rl.S > 1) {
     struct {
@@ -545,6 +549,8 @@ TEST_CASE("cuda emulation: generated kernels run on the host compute what the CP
   REQUIRE(emu.launch != nullptr);
   run_cases(emu);  // run and compare
   CHECK(emu.runs > 2000);
+  CHECK(emu.column_runs > 50);  // both reduction strategies ran
+  CHECK(emu.block_runs > 50);
   ::dlclose(so);
   fs::remove_all(dir);
 }

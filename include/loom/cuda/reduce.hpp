@@ -121,12 +121,28 @@ reduction_plan<RN> plan_reduction(const RN& n, int sm_count) {
     for (std::size_t j = 0; j < rl.rr && rl.kr + j < max_rank; ++j) st[rl.kr + j] = rr ? c.stride[kr + j] : 0;
     c.stride = st;
   }
-  // Chunks: one per output where there are enough outputs; else up to 8 work items per
-  // multiprocessor, of at least 4096 elements each.
+  // A thread per output where the outputs lie next to each other in every operand (the kept
+  // inner axis steps by 0 or 1, the reduced inner one by neither): column sums and the like.
+  bool columns = kr > 0 && rl.kext[rl.kr - 1] > 1 && rl.K >= 32;
+  for (std::size_t i = 0; columns && i < sink.leaf_count; ++i) {
+    const codegen::array_cursor& c = pl.leaves[i];
+    if (c.elem_size == 0) continue;
+    const index_t ks = c.stride[rl.kr - 1], rs = c.stride[rl.kr + rl.rr - 1];
+    columns = (ks == 0 || ks == 1) && rs != 1;
+  }
+  rl.columns = columns;
+  // Chunks: one per output where there are enough outputs; else (blocks) up to 8 work items per
+  // multiprocessor of at least 4096 elements each, or (threads) about 2048 threads per
+  // multiprocessor of at least 64 elements each.
   const index_t sm = std::max(1, sm_count);
   rl.S = 1;
-  if (rl.K < 2 * sm && rl.M > 4096)
+  if (columns) {
+    if (rl.K < 2048 * sm && rl.M > 64)
+      rl.S = std::min<index_t>(rl.M / 64, (2048 * sm + rl.K - 1) / rl.K);
+    rl.S = std::max<index_t>(rl.S, 1);
+  } else if (rl.K < 2 * sm && rl.M > 4096) {
     rl.S = std::min<index_t>((rl.M + 4095) / 4096, std::max<index_t>(1, (8 * sm + rl.K - 1) / std::max<index_t>(rl.K, 1)));
+  }
   rl.chunk = rl.M == 0 ? 0 : (rl.M + rl.S - 1) / rl.S;
   if (rl.chunk > 0) rl.S = (rl.M + rl.chunk - 1) / rl.chunk;
   return pl;
@@ -138,24 +154,24 @@ inline constexpr std::size_t partial_bytes = 16;
 /// The kernels of reduction node type RN: the main one per (kept, reduced) rank, the second stage.
 template <class RN>
 struct reduce_family {
-  static const codegen::kernel_text& main_text(std::size_t kr, std::size_t rr) {
+  static const codegen::kernel_text& main_text(std::size_t kr, std::size_t rr, bool columns) {
     struct slot {
       std::once_flag once;
       codegen::kernel_text t;
     };
-    static std::array<slot, max_rank * max_rank> slots;
-    slot& s = slots[(kr - 1) * max_rank + (rr - 1)];
-    std::call_once(s.once, [&] { s.t = codegen::print_reduce_kernel(reduce_desc_of<RN>(), kr, rr); });
+    static std::array<slot, 2 * max_rank * max_rank> slots;
+    slot& s = slots[(columns ? max_rank * max_rank : 0) + (kr - 1) * max_rank + (rr - 1)];
+    std::call_once(s.once, [&] { s.t = codegen::print_reduce_kernel(reduce_desc_of<RN>(), kr, rr, columns); });
     return s.t;
   }
   static const codegen::kernel_text& finish_text() {
     static const codegen::kernel_text t = codegen::print_reduce_finish(reduce_desc_of<RN>());
     return t;
   }
-  static const kernel_handle& main(std::size_t kr, std::size_t rr) {
-    static std::array<runtime::cached_kernel, max_rank * max_rank> kernels;
-    return kernels[(kr - 1) * max_rank + (rr - 1)].get([&] {
-      const codegen::kernel_text& t = main_text(kr, rr);
+  static const kernel_handle& main(std::size_t kr, std::size_t rr, bool columns) {
+    static std::array<runtime::cached_kernel, 2 * max_rank * max_rank> kernels;
+    return kernels[(columns ? max_rank * max_rank : 0) + (kr - 1) * max_rank + (rr - 1)].get([&] {
+      const codegen::kernel_text& t = main_text(kr, rr, columns);
       return kernel_request{t.source(), t.name, {}, {}};
     });
   }
@@ -168,10 +184,13 @@ struct reduce_family {
   }
 };
 
-/// Blocks of the main kernel for a plan: one work item each, at most 8 per multiprocessor.
-inline unsigned reduce_grid(const codegen::reduce_launch& rl, int sm_count) {
+/// Blocks of the main kernel for a plan: one work item each (blocks), or one per thread
+/// (columns, blocks of `block` threads); at most 8 (32) blocks per multiprocessor.
+inline unsigned reduce_grid(const codegen::reduce_launch& rl, int sm_count, unsigned block = codegen::reduce_block_threads) {
   const index_t items = rl.K * rl.S;
-  return static_cast<unsigned>(std::clamp<index_t>(items, 1, index_t(8) * std::max(1, sm_count)));
+  const index_t sm = std::max(1, sm_count);
+  if (rl.columns) return static_cast<unsigned>(std::clamp<index_t>((items + block - 1) / block, 1, 32 * sm));
+  return static_cast<unsigned>(std::clamp<index_t>(items, 1, index_t(8) * sm));
 }
 
 /// Queues reduction n into `out` (K contiguous elements of RN::value_type) on stream st.
@@ -191,7 +210,7 @@ void launch_reduction(const RN& n, std::uintptr_t out, const stream_ref& st) {
   codegen::arg_block args;
   codegen::pack_reduce_args(args, d, rl, target, pl.leaves.data(), pl.scalars.data());
   void* params[] = {args.bytes};
-  runtime::launch(reduce_family<RN>::main(rl.kr, rl.rr), launch_dim(reduce_grid(rl, sm)),
+  runtime::launch(reduce_family<RN>::main(rl.kr, rl.rr, rl.columns), launch_dim(reduce_grid(rl, sm)),
                   launch_dim(codegen::reduce_block_threads), 0, st, params);
   if (rl.S > 1) {
     struct {

@@ -12,6 +12,10 @@
 //                   axes: adds and carries, no division per element) into an accumulator, and
 //                   the block combines the accumulators as a tree in shared memory. With S == 1
 //                   the block writes the result, else its partial.
+//   loom_rc_<hash>  the same reduction with one *thread* per work item, for outputs that lie next
+//                   to each other in memory (column sums: the kept inner axis steps by 1 in every
+//                   operand): neighbouring threads read neighbouring elements, each folding its
+//                   chunk of the reduced range in order.
 //   loom_rf_<hash>  the second stage where S > 1: one thread per output combines its S partials
 //                   in order and writes the result. It depends on the reducer and dtypes only.
 //
@@ -63,6 +67,7 @@ struct reduce_launch {
   std::size_t kr = 1, rr = 1;
   std::array<index_t, max_rank> kext{}, rext{};
   index_t K = 0, M = 0, S = 1, chunk = 0;
+  bool columns = false;  ///< a thread per work item (loom_rc_), else a block (loom_rd_)
 };
 
 namespace detail {
@@ -160,13 +165,45 @@ inline std::size_t reduce_args_size(const reduce_desc& d, std::size_t kr, std::s
   return (s + 7) & ~std::size_t(7);
 }
 
-/// Prints the reduction kernel of d for kept rank kr and reduced rank rr.
-LOOM_NOINLINE inline kernel_text print_reduce_kernel(const reduce_desc& d, std::size_t kr, std::size_t rr) {
+namespace detail {
+/// The element call of a reduction kernel at offsets o<k>.
+inline std::string reduce_element_call(const reduce_desc& d) {
+  std::string call = "element(p";
+  for (std::size_t i = 0; i < d.op.leaves.size(); ++i) {
+    const std::string k = std::to_string(i);
+    switch (d.op.kind(i)) {
+      case leaf_kind::value: call += ", p.a" + k + "[o" + k + "]"; break;
+      case leaf_kind::lazy: call += ", o" + k; break;
+      case leaf_kind::position: call += ", p.a" + k + " + o" + k; break;
+    }
+  }
+  return call + ")";
+}
+/// "    I ok0 = 0, ...;" and the kept offsets of output k (divisions once per work item).
+inline void put_kept_offsets(std::string& s, std::size_t n, std::string_view indent) {
+  put(s, {indent, "I "});
+  for (std::size_t i = 0; i < n; ++i) put(s, {i ? ", " : "", "ok", std::to_string(i), " = 0"});
+  if (n == 0) s += "unused_ok = 0";
+  put(s, {";\n", indent, "{\n", indent, "  I a = k;\n#pragma unroll\n", indent, "  for (int j = KR - 1; j >= 0; --j) {\n", indent,
+          "    const I c = a % p.kext[j];\n", indent, "    a /= p.kext[j];\n"});
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string k = std::to_string(i);
+    put(s, {indent, "    ok", k, " += c * p.kst", k, "[j];\n"});
+  }
+  put(s, {indent, "  }\n", indent, "}\n"});
+}
+}  // namespace detail
+
+/// Prints the reduction kernel of d for kept rank kr and reduced rank rr; `columns`: a thread
+/// per work item (loom_rc_), else a block (loom_rd_).
+LOOM_NOINLINE inline kernel_text print_reduce_kernel(const reduce_desc& d, std::size_t kr, std::size_t rr,
+                                                     bool columns = false) {
   using detail::put;
   const std::size_t n = d.op.leaves.size();
   std::string s;
   s.reserve(6000);
   put(s, {"// loom reduction kernel: ", d.reducer, ", kept rank ", std::to_string(kr), ", reduced rank ", std::to_string(rr),
+          columns ? ", a thread per output" : ", a block per output",
           "\nnamespace loom_gen_@ {\nstruct args {\n  void* out;\n"});
   for (std::size_t i = 0; i < n; ++i) {
     const std::string k = std::to_string(i);
@@ -192,6 +229,45 @@ LOOM_NOINLINE inline kernel_text print_reduce_kernel(const reduce_desc& d, std::
   put(s, {") {\n  return ", d.op.element, ";\n}\n"});
   detail::put_reducer(s, d);
   s += "}  // namespace loom_gen_@\n";
+  if (columns) {
+    put(s, {"extern \"C\" __global__ void __launch_bounds__(", std::to_string(reduce_block_threads),
+            ") loom_rc_@(const LOOM_GRID_CONSTANT loom_gen_@::args p) {\n  using namespace loom_gen_@;\n"
+            "  typedef long long I;\n  constexpr int KR = ",
+            std::to_string(kr), ", RR = ", std::to_string(rr),
+            ";\n  const I total = p.K * p.S;\n"
+            "  for (I w = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; w < total; w += (I)gridDim.x * (I)blockDim.x) {\n"
+            "    const I k = w % p.K, sp = w / p.K;  // neighbouring threads: neighbouring outputs\n"});
+    detail::put_kept_offsets(s, n, "    ");
+    s += "    const I m0 = sp * p.chunk;\n    const I m1 = m0 + p.chunk < p.M ? m0 + p.chunk : p.M;\n"
+         "    acc_t acc = identity();\n    if (m0 < m1) {\n      I c[RR];\n      {\n        I a = m0;\n#pragma unroll\n"
+         "        for (int j = RR - 1; j > 0; --j) {\n          c[j] = a % p.rext[j];\n          a /= p.rext[j];\n        }\n"
+         "        c[0] = a;\n      }\n";
+    s += "      I ";
+    for (std::size_t i = 0; i < n; ++i) put(s, {i ? ", " : "", "o", std::to_string(i), " = ok", std::to_string(i)});
+    if (n == 0) s += "unused_o = 0";
+    s += ";\n#pragma unroll\n      for (int j = 0; j < RR; ++j) {\n";
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::string k = std::to_string(i);
+      put(s, {"        o", k, " += c[j] * p.rst", k, "[j];\n"});
+    }
+    put(s, {"      }\n      for (I m = m0;;) {\n        fold(acc, ", detail::reduce_element_call(d),
+            ", m);\n        if (++m >= m1) break;\n"
+            "        for (int j = RR - 1; j >= 0; --j) {  // the next reduced index\n          ++c[j];\n"});
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::string k = std::to_string(i);
+      put(s, {"          o", k, " += p.rst", k, "[j];\n"});
+    }
+    s += "          if (j == 0 || c[j] < p.rext[j]) break;\n          c[j] = 0;\n";
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::string k = std::to_string(i);
+      put(s, {"          o", k, " -= p.rext[j] * p.rst", k, "[j];\n"});
+    }
+    put(s, {"        }\n      }\n    }\n    if (p.S == 1)\n      static_cast<", dtype_c_name(d.out),
+            "*>(p.out)[k] = finish(acc, p.M);\n    else\n      static_cast<acc_t*>(p.out)[k * p.S + sp] = acc;\n  }\n}\n"});
+    const std::uint64_t h = cuda::detail::hasher(0x6c6f6f6d2d7263ull).field(s).finish64();  // "loom-rc"
+    const std::string hex = detail::hex16(h);
+    return {"loom_rc_" + hex, detail::with_hash(s, hex)};
+  }
   put(s, {"extern \"C\" __global__ void __launch_bounds__(", std::to_string(reduce_block_threads),
           ") loom_rd_@(const LOOM_GRID_CONSTANT loom_gen_@::args p) {\n  using namespace loom_gen_@;\n"
           "  typedef long long I;\n  constexpr int KR = ",
