@@ -5700,6 +5700,9 @@ struct source_plan {
   std::array<codegen::array_cursor, P::leaves + 1> cursors;
   std::array<codegen::scalar_value, P::scalars + 1> scalars;
   codegen::launch_shape shape;
+  /// A reshape's operand does not regroup: an assignment evaluates it into a temporary first
+  /// (cuda/assign.hpp), and the plan here is the contiguous one of N's kernels.
+  bool reshape_copied = false;
 
   explicit source_plan(const N& n) {
     using T = typename N::value_type;
@@ -5709,9 +5712,18 @@ struct source_plan {
     cpu::binding::identity(d.rank).strides_of(loom::detail::row_major_strides(n.shape()), cursors[0].stride,
                                               cursors[0].offset);
     codegen::operand_sink sink{cursors.data() + 1, scalars.data()};
-    codegen::binder<N>::bind(n, sink, cpu::binding::identity(d.rank));
-    shape = codegen::plan_layout(d, cursors.data(), cursors.size(),
-                                 codegen::kernel_family<N, T>::desc().lanes());
+    const int lanes = codegen::kernel_family<N, T>::desc().lanes();
+    try {
+      codegen::binder<N>::bind(n, sink, cpu::binding::identity(d.rank));
+    } catch (const codegen::reshape_needs_copy&) {
+      reshape_copied = true;
+      shape.key = {codegen::layout_class::contiguous, 1, false};
+      shape.lanes = lanes;
+      shape.elements = shape.units = static_cast<index_t>(d.size());
+      shape.extent[0] = shape.elements;
+      return;
+    }
+    shape = codegen::plan_layout(d, cursors.data(), cursors.size(), lanes);
   }
 };
 
@@ -5803,6 +5815,8 @@ std::string explain(const E& e) {
     const detail::source_plan<N> plan(n);
     using family = codegen::kernel_family<N, typename N::value_type>;
     const codegen::launch_shape& ls = plan.shape;
+    if (plan.reshape_copied)
+      s += "  cuda: a reshape's operand has strides that do not regroup: it is evaluated into a temporary first\n";
     s += "  cuda: kernel " + family::generated(ls.key).name + ", " + ls.key.describe() + ", collapsed extents [";
     for (std::size_t k = 0; k < ls.key.rank; ++k) s += (k ? ", " : "") + std::to_string(ls.extent[k]);
     s += "]";

@@ -819,6 +819,12 @@ TEST_CASE("cuda codegen: index maps and generators print positions and lazy leav
     using M = std::remove_const_t<decltype(moved)>;
     cg::operand_sink sink2{cs.data(), sv.data()};
     CHECK_THROWS_AS(cg::binder<M>::bind(moved, sink2, cpu::binding::identity(1)), cg::reshape_needs_copy);
+    // kernel_source, compile and explain of such an expression do not throw (fuzz corpus seed 1,
+    // case 59): they show the contiguous kernel of the expression, and explain says why.
+    const auto strided = cuda::view(fake_address<float>(1), shape<2, 2, 8, 3>{}, {400, 100, 3, 1});
+    CHECK_NOTHROW(cuda::kernel_source(reshape(strided, shape<dyn, dyn, dyn>{2, 16, 3})));
+    CHECK_THAT(cuda::explain(reshape(strided, shape<dyn, dyn, dyn>{2, 16, 3})),
+               Catch::Contains("evaluated into a temporary first"));
     static_assert(std::is_same_v<cuda::detail::materialised<M, true>::type,
                                  reshape_node<leaf_node<cuda::tensor_view<const float, shape<dyn, dyn>>, true>, shape<dyn>>>);
   }
