@@ -15,34 +15,15 @@
 #include <type_traits>
 #include <vector>
 
+#include "gpu_support.hpp"
 #include "support.hpp"
 
 using namespace loom;
+using loom_gpu_test::to_device;
+using loom_gpu_test::to_host;
 using loom_test::odd_sizes;
 
-#define LOOM_REQUIRE_GPU()                                                      \
-  do {                                                                          \
-    if (!cuda::available()) {                                                   \
-      WARN("no CUDA device: skipped (" << cuda::unavailable_reason() << ")");   \
-      return;                                                                   \
-    }                                                                           \
-  } while (0)
-
 namespace {
-
-template <class T, class S>
-cuda::tensor<T, S> to_device(const tensor<T, S>& h) {
-  cuda::tensor<T, S> d(h.shape());
-  cuda::copy(d, h);
-  return d;
-}
-
-template <class T, class S>
-tensor<T, S> to_host(const cuda::tensor<T, S>& d) {
-  tensor<T, S> h(d.shape());
-  cuda::copy(h, d);
-  return h;
-}
 
 /// Compares device results with CPU results: exact for integers and bools, within rtol/atol
 /// (NaN equal to NaN) for floating types.

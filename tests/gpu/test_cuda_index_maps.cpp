@@ -13,33 +13,14 @@
 #include <type_traits>
 #include <vector>
 
+#include "gpu_support.hpp"
 #include "support.hpp"
 
 using namespace loom;
-
-#define LOOM_REQUIRE_GPU()                                                    \
-  do {                                                                        \
-    if (!cuda::available()) {                                                 \
-      WARN("no CUDA device: skipped (" << cuda::unavailable_reason() << ")"); \
-      return;                                                                 \
-    }                                                                         \
-  } while (0)
+using loom_gpu_test::to_device;
+using loom_gpu_test::to_host;
 
 namespace {
-
-template <class T, class S>
-cuda::tensor<T, S> to_device(const tensor<T, S>& h) {
-  cuda::tensor<T, S> d(h.shape());
-  cuda::copy(d, h);
-  return d;
-}
-
-template <class T, class S>
-tensor<T, S> to_host(const cuda::tensor<T, S>& d) {
-  tensor<T, S> h(d.shape());
-  cuda::copy(h, d);
-  return h;
-}
 
 /// build(host operands...) on the CPU and build(device copies...) on the device, compared.
 template <class Build, class... Hs>

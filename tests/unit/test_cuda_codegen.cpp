@@ -228,6 +228,26 @@ std::size_t compile_all(const kernel_set& set, const std::string& arch) {
   return total;
 }
 
+/// Compiles every kernel of `set` for sm_80 and sm_90, the two architectures in two threads
+/// (NVRTC compiles distinct programs concurrently); each gives a non-empty image.
+void compile_for_sm80_and_sm90(const kernel_set& set) {
+  std::size_t bytes80 = 0;
+  std::exception_ptr failure;
+  std::thread t80([&] {
+    try {
+      bytes80 = compile_all(set, "sm_80");
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  });
+  const std::size_t bytes90 = compile_all(set, "sm_90");
+  t80.join();
+  if (failure) std::rethrow_exception(failure);
+  CHECK(bytes80 > 0);
+  CHECK(bytes90 > 0);
+}
+
+
 /// Fake addresses for planning layouts without a device (aligned to 256 bytes unless offset).
 template <class T>
 T* fake_address(std::uintptr_t slot, std::size_t misalign_elements = 0) {
@@ -766,21 +786,7 @@ TEST_CASE("cuda codegen: every op x dtype x layout compiles with NVRTC for sm_80
   CHECK(combos >= 180);
   CHECK(set.size() >= 3 * combos);
 
-  // The two architectures in two threads (NVRTC compiles distinct programs concurrently).
-  std::size_t bytes80 = 0, bytes90 = 0;
-  std::exception_ptr failure;
-  std::thread t80([&] {
-    try {
-      bytes80 = compile_all(set, "sm_80");
-    } catch (...) {
-      failure = std::current_exception();
-    }
-  });
-  bytes90 = compile_all(set, "sm_90");
-  t80.join();
-  if (failure) std::rethrow_exception(failure);
-  CHECK(bytes80 > 0);
-  CHECK(bytes90 > 0);
+  compile_for_sm80_and_sm90(set);
 }
 
 TEST_CASE("cuda codegen: index maps and generators print positions and lazy leaves, and compile with NVRTC",
@@ -856,20 +862,7 @@ TEST_CASE("cuda codegen: index maps and generators print positions and lazy leav
   add_all(pad<0>(cast<bool>(v), 3, 0, true));
   WARN(set.size() << " index map and generator kernels");
   CHECK(set.size() >= 100);
-  std::size_t bytes80 = 0;
-  std::exception_ptr failure;
-  std::thread t80([&] {
-    try {
-      bytes80 = compile_all(set, "sm_80");
-    } catch (...) {
-      failure = std::current_exception();
-    }
-  });
-  const std::size_t bytes90 = compile_all(set, "sm_90");
-  t80.join();
-  if (failure) std::rethrow_exception(failure);
-  CHECK(bytes80 > 0);
-  CHECK(bytes90 > 0);
+  compile_for_sm80_and_sm90(set);
 }
 
 TEST_CASE("cuda codegen: reduction kernels of every reducer and dtype compile with NVRTC", "[cuda][codegen][nvrtc][reduce]") {
@@ -911,20 +904,7 @@ TEST_CASE("cuda codegen: reduction kernels of every reducer and dtype compile wi
   add_all(max(pad<0>(f, 1, 2, -1.f), axes<0, 1>, keepdims));
   WARN(set.size() << " reduction kernels");
   CHECK(set.size() >= 300);
-  std::size_t bytes80 = 0;
-  std::exception_ptr failure;
-  std::thread t80([&] {
-    try {
-      bytes80 = compile_all(set, "sm_80");
-    } catch (...) {
-      failure = std::current_exception();
-    }
-  });
-  const std::size_t bytes90 = compile_all(set, "sm_90");
-  t80.join();
-  if (failure) std::rethrow_exception(failure);
-  CHECK(bytes80 > 0);
-  CHECK(bytes90 > 0);
+  compile_for_sm80_and_sm90(set);
 }
 
 TEST_CASE("cuda codegen: floor, ceil and round of bool are the value itself, and compile with NVRTC",
