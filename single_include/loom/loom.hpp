@@ -691,6 +691,22 @@ inline bool regroup_strides(const dims& from, const index_t* from_strides, const
   return true;
 }
 
+/// Moves strides and an offset built over `from` (iteration = from's index) to the iteration
+/// space of b, where b binds the iteration space to `to`. False (nothing changed) where
+/// regroup_strides is.
+inline bool regroup_into(std::array<index_t, max_rank>& stride, index_t& offset, const dims& from, const dims& to,
+                         const binding& b) {
+  std::array<index_t, max_rank> rho{};
+  if (!regroup_strides(from, stride.data(), to, rho.data())) return false;
+  std::array<index_t, max_rank> st{};
+  for (std::size_t d = 0; d < to.rank; ++d) {
+    offset += rho[d] * b.offset[d];
+    for (std::size_t k = 0; k < b.it_rank; ++k) st[k] += rho[d] * b.coef[d][k];
+  }
+  stride = st;
+  return true;
+}
+
 }  // namespace detail
 
 /// The part of a leaf the loop nest reasons about (collapsing axes, aliasing): where the array
@@ -5257,17 +5273,7 @@ LOOM_INLINE index_t cursor_row(const cursor& c, std::size_t outer, const index_t
 /// Moves a cursor built over `from` (iteration = from's index) to the iteration space of b, where
 /// b binds the iteration space to `to`. False where regroup_strides is.
 inline bool move_cursor(cursor& c, const dims& from, const dims& to, const binding& b) {
-  std::array<index_t, max_rank> rho{};
-  if (!regroup_strides(from, c.stride.data(), to, rho.data())) return false;
-  index_t off = c.offset;
-  std::array<index_t, max_rank> st{};
-  for (std::size_t d = 0; d < to.rank; ++d) {
-    off += rho[d] * b.offset[d];
-    for (std::size_t k = 0; k < b.it_rank; ++k) st[k] += rho[d] * b.coef[d][k];
-  }
-  c.offset = off;
-  c.stride = st;
-  return true;
+  return regroup_into(c.stride, c.offset, from, to, b);
 }
 
 /// An evaluator that only forwards to its operand's (affine index maps).

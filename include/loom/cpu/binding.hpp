@@ -120,6 +120,22 @@ inline bool regroup_strides(const dims& from, const index_t* from_strides, const
   return true;
 }
 
+/// Moves strides and an offset built over `from` (iteration = from's index) to the iteration
+/// space of b, where b binds the iteration space to `to`. False (nothing changed) where
+/// regroup_strides is.
+inline bool regroup_into(std::array<index_t, max_rank>& stride, index_t& offset, const dims& from, const dims& to,
+                         const binding& b) {
+  std::array<index_t, max_rank> rho{};
+  if (!regroup_strides(from, stride.data(), to, rho.data())) return false;
+  std::array<index_t, max_rank> st{};
+  for (std::size_t d = 0; d < to.rank; ++d) {
+    offset += rho[d] * b.offset[d];
+    for (std::size_t k = 0; k < b.it_rank; ++k) st[k] += rho[d] * b.coef[d][k];
+  }
+  stride = st;
+  return true;
+}
+
 }  // namespace detail
 
 /// The part of a leaf the loop nest reasons about (collapsing axes, aliasing): where the array

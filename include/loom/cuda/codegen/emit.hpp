@@ -443,19 +443,10 @@ struct binder<reshape_node<Arg, S>> {
     binder<Arg>::bind(n.arg, s, cpu::binding::identity(from.rank));
     for (std::size_t i = first; i < s.leaf_count; ++i) {
       array_cursor& c = s.leaves[i];
-      std::array<index_t, max_rank> rho{};
-      if (!cpu::detail::regroup_strides(from, c.stride.data(), to, rho.data()))
+      if (!cpu::detail::regroup_into(c.stride, c.offset, from, to, b))
         throw reshape_needs_copy("loom: cuda: reshape of shape " + to_string(from) + " to " + to_string(to) +
                                  " reads an operand whose strides do not regroup (a transposed or stepped view); "
                                  "it is evaluated into a temporary first");
-      index_t off = c.offset;
-      std::array<index_t, max_rank> st{};
-      for (std::size_t d = 0; d < to.rank; ++d) {
-        off += rho[d] * b.offset[d];
-        for (std::size_t k = 0; k < b.it_rank; ++k) st[k] += rho[d] * b.coef[d][k];
-      }
-      c.offset = off;
-      c.stride = st;
     }
   }
 };

@@ -198,6 +198,25 @@ LOOM_NOINLINE inline void put(std::string& s, std::initializer_list<std::string_
   for (std::string_view p : parts) s.append(p.data(), p.size());
 }
 
+/// The kernel printed as s, '@' standing for its hash: the hash (salted per kernel kind) of s in
+/// 16 hex digits replaces every '@', and the kernel is named prefix + the hash, so that the same
+/// body always has the same name and different bodies never share one.
+LOOM_NOINLINE inline kernel_text hashed_kernel(const std::string& s, std::uint64_t salt, const std::string& prefix) {
+  const std::uint64_t h = cuda::detail::hasher(salt).field(s).finish64();
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string hex(16, '0');
+  for (int i = 0; i < 16; ++i) hex[static_cast<std::size_t>(15 - i)] = digits[(h >> (4 * i)) & 15u];
+  std::string body;
+  body.reserve(s.size() + 64);
+  for (char c : s) {
+    if (c == '@')
+      body += hex;
+    else
+      body += c;
+  }
+  return {prefix + hex, std::move(body)};
+}
+
 /// "(I)123LL": an index literal of the kernel's index type.
 inline std::string index_literal(index_t v) { return "(I)" + std::to_string(v) + "LL"; }
 
@@ -441,19 +460,7 @@ LOOM_NOINLINE inline kernel_text print_kernel(const kernel_desc& d, layout_key k
   }
   s += "}\n";
 
-  const std::uint64_t h = cuda::detail::hasher(0x6c6f6f6d2d6577ull).field(s).finish64();  // "loom-ew"
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string hex(16, '0');
-  for (int i = 0; i < 16; ++i) hex[static_cast<std::size_t>(15 - i)] = digits[(h >> (4 * i)) & 15u];
-  std::string body;
-  body.reserve(s.size() + 64);
-  for (char c : s) {
-    if (c == '@')
-      body += hex;
-    else
-      body += c;
-  }
-  return {"loom_ew_" + tag + "_" + hex, std::move(body)};
+  return detail::hashed_kernel(s, 0x6c6f6f6d2d6577ull, "loom_ew_" + tag + "_");  // "loom-ew"
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -134,27 +134,6 @@ LOOM_NOINLINE inline void put_reducer(std::string& s, const reduce_desc& d) {
     put(s, {"__device__ __forceinline__ ", o, " finish(const acc_t& a, long long) { return loom::dev::cvt<", o, ">(a.v); }\n"});
 }
 
-/// "0x..." of a 64-bit hash, for kernel names.
-inline std::string hex16(std::uint64_t h) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string hex(16, '0');
-  for (int i = 0; i < 16; ++i) hex[static_cast<std::size_t>(15 - i)] = digits[(h >> (4 * i)) & 15u];
-  return hex;
-}
-
-/// s with every '@' replaced by `hex`.
-inline std::string with_hash(const std::string& s, const std::string& hex) {
-  std::string body;
-  body.reserve(s.size() + 64);
-  for (char c : s) {
-    if (c == '@')
-      body += hex;
-    else
-      body += c;
-  }
-  return body;
-}
-
 }  // namespace detail
 
 /// The size of the reduction kernel's argument block: out, leaves, K, M, S, chunk, the extents
@@ -191,6 +170,18 @@ inline void put_kept_offsets(std::string& s, std::size_t n, std::string_view ind
     put(s, {indent, "    ok", k, " += c * p.kst", k, "[j];\n"});
   }
   put(s, {indent, "  }\n", indent, "}\n"});
+}
+/// "      I o0 = ok0, ...;" and the offsets of the reduced multi-index c added.
+inline void put_reduced_offsets(std::string& s, std::size_t n) {
+  s += "      I ";
+  for (std::size_t i = 0; i < n; ++i) put(s, {i ? ", " : "", "o", std::to_string(i), " = ok", std::to_string(i)});
+  if (n == 0) s += "unused_o = 0";
+  s += ";\n#pragma unroll\n      for (int j = 0; j < RR; ++j) {\n";
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string k = std::to_string(i);
+    put(s, {"        o", k, " += c[j] * p.rst", k, "[j];\n"});
+  }
+  s += "      }\n";
 }
 }  // namespace detail
 
@@ -242,15 +233,8 @@ LOOM_NOINLINE inline kernel_text print_reduce_kernel(const reduce_desc& d, std::
          "    acc_t acc = identity();\n    if (m0 < m1) {\n      I c[RR];\n      {\n        I a = m0;\n#pragma unroll\n"
          "        for (int j = RR - 1; j > 0; --j) {\n          c[j] = a % p.rext[j];\n          a /= p.rext[j];\n        }\n"
          "        c[0] = a;\n      }\n";
-    s += "      I ";
-    for (std::size_t i = 0; i < n; ++i) put(s, {i ? ", " : "", "o", std::to_string(i), " = ok", std::to_string(i)});
-    if (n == 0) s += "unused_o = 0";
-    s += ";\n#pragma unroll\n      for (int j = 0; j < RR; ++j) {\n";
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::string k = std::to_string(i);
-      put(s, {"        o", k, " += c[j] * p.rst", k, "[j];\n"});
-    }
-    put(s, {"      }\n      for (I m = m0;;) {\n        fold(acc, ", detail::reduce_element_call(d),
+    detail::put_reduced_offsets(s, n);
+    put(s, {"      for (I m = m0;;) {\n        fold(acc, ", detail::reduce_element_call(d),
             ", m);\n        if (++m >= m1) break;\n"
             "        for (int j = RR - 1; j >= 0; --j) {  // the next reduced index\n          ++c[j];\n"});
     for (std::size_t i = 0; i < n; ++i) {
@@ -264,9 +248,7 @@ LOOM_NOINLINE inline kernel_text print_reduce_kernel(const reduce_desc& d, std::
     }
     put(s, {"        }\n      }\n    }\n    if (p.S == 1)\n      static_cast<", dtype_c_name(d.out),
             "*>(p.out)[k] = finish(acc, p.M);\n    else\n      static_cast<acc_t*>(p.out)[k * p.S + sp] = acc;\n  }\n}\n"});
-    const std::uint64_t h = cuda::detail::hasher(0x6c6f6f6d2d7263ull).field(s).finish64();  // "loom-rc"
-    const std::string hex = detail::hex16(h);
-    return {"loom_rc_" + hex, detail::with_hash(s, hex)};
+      return detail::hashed_kernel(s, 0x6c6f6f6d2d7263ull, "loom_rc_");  // "loom-rc"
   }
   put(s, {"extern \"C\" __global__ void __launch_bounds__(", std::to_string(reduce_block_threads),
           ") loom_rd_@(const LOOM_GRID_CONSTANT loom_gen_@::args p) {\n  using namespace loom_gen_@;\n"
@@ -274,31 +256,14 @@ LOOM_NOINLINE inline kernel_text print_reduce_kernel(const reduce_desc& d, std::
           std::to_string(kr), ", RR = ", std::to_string(rr), ";\n  __shared__ acc_t sh[", std::to_string(reduce_block_threads),
           "];\n  const I total = p.K * p.S;\n  const I step = (I)blockDim.x;\n"
           "  for (I w = (I)blockIdx.x; w < total; w += (I)gridDim.x) {\n    const I k = w / p.S, sp = w % p.S;\n"});
-  // The kept offsets of output k (divisions once per work item).
-  s += "    I ";
-  for (std::size_t i = 0; i < n; ++i) put(s, {i ? ", " : "", "ok", std::to_string(i), " = 0"});
-  if (n == 0) s += "unused_ok = 0";
-  s += ";\n    {\n      I a = k;\n#pragma unroll\n      for (int j = KR - 1; j >= 0; --j) {\n        const I c = a % p.kext[j];\n"
-       "        a /= p.kext[j];\n";
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::string k = std::to_string(i);
-    put(s, {"        ok", k, " += c * p.kst", k, "[j];\n"});
-  }
-  s += "      }\n    }\n"
-       "    const I m0 = sp * p.chunk;\n    const I m1 = m0 + p.chunk < p.M ? m0 + p.chunk : p.M;\n"
+  detail::put_kept_offsets(s, n, "    ");
+  s += "    const I m0 = sp * p.chunk;\n    const I m1 = m0 + p.chunk < p.M ? m0 + p.chunk : p.M;\n"
        "    acc_t acc = identity();\n    I m = m0 + (I)threadIdx.x;\n    if (m < m1) {\n"
        "      I c[RR], dig[RR];\n      {\n        I a = m, b = step;\n#pragma unroll\n"
        "        for (int j = RR - 1; j > 0; --j) {\n          c[j] = a % p.rext[j];\n          a /= p.rext[j];\n"
        "          dig[j] = b % p.rext[j];\n          b /= p.rext[j];\n        }\n        c[0] = a;\n        dig[0] = b;\n      }\n";
-  s += "      I ";
-  for (std::size_t i = 0; i < n; ++i) put(s, {i ? ", " : "", "o", std::to_string(i), " = ok", std::to_string(i)});
-  if (n == 0) s += "unused_o = 0";
-  s += ";\n#pragma unroll\n      for (int j = 0; j < RR; ++j) {\n";
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::string k = std::to_string(i);
-    put(s, {"        o", k, " += c[j] * p.rst", k, "[j];\n"});
-  }
-  s += "      }\n      for (;;) {\n";
+  detail::put_reduced_offsets(s, n);
+  s += "      for (;;) {\n";
   // element() at the current offsets
   std::string call = "element(p";
   for (std::size_t i = 0; i < n; ++i) {
@@ -328,9 +293,7 @@ LOOM_NOINLINE inline kernel_text print_reduce_kernel(const reduce_desc& d, std::
   put(s, {"    if (threadIdx.x == 0) {\n      if (p.S == 1)\n        static_cast<", dtype_c_name(d.out),
           "*>(p.out)[k] = finish(sh[0], p.M);\n      else\n        static_cast<acc_t*>(p.out)[w] = sh[0];\n    }\n"
           "    __syncthreads();\n  }\n}\n"});
-  const std::uint64_t h = cuda::detail::hasher(0x6c6f6f6d2d7264ull).field(s).finish64();  // "loom-rd"
-  const std::string hex = detail::hex16(h);
-  return {"loom_rd_" + hex, detail::with_hash(s, hex)};
+  return detail::hashed_kernel(s, 0x6c6f6f6d2d7264ull, "loom_rd_");  // "loom-rd"
 }
 
 /// Prints the second stage of reducer d (its operand's expression does not matter): one thread
@@ -348,9 +311,7 @@ LOOM_NOINLINE inline kernel_text print_reduce_finish(const reduce_desc& d) {
           "    acc_t a = identity();\n    for (long long j = 0; j < p.S; ++j) combine(a, part[k * p.S + j]);\n"
           "    static_cast<",
           dtype_c_name(d.out), "*>(p.out)[k] = finish(a, p.M);\n  }\n}\n"});
-  const std::uint64_t h = cuda::detail::hasher(0x6c6f6f6d2d7266ull).field(s).finish64();  // "loom-rf"
-  const std::string hex = detail::hex16(h);
-  return {"loom_rf_" + hex, detail::with_hash(s, hex)};
+  return detail::hashed_kernel(s, 0x6c6f6f6d2d7266ull, "loom_rf_");  // "loom-rf"
 }
 
 /// Writes the argument block of a reduction launch: out (results or partials), the leaves as
