@@ -24,6 +24,11 @@ using loom_gpu_test::to_host;
 
 namespace {
 
+/// The device result against the CPU library's. Floating results agree within rtol of the
+/// result's scale: the same computation on |inputs| (for a sum, the sum of magnitudes), so that a
+/// sum that cancels to near zero is judged by the size of what it added. The CPU accumulates
+/// float sums and products in float and the device in double, so the difference is mostly the
+/// CPU's rounding (seen on an H200: 1025 values of magnitude 1 summing to -0.0293 differed by 2e-6).
 template <class Build, class... Hs>
 void check_same(const std::string& what, double rtol, Build build, const Hs&... hs) {
   INFO(what);
@@ -32,8 +37,16 @@ void check_same(const std::string& what, double rtol, Build build, const Hs&... 
   REQUIRE(got.shape().to_dims() == want.shape().to_dims());
   using T = typename decltype(want)::value_type;
   if constexpr (std::is_floating_point_v<T>) {
-    std::vector<double> w(want.data(), want.data() + want.size());
-    loom_test::check_close(got.data(), w, rtol, 1e-6, what);
+    auto scale = eval(build(abs(hs)...));
+    std::size_t bad = 0, first = 0;
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      const double g = got.data()[i], w = want.data()[i];
+      const double tol = 1e-6 + rtol * (std::abs(w) + std::abs(double(scale.data()[i])));
+      const bool ok = std::isnan(w) ? std::isnan(g) : std::isinf(w) ? g == w : std::abs(g - w) <= tol;
+      if (!ok && bad++ == 0) first = i;
+    }
+    INFO("first at " << first << ": got " << double(got.data()[first]) << ", want " << double(want.data()[first]));
+    CHECK(bad == 0);
   } else {
     loom_test::check_equal(got.data(), std::vector<T>(want.data(), want.data() + want.size()), what);
   }
@@ -62,7 +75,8 @@ TEST_CASE("cuda reductions: every reducer over every axis set matches the CPU", 
       check_same("int sum", 0, [](const auto& i) { return sum(i * i, axis<0>); }, k);
       check_same("bool sum", 0, [](const auto& i) { return sum(i > 2); }, k);
       check_same("int mean", 1e-12, [](const auto& i) { return mean(i, axis<1>); }, k);
-      check_same("prod", 1e-5, [](const auto& a) { return prod(1.f + a * 1e-3f, axis<1>); }, x);
+      // 70000 factors: the CPU rounds its float product 70000 times (about 1e-5, 3 sigma 3e-5).
+      check_same("prod", 3e-5, [](const auto& a) { return prod(1.f + a * 1e-3f, axis<1>); }, x);
       check_same("sum of a transpose", 1e-5, [](const auto& a) { return sum(transpose(a), axis<0>); }, x);
     }
   }
