@@ -6054,14 +6054,29 @@ void reduce_outer(Ev& ev, const reduce_space& rs, index_t k0, index_t k1, index_
       ev.set_row(idx.data());
       index_t i = 0;
       if constexpr (!std::is_void_v<F>) {
+        // A column's path depends on the column alone, not on where this segment starts or
+        // ends (the split across threads): columns [0, full) are computed by packets at
+        // multiples of the width, the last Wk % lw by the scalar path. A packet group cut by
+        // the segment is computed whole and only its lanes inside [c0, c1) are used, so a
+        // column gives the same bits under any split (a packet cos and a scalar cos may differ).
         using P = packet_t<A, F>;
         using V = typename Ev::value_type;
         constexpr index_t lw = static_cast<index_t>(lanes<F>);
-        for (; i + lw <= w; i += lw) {
-          P x = convert_packet<A, V, F>(ev.template packet<M, F>(c0 + i));
-          P s = P::load_aligned(acc0 + i);
-          detail::combine_packet<Red, A, F>(s, x).store_aligned(acc0 + i);
+        const index_t full = Wk - Wk % lw, pend = std::min(c1, full);
+        index_t c = c0;
+        const auto partial = [&](index_t g, index_t e) {  // lanes [c, e) of the group at g
+          alignas(64) A t[lw];
+          convert_packet<A, V, F>(ev.template packet<M, F>(g)).store_aligned(t);
+          for (; c < e; ++c) acc0[c - c0] = detail::combine<Red>(acc0[c - c0], t[c - g]);
+        };
+        if (c < pend && c % lw != 0) partial(c - c % lw, std::min(c - c % lw + lw, pend));
+        for (; c + lw <= pend; c += lw) {
+          P x = convert_packet<A, V, F>(ev.template packet<M, F>(c));
+          P s = P::load_unaligned(acc0 + (c - c0));
+          detail::combine_packet<Red, A, F>(s, x).store_unaligned(acc0 + (c - c0));
         }
+        if (c < pend) partial(c, pend);
+        i = c - c0;
       }
       for (; i < w; ++i) acc0[i] = detail::combine<Red>(acc0[i], loom::detail::convert<A>(ev.template scalar<M>(c0 + i)));
       if constexpr (levels) {

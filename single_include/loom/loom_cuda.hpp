@@ -110,6 +110,7 @@ class emit_state {
   /// (inside a concat or pad: loaded from its offset x<k>).
   LOOM_NOINLINE emitted leaf(dtype t) {
     leaves_.push_back(t);
+    owners_.push_back(open_.empty() ? -1 : open_.back());
     kinds_.push_back(lazy_ > 0 ? leaf_kind::lazy : leaf_kind::value);
     const std::string k = std::to_string(leaves_.size() - 1);
     if (lazy_ > 0) return {"p.a" + k + "[x" + k + "]", t};
@@ -118,6 +119,7 @@ class emit_state {
   /// A position (int64): start + the offset at the current index, parameter x<k> of element().
   LOOM_NOINLINE emitted position() {
     leaves_.push_back(dtype::int64);
+    owners_.push_back(open_.empty() ? -1 : open_.back());
     kinds_.push_back(leaf_kind::position);
     return {"x" + std::to_string(leaves_.size() - 1), dtype::int64};
   }
@@ -135,11 +137,61 @@ class emit_state {
   [[nodiscard]] const std::vector<leaf_kind>& kinds() const noexcept { return kinds_; }
   [[nodiscard]] const std::vector<dtype>& scalars() const noexcept { return scalars_; }
 
+  // Row kernels (codegen/row_kernel.hpp): reductions over the trailing axes whose results are
+  // broadcast back along them print as row values r<j>, computed by the kernel before the row
+  // is written. Reductions print only in that mode.
+
+  /// A reduction printed into a row kernel: its operand over x<k> (its own leaves), p.s<k> and
+  /// the row values of the reductions nested in it.
+  struct row_reduction {
+    std::string reducer;
+    emitted operand;
+    dtype out = dtype::float32;
+    std::size_t leaf_begin = 0, leaf_end = 0, scalar_begin = 0, scalar_end = 0;  ///< emitted inside
+    bool nested = false;  ///< it holds other reductions
+  };
+  void enable_rows() noexcept { rows_ = true; }
+  [[nodiscard]] bool rows() const noexcept { return rows_; }
+  /// Opens a reduction's operand: the leaves emitted until close_reduction() are its own.
+  void open_reduction() {
+    open_.push_back(static_cast<int>(pending_++));
+    starts_.push_back({leaves_.size(), scalars_.size(), reductions_.size()});
+  }
+  /// Closes the innermost open reduction: row value r<j>, j its index in reductions() (nested
+  /// ones come first, in the order they must be computed).
+  LOOM_NOINLINE emitted close_reduction(std::string reducer, emitted operand, dtype out) {
+    const int provisional = open_.back();
+    open_.pop_back();
+    const auto [l0, s0, r0] = starts_.back();
+    starts_.pop_back();
+    row_reduction r{std::move(reducer), std::move(operand), out, l0, leaves_.size(), s0, scalars_.size(),
+                    reductions_.size() != r0};
+    reductions_.push_back(std::move(r));
+    final_.resize(pending_, -1);
+    final_[static_cast<std::size_t>(provisional)] = static_cast<int>(reductions_.size() - 1);
+    return {"r" + std::to_string(reductions_.size() - 1), out};
+  }
+  [[nodiscard]] const std::vector<row_reduction>& reductions() const noexcept { return reductions_; }
+  /// The reduction whose operand reads leaf k directly (-1: the expression written).
+  [[nodiscard]] int owner(std::size_t k) const {
+    const int o = owners_.at(k);
+    return o < 0 ? -1 : final_.at(static_cast<std::size_t>(o));
+  }
+
  private:
+  struct open_start {
+    std::size_t leaves, scalars, reductions;
+  };
   std::vector<dtype> leaves_;
+  std::vector<int> owners_;  ///< provisional reduction ids (-1: none)
   std::vector<leaf_kind> kinds_;
   std::vector<dtype> scalars_;
+  std::vector<row_reduction> reductions_;
+  std::vector<int> open_, final_;
+  std::vector<open_start> starts_;
+  std::size_t pending_ = 0;
   int lazy_ = 0;
+  bool rows_ = false;
 };
 
 /// The type operand i of an op with rule `rule` is converted to before the op applies
@@ -293,6 +345,20 @@ struct emitter<pad_node<Arg, A>> {
   }
 };
 
+/// A reduction prints as a row value, inside a row kernel only (cuda/rows.hpp decides where one
+/// applies; elsewhere reductions run as kernels of their own, cuda/reduce.hpp).
+template <class Red, class Arg, unsigned Mask, bool Keep>
+  requires emittable<Arg>
+struct emitter<reduce_node<Red, Arg, Mask, Keep>> {
+  static emitted emit(emit_state& s) {
+    if (!s.rows()) throw cuda_error("loom: internal: a reduction was printed outside a row kernel");
+    s.open_reduction();
+    emitted e = emitter<Arg>::emit(s);
+    return s.close_reduction(std::string(Red::name), std::move(e),
+                             dtype_of<typename reduce_node<Red, Arg, Mask, Keep>::value_type>);
+  }
+};
+
 // ---------------------------------------------------------------------------------------------
 // Run-time values: what a launch passes for the parameters the emitters printed
 // ---------------------------------------------------------------------------------------------
@@ -319,6 +385,10 @@ struct operand_sink {
   scalar_value* scalars = nullptr;
   std::size_t leaf_count = 0;
   std::size_t scalar_count = 0;
+  /// Row kernels: the trailing axes of the iteration space a row spans (0: not a row kernel;
+  /// a reduction's binder throws) and their extents, which every reduction's must equal.
+  std::size_t row_rank = 0;
+  const index_t* row_extents = nullptr;
 
   template <class Strides>
   void add_leaf(const void* device_address, std::size_t elem_size, const Strides& array_strides,
@@ -485,6 +555,32 @@ struct binder<iota_node<T, S>> {
       m *= static_cast<index_t>(d.e[k]);
     }
     s.add_position(st, b);
+  }
+};
+
+/// Thrown by a reduction's binder in a row kernel whose run-time extents do not fit the row
+/// (the operand's trailing extents are not the row's): the expression runs as separate kernels.
+struct not_a_row : cuda_error {
+  using cuda_error::cuda_error;
+};
+
+/// A reduction in a row kernel: its operand moves along the row with the iteration space's
+/// trailing axes (where the reduction's result, extent 1 there, stood still).
+template <class Red, class Arg, unsigned Mask, bool Keep>
+struct binder<reduce_node<Red, Arg, Mask, Keep>> {
+  static void bind(const reduce_node<Red, Arg, Mask, Keep>& n, operand_sink& s, const cpu::binding& b) {
+    const std::size_t m = s.row_rank;
+    const dims ad = n.in_dims();
+    if (m == 0 || !Keep || ad.rank < m || b.it_rank < m) throw not_a_row("loom: internal: a reduction bound outside a row kernel");
+    cpu::binding c = b;
+    for (std::size_t j = 0; j < m; ++j) {
+      const std::size_t a = ad.rank - m + j, t = b.it_rank - m + j;
+      if (static_cast<index_t>(ad.e[a]) != s.row_extents[j]) throw not_a_row("loom: the reduction does not span the row");
+      c.coef[a].fill(0);
+      c.coef[a][t] = 1;
+      c.offset[a] = 0;
+    }
+    binder<Arg>::bind(n.arg, s, c);
   }
 };
 
@@ -5315,6 +5411,537 @@ void launch_reduction(const RN& n, std::uintptr_t out, const stream_ref& st) {
 
 }  // namespace loom::cuda::detail
 // ---- end loom/cuda/reduce.hpp
+// ---- begin loom/cuda/rows.hpp
+// loom/cuda/rows.hpp: expressions whose reductions run along their rows and are broadcast back
+// (softmax, layer norm, RMS norm) as one row kernel (cuda/codegen/row_kernel.hpp).
+//
+// The expression type qualifies when every reduction in it is reached through elementwise maps
+// only (from the root, or from the operand of another such reduction), keeps its dimensions, and
+// reduces the same number m of trailing axes: row_rank_v<N> is that m (0: no reduction; -1: the
+// expression does not have that form). At run time the launch also needs each reduction's
+// operand to span the destination's trailing extents, every array to step along the row by one
+// stride (the trailing axes merge), no overlap with the destination other than an element's own,
+// and enough rows for the device or short ones; otherwise cuda/assign.hpp runs the reductions as
+// kernels of their own (cuda/reduce.hpp), as before.
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+// ---- begin loom/cuda/codegen/row_kernel.hpp
+// loom/cuda/codegen/row_kernel.hpp: one kernel for an expression whose reductions run along its
+// rows and are broadcast back along them -- softmax, log-softmax, layer norm, RMS norm.
+//
+// The iteration space (the destination's) splits into kept axes (one row each) and the trailing
+// axes a row spans; every reduction in the expression reduces exactly those axes of an operand of
+// the row's extents, with keepdims (cuda/rows.hpp checks the expression type and the run-time
+// extents). A group of G threads takes a row (G = 32: a warp per row, for rows of up to 1024
+// elements; G = 256: a block per row) and, for each reduction in order (nested ones first), folds
+// its operand along the row -- thread t takes elements t, t + G, ... -- combines the threads'
+// accumulators (a butterfly of warp shuffles, then, for a block, the warps' results in order
+// through shared memory) and holds the result as a row value r<j>; then it writes the row of the
+// expression with the row values in place of the reductions. The row is read from global memory
+// once: the later passes over it find it in L1 or L2 (a row of 4096 floats is 16 KiB).
+//
+// A reduction that occurs twice (the max of softmax's exp(x - max(x)) written twice) is computed
+// once where the launch finds both reading the same arrays: the kernel tests a flag per
+// reduction. Deterministic: the threads' shares and the combining order are fixed by the shape.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace loom::cuda::codegen {
+
+/// Threads per block of a row kernel.
+inline constexpr int row_block_threads = 256;
+
+/// One reduction of a row kernel.
+struct row_stage {
+  reduce_desc red;                ///< reducer, operand value type, result type (op.element unused)
+  std::string element;            ///< the operand over x<k>, p.s<k> and earlier row values r<i>
+  std::vector<std::size_t> reads; ///< the leaves its operand reads directly
+  std::string key;                ///< equal keys: the same computation of other leaves and scalars
+  std::size_t leaf_begin = 0, leaf_end = 0, scalar_begin = 0, scalar_end = 0;
+  std::vector<std::size_t> twins; ///< earlier stages of the same key (candidates to reuse)
+};
+
+/// What a row kernel computes: the expression written (desc.element over leaves, scalars and row
+/// values r<j>) and its reductions in the order they are computed.
+struct row_desc {
+  kernel_desc desc;                   ///< leaves, kinds, scalars of the whole expression; element: the row's output
+  std::vector<std::size_t> out_reads; ///< the leaves the output reads directly
+  std::vector<row_stage> stages;
+};
+
+namespace detail {
+
+/// `text` with leaf numbers shifted down by l0 and scalar numbers by s0 (x5 -> x0, p.a5 -> p.a0,
+/// p.s3 -> p.s0 for l0 = 5, s0 = 3): the key of a reduction's computation apart from which
+/// leaves and scalars it reads.
+LOOM_NOINLINE inline std::string renumbered(std::string_view text, std::size_t l0, std::size_t s0) {
+  std::string out;
+  out.reserve(text.size());
+  const auto ident = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'; };
+  for (std::size_t i = 0; i < text.size();) {
+    std::size_t digits = 0;
+    std::size_t base = 0;
+    if (text[i] == 'x' && (i == 0 || (!ident(text[i - 1]) && text[i - 1] != '.'))) {
+      digits = i + 1;
+      base = l0;
+    } else if (text.compare(i, 3, "p.a") == 0 && (i == 0 || !ident(text[i - 1]))) {
+      digits = i + 3;
+      base = l0;
+    } else if (text.compare(i, 3, "p.s") == 0 && (i == 0 || !ident(text[i - 1]))) {
+      digits = i + 3;
+      base = s0;
+    }
+    std::size_t e = digits;
+    while (digits && e < text.size() && text[e] >= '0' && text[e] <= '9') ++e;
+    if (digits == 0 || e == digits) {
+      out += text[i++];
+      continue;
+    }
+    out.append(text.substr(i, digits - i));
+    out += std::to_string(std::stoull(std::string(text.substr(digits, e - digits))) - base);
+    i = e;
+  }
+  return out;
+}
+
+}  // namespace detail
+
+/// The row description of an emission made with enable_rows(): `e` the expression written.
+LOOM_NOINLINE inline row_desc describe_rows(const emit_state& st, emitted e, dtype dst) {
+  row_desc r;
+  r.desc.dst = dst;
+  r.desc.value = e.type;
+  r.desc.leaves = st.leaves();
+  r.desc.kinds = st.kinds();
+  r.desc.scalars = st.scalars();
+  r.desc.element = std::move(e.text);
+  for (std::size_t k = 0; k < st.leaves().size(); ++k)
+    if (st.owner(k) < 0) r.out_reads.push_back(k);
+  const auto& reds = st.reductions();
+  for (std::size_t j = 0; j < reds.size(); ++j) {
+    const emit_state::row_reduction& x = reds[j];
+    row_stage s;
+    s.red.reducer = x.reducer;
+    s.red.op.value = x.operand.type;
+    s.red.out = x.out;
+    s.element = x.operand.text;
+    s.leaf_begin = x.leaf_begin;
+    s.leaf_end = x.leaf_end;
+    s.scalar_begin = x.scalar_begin;
+    s.scalar_end = x.scalar_end;
+    for (std::size_t k = x.leaf_begin; k < x.leaf_end; ++k)
+      if (st.owner(k) == static_cast<int>(j)) s.reads.push_back(k);
+    if (!x.nested) {  // reductions holding others are not compared (their texts name row values)
+      s.key = x.reducer + '|' + std::string(dtype_c_name(x.out)) + '|' + std::string(dtype_c_name(x.operand.type)) + '|' +
+              detail::renumbered(x.operand.text, x.leaf_begin, x.scalar_begin);
+      for (std::size_t k = x.leaf_begin; k < x.leaf_end; ++k)
+        s.key += std::string(1, '|') + std::string(dtype_c_name(st.leaves()[k])) + char('0' + int(st.kinds()[k]));
+      for (std::size_t k = x.scalar_begin; k < x.scalar_end; ++k) s.key += std::string(1, ',') + std::string(dtype_c_name(st.scalars()[k]));
+      for (std::size_t i = 0; i < j; ++i)
+        if (r.stages[i].key == s.key) s.twins.push_back(i);
+    }
+    r.stages.push_back(std::move(s));
+  }
+  return r;
+}
+
+/// The run-time shape of a row launch: R rows of C elements; the kept axes' extents, and per
+/// array (destination first, then the leaves) the kept strides and the stride along the row.
+struct row_launch {
+  std::size_t kr = 1;  ///< kept rank (>= 1)
+  std::array<index_t, max_rank> kext{};
+  index_t R = 0, C = 0;
+  int G = 32;  ///< threads per row
+};
+
+/// Bytes of a row kernel's argument block (8 per pointer, count and stride; the reuse flags; the
+/// scalars by decreasing size).
+inline std::size_t row_args_size(const row_desc& d, std::size_t kr) {
+  const std::size_t arrays = 1 + d.desc.leaves.size();
+  std::size_t s = 8 * (arrays + 2 + kr + arrays * (kr + 1) + d.stages.size());
+  for (dtype t : d.desc.scalars) s += dtype_size(t);
+  return (s + 7) & ~std::size_t(7);
+}
+
+namespace detail {
+/// The declarations of leaves `which` at column c ("const float x3 = p.a3[o3 + c * p.cs3];").
+inline void put_row_loads(std::string& s, const kernel_desc& d, const std::vector<std::size_t>& which, std::string_view indent) {
+  for (std::size_t k : which) {
+    const std::string n = std::to_string(k);
+    const std::string off = "o" + n + " + c * p.cs" + n;
+    switch (d.kind(k)) {
+      case leaf_kind::value:
+        put(s, {indent, "const ", dtype_c_name(d.leaves[k]), " x", n, " = p.a", n, "[", off, "];\n"});
+        break;
+      case leaf_kind::lazy: put(s, {indent, "const long long x", n, " = ", off, ";\n"}); break;
+      case leaf_kind::position: put(s, {indent, "const long long x", n, " = p.a", n, " + ", off, ";\n"}); break;
+    }
+  }
+}
+}  // namespace detail
+
+/// Prints the row kernel of d for kept rank kr and G threads per row (32 or 256).
+LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t kr, int G) {
+  using detail::put;
+  const kernel_desc& k = d.desc;
+  const std::size_t n = k.leaves.size(), ns = d.stages.size();
+  const std::string KR = std::to_string(kr);
+  std::string s;
+  s.reserve(8000);
+  put(s, {"// loom row kernel: ", std::to_string(ns), " reduction(s) along each row, then the row; kept rank ", KR, ", ",
+          G == 32 ? "a warp" : "a block", " per row\nnamespace loom_gen_@ {\nstruct args {\n  ", dtype_c_name(k.dst), "* out;\n"});
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string x = std::to_string(i);
+    if (k.kind(i) == leaf_kind::position)
+      put(s, {"  long long a", x, ";\n"});
+    else
+      put(s, {"  const ", dtype_c_name(k.leaves[i]), "* a", x, ";\n"});
+  }
+  put(s, {"  long long R, C;\n  long long kext[", KR, "];\n  long long okst[", KR, "];\n  long long ocs;\n"});
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string x = std::to_string(i);
+    put(s, {"  long long kst", x, "[", KR, "];\n  long long cs", x, ";\n"});
+  }
+  for (std::size_t j = 0; j < ns; ++j) put(s, {"  long long same", std::to_string(j), ";\n"});
+  for (std::size_t size : {8u, 4u, 1u})
+    for (std::size_t i = 0; i < k.scalars.size(); ++i)
+      if (dtype_size(k.scalars[i]) == size) put(s, {"  ", dtype_c_name(k.scalars[i]), " s", std::to_string(i), ";\n"});
+  put(s, {"};\nstatic_assert(sizeof(args) == ", std::to_string(row_args_size(d, kr)),
+          ", \"loom: the argument block of this kernel differs from the host's\");\n"});
+  for (std::size_t j = 0; j < ns; ++j) {
+    put(s, {"namespace st", std::to_string(j), " {\n"});
+    detail::put_reducer(s, d.stages[j].red);
+    // The group's combine: a butterfly over the warp's lanes (every lane ends with the same
+    // bits: each step combines the same two values in either order).
+    const std::string_view v = d.stages[j].red.acc_c_name();
+    const bool small = v == "bool";
+    put(s, {"__device__ __forceinline__ void warp_combine(acc_t& a) {\n#pragma unroll\n"
+            "  for (int h = ", std::to_string(std::min(G, 32) / 2), "; h > 0; h >>= 1) {\n    acc_t b;\n    b.v = ",
+            small ? "(bool)__shfl_xor_sync(0xffffffffu, (int)a.v, h)" : "__shfl_xor_sync(0xffffffffu, a.v, h)",
+            ";\n    b.i = __shfl_xor_sync(0xffffffffu, a.i, h);\n    combine(a, b);\n  }\n}\n}  // namespace st",
+            std::to_string(j), "\n"});
+  }
+  s += "}  // namespace loom_gen_@\n";
+  put(s, {"extern \"C\" __global__ void __launch_bounds__(", std::to_string(row_block_threads),
+          ") loom_rw_@(const LOOM_GRID_CONSTANT loom_gen_@::args p) {\n  using namespace loom_gen_@;\n  typedef long long I;\n"
+          "  constexpr int G = ", std::to_string(G), ", RPB = ", std::to_string(row_block_threads), " / G, KR = ", KR,
+          ";\n  __shared__ unsigned long long sh[2 * (", std::to_string(row_block_threads),
+          " / 32)];  // the warps' accumulators (16 bytes each)\n"
+          "  const int lane = (int)threadIdx.x % G, grp = (int)threadIdx.x / G;\n"
+          "  for (I base = (I)blockIdx.x * RPB; base < p.R; base += (I)gridDim.x * RPB) {  // the same trips for the whole block\n"
+          "    const I row = base + grp;\n    const bool live = row < p.R;\n    I od = 0"});
+  for (std::size_t i = 0; i < n; ++i) put(s, {", o", std::to_string(i), " = 0"});
+  s += ";\n    if (live) {\n      I a = row;\n#pragma unroll\n      for (int j = KR - 1; j >= 0; --j) {\n        const I c = a % p.kext[j];\n"
+       "        a /= p.kext[j];\n        od += c * p.okst[j];\n";
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string x = std::to_string(i);
+    put(s, {"        o", x, " += c * p.kst", x, "[j];\n"});
+  }
+  s += "      }\n    }\n";
+  for (std::size_t j = 0; j < ns; ++j) {
+    const row_stage& st = d.stages[j];
+    const std::string J = std::to_string(j);
+    put(s, {"    ", dtype_c_name(st.red.out), " r", J, ";\n    "});
+    for (std::size_t t : st.twins) put(s, {"if (p.same", J, " == ", std::to_string(t), ") r", J, " = r", std::to_string(t), ";\n    else "});
+    put(s, {"{  // reduction ", J, ": ", st.red.reducer, "\n      st", J, "::acc_t acc = st", J, "::identity();\n"
+            "      if (live) {\n#pragma unroll 4\n        for (I c = lane; c < p.C; c += G) {\n"});
+    detail::put_row_loads(s, k, st.reads, "          ");
+    put(s, {"          st", J, "::fold(acc, ", st.element, ", c);\n        }\n      }\n      st", J, "::warp_combine(acc);\n"});
+    if (G > 32) {
+      put(s, {"      st", J, "::acc_t* w = reinterpret_cast<st", J, "::acc_t*>(sh);\n"
+              "      if (lane % 32 == 0) w[lane / 32] = acc;\n      __syncthreads();\n      acc = w[0];\n"
+              "      for (int q = 1; q < G / 32; ++q) st", J, "::combine(acc, w[q]);\n      __syncthreads();\n"});
+    }
+    put(s, {"      r", J, " = st", J, "::finish(acc, p.C);\n    }\n"});
+  }
+  s += "    if (live) {\n#pragma unroll 4\n      for (I c = lane; c < p.C; c += G) {\n";
+  detail::put_row_loads(s, k, d.out_reads, "        ");
+  put(s, {"        p.out[od + c * p.ocs] = loom::dev::cvt<", dtype_c_name(k.dst), ">(", k.element, ");\n      }\n    }\n  }\n}\n"});
+  return detail::hashed_kernel(s, 0x6c6f6f6d2d7277ull, "loom_rw_");  // "loom-rw"
+}
+
+/// Writes a row kernel's argument block. `cs` holds n + 1 cursors (destination first) over the
+/// iteration space [kept axes..., the row's axes collapsed to one]; `same[j]`: the earlier stage
+/// stage j reuses, or -1.
+inline void pack_row_args(arg_block& out, const row_desc& d, const row_launch& rl, const array_cursor* cs,
+                          const scalar_value* sv, const long long* same) {
+  const std::size_t need = row_args_size(d, rl.kr);
+  if (need > arg_block::capacity)
+    throw cuda_error("loom: the expression has too many operands for one row kernel (" + std::to_string(need) +
+                     " bytes of arguments, the limit is " + std::to_string(arg_block::capacity) + ")");
+  const std::size_t n = d.desc.leaves.size();
+  out.size = 0;
+  for (std::size_t i = 0; i <= n; ++i) {
+    const std::uint64_t a = cs[i].base;
+    out.put(&a, 8);
+  }
+  out.put_index(rl.R);
+  out.put_index(rl.C);
+  for (std::size_t j = 0; j < rl.kr; ++j) out.put_index(rl.kext[j]);
+  for (std::size_t i = 0; i <= n; ++i) {
+    for (std::size_t j = 0; j < rl.kr; ++j) out.put_index(cs[i].stride[j]);
+    out.put_index(cs[i].stride[rl.kr]);
+  }
+  for (std::size_t j = 0; j < d.stages.size(); ++j) out.put_index(same[j]);
+  for (std::size_t size : {8u, 4u, 1u})
+    for (std::size_t i = 0; i < d.desc.scalars.size(); ++i)
+      if (dtype_size(d.desc.scalars[i]) == size) out.put(sv[i].bytes, size);
+  out.size = (out.size + 7) & ~std::size_t(7);
+}
+
+}  // namespace loom::cuda::codegen
+// ---- end loom/cuda/codegen/row_kernel.hpp
+
+namespace loom::cuda::detail {
+
+/// m of two parts of one expression: -1 if either is -1 or they differ, else the one that is not 0.
+constexpr int combine_row_rank(int a, int b) {
+  if (a < 0 || b < 0) return -1;
+  if (a == 0) return b;
+  if (b == 0 || a == b) return a;
+  return -1;
+}
+
+/// The trailing axes m that every reduction of N reduces (see the top of this file).
+template <class N>
+struct row_rank {
+  static constexpr int value = has_reduce_v<N> ? -1 : 0;  // an index map over a reduction: no
+};
+template <class Op, class C, class... Args>
+struct row_rank<map_node<Op, C, Args...>> {
+  static constexpr int value = [] {
+    int m = 0;
+    ((m = combine_row_rank(m, row_rank<Args>::value)), ...);
+    return m;
+  }();
+};
+template <class Red, class Arg, unsigned Mask, bool Keep>
+struct row_rank<reduce_node<Red, Arg, Mask, Keep>> {
+  static constexpr int value = [] {
+    constexpr std::size_t r = Arg::shape_type::rank;
+    int m = 0;
+    while (m < int(r) && ((Mask >> (r - 1 - std::size_t(m))) & 1u)) ++m;
+    const unsigned trailing = m == 0 ? 0u : ((1u << m) - 1u) << (r - std::size_t(m));
+    if (!Keep || m == 0 || Mask != trailing) return -1;
+    return combine_row_rank(m, row_rank<Arg>::value);
+  }();
+};
+template <class N>
+inline constexpr int row_rank_v = row_rank<N>::value;
+
+/// The number of reduction nodes in N (an upper bound on a row kernel's reductions).
+template <class N>
+struct reduce_count;
+namespace row_detail {
+template <class List>
+struct reduce_count_list;
+template <class... Ns>
+struct reduce_count_list<type_list<Ns...>> {
+  static constexpr std::size_t value = (std::size_t(0) + ... + reduce_count<Ns>::value);
+};
+}  // namespace row_detail
+template <class N>
+struct reduce_count {
+  static constexpr std::size_t value =
+      (is_reduce_node<N>::value ? 1 : 0) + row_detail::reduce_count_list<node_children_t<N>>::value;
+};
+
+/// The row kernels of expression type N written into elements of type D.
+template <class N, class D>
+struct row_family {
+  static const codegen::row_desc& desc() {
+    static const codegen::row_desc d = [] {
+      codegen::emit_state st;
+      st.enable_rows();
+      codegen::emitted e = codegen::emitter<N>::emit(st);
+      return codegen::describe_rows(st, std::move(e), dtype_of<D>);
+    }();
+    return d;
+  }
+  /// The kernel for kept rank kr and G threads per row: printed once, then the same strings.
+  static const codegen::generated_kernel& generated(std::size_t kr, int G) {
+    struct slot {
+      std::once_flag once;
+      codegen::generated_kernel k;
+    };
+    static std::array<slot, 2 * max_rank> slots;
+    slot& s = slots[(G == 32 ? 0 : max_rank) + kr - 1];
+    std::call_once(s.once, [&] {
+      codegen::kernel_text t = codegen::print_row_kernel(desc(), kr, G);
+      s.k = codegen::generated_kernel{std::move(t.name), t.source()};
+    });
+    return s.k;
+  }
+  static const kernel_handle& kernel(std::size_t kr, int G) {
+    static std::array<runtime::cached_kernel, 2 * max_rank> kernels;
+    return kernels[(G == 32 ? 0 : max_rank) + kr - 1].get([&] {
+      const codegen::generated_kernel& g = generated(kr, G);
+      return kernel_request{g.source, g.name, {}, {}};
+    });
+  }
+};
+
+/// A row launch planned on the host: the shape, the cursors over [kept axes..., the row] (the
+/// destination first) and scalars, and which reductions reuse an earlier one.
+template <class N>
+struct row_plan {
+  using P = codegen::param_count<N>;
+  bool ok = false;
+  codegen::row_launch rl;
+  std::array<codegen::array_cursor, P::leaves + 1> cs{};
+  std::array<codegen::scalar_value, P::scalars + 1> sv{};
+  std::array<long long, reduce_count<N>::value + 1> same{};
+};
+
+namespace row_detail {
+/// Rewrites cursor c over dims d (rank r, the last m axes the row) to [kept axes (kr of them),
+/// the row]: false where the row's axes do not merge into one stride.
+inline bool collapse_row(codegen::array_cursor& c, const dims& d, std::size_t m, std::size_t kr) {
+  const std::size_t r = d.rank;
+  index_t cs = 0, span = 1;
+  bool found = false;
+  for (std::size_t t = r; t-- > r - m;) {
+    const index_t e = static_cast<index_t>(d.e[t]);
+    if (e == 1) continue;
+    if (!found) {
+      cs = c.stride[t];
+      found = true;
+    } else if (c.stride[t] != cs * span) {
+      return false;
+    }
+    span *= e;
+  }
+  std::array<index_t, max_rank> st{};
+  for (std::size_t j = 0; j + m < r; ++j) st[j] = c.stride[j];
+  st[kr] = cs;
+  c.stride = st;
+  if (c.elem_size == 0)
+    c.base = static_cast<std::uintptr_t>(c.offset);  // a position: its start
+  else
+    c.base += static_cast<std::uintptr_t>(c.offset * static_cast<index_t>(c.elem_size));
+  c.offset = 0;
+  return true;
+}
+inline bool same_cursor(const codegen::array_cursor& a, const codegen::array_cursor& b, std::size_t kr) {
+  if (a.base != b.base || a.elem_size != b.elem_size) return false;
+  for (std::size_t j = 0; j <= kr; ++j)
+    if (a.stride[j] != b.stride[j]) return false;
+  return true;
+}
+}  // namespace row_detail
+
+/// Plans expression n written into dst (dims dd) as a row kernel for a device of sm_count
+/// multiprocessors; plan.ok is false where it does not apply (the caller goes the other way).
+template <class D, class N>
+row_plan<N> plan_rows(const N& n, const codegen::array_cursor& dst, const dims& dd, int sm_count) {
+  constexpr int M = row_rank_v<N>;
+  static_assert(M > 0);
+  row_plan<N> pl;
+  const std::size_t m = static_cast<std::size_t>(M);
+  if (dd.rank < m) return pl;
+  codegen::row_launch& rl = pl.rl;
+  rl.R = rl.C = 1;
+  std::array<index_t, max_rank> row_ext{};
+  for (std::size_t t = 0; t < dd.rank; ++t) {
+    const index_t e = static_cast<index_t>(dd.e[t]);
+    if (t + m < dd.rank)
+      rl.R *= e;
+    else
+      rl.C *= row_ext[t + m - dd.rank] = e;
+  }
+  if (rl.R == 0 || rl.C == 0) return pl;  // empty: the reductions' own kernels say what that means
+  // Few long rows: the reductions' own kernels split each row across the device instead.
+  if (rl.R < std::max(1, sm_count) && rl.C > 4096) return pl;
+  const dims ed = n.shape().to_dims();
+  pl.cs[0] = dst;
+  codegen::operand_sink sink{pl.cs.data() + 1, pl.sv.data()};
+  sink.row_rank = m;
+  sink.row_extents = row_ext.data();
+  try {
+    codegen::binder<N>::bind(n, sink, cpu::binding::identity(dd.rank).broadcast_operand(dd, ed));
+  } catch (const codegen::not_a_row&) {
+    return pl;
+  } catch (const codegen::reshape_needs_copy&) {
+    return pl;
+  }
+  for (std::size_t i = 1; i <= sink.leaf_count; ++i)
+    if (!codegen::alias_safe(pl.cs[i], pl.cs[0], dd)) return pl;  // the general path takes a temporary
+  rl.kr = std::max<std::size_t>(dd.rank - m, 1);
+  for (std::size_t j = 0; j < rl.kr; ++j) rl.kext[j] = dd.rank > m ? static_cast<index_t>(dd.e[j]) : 1;
+  for (std::size_t i = 0; i <= sink.leaf_count; ++i)
+    if (!row_detail::collapse_row(pl.cs[i], dd, m, rl.kr)) return pl;
+  // A reduction reuses an earlier one of the same computation over the same arrays and scalars.
+  const codegen::row_desc& d = row_family<N, D>::desc();
+  for (std::size_t j = 0; j < d.stages.size(); ++j) {
+    const codegen::row_stage& s = d.stages[j];
+    pl.same[j] = -1;
+    for (std::size_t t : s.twins) {
+      const codegen::row_stage& o = d.stages[t];
+      bool eq = true;
+      for (std::size_t k = 0; eq && k < s.leaf_end - s.leaf_begin; ++k)
+        eq = row_detail::same_cursor(pl.cs[1 + s.leaf_begin + k], pl.cs[1 + o.leaf_begin + k], rl.kr);
+      for (std::size_t k = 0; eq && k < s.scalar_end - s.scalar_begin; ++k)
+        eq = std::equal(std::begin(pl.sv[s.scalar_begin + k].bytes), std::end(pl.sv[s.scalar_begin + k].bytes),
+                        std::begin(pl.sv[o.scalar_begin + k].bytes));
+      if (eq) {
+        pl.same[j] = static_cast<long long>(t);
+        break;
+      }
+    }
+  }
+  rl.G = rl.C <= 1024 ? 32 : 256;
+  pl.ok = true;
+  return pl;
+}
+
+/// Blocks of a row launch: a group of G threads per row, at most 8 blocks per multiprocessor.
+inline unsigned row_grid(const codegen::row_launch& rl, int sm_count) {
+  const index_t per_block = codegen::row_block_threads / rl.G;
+  return static_cast<unsigned>(
+      std::clamp<index_t>((rl.R + per_block - 1) / per_block, 1, index_t(8) * std::max(1, sm_count)));
+}
+
+/// The row plan of evaluating n into a new contiguous tensor (cuda::eval), for inspection
+/// without a device (the destination's address stands apart from every leaf's).
+template <class N>
+row_plan<N> plan_rows_of_eval(const N& n, int sm_count) {
+  using T = typename N::value_type;
+  const dims d = n.shape().to_dims();
+  codegen::array_cursor dc;
+  dc.base = std::uintptr_t(1) << 48;
+  dc.elem_size = sizeof(T);
+  cpu::binding::identity(d.rank).strides_of(loom::detail::row_major_strides(n.shape()), dc.stride, dc.offset);
+  return plan_rows<T>(n, dc, d, sm_count);
+}
+
+/// Queues n, written into elements of type T at destination cursor dc (dims dd), as one row
+/// kernel on stream st; false (nothing queued) where it does not apply.
+template <class T, class N>
+bool launch_rows(const codegen::array_cursor& dc, const N& n, const dims& dd, const stream_ref& st) {
+  const int sm = device_info().sm_count;
+  const row_plan<N> pl = plan_rows<T>(n, dc, dd, sm);
+  if (!pl.ok) return false;
+  const codegen::row_desc& d = row_family<N, T>::desc();
+  codegen::arg_block args;
+  codegen::pack_row_args(args, d, pl.rl, pl.cs.data(), pl.sv.data(), pl.same.data());
+  void* params[] = {args.bytes};
+  runtime::launch(row_family<N, T>::kernel(pl.rl.kr, pl.rl.G), launch_dim(row_grid(pl.rl, sm)),
+                  launch_dim(codegen::row_block_threads), 0, st, params);
+  return true;
+}
+
+}  // namespace loom::cuda::detail
+// ---- end loom/cuda/rows.hpp
 
 namespace loom::cuda {
 
@@ -5506,6 +6133,10 @@ void execute(Dst& dst, const N& n, const stream_ref* s, const options* o, bool f
     // every reduction into a temporary of its own (innermost first), then the rest as one kernel
     require_device();
     const stream_ref st = s != nullptr ? *s : default_stream();
+    if constexpr (row_rank_v<N> > 0 && codegen::emittable<N>) {
+      // reductions along the rows, broadcast back: one kernel (cuda/rows.hpp) where it applies
+      if (launch_rows<T>(destination_cursor(dst, dd), n, dd, st)) return;
+    }
     held_temporaries held;
     const auto m = materialised<N, false>::make(n, held, st, o);
     execute(dst, m, &st, o, fresh);
@@ -5700,6 +6331,34 @@ codegen::kernel_text kernel_text_of(const N& n, const options& o) {
   return {g.name, g.source.substr(codegen::preamble().size())};
 }
 
+/// Multiprocessors to plan for: the device's, or an H100's where there is none.
+inline int planning_sm_count() { return available() ? device_info().sm_count : 132; }
+
+/// The row kernel (cuda/rows.hpp) that evaluating n into a new tensor launches, or null where
+/// its reductions run as kernels of their own.
+template <class N>
+const codegen::generated_kernel* row_kernel_of(const N& n, codegen::row_launch* rl = nullptr) {
+  if constexpr (row_rank_v<N> > 0 && codegen::emittable<N>) {
+    const row_plan<N> pl = plan_rows_of_eval(n, planning_sm_count());
+    if (!pl.ok) return nullptr;
+    if (rl) *rl = pl.rl;
+    return &row_family<N, typename N::value_type>::generated(pl.rl.kr, pl.rl.G);
+  } else {
+    return nullptr;
+  }
+}
+
+/// The error for an expression whose reductions run as kernels of their own: there is no one
+/// kernel to show or compile.
+template <class N>
+[[noreturn]] void several_kernels() {
+  throw cuda_error(
+      "loom: cuda: this expression's reductions run as kernels of their own before it (no kernel generator "
+      "prints it as one kernel: that is done for reductions along the trailing axes broadcast back, such as "
+      "softmax and layer norm); expression type: " +
+      type_name<N>());
+}
+
 }  // namespace detail
 
 /// The CUDA source of the kernel that evaluating e into a new tensor launches; the same string
@@ -5712,6 +6371,9 @@ const std::string& kernel_source(const E& e) {
   using N = decltype(n);
   if constexpr (!codegen::emittable<N>) {
     detail::not_emittable<N>();
+  } else if constexpr (detail::has_reduce_v<N>) {
+    if (const codegen::generated_kernel* g = detail::row_kernel_of(n)) return g->source;
+    detail::several_kernels<N>();
   } else {
     const detail::source_plan<N> plan(n);
     return codegen::kernel_family<N, typename N::value_type>::generated(plan.shape.key).source;
@@ -5726,6 +6388,8 @@ std::string kernel_source(const E& e, const options& o) {
   using N = decltype(n);
   if constexpr (!codegen::emittable<N>) {
     detail::not_emittable<N>();
+  } else if constexpr (detail::has_reduce_v<N>) {
+    return kernel_source(e);  // a row kernel takes its extents at run time
   } else {
     return detail::kernel_text_of(n, o).source();
   }
@@ -5741,6 +6405,22 @@ compiled_kernel compile(const E& e, const options& o = {}) {
   using N = decltype(n);
   if constexpr (!codegen::emittable<N>) {
     detail::not_emittable<N>();
+  } else if constexpr (detail::has_reduce_v<N>) {
+    codegen::row_launch rl;
+    const codegen::generated_kernel* g = detail::row_kernel_of(n, &rl);
+    if (g == nullptr) detail::several_kernels<N>();
+    compile_options co;
+    co.arch = o.arch;
+    std::shared_ptr<const compiled_program> p = runtime::module_cache::process().program(g->source, {g->name}, co);
+    compiled_kernel k;
+    k.name = g->name;
+    k.arch = p->arch;
+    k.cubin_bytes = p->image.size();
+    k.is_ptx = p->is_ptx;
+    k.layout = std::string("rows: ") + (rl.G == 32 ? "a warp" : "a block") + " per row, kept rank " + std::to_string(rl.kr);
+    k.log = p->log;
+    k.program = std::move(p);
+    return k;
   } else {
     const detail::source_plan<N> plan(n);
     const codegen::kernel_text t = detail::kernel_text_of(n, o);
@@ -5770,6 +6450,18 @@ std::string explain(const E& e) {
   std::string s = loom::detail::explain_common(n);
   if constexpr (!codegen::emittable<N>) {
     s += "  cuda: no kernel generator for this expression yet\n";
+  } else if constexpr (detail::has_reduce_v<N>) {
+    codegen::row_launch rl;
+    if (const codegen::generated_kernel* g = detail::row_kernel_of(n, &rl)) {
+      const codegen::row_desc& d = detail::row_family<N, typename N::value_type>::desc();
+      std::size_t twins = 0;
+      for (const auto& st : d.stages) twins += st.twins.empty() ? 0 : 1;
+      s += "  cuda: one row kernel " + g->name + ": " + std::to_string(d.stages.size()) + " reduction(s) along rows of " +
+           std::to_string(rl.C) + " (" + std::to_string(twins) + " computed once where they read the same arrays), then the row; " +
+           (rl.G == 32 ? "a warp" : "a block") + " per row, " + std::to_string(rl.R) + " rows\n";
+    } else {
+      s += "  cuda: each reduction runs as kernels of its own into a device temporary, then the expression as one more kernel\n";
+    }
   } else {
     const detail::source_plan<N> plan(n);
     using family = codegen::kernel_family<N, typename N::value_type>;

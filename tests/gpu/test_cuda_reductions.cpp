@@ -141,3 +141,61 @@ TEST_CASE("cuda reductions: softmax, layer norm, RMS norm and nested reductions 
     loom_test::check_close(to_host(rows).data(), std::vector<double>(want.data(), want.data() + 33), 1e-5, 1e-6, "into a tensor");
   }
 }
+
+TEST_CASE("cuda reductions: row kernels (softmax, log-softmax, norms) over many rows, in place, strided", "[cuda][gpu][reduce][rows]") {
+  LOOM_REQUIRE_GPU();
+  // Rows of up to 1024 take a warp each, longer ones a block; few long rows go the split way.
+  for (auto [r, c] : {std::pair<std::size_t, std::size_t>{1, 1}, {1000, 7}, {517, 1024}, {300, 1025}, {257, 4097}, {3, 70000}}) {
+    INFO(r << " x " << c);
+    tensor<float, shape<dyn, dyn>> x(r, c);
+    tensor<float, shape<dyn>> g(c);
+    loom_test::randomize(x, r + c, -6, 6);
+    loom_test::randomize(g, c);
+    auto softmax = [](const auto& a) {
+      auto e = exp(a - max(a, axis<1>, keepdims));
+      return e / sum(e, axis<1>, keepdims);
+    };
+    check_same("softmax", 1e-5, softmax, x);
+    check_same("log-softmax", 1e-5,
+               [](const auto& a) {
+                 auto d = a - max(a, axis<1>, keepdims);
+                 return d - log(sum(exp(d), axis<1>, keepdims));
+               },
+               x);
+    check_same("layer norm", 1e-4,
+               [](const auto& a, const auto& gamma) {
+                 auto d = a - mean(a, axis<1>, keepdims);
+                 return d * rsqrt(mean(d * d, axis<1>, keepdims) + 1e-5f) * gamma - gamma;
+               },
+               x, g);
+    check_same("argmax along the row", 0,
+               [](const auto& a) { return argmax(a, axis<1>, keepdims) * 2 - argmin(a, axis<1>, keepdims); }, x);
+    // in place: x = softmax(x), and the same bits as into a new tensor, on every run
+    auto dx = to_device(x);
+    const auto first = to_host(cuda::eval(softmax(dx)));
+    const auto again = to_host(cuda::eval(softmax(dx)));
+    CHECK(std::memcmp(first.data(), again.data(), first.size() * sizeof(float)) == 0);
+    dx = softmax(dx);
+    const auto in_place = to_host(dx);
+    CHECK(std::memcmp(first.data(), in_place.data(), first.size() * sizeof(float)) == 0);
+  }
+  // two trailing axes; a strided destination (every other row)
+  tensor<double, shape<dyn, dyn, dyn>> t(6, 5, 7);
+  loom_test::randomize(t, 9);
+  check_same("two trailing axes", 1e-12, [](const auto& a) { return a - mean(a, axes<1, 2>, keepdims); }, t);
+  tensor<float, shape<dyn, dyn>> x(40, 33);
+  loom_test::randomize(x, 10);
+  auto dx = to_device(x);
+  cuda::tensor<float, shape<dyn, dyn>> wide(80, 33);
+  auto every_other = cuda::view(wide.data(), shape<dyn, dyn>{40, 33}, {66, 1});
+  every_other = dx * rsqrt(mean(dx * dx, axis<1>, keepdims) + 1e-6f);
+  const auto want = eval(x * rsqrt(mean(x * x, axis<1>, keepdims) + 1e-6f));
+  const auto got = to_host(wide);
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < 80; ++i)
+    for (std::size_t j = 0; j < 33; ++j) {
+      const double w = i % 2 == 0 ? double(want(i / 2, j)) : 0.0;
+      if (!loom_test::close(got(i, j), w, 1e-5, 1e-6)) ++bad;
+    }
+  CHECK(bad == 0);
+}

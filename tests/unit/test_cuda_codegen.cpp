@@ -907,6 +907,74 @@ TEST_CASE("cuda codegen: reduction kernels of every reducer and dtype compile wi
   compile_for_sm80_and_sm90(set);
 }
 
+TEST_CASE("cuda codegen: row kernels (reductions along rows, broadcast back) print once and compile with NVRTC",
+          "[cuda][codegen][nvrtc][rows]") {
+  cuda::tensor<float, shape<dyn, dyn>> f(4, 5);
+  cuda::tensor<float, shape<dyn>> g(5);
+  cuda::tensor<double, shape<dyn, dyn>> d(4, 5);
+  cuda::tensor<std::int32_t, shape<dyn, dyn>> i(4, 5);
+  cuda::tensor<float, shape<dyn, dyn, dyn>> t(2, 3, 5);
+  auto softmax = [](const auto& x) {
+    auto e = exp(x - max(x, axis<1>, keepdims));
+    return e / sum(e, axis<1>, keepdims);
+  };
+  auto layer_norm = [](const auto& x, const auto& gamma) {
+    auto c = x - mean(x, axis<1>, keepdims);
+    return c * rsqrt(mean(c * c, axis<1>, keepdims) + 1e-5f) * gamma + gamma;
+  };
+  // Which expressions take a row kernel: every reduction over the same trailing axes, keepdims,
+  // reached through elementwise maps only.
+  using cuda::detail::row_rank_v;
+  static_assert(row_rank_v<decltype(as_node(softmax(f)))> == 1);
+  static_assert(row_rank_v<decltype(as_node(layer_norm(f, g)))> == 1);
+  static_assert(row_rank_v<decltype(as_node(t - mean(t, axes<1, 2>, keepdims)))> == 2);
+  static_assert(row_rank_v<decltype(as_node(f * 2.f))> == 0);
+  static_assert(row_rank_v<decltype(as_node(f - sum(f, axis<0>, keepdims)))> == -1);  // a column sum
+  static_assert(row_rank_v<decltype(as_node(sum(f, axis<1>)))> == -1);                // no keepdims
+  static_assert(row_rank_v<decltype(as_node(t - sum(t, axis<2>, keepdims) + max(t, axes<1, 2>, keepdims)))> == -1);
+  static_assert(row_rank_v<decltype(as_node(transpose(f - sum(f, axis<1>, keepdims))))> == -1);  // an index map over it
+
+  // The description: nested reductions first, the repeated max a candidate to reuse.
+  const cg::row_desc& sd = cuda::detail::row_family<decltype(as_node(softmax(f))), float>::desc();
+  REQUIRE(sd.stages.size() == 3);
+  CHECK(sd.stages[0].red.reducer == "max");
+  CHECK(sd.stages[1].twins == std::vector<std::size_t>{0});
+  CHECK(sd.stages[2].red.reducer == "sum");
+  CHECK(sd.stages[2].element == "loom::dev::exp(loom::dev::sub(x2, r1))");
+  CHECK(sd.desc.element == "loom::dev::div(loom::dev::exp(loom::dev::sub(x0, r0)), r2)");
+  CHECK(cg::detail::renumbered("loom::dev::add(x12, p.a13[x13]) * p.s4 + max(x14)", 12, 3) ==
+        "loom::dev::add(x0, p.a1[x1]) * p.s1 + max(x2)");
+  // kernel_source / explain / compile name the row kernel; other reductions say why there is none
+  CHECK(cuda::kernel_source(softmax(f)).find("loom_rw_") != std::string::npos);
+  CHECK(&cuda::kernel_source(softmax(f)) == &cuda::kernel_source(softmax(f)));
+  CHECK(cuda::explain(layer_norm(f, g)).find("one row kernel loom_rw_") != std::string::npos);
+  CHECK(cuda::explain(f - sum(f, axis<0>, keepdims)).find("kernels of its own") != std::string::npos);
+  CHECK_THROWS_WITH(cuda::kernel_source(sum(f, axis<1>)), Catch::Contains("no kernel generator"));
+
+  LOOM_REQUIRE_NVRTC();
+  kernel_set set;
+  auto add_all = [&](const auto& e) {
+    using N = decltype(as_node(e));
+    using T = typename N::value_type;
+    for (std::size_t kr : {1u, 2u, 3u})
+      for (int G : {32, 256}) add_kernel(set, cg::print_row_kernel(cuda::detail::row_family<N, T>::desc(), kr, G));
+  };
+  add_all(softmax(f));
+  add_all(softmax(d));
+  add_all(layer_norm(f, g));
+  add_all(f * rsqrt(mean(f * f, axis<1>, keepdims) + 1e-6f));
+  add_all(i * 2 - max(i, axis<1>, keepdims) + min(i, axis<1>, keepdims) * sum(i, axis<1>, keepdims) +
+          prod(i, axis<1>, keepdims));
+  add_all(cast<float>(argmax(f, axis<1>, keepdims) - argmin(d, axis<1>, keepdims)) + f);
+  add_all(where(sum(f > 0.f, axis<1>, keepdims) > 2, f, -f));
+  add_all(t - mean(t, axes<1, 2>, keepdims));
+  add_all(f - max(concat<1>(f, f) + iota<float>(shape<dyn, dyn>{4, 10}), axis<1>, keepdims));
+  add_all(f * mean(pad<1>(f, 1, 1, 0.5f), axis<1>, keepdims));
+  WARN(set.size() << " row kernels");
+  CHECK(set.size() == 60);
+  compile_for_sm80_and_sm90(set);
+}
+
 TEST_CASE("cuda codegen: floor, ceil and round of bool are the value itself, and compile with NVRTC",
           "[cuda][codegen][preamble][nvrtc]") {
   // Found by the fuzz corpus (tests/gpu/test_fuzz_gpu.cpp): the device helpers sent bool to the

@@ -42,7 +42,7 @@ using launch_fn = int (*)(const char* name, const unsigned char* args, unsigned 
 struct emulator {
   std::map<std::string, std::string> bodies;
   launch_fn launch = nullptr;
-  std::size_t runs = 0, column_runs = 0, block_runs = 0;
+  std::size_t runs = 0, column_runs = 0, block_runs = 0, row_runs = 0;
 };
 
 template <class T>
@@ -152,6 +152,68 @@ void reduce_case(emulator& emu, const char* what, Build build, const Hs&... hs) 
         CHECK(bad == 0);
       }
     }
+}
+
+/// build(host views) as one row kernel (cuda/rows.hpp) against the CPU library: the plan for a
+/// device of `sm` multiprocessors, blocks of 256 emulated threads, at most 3 blocks (the kernel
+/// strides over the rows). `dst_strides` (empty: contiguous) writes through a strided view.
+/// `expect_rows`: the row kernel must apply (else the plan must refuse it).
+template <class Build, class... Hs>
+void rows_case(emulator& emu, const char* what, bool expect_rows, Build build, const Hs&... hs) {
+  const auto want = eval(build(hs...));
+  using T = typename std::remove_cvref_t<decltype(want)>::value_type;
+  using S = typename std::remove_cvref_t<decltype(want)>::shape_type;
+  auto n = as_node(build(cuda::view(hs.data(), hs.shape(), hs.strides())...));
+  using N = decltype(n);
+  static_assert(cuda::detail::row_rank_v<N> > 0, "not a row expression");
+  for (int sm : {1, 132}) {
+    // into a fresh array (rank 2: rows 3 elements apart beyond their length)
+    const dims dd = want.shape().to_dims();
+    std::array<index_t, S::rank> st{};
+    index_t span = 1;
+    for (std::size_t k = S::rank; k-- > 0;) {
+      st[k] = span;
+      span *= static_cast<index_t>(dd.e[k]) + (S::rank == 2 && k == 1 ? 3 : 0);
+    }
+    std::vector<T> buf(static_cast<std::size_t>(std::max<index_t>(span, 1)) + 8, T{});
+    auto dst = cuda::view(buf.data(), want.shape(), st);
+    cg::array_cursor dc = cuda::detail::destination_cursor(dst, dd);
+    const auto pl = cuda::detail::plan_rows<T>(n, dc, dd, sm);
+    INFO(what << ", sm " << sm);
+    REQUIRE(pl.ok == expect_rows);
+    if (!pl.ok) return;
+    const auto& g = cuda::detail::row_family<N, T>::generated(pl.rl.kr, pl.rl.G);
+    if (!emu.launch) {
+      emu.bodies.emplace(g.name, g.source.substr(cg::preamble().size()));
+      continue;
+    }
+    cg::arg_block args;
+    cg::pack_row_args(args, cuda::detail::row_family<N, T>::desc(), pl.rl, pl.cs.data(), pl.sv.data(), pl.same.data());
+    REQUIRE(emu.launch(g.name.c_str(), args.bytes, std::min(cuda::detail::row_grid(pl.rl, sm), 3u),
+                       cg::row_block_threads) == 0);
+    ++emu.row_runs;
+    ++emu.runs;
+    std::size_t bad = 0, first = 0, i = 0;
+    std::vector<T> got;
+    loom::tensor<T, S> host_got(want.shape());
+    auto hv = view(buf.data(), want.shape(), st);
+    host_got = hv;
+    for (i = 0; i < want.size(); ++i) {
+      bool same;
+      if constexpr (std::is_floating_point_v<T>)
+        same = loom_test::close(double(host_got.data()[i]), double(want.data()[i]), std::is_same_v<T, float> ? 2e-5 : 1e-12,
+                                1e-6) ||
+               (std::isnan(double(host_got.data()[i])) && std::isnan(double(want.data()[i])));
+      else
+        same = host_got.data()[i] == want.data()[i];
+      if (!same && bad++ == 0) first = i;
+    }
+    if (bad) {
+      INFO(bad << " of " << want.size() << " differ; first at " << first << ": got " << +host_got.data()[first] << ", want "
+               << +want.data()[first]);
+      CHECK(bad == 0);
+    }
+  }
 }
 
 /// Runs make(args...) over "device" views into dst (count elements from dst.data()) for every
@@ -457,6 +519,61 @@ void run_cases(emulator& emu) {
     CHECK_THROWS_AS(cuda::detail::plan_reduction(as_node(max(cuda::view(eb.data(), shape<dyn, dyn>{3, 0}), axis<1>)), 4),
                     shape_error);
   }
+  // Row kernels: reductions along the rows broadcast back (a warp per row up to 1024 elements,
+  // a block per row beyond), nested and repeated reductions, every reducer, 2 trailing axes.
+  for (auto [r, c] : {std::pair<std::size_t, std::size_t>{1, 1}, {7, 17}, {5, 1024}, {33, 1025}, {140, 4099}}) {
+    INFO(r << " x " << c);
+    std::vector<float> xb(r * c + 1), gb(c + 1), bb(c + 1);
+    std::vector<double> db(r * c + 1);
+    std::vector<std::int32_t> kb(r * c + 1);
+    fill(xb.data(), xb.size(), unsigned(r * 31 + c));
+    fill(gb.data(), gb.size(), unsigned(c + 5));
+    fill(bb.data(), bb.size(), unsigned(c + 6));
+    fill(db.data(), db.size(), unsigned(r + c));
+    fill(kb.data(), kb.size(), unsigned(r * 3 + c));
+    auto hx = view(xb.data(), shape<dyn, dyn>{r, c});
+    auto hg = view(gb.data(), shape<dyn>{c});
+    auto hb = view(bb.data(), shape<dyn>{c});
+    auto hd = view(db.data(), shape<dyn, dyn>{r, c});
+    auto hk = view(kb.data(), shape<dyn, dyn>{r, c});
+    rows_case(emu, "softmax", true, [](const auto& x) {
+      auto e = exp(x - max(x, axis<1>, keepdims));
+      return e / sum(e, axis<1>, keepdims);
+    }, hx);
+    rows_case(emu, "log-softmax", true, [](const auto& x) {
+      auto d = x - max(x, axis<1>, keepdims);
+      return d - log(sum(exp(d), axis<1>, keepdims));
+    }, hx);
+    rows_case(emu, "layer norm", true, [](const auto& x, const auto& g, const auto& b) {
+      auto d = x - mean(x, axis<1>, keepdims);
+      return d * rsqrt(mean(d * d, axis<1>, keepdims) + 1e-5f) * g + b;
+    }, hx, hg, hb);
+    rows_case(emu, "rms norm of double", true, [](const auto& x) { return x * rsqrt(mean(x * x, axis<1>, keepdims) + 1e-6); }, hd);
+    rows_case(emu, "int rows: max, min, sum, prod", true, [](const auto& k) {
+      return k * 2 - max(k, axis<1>, keepdims) + min(k, axis<1>, keepdims) * sum(k, axis<1>, keepdims) +
+             prod(where(k > 95, 2, 1), axis<1>, keepdims);
+    }, hk);
+    rows_case(emu, "argmax and argmin along the row", true, [](const auto& x) {
+      return cast<float>(argmax(x, axis<1>, keepdims) - argmin(x, axis<1>, keepdims)) + x;
+    }, hx);
+    rows_case(emu, "a transposed operand", true, [](const auto& x) { return x - mean(x, axis<1>, keepdims); },
+              view(xb.data(), shape<dyn, dyn>{c, r}, {1, index_t(c)}));
+  }
+  {
+    std::vector<float> xb(3 * 5 * 7);
+    fill(xb.data(), xb.size(), 77);
+    auto hx = view(xb.data(), shape<3, 5, 7>{});
+    rows_case(emu, "two trailing axes", true, [](const auto& x) { return x - mean(x, axes<1, 2>, keepdims); }, hx);
+    rows_case(emu, "a row whose axes do not merge (swapped strides)", false,
+              [](const auto& x) { return x - mean(x, axes<1, 2>, keepdims); }, view(xb.data(), shape<3, 5, 7>{}, {35, 1, 5}));
+    std::vector<float> nb(9 * 130);
+    fill(nb.data(), nb.size(), 78);
+    nb[4 * 130 + 7] = std::numeric_limits<float>::quiet_NaN();
+    rows_case(emu, "NaN in a row", true, [](const auto& x) {
+      auto e = exp(x - max(x, axis<1>, keepdims));
+      return e / sum(e, axis<1>, keepdims);
+    }, view(nb.data(), shape<dyn, dyn>{9, 130}));
+  }
   // A fill (no leaves) into a strided destination.
   {
     std::vector<float> ob(64);
@@ -475,9 +592,10 @@ std::string host_compiler() {
 }
 
 const char* const emulation_prelude = R"(// CUDA built-ins emulated on the host: elementwise kernels one thread at a
-// time; reduction kernels (shared memory, __syncthreads) with a block's threads as host threads
-// meeting at a barrier.
+// time; reduction and row kernels (shared memory, __syncthreads, warp shuffles) with a block's
+// threads as host threads meeting at a barrier.
 #include <math.h>
+#include <string.h>
 #include <barrier>
 #include <memory>
 #include <thread>
@@ -486,6 +604,17 @@ struct loom_emu_dim { unsigned x = 1, y = 1, z = 1; };
 static thread_local loom_emu_dim blockIdx, blockDim, gridDim, threadIdx;
 static std::barrier<>* loom_emu_bar = nullptr;
 static inline void __syncthreads() { loom_emu_bar->arrive_and_wait(); }
+// A shuffle: every thread of the block calls it at once (row kernels keep their trips uniform).
+static unsigned long long loom_emu_lanes[1024];
+template <class T>
+static inline T __shfl_xor_sync(unsigned, T v, int h) {
+  memcpy(&loom_emu_lanes[threadIdx.x], &v, sizeof(T));
+  __syncthreads();
+  T r;
+  memcpy(&r, &loom_emu_lanes[threadIdx.x ^ unsigned(h)], sizeof(T));
+  __syncthreads();
+  return r;
+}
 #define __device__
 #define __forceinline__ inline
 #define __global__
@@ -512,7 +641,7 @@ TEST_CASE("cuda emulation: generated kernels run on the host compute what the CP
       const std::string hash = name.substr(name.rfind('_') + 1);
       const std::string call = name + "(*reinterpret_cast<const loom_gen_" + hash + "::args*>(args));";
       out << "  if (std::strcmp(name, \"" << name << "\") == 0) {\n";
-      if (name.rfind("loom_rd_", 0) == 0) {  // cooperative: the block's threads at once
+      if (name.rfind("loom_rd_", 0) == 0 || name.rfind("loom_rw_", 0) == 0) {  // cooperative: the block's threads at once
         out << "    for (unsigned b = 0; b < grid; ++b) {\n"
             << "      std::barrier<> bar(block);\n      loom_emu_bar = &bar;\n      std::vector<std::thread> ts;\n"
             << "      for (unsigned t = 0; t < block; ++t) ts.emplace_back([=] {\n"
@@ -551,6 +680,7 @@ TEST_CASE("cuda emulation: generated kernels run on the host compute what the CP
   CHECK(emu.runs > 2000);
   CHECK(emu.column_runs > 50);  // both reduction strategies ran
   CHECK(emu.block_runs > 50);
+  CHECK(emu.row_runs > 20);
   ::dlclose(so);
   fs::remove_all(dir);
 }

@@ -28,6 +28,7 @@
 #include "loom/cuda/codegen/layout.hpp"
 #include "loom/cuda/options.hpp"
 #include "loom/cuda/reduce.hpp"
+#include "loom/cuda/rows.hpp"
 #include "loom/cuda/runtime/device.hpp"
 #include "loom/cuda/runtime/launch.hpp"
 #include "loom/cuda/runtime/memory.hpp"
@@ -230,6 +231,10 @@ void execute(Dst& dst, const N& n, const stream_ref* s, const options* o, bool f
     // every reduction into a temporary of its own (innermost first), then the rest as one kernel
     require_device();
     const stream_ref st = s != nullptr ? *s : default_stream();
+    if constexpr (row_rank_v<N> > 0 && codegen::emittable<N>) {
+      // reductions along the rows, broadcast back: one kernel (cuda/rows.hpp) where it applies
+      if (launch_rows<T>(destination_cursor(dst, dd), n, dd, st)) return;
+    }
     held_temporaries held;
     const auto m = materialised<N, false>::make(n, held, st, o);
     execute(dst, m, &st, o, fresh);

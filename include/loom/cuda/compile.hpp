@@ -94,6 +94,34 @@ codegen::kernel_text kernel_text_of(const N& n, const options& o) {
   return {g.name, g.source.substr(codegen::preamble().size())};
 }
 
+/// Multiprocessors to plan for: the device's, or an H100's where there is none.
+inline int planning_sm_count() { return available() ? device_info().sm_count : 132; }
+
+/// The row kernel (cuda/rows.hpp) that evaluating n into a new tensor launches, or null where
+/// its reductions run as kernels of their own.
+template <class N>
+const codegen::generated_kernel* row_kernel_of(const N& n, codegen::row_launch* rl = nullptr) {
+  if constexpr (row_rank_v<N> > 0 && codegen::emittable<N>) {
+    const row_plan<N> pl = plan_rows_of_eval(n, planning_sm_count());
+    if (!pl.ok) return nullptr;
+    if (rl) *rl = pl.rl;
+    return &row_family<N, typename N::value_type>::generated(pl.rl.kr, pl.rl.G);
+  } else {
+    return nullptr;
+  }
+}
+
+/// The error for an expression whose reductions run as kernels of their own: there is no one
+/// kernel to show or compile.
+template <class N>
+[[noreturn]] void several_kernels() {
+  throw cuda_error(
+      "loom: cuda: this expression's reductions run as kernels of their own before it (no kernel generator "
+      "prints it as one kernel: that is done for reductions along the trailing axes broadcast back, such as "
+      "softmax and layer norm); expression type: " +
+      type_name<N>());
+}
+
 }  // namespace detail
 
 /// The CUDA source of the kernel that evaluating e into a new tensor launches; the same string
@@ -106,6 +134,9 @@ const std::string& kernel_source(const E& e) {
   using N = decltype(n);
   if constexpr (!codegen::emittable<N>) {
     detail::not_emittable<N>();
+  } else if constexpr (detail::has_reduce_v<N>) {
+    if (const codegen::generated_kernel* g = detail::row_kernel_of(n)) return g->source;
+    detail::several_kernels<N>();
   } else {
     const detail::source_plan<N> plan(n);
     return codegen::kernel_family<N, typename N::value_type>::generated(plan.shape.key).source;
@@ -120,6 +151,8 @@ std::string kernel_source(const E& e, const options& o) {
   using N = decltype(n);
   if constexpr (!codegen::emittable<N>) {
     detail::not_emittable<N>();
+  } else if constexpr (detail::has_reduce_v<N>) {
+    return kernel_source(e);  // a row kernel takes its extents at run time
   } else {
     return detail::kernel_text_of(n, o).source();
   }
@@ -135,6 +168,22 @@ compiled_kernel compile(const E& e, const options& o = {}) {
   using N = decltype(n);
   if constexpr (!codegen::emittable<N>) {
     detail::not_emittable<N>();
+  } else if constexpr (detail::has_reduce_v<N>) {
+    codegen::row_launch rl;
+    const codegen::generated_kernel* g = detail::row_kernel_of(n, &rl);
+    if (g == nullptr) detail::several_kernels<N>();
+    compile_options co;
+    co.arch = o.arch;
+    std::shared_ptr<const compiled_program> p = runtime::module_cache::process().program(g->source, {g->name}, co);
+    compiled_kernel k;
+    k.name = g->name;
+    k.arch = p->arch;
+    k.cubin_bytes = p->image.size();
+    k.is_ptx = p->is_ptx;
+    k.layout = std::string("rows: ") + (rl.G == 32 ? "a warp" : "a block") + " per row, kept rank " + std::to_string(rl.kr);
+    k.log = p->log;
+    k.program = std::move(p);
+    return k;
   } else {
     const detail::source_plan<N> plan(n);
     const codegen::kernel_text t = detail::kernel_text_of(n, o);
@@ -164,6 +213,18 @@ std::string explain(const E& e) {
   std::string s = loom::detail::explain_common(n);
   if constexpr (!codegen::emittable<N>) {
     s += "  cuda: no kernel generator for this expression yet\n";
+  } else if constexpr (detail::has_reduce_v<N>) {
+    codegen::row_launch rl;
+    if (const codegen::generated_kernel* g = detail::row_kernel_of(n, &rl)) {
+      const codegen::row_desc& d = detail::row_family<N, typename N::value_type>::desc();
+      std::size_t twins = 0;
+      for (const auto& st : d.stages) twins += st.twins.empty() ? 0 : 1;
+      s += "  cuda: one row kernel " + g->name + ": " + std::to_string(d.stages.size()) + " reduction(s) along rows of " +
+           std::to_string(rl.C) + " (" + std::to_string(twins) + " computed once where they read the same arrays), then the row; " +
+           (rl.G == 32 ? "a warp" : "a block") + " per row, " + std::to_string(rl.R) + " rows\n";
+    } else {
+      s += "  cuda: each reduction runs as kernels of its own into a device temporary, then the expression as one more kernel\n";
+    }
   } else {
     const detail::source_plan<N> plan(n);
     using family = codegen::kernel_family<N, typename N::value_type>;

@@ -51,6 +51,7 @@
 #include "loom/expr/map.hpp"
 #include "loom/expr/node.hpp"
 #include "loom/expr/ops.hpp"
+#include "loom/expr/reduce.hpp"
 #include "loom/expr/traits.hpp"
 
 namespace loom::cuda::codegen {
@@ -91,6 +92,7 @@ class emit_state {
   /// (inside a concat or pad: loaded from its offset x<k>).
   LOOM_NOINLINE emitted leaf(dtype t) {
     leaves_.push_back(t);
+    owners_.push_back(open_.empty() ? -1 : open_.back());
     kinds_.push_back(lazy_ > 0 ? leaf_kind::lazy : leaf_kind::value);
     const std::string k = std::to_string(leaves_.size() - 1);
     if (lazy_ > 0) return {"p.a" + k + "[x" + k + "]", t};
@@ -99,6 +101,7 @@ class emit_state {
   /// A position (int64): start + the offset at the current index, parameter x<k> of element().
   LOOM_NOINLINE emitted position() {
     leaves_.push_back(dtype::int64);
+    owners_.push_back(open_.empty() ? -1 : open_.back());
     kinds_.push_back(leaf_kind::position);
     return {"x" + std::to_string(leaves_.size() - 1), dtype::int64};
   }
@@ -116,11 +119,61 @@ class emit_state {
   [[nodiscard]] const std::vector<leaf_kind>& kinds() const noexcept { return kinds_; }
   [[nodiscard]] const std::vector<dtype>& scalars() const noexcept { return scalars_; }
 
+  // Row kernels (codegen/row_kernel.hpp): reductions over the trailing axes whose results are
+  // broadcast back along them print as row values r<j>, computed by the kernel before the row
+  // is written. Reductions print only in that mode.
+
+  /// A reduction printed into a row kernel: its operand over x<k> (its own leaves), p.s<k> and
+  /// the row values of the reductions nested in it.
+  struct row_reduction {
+    std::string reducer;
+    emitted operand;
+    dtype out = dtype::float32;
+    std::size_t leaf_begin = 0, leaf_end = 0, scalar_begin = 0, scalar_end = 0;  ///< emitted inside
+    bool nested = false;  ///< it holds other reductions
+  };
+  void enable_rows() noexcept { rows_ = true; }
+  [[nodiscard]] bool rows() const noexcept { return rows_; }
+  /// Opens a reduction's operand: the leaves emitted until close_reduction() are its own.
+  void open_reduction() {
+    open_.push_back(static_cast<int>(pending_++));
+    starts_.push_back({leaves_.size(), scalars_.size(), reductions_.size()});
+  }
+  /// Closes the innermost open reduction: row value r<j>, j its index in reductions() (nested
+  /// ones come first, in the order they must be computed).
+  LOOM_NOINLINE emitted close_reduction(std::string reducer, emitted operand, dtype out) {
+    const int provisional = open_.back();
+    open_.pop_back();
+    const auto [l0, s0, r0] = starts_.back();
+    starts_.pop_back();
+    row_reduction r{std::move(reducer), std::move(operand), out, l0, leaves_.size(), s0, scalars_.size(),
+                    reductions_.size() != r0};
+    reductions_.push_back(std::move(r));
+    final_.resize(pending_, -1);
+    final_[static_cast<std::size_t>(provisional)] = static_cast<int>(reductions_.size() - 1);
+    return {"r" + std::to_string(reductions_.size() - 1), out};
+  }
+  [[nodiscard]] const std::vector<row_reduction>& reductions() const noexcept { return reductions_; }
+  /// The reduction whose operand reads leaf k directly (-1: the expression written).
+  [[nodiscard]] int owner(std::size_t k) const {
+    const int o = owners_.at(k);
+    return o < 0 ? -1 : final_.at(static_cast<std::size_t>(o));
+  }
+
  private:
+  struct open_start {
+    std::size_t leaves, scalars, reductions;
+  };
   std::vector<dtype> leaves_;
+  std::vector<int> owners_;  ///< provisional reduction ids (-1: none)
   std::vector<leaf_kind> kinds_;
   std::vector<dtype> scalars_;
+  std::vector<row_reduction> reductions_;
+  std::vector<int> open_, final_;
+  std::vector<open_start> starts_;
+  std::size_t pending_ = 0;
   int lazy_ = 0;
+  bool rows_ = false;
 };
 
 /// The type operand i of an op with rule `rule` is converted to before the op applies
@@ -274,6 +327,20 @@ struct emitter<pad_node<Arg, A>> {
   }
 };
 
+/// A reduction prints as a row value, inside a row kernel only (cuda/rows.hpp decides where one
+/// applies; elsewhere reductions run as kernels of their own, cuda/reduce.hpp).
+template <class Red, class Arg, unsigned Mask, bool Keep>
+  requires emittable<Arg>
+struct emitter<reduce_node<Red, Arg, Mask, Keep>> {
+  static emitted emit(emit_state& s) {
+    if (!s.rows()) throw cuda_error("loom: internal: a reduction was printed outside a row kernel");
+    s.open_reduction();
+    emitted e = emitter<Arg>::emit(s);
+    return s.close_reduction(std::string(Red::name), std::move(e),
+                             dtype_of<typename reduce_node<Red, Arg, Mask, Keep>::value_type>);
+  }
+};
+
 // ---------------------------------------------------------------------------------------------
 // Run-time values: what a launch passes for the parameters the emitters printed
 // ---------------------------------------------------------------------------------------------
@@ -300,6 +367,10 @@ struct operand_sink {
   scalar_value* scalars = nullptr;
   std::size_t leaf_count = 0;
   std::size_t scalar_count = 0;
+  /// Row kernels: the trailing axes of the iteration space a row spans (0: not a row kernel;
+  /// a reduction's binder throws) and their extents, which every reduction's must equal.
+  std::size_t row_rank = 0;
+  const index_t* row_extents = nullptr;
 
   template <class Strides>
   void add_leaf(const void* device_address, std::size_t elem_size, const Strides& array_strides,
@@ -466,6 +537,32 @@ struct binder<iota_node<T, S>> {
       m *= static_cast<index_t>(d.e[k]);
     }
     s.add_position(st, b);
+  }
+};
+
+/// Thrown by a reduction's binder in a row kernel whose run-time extents do not fit the row
+/// (the operand's trailing extents are not the row's): the expression runs as separate kernels.
+struct not_a_row : cuda_error {
+  using cuda_error::cuda_error;
+};
+
+/// A reduction in a row kernel: its operand moves along the row with the iteration space's
+/// trailing axes (where the reduction's result, extent 1 there, stood still).
+template <class Red, class Arg, unsigned Mask, bool Keep>
+struct binder<reduce_node<Red, Arg, Mask, Keep>> {
+  static void bind(const reduce_node<Red, Arg, Mask, Keep>& n, operand_sink& s, const cpu::binding& b) {
+    const std::size_t m = s.row_rank;
+    const dims ad = n.in_dims();
+    if (m == 0 || !Keep || ad.rank < m || b.it_rank < m) throw not_a_row("loom: internal: a reduction bound outside a row kernel");
+    cpu::binding c = b;
+    for (std::size_t j = 0; j < m; ++j) {
+      const std::size_t a = ad.rank - m + j, t = b.it_rank - m + j;
+      if (static_cast<index_t>(ad.e[a]) != s.row_extents[j]) throw not_a_row("loom: the reduction does not span the row");
+      c.coef[a].fill(0);
+      c.coef[a][t] = 1;
+      c.offset[a] = 0;
+    }
+    binder<Arg>::bind(n.arg, s, c);
   }
 };
 

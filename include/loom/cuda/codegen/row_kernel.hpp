@@ -1,0 +1,276 @@
+// loom/cuda/codegen/row_kernel.hpp: one kernel for an expression whose reductions run along its
+// rows and are broadcast back along them -- softmax, log-softmax, layer norm, RMS norm.
+//
+// The iteration space (the destination's) splits into kept axes (one row each) and the trailing
+// axes a row spans; every reduction in the expression reduces exactly those axes of an operand of
+// the row's extents, with keepdims (cuda/rows.hpp checks the expression type and the run-time
+// extents). A group of G threads takes a row (G = 32: a warp per row, for rows of up to 1024
+// elements; G = 256: a block per row) and, for each reduction in order (nested ones first), folds
+// its operand along the row -- thread t takes elements t, t + G, ... -- combines the threads'
+// accumulators (a butterfly of warp shuffles, then, for a block, the warps' results in order
+// through shared memory) and holds the result as a row value r<j>; then it writes the row of the
+// expression with the row values in place of the reductions. The row is read from global memory
+// once: the later passes over it find it in L1 or L2 (a row of 4096 floats is 16 KiB).
+//
+// A reduction that occurs twice (the max of softmax's exp(x - max(x)) written twice) is computed
+// once where the launch finds both reading the same arrays: the kernel tests a flag per
+// reduction. Deterministic: the threads' shares and the combining order are fixed by the shape.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "loom/core/config.hpp"
+#include "loom/core/dtype.hpp"
+#include "loom/core/error.hpp"
+#include "loom/cuda/codegen/emit.hpp"
+#include "loom/cuda/codegen/kernel.hpp"
+#include "loom/cuda/codegen/reduce_kernel.hpp"
+
+namespace loom::cuda::codegen {
+
+/// Threads per block of a row kernel.
+inline constexpr int row_block_threads = 256;
+
+/// One reduction of a row kernel.
+struct row_stage {
+  reduce_desc red;                ///< reducer, operand value type, result type (op.element unused)
+  std::string element;            ///< the operand over x<k>, p.s<k> and earlier row values r<i>
+  std::vector<std::size_t> reads; ///< the leaves its operand reads directly
+  std::string key;                ///< equal keys: the same computation of other leaves and scalars
+  std::size_t leaf_begin = 0, leaf_end = 0, scalar_begin = 0, scalar_end = 0;
+  std::vector<std::size_t> twins; ///< earlier stages of the same key (candidates to reuse)
+};
+
+/// What a row kernel computes: the expression written (desc.element over leaves, scalars and row
+/// values r<j>) and its reductions in the order they are computed.
+struct row_desc {
+  kernel_desc desc;                   ///< leaves, kinds, scalars of the whole expression; element: the row's output
+  std::vector<std::size_t> out_reads; ///< the leaves the output reads directly
+  std::vector<row_stage> stages;
+};
+
+namespace detail {
+
+/// `text` with leaf numbers shifted down by l0 and scalar numbers by s0 (x5 -> x0, p.a5 -> p.a0,
+/// p.s3 -> p.s0 for l0 = 5, s0 = 3): the key of a reduction's computation apart from which
+/// leaves and scalars it reads.
+LOOM_NOINLINE inline std::string renumbered(std::string_view text, std::size_t l0, std::size_t s0) {
+  std::string out;
+  out.reserve(text.size());
+  const auto ident = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'; };
+  for (std::size_t i = 0; i < text.size();) {
+    std::size_t digits = 0;
+    std::size_t base = 0;
+    if (text[i] == 'x' && (i == 0 || (!ident(text[i - 1]) && text[i - 1] != '.'))) {
+      digits = i + 1;
+      base = l0;
+    } else if (text.compare(i, 3, "p.a") == 0 && (i == 0 || !ident(text[i - 1]))) {
+      digits = i + 3;
+      base = l0;
+    } else if (text.compare(i, 3, "p.s") == 0 && (i == 0 || !ident(text[i - 1]))) {
+      digits = i + 3;
+      base = s0;
+    }
+    std::size_t e = digits;
+    while (digits && e < text.size() && text[e] >= '0' && text[e] <= '9') ++e;
+    if (digits == 0 || e == digits) {
+      out += text[i++];
+      continue;
+    }
+    out.append(text.substr(i, digits - i));
+    out += std::to_string(std::stoull(std::string(text.substr(digits, e - digits))) - base);
+    i = e;
+  }
+  return out;
+}
+
+}  // namespace detail
+
+/// The row description of an emission made with enable_rows(): `e` the expression written.
+LOOM_NOINLINE inline row_desc describe_rows(const emit_state& st, emitted e, dtype dst) {
+  row_desc r;
+  r.desc.dst = dst;
+  r.desc.value = e.type;
+  r.desc.leaves = st.leaves();
+  r.desc.kinds = st.kinds();
+  r.desc.scalars = st.scalars();
+  r.desc.element = std::move(e.text);
+  for (std::size_t k = 0; k < st.leaves().size(); ++k)
+    if (st.owner(k) < 0) r.out_reads.push_back(k);
+  const auto& reds = st.reductions();
+  for (std::size_t j = 0; j < reds.size(); ++j) {
+    const emit_state::row_reduction& x = reds[j];
+    row_stage s;
+    s.red.reducer = x.reducer;
+    s.red.op.value = x.operand.type;
+    s.red.out = x.out;
+    s.element = x.operand.text;
+    s.leaf_begin = x.leaf_begin;
+    s.leaf_end = x.leaf_end;
+    s.scalar_begin = x.scalar_begin;
+    s.scalar_end = x.scalar_end;
+    for (std::size_t k = x.leaf_begin; k < x.leaf_end; ++k)
+      if (st.owner(k) == static_cast<int>(j)) s.reads.push_back(k);
+    if (!x.nested) {  // reductions holding others are not compared (their texts name row values)
+      s.key = x.reducer + '|' + std::string(dtype_c_name(x.out)) + '|' + std::string(dtype_c_name(x.operand.type)) + '|' +
+              detail::renumbered(x.operand.text, x.leaf_begin, x.scalar_begin);
+      for (std::size_t k = x.leaf_begin; k < x.leaf_end; ++k)
+        s.key += std::string(1, '|') + std::string(dtype_c_name(st.leaves()[k])) + char('0' + int(st.kinds()[k]));
+      for (std::size_t k = x.scalar_begin; k < x.scalar_end; ++k) s.key += std::string(1, ',') + std::string(dtype_c_name(st.scalars()[k]));
+      for (std::size_t i = 0; i < j; ++i)
+        if (r.stages[i].key == s.key) s.twins.push_back(i);
+    }
+    r.stages.push_back(std::move(s));
+  }
+  return r;
+}
+
+/// The run-time shape of a row launch: R rows of C elements; the kept axes' extents, and per
+/// array (destination first, then the leaves) the kept strides and the stride along the row.
+struct row_launch {
+  std::size_t kr = 1;  ///< kept rank (>= 1)
+  std::array<index_t, max_rank> kext{};
+  index_t R = 0, C = 0;
+  int G = 32;  ///< threads per row
+};
+
+/// Bytes of a row kernel's argument block (8 per pointer, count and stride; the reuse flags; the
+/// scalars by decreasing size).
+inline std::size_t row_args_size(const row_desc& d, std::size_t kr) {
+  const std::size_t arrays = 1 + d.desc.leaves.size();
+  std::size_t s = 8 * (arrays + 2 + kr + arrays * (kr + 1) + d.stages.size());
+  for (dtype t : d.desc.scalars) s += dtype_size(t);
+  return (s + 7) & ~std::size_t(7);
+}
+
+namespace detail {
+/// The declarations of leaves `which` at column c ("const float x3 = p.a3[o3 + c * p.cs3];").
+inline void put_row_loads(std::string& s, const kernel_desc& d, const std::vector<std::size_t>& which, std::string_view indent) {
+  for (std::size_t k : which) {
+    const std::string n = std::to_string(k);
+    const std::string off = "o" + n + " + c * p.cs" + n;
+    switch (d.kind(k)) {
+      case leaf_kind::value:
+        put(s, {indent, "const ", dtype_c_name(d.leaves[k]), " x", n, " = p.a", n, "[", off, "];\n"});
+        break;
+      case leaf_kind::lazy: put(s, {indent, "const long long x", n, " = ", off, ";\n"}); break;
+      case leaf_kind::position: put(s, {indent, "const long long x", n, " = p.a", n, " + ", off, ";\n"}); break;
+    }
+  }
+}
+}  // namespace detail
+
+/// Prints the row kernel of d for kept rank kr and G threads per row (32 or 256).
+LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t kr, int G) {
+  using detail::put;
+  const kernel_desc& k = d.desc;
+  const std::size_t n = k.leaves.size(), ns = d.stages.size();
+  const std::string KR = std::to_string(kr);
+  std::string s;
+  s.reserve(8000);
+  put(s, {"// loom row kernel: ", std::to_string(ns), " reduction(s) along each row, then the row; kept rank ", KR, ", ",
+          G == 32 ? "a warp" : "a block", " per row\nnamespace loom_gen_@ {\nstruct args {\n  ", dtype_c_name(k.dst), "* out;\n"});
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string x = std::to_string(i);
+    if (k.kind(i) == leaf_kind::position)
+      put(s, {"  long long a", x, ";\n"});
+    else
+      put(s, {"  const ", dtype_c_name(k.leaves[i]), "* a", x, ";\n"});
+  }
+  put(s, {"  long long R, C;\n  long long kext[", KR, "];\n  long long okst[", KR, "];\n  long long ocs;\n"});
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string x = std::to_string(i);
+    put(s, {"  long long kst", x, "[", KR, "];\n  long long cs", x, ";\n"});
+  }
+  for (std::size_t j = 0; j < ns; ++j) put(s, {"  long long same", std::to_string(j), ";\n"});
+  for (std::size_t size : {8u, 4u, 1u})
+    for (std::size_t i = 0; i < k.scalars.size(); ++i)
+      if (dtype_size(k.scalars[i]) == size) put(s, {"  ", dtype_c_name(k.scalars[i]), " s", std::to_string(i), ";\n"});
+  put(s, {"};\nstatic_assert(sizeof(args) == ", std::to_string(row_args_size(d, kr)),
+          ", \"loom: the argument block of this kernel differs from the host's\");\n"});
+  for (std::size_t j = 0; j < ns; ++j) {
+    put(s, {"namespace st", std::to_string(j), " {\n"});
+    detail::put_reducer(s, d.stages[j].red);
+    // The group's combine: a butterfly over the warp's lanes (every lane ends with the same
+    // bits: each step combines the same two values in either order).
+    const std::string_view v = d.stages[j].red.acc_c_name();
+    const bool small = v == "bool";
+    put(s, {"__device__ __forceinline__ void warp_combine(acc_t& a) {\n#pragma unroll\n"
+            "  for (int h = ", std::to_string(std::min(G, 32) / 2), "; h > 0; h >>= 1) {\n    acc_t b;\n    b.v = ",
+            small ? "(bool)__shfl_xor_sync(0xffffffffu, (int)a.v, h)" : "__shfl_xor_sync(0xffffffffu, a.v, h)",
+            ";\n    b.i = __shfl_xor_sync(0xffffffffu, a.i, h);\n    combine(a, b);\n  }\n}\n}  // namespace st",
+            std::to_string(j), "\n"});
+  }
+  s += "}  // namespace loom_gen_@\n";
+  put(s, {"extern \"C\" __global__ void __launch_bounds__(", std::to_string(row_block_threads),
+          ") loom_rw_@(const LOOM_GRID_CONSTANT loom_gen_@::args p) {\n  using namespace loom_gen_@;\n  typedef long long I;\n"
+          "  constexpr int G = ", std::to_string(G), ", RPB = ", std::to_string(row_block_threads), " / G, KR = ", KR,
+          ";\n  __shared__ unsigned long long sh[2 * (", std::to_string(row_block_threads),
+          " / 32)];  // the warps' accumulators (16 bytes each)\n"
+          "  const int lane = (int)threadIdx.x % G, grp = (int)threadIdx.x / G;\n"
+          "  for (I base = (I)blockIdx.x * RPB; base < p.R; base += (I)gridDim.x * RPB) {  // the same trips for the whole block\n"
+          "    const I row = base + grp;\n    const bool live = row < p.R;\n    I od = 0"});
+  for (std::size_t i = 0; i < n; ++i) put(s, {", o", std::to_string(i), " = 0"});
+  s += ";\n    if (live) {\n      I a = row;\n#pragma unroll\n      for (int j = KR - 1; j >= 0; --j) {\n        const I c = a % p.kext[j];\n"
+       "        a /= p.kext[j];\n        od += c * p.okst[j];\n";
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string x = std::to_string(i);
+    put(s, {"        o", x, " += c * p.kst", x, "[j];\n"});
+  }
+  s += "      }\n    }\n";
+  for (std::size_t j = 0; j < ns; ++j) {
+    const row_stage& st = d.stages[j];
+    const std::string J = std::to_string(j);
+    put(s, {"    ", dtype_c_name(st.red.out), " r", J, ";\n    "});
+    for (std::size_t t : st.twins) put(s, {"if (p.same", J, " == ", std::to_string(t), ") r", J, " = r", std::to_string(t), ";\n    else "});
+    put(s, {"{  // reduction ", J, ": ", st.red.reducer, "\n      st", J, "::acc_t acc = st", J, "::identity();\n"
+            "      if (live) {\n#pragma unroll 4\n        for (I c = lane; c < p.C; c += G) {\n"});
+    detail::put_row_loads(s, k, st.reads, "          ");
+    put(s, {"          st", J, "::fold(acc, ", st.element, ", c);\n        }\n      }\n      st", J, "::warp_combine(acc);\n"});
+    if (G > 32) {
+      put(s, {"      st", J, "::acc_t* w = reinterpret_cast<st", J, "::acc_t*>(sh);\n"
+              "      if (lane % 32 == 0) w[lane / 32] = acc;\n      __syncthreads();\n      acc = w[0];\n"
+              "      for (int q = 1; q < G / 32; ++q) st", J, "::combine(acc, w[q]);\n      __syncthreads();\n"});
+    }
+    put(s, {"      r", J, " = st", J, "::finish(acc, p.C);\n    }\n"});
+  }
+  s += "    if (live) {\n#pragma unroll 4\n      for (I c = lane; c < p.C; c += G) {\n";
+  detail::put_row_loads(s, k, d.out_reads, "        ");
+  put(s, {"        p.out[od + c * p.ocs] = loom::dev::cvt<", dtype_c_name(k.dst), ">(", k.element, ");\n      }\n    }\n  }\n}\n"});
+  return detail::hashed_kernel(s, 0x6c6f6f6d2d7277ull, "loom_rw_");  // "loom-rw"
+}
+
+/// Writes a row kernel's argument block. `cs` holds n + 1 cursors (destination first) over the
+/// iteration space [kept axes..., the row's axes collapsed to one]; `same[j]`: the earlier stage
+/// stage j reuses, or -1.
+inline void pack_row_args(arg_block& out, const row_desc& d, const row_launch& rl, const array_cursor* cs,
+                          const scalar_value* sv, const long long* same) {
+  const std::size_t need = row_args_size(d, rl.kr);
+  if (need > arg_block::capacity)
+    throw cuda_error("loom: the expression has too many operands for one row kernel (" + std::to_string(need) +
+                     " bytes of arguments, the limit is " + std::to_string(arg_block::capacity) + ")");
+  const std::size_t n = d.desc.leaves.size();
+  out.size = 0;
+  for (std::size_t i = 0; i <= n; ++i) {
+    const std::uint64_t a = cs[i].base;
+    out.put(&a, 8);
+  }
+  out.put_index(rl.R);
+  out.put_index(rl.C);
+  for (std::size_t j = 0; j < rl.kr; ++j) out.put_index(rl.kext[j]);
+  for (std::size_t i = 0; i <= n; ++i) {
+    for (std::size_t j = 0; j < rl.kr; ++j) out.put_index(cs[i].stride[j]);
+    out.put_index(cs[i].stride[rl.kr]);
+  }
+  for (std::size_t j = 0; j < d.stages.size(); ++j) out.put_index(same[j]);
+  for (std::size_t size : {8u, 4u, 1u})
+    for (std::size_t i = 0; i < d.desc.scalars.size(); ++i)
+      if (dtype_size(d.desc.scalars[i]) == size) out.put(sv[i].bytes, size);
+  out.size = (out.size + 7) & ~std::size_t(7);
+}
+
+}  // namespace loom::cuda::codegen
