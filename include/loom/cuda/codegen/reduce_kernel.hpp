@@ -139,7 +139,7 @@ LOOM_NOINLINE inline void put_reducer(std::string& s, const reduce_desc& d) {
 /// The size of the reduction kernel's argument block: out, leaves, K, M, S, chunk, the extents
 /// and strides (8 bytes each), then the scalars by decreasing size.
 inline std::size_t reduce_args_size(const reduce_desc& d, std::size_t kr, std::size_t rr) {
-  std::size_t s = 8 * (1 + d.op.leaves.size() + 4 + kr + rr + d.op.leaves.size() * (kr + rr));
+  std::size_t s = 8 * (1 + d.op.leaves.size() + 4 + kr + rr + d.op.leaves.size() * (kr + rr) + 1 + d.op.leaves.size());
   for (dtype t : d.op.scalars) s += dtype_size(t);
   return (s + 7) & ~std::size_t(7);
 }
@@ -208,6 +208,8 @@ LOOM_NOINLINE inline kernel_text print_reduce_kernel(const reduce_desc& d, std::
     const std::string k = std::to_string(i);
     put(s, {"  long long kst", k, "[", std::to_string(kr), "];\n  long long rst", k, "[", std::to_string(rr), "];\n"});
   }
+  s += "  long long flat;  // the reduced axes collapse to one stride per leaf, fs<k>\n";
+  for (std::size_t i = 0; i < n; ++i) put(s, {"  long long fs", std::to_string(i), ";\n"});
   for (std::size_t size : {8u, 4u, 1u})
     for (std::size_t i = 0; i < d.op.scalars.size(); ++i)
       if (dtype_size(d.op.scalars[i]) == size) put(s, {"  ", dtype_c_name(d.op.scalars[i]), " s", std::to_string(i), ";\n"});
@@ -258,7 +260,31 @@ LOOM_NOINLINE inline kernel_text print_reduce_kernel(const reduce_desc& d, std::
           "  for (I w = (I)blockIdx.x; w < total; w += (I)gridDim.x) {\n    const I k = w / p.S, sp = w % p.S;\n"});
   detail::put_kept_offsets(s, n, "    ");
   s += "    const I m0 = sp * p.chunk;\n    const I m1 = m0 + p.chunk < p.M ? m0 + p.chunk : p.M;\n"
-       "    acc_t acc = identity();\n    I m = m0 + (I)threadIdx.x;\n    if (m < m1) {\n"
+       "    acc_t acc = identity();\n    I m = m0 + (I)threadIdx.x;\n";
+  // Flat: every leaf's offset is linear in the reduced index (the reduced axes merge): no
+  // odometer, and four elements (four loads) in flight per thread in four accumulators.
+  {
+    std::string body[4];
+    for (int u = 0; u < 4; ++u) {
+      const std::string q = u == 0 ? "m" : "m + " + std::to_string(u) + " * step";
+      std::string& b = body[u];
+      b = "        {\n          const I q = " + q + ";\n";
+      for (std::size_t i = 0; i < n; ++i) {
+        const std::string k = std::to_string(i);
+        b += "          const I o" + k + " = ok" + k + " + q * p.fs" + k + ";\n";
+      }
+      b += "          fold(" + std::string(u == 0 ? "acc" : "acc" + std::to_string(u)) + ", " + detail::reduce_element_call(d) +
+           ", q);\n        }\n";
+    }
+    s += "    if (p.flat) {\n      acc_t acc1 = identity(), acc2 = identity(), acc3 = identity();\n"
+         "      for (; m + 3 * step < m1; m += 4 * step) {\n";
+    for (int u = 0; u < 4; ++u) s += body[u];
+    s += "      }\n      for (; m < m1; m += step) {\n";
+    s += body[0];
+    s += "      }\n      combine(acc, acc1);\n      combine(acc2, acc3);\n      combine(acc, acc2);\n"
+         "    } else if (m < m1) {\n";
+  }
+  s += 
        "      I c[RR], dig[RR];\n      {\n        I a = m, b = step;\n#pragma unroll\n"
        "        for (int j = RR - 1; j > 0; --j) {\n          c[j] = a % p.rext[j];\n          a /= p.rext[j];\n"
        "          dig[j] = b % p.rext[j];\n          b /= p.rext[j];\n        }\n        c[0] = a;\n        dig[0] = b;\n      }\n";
@@ -338,6 +364,26 @@ inline void pack_reduce_args(arg_block& out, const reduce_desc& d, const reduce_
     for (std::size_t k = 0; k < rl.kr; ++k) out.put_index(leaves[i].stride[k]);
     for (std::size_t k = 0; k < rl.rr; ++k) out.put_index(leaves[i].stride[rl.kr + k]);
   }
+  // flat where, for every leaf, the reduced axes merge into one stride fs
+  std::array<index_t, 64> fs{};
+  bool flat = n <= fs.size();
+  for (std::size_t i = 0; flat && i < n; ++i) {
+    index_t span = 1;
+    bool found = false;
+    for (std::size_t j = rl.rr; j-- > 0;) {
+      const index_t e = rl.rext[j], st = leaves[i].stride[rl.kr + j];
+      if (e == 1) continue;
+      if (!found) {
+        fs[i] = st;
+        found = true;
+      } else if (st != fs[i] * span) {
+        flat = false;
+      }
+      span *= e;
+    }
+  }
+  out.put_index(flat ? 1 : 0);
+  for (std::size_t i = 0; i < n; ++i) out.put_index(flat && i < fs.size() ? fs[i] : 0);
   for (std::size_t size : {8u, 4u, 1u})
     for (std::size_t i = 0; i < d.op.scalars.size(); ++i)
       if (dtype_size(d.op.scalars[i]) == size) out.put(sv[i].bytes, size);
