@@ -2,7 +2,7 @@
 // per build (-DLOOM_W=3, 4, 61 = W6 sum, 62 = W6 column sums, 7, 8 or 9), so that
 // bench/gpu/run.sh can tell, workload by workload, whether loom generates it yet:
 //
-//   * the program does not compile (matmul on device is a static_assert today): not generated;
+//   * the program does not compile: not generated;
 //   * it compiles but the assignment throws loom::cuda_error "no kernel generator yet" (reductions
 //     today): not generated; it prints "status: not generated yet" and exits 0;
 //   * otherwise the result is checked on a sample of rows against a float64 host reference
@@ -32,7 +32,7 @@ using namespace loom;
 namespace {
 
 struct result {
-  std::string workload, status = "ok";
+  std::string workload, status = "ok", variant = "loom";
   double ms = 0, gbps = 0, tflops = 0, err = 0;
 };
 std::vector<result> results;
@@ -243,17 +243,20 @@ int main(int argc, char** argv) {
     }
   }
 #elif LOOM_W == 7 || LOOM_W == 8
-  {
+  for (bool tf32 : {false, true}) {
     result r{LOOM_W == 7 ? "W7" : "W8"};
+    r.variant = tf32 ? "loom (TF32)" : "loom (float32)";
     const auto ah = uniform(G * G, 51), wh = uniform(G * G, 52), bh = uniform(G, 53);
     auto a = upload(ah, M{G, G});
     auto w = upload(wh, M{G, G});
     auto bias = upload(bh, V{G});
     cuda::tensor<float, M> o(G, G);
+    cuda::options opt;
+    opt.tf32 = tf32;
 #if LOOM_W == 7
-    auto run = [&] { o = matmul(a, w); };
+    auto run = [&] { o.assign(matmul(a, w), cuda::default_stream(), opt); };
 #else
-    auto run = [&] { o = gelu(matmul(a, w) + bias); };
+    auto run = [&] { o.assign(gelu(matmul(a, w) + bias), cuda::default_stream(), opt); };
 #endif
     if (first_run(r, run)) {
       const auto oh = download(o);
@@ -324,9 +327,9 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < results.size(); ++i) {
       const result& r = results[i];
       std::fprintf(f,
-                   "  {\"workload\": \"%s\", \"variant\": \"loom\", \"status\": \"%s\", \"ms\": %.5f, \"gbps\": %.2f, "
+                   "  {\"workload\": \"%s\", \"variant\": \"%s\", \"status\": \"%s\", \"ms\": %.5f, \"gbps\": %.2f, "
                    "\"tflops\": %.3f, \"err\": %.3e}%s\n",
-                   r.workload.c_str(), r.status.c_str(), r.ms, r.gbps, r.tflops, std::isfinite(r.err) ? r.err : 1e300,
+                   r.workload.c_str(), r.variant.c_str(), r.status.c_str(), r.ms, r.gbps, r.tflops, std::isfinite(r.err) ? r.err : 1e300,
                    i + 1 < results.size() ? "," : "");
     }
     std::fprintf(f, "]}\n");

@@ -16,7 +16,7 @@ import sys
 
 ORDER = ["W1", "W2", "W3", "W4", "W5", "W6/sum", "W6/colsum", "W7", "W8", "W9"]
 PROBES = {"3": "W3", "4": "W4", "61": "W6/sum", "62": "W6/colsum", "7": "W7", "8": "W8", "9": "W9"}
-LOOM_DEFAULT = {"loom (extents at run time)", "loom"}
+LOOM_DEFAULT = {"loom (extents at run time)", "loom", "loom (float32)"}
 
 
 def load(path):

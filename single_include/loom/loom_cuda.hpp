@@ -3524,14 +3524,21 @@ struct kernel_family {
 namespace loom::cuda {
 
 namespace detail {
+/// True where environment variable `name` is "1", "true", "on" or "yes".
+inline bool env_flag(const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr) return false;
+  const std::string_view s(v);
+  return s == "1" || s == "true" || s == "on" || s == "yes";
+}
 /// LOOM_CUDA_BAKE_EXTENTS=1 (or "true", "on") makes baking extents into kernels the default.
 inline bool bake_extents_default() {
-  static const bool on = [] {
-    const char* v = std::getenv("LOOM_CUDA_BAKE_EXTENTS");
-    if (v == nullptr) return false;
-    const std::string_view s(v);
-    return s == "1" || s == "true" || s == "on" || s == "yes";
-  }();
+  static const bool on = env_flag("LOOM_CUDA_BAKE_EXTENTS");
+  return on;
+}
+/// LOOM_CUDA_TF32=1 (or "true", "on") lets float matmuls use TF32 tensor cores by default.
+inline bool tf32_default() {
+  static const bool on = env_flag("LOOM_CUDA_TF32");
   return on;
 }
 }  // namespace detail
@@ -3547,392 +3554,60 @@ struct options {
   /// XLA specialises) instead of passing them at run time (one kernel per expression type and
   /// layout class). Default: off, or LOOM_CUDA_BAKE_EXTENTS.
   bool bake_extents = detail::bake_extents_default();
+  /// Float matmuls (cuBLASLt) multiply in TF32 on tensor cores (10-bit mantissas, float
+  /// accumulation: about 1e-3 relative) instead of full float. Default: off, or LOOM_CUDA_TF32.
+  bool tf32 = detail::tf32_default();
 };
 
 }  // namespace loom::cuda
 // ---- end loom/cuda/options.hpp
-// ---- begin loom/cuda/reduce.hpp
-// loom/cuda/reduce.hpp: reductions on the device, and expressions holding them.
+// ---- begin loom/cuda/matmul.hpp
+// loom/cuda/matmul.hpp: matmul on the device, through cuBLASLt.
 //
-// A reduction node runs as the generated kernels of cuda/codegen/reduce_kernel.hpp into a device
-// temporary of its own shape (its producers fused into it: nothing of the operand's size is ever
-// held); an expression holding reductions is evaluated with each of them replaced by a read of
-// its temporary, as one more generated kernel. Nested reductions are evaluated innermost first.
-// (The CPU fuses a reduction broadcast back into its row pass; on the device that one-pass row
-// kernel -- softmax, layer norm -- is still to come.)
+// An assignment whose root is a product with an epilogue cuBLASLt fuses -- matmul(a, b),
+// matmul(a, b) + bias, relu(...) or gelu(...) of either (gelu is the tanh form, as cuBLASLt's) --
+// is one cublasLtMatmul call writing the destination. Anywhere else a product is evaluated that
+// way into a device temporary and the rest of the expression reads it (cuda/assign.hpp), so
+// other epilogues are a generated kernel after the GEMM.
 //
-// plan_reduction() is the host half: the binding of the operand over [kept axes..., reduced
-// axes...], the cursors, the split into chunks; launch_reduction() queues it. The tests run the
-// same plan through a host emulation of the kernels.
+// loom's tensors are row-major and cuBLASLt's matrices column-major: D = A B (M x N) is computed
+// as D^T = B^T A^T, whose column-major views are the row-major arrays themselves. An operand that
+// is a view of memory (a tensor, a strided view, a transpose or slice of one) is handed to
+// cuBLASLt as it is, transposed where its columns are contiguous; any other operand expression is
+// evaluated into a contiguous temporary first. Batch axes broadcast as NumPy's and run as one call
+// per matrix. float multiplies in full precision (or TF32 with options::tf32), double in double;
+// other types throw loom::cuda_error.
 
 #include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <memory>
+#include <mutex>
 #include <string>
 #include <type_traits>
+#include <unordered_map>
+
+// ---- begin loom/cuda/runtime/cublaslt.hpp
+// loom/cuda/runtime/cublaslt.hpp: cuBLASLt, loaded at run time, for matmul with a fused epilogue.
+//
+// A contraction whose epilogue cuBLASLt can fuse (bias, ReLU, GELU and their combinations) goes
+// to cublasLtMatmul rather than to a generated kernel: its Hopper kernels are what a generated
+// GEMM would have to match. Only what that needs is declared here -- the handle, the operation
+// descriptor, matrix layouts, the heuristic query and the matmul itself -- with the enum values
+// and the two semi-opaque structs as cuBLASLt documents them, so that <cublasLt.h> is not needed.
+//
+// The wrappers are thin RAII owners; choosing layouts (loom's row-major tensors are handed to
+// cuBLASLt as the transposed column-major problem, so the bias runs along D's columns) belongs to
+// the matmul emitter, not here.
+//
+// cuBLASLt uses the CUDA runtime internally, which works in the current device's primary context:
+// the same context loom uses, so loom's device pointers and streams are valid for it.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
 #include <utility>
 #include <vector>
-
-// ---- begin loom/cuda/codegen/reduce_kernel.hpp
-// loom/cuda/codegen/reduce_kernel.hpp: reduction kernels, printed once per expression type.
-//
-// A reduction node becomes two kinds of kernel:
-//
-//   loom_rd_<hash>  the reduction proper. Its operand's expression is printed by the elementwise
-//                   emitters (producers are fused: sum(x * y) reads x and y once and never holds
-//                   x * y). The operand's index space is split into the kept axes (one output
-//                   each) and the reduced axes; a work item is one output, or one of S equal
-//                   chunks of an output's reduced range where there are too few outputs to fill
-//                   the device (a full sum). A block takes one work item at a time: each thread
-//                   folds every blockDim-th element of the range (an odometer over the reduced
-//                   axes: adds and carries, no division per element) into an accumulator, and
-//                   the block combines the accumulators as a tree in shared memory. With S == 1
-//                   the block writes the result, else its partial.
-//   loom_rc_<hash>  the same reduction with one *thread* per work item, for outputs that lie next
-//                   to each other in memory (column sums: the kept inner axis steps by 1 in every
-//                   operand): neighbouring threads read neighbouring elements, each folding its
-//                   chunk of the reduced range in order.
-//   loom_rf_<hash>  the second stage where S > 1: one thread per output combines its S partials
-//                   in order and writes the result. It depends on the reducer and dtypes only.
-//
-// Deterministic: the chunks, the threads' shares and the tree are fixed by the shape and the
-// block size, never by timing; no atomics. Float sums, means and products accumulate in double
-// (a sum of 2^24 floats stays within float rounding of the exact value), integer and bool ones in
-// 64-bit integers (as on the CPU); max and min propagate NaN; argmax/argmin keep the first NaN,
-// else the first index of the extreme value, whatever the split.
-
-#include <array>
-#include <cstddef>
-#include <cstdint>
-#include <string>
-#include <string_view>
-#include <vector>
-
-
-namespace loom::cuda::codegen {
-
-/// Threads per block of a reduction kernel (a power of two: the tree halves it).
-inline constexpr int reduce_block_threads = 256;
-
-/// What a reduction node compiles to: its operand's element expression (op.dst unused) and the
-/// reducer, by name (expr/reduce.hpp: sum, mean, prod, max, min, argmax, argmin).
-struct reduce_desc {
-  kernel_desc op;
-  std::string reducer;
-  dtype out = dtype::float32;  ///< the result's dtype
-  [[nodiscard]] bool is_arg() const { return reducer == "argmax" || reducer == "argmin"; }
-  /// The accumulator's C type: double for floating sums, means and products, long long for
-  /// integer and bool ones, the value's own type for max, min and the arg reductions' values.
-  [[nodiscard]] std::string_view acc_c_name() const {
-    const bool floating = op.value == dtype::float32 || op.value == dtype::float64;
-    if (reducer == "sum" || reducer == "mean" || reducer == "prod") return floating ? "double" : "long long";
-    return dtype_c_name(op.value);
-  }
-};
-
-/// The run-time shape of one reduction launch: kept and reduced ranks (>= 1 each) and extents,
-/// outputs K, reduced count M, chunks per output S of `chunk` elements.
-struct reduce_launch {
-  std::size_t kr = 1, rr = 1;
-  std::array<index_t, max_rank> kext{}, rext{};
-  index_t K = 0, M = 0, S = 1, chunk = 0;
-  bool columns = false;  ///< a thread per work item (loom_rc_), else a block (loom_rd_)
-};
-
-namespace detail {
-
-/// The shared device functions of a reduction: acc_t, identity(), fold(acc, x, m), combine(a, b)
-/// and finish(acc) -> the result, for reducer r over values of type `value` into `out`.
-LOOM_NOINLINE inline void put_reducer(std::string& s, const reduce_desc& d) {
-  const std::string_view v = dtype_c_name(d.op.value), a = d.acc_c_name(), o = dtype_c_name(d.out);
-  const bool floating = d.op.value == dtype::float32 || d.op.value == dtype::float64;
-  const bool is_bool = d.op.value == dtype::bool_;
-  const std::string& r = d.reducer;
-  put(s, {"struct acc_t { ", a, " v; long long i; };\n"});
-  // The identity (max/min: the lowest/highest value, so that any element replaces it).
-  std::string id = "0";
-  if (r == "prod") id = "1";
-  if (r == "max" || r == "argmax")
-    id = floating ? "-loom::dev::m_inf<" + std::string(v) + ">()" : is_bool ? "false" : "loom::dev::int_traits<" + std::string(v) + ">::lowest";
-  if (r == "min" || r == "argmin")
-    id = floating ? "loom::dev::m_inf<" + std::string(v) + ">()" : is_bool ? "true" : "loom::dev::int_traits<" + std::string(v) + ">::highest";
-  put(s, {"__device__ __forceinline__ acc_t identity() { acc_t a; a.v = ", id, "; a.i = -1; return a; }\n"});
-  // fold: one element x (at reduced index m) into a; combine: two partial accumulators.
-  if (r == "sum" || r == "mean") {
-    put(s, {"__device__ __forceinline__ void fold(acc_t& a, ", v, " x, long long) { a.v += (", a, ")x; }\n"});
-    s += "__device__ __forceinline__ void combine(acc_t& a, const acc_t& b) { a.v += b.v; }\n";
-  } else if (r == "prod") {
-    if (floating) {
-      put(s, {"__device__ __forceinline__ void fold(acc_t& a, ", v, " x, long long) { a.v *= (double)x; }\n"});
-      s += "__device__ __forceinline__ void combine(acc_t& a, const acc_t& b) { a.v *= b.v; }\n";
-    } else {  // two's complement wrap, as the CPU's
-      put(s, {"__device__ __forceinline__ void fold(acc_t& a, ", v,
-              " x, long long) { a.v = (long long)((unsigned long long)a.v * (unsigned long long)(long long)x); }\n"});
-      s += "__device__ __forceinline__ void combine(acc_t& a, const acc_t& b) { a.v = (long long)((unsigned long long)a.v * "
-           "(unsigned long long)b.v); }\n";
-    }
-  } else if (r == "max" || r == "min") {
-    const std::string_view cmp = r == "max" ? ">" : "<";
-    if (floating) {  // NaN anywhere gives NaN
-      put(s, {"__device__ __forceinline__ void fold(acc_t& a, ", v, " x, long long) { if (a.v == a.v && (x != x || x ", cmp,
-              " a.v)) a.v = x; }\n"});
-      put(s, {"__device__ __forceinline__ void combine(acc_t& a, const acc_t& b) { if (a.v == a.v && (b.v != b.v || b.v ", cmp,
-              " a.v)) a.v = b.v; }\n"});
-    } else {
-      put(s, {"__device__ __forceinline__ void fold(acc_t& a, ", v, " x, long long) { if (x ", cmp, " a.v) a.v = x; }\n"});
-      put(s, {"__device__ __forceinline__ void combine(acc_t& a, const acc_t& b) { if (b.v ", cmp, " a.v) a.v = b.v; }\n"});
-    }
-  } else {  // argmax, argmin: the first NaN, else the first index of the extreme value
-    const std::string_view cmp = r == "argmax" ? ">" : "<";
-    const std::string nan_a = floating ? "a.v != a.v" : "false", nan_b = floating ? "b.v != b.v" : "false";
-    put(s, {"__device__ __forceinline__ bool better(const acc_t& b, const acc_t& a) {\n"
-            "  if (b.i < 0) return false;\n  if (a.i < 0) return true;\n"
-            "  const bool na = ", nan_a, ", nb = ", nan_b, ";\n"
-            "  if (na || nb) return nb && (!na || b.i < a.i);\n"
-            "  if (b.v ", cmp, " a.v) return true;\n  if (a.v ", cmp, " b.v) return false;\n  return b.i < a.i;\n}\n"});
-    put(s, {"__device__ __forceinline__ void fold(acc_t& a, ", v, " x, long long m) { acc_t b; b.v = x; b.i = m; if (better(b, a)) a = b; }\n"});
-    s += "__device__ __forceinline__ void combine(acc_t& a, const acc_t& b) { if (better(b, a)) a = b; }\n";
-  }
-  // finish: the result from the accumulator (M: the reduced count, for the mean).
-  if (r == "mean")
-    put(s, {"__device__ __forceinline__ ", o, " finish(const acc_t& a, long long M) { return loom::dev::cvt<", o,
-            ">(M == 0 ? loom::dev::m_nan<double>() : (double)a.v / (double)M); }\n"});
-  else if (d.is_arg())
-    put(s, {"__device__ __forceinline__ ", o, " finish(const acc_t& a, long long) { return a.i; }\n"});
-  else
-    put(s, {"__device__ __forceinline__ ", o, " finish(const acc_t& a, long long) { return loom::dev::cvt<", o, ">(a.v); }\n"});
-}
-
-}  // namespace detail
-
-/// The size of the reduction kernel's argument block: out, leaves, K, M, S, chunk, the extents
-/// and strides (8 bytes each), then the scalars by decreasing size.
-inline std::size_t reduce_args_size(const reduce_desc& d, std::size_t kr, std::size_t rr) {
-  std::size_t s = 8 * (1 + d.op.leaves.size() + 4 + kr + rr + d.op.leaves.size() * (kr + rr));
-  for (dtype t : d.op.scalars) s += dtype_size(t);
-  return (s + 7) & ~std::size_t(7);
-}
-
-namespace detail {
-/// The element call of a reduction kernel at offsets o<k>.
-inline std::string reduce_element_call(const reduce_desc& d) {
-  std::string call = "element(p";
-  for (std::size_t i = 0; i < d.op.leaves.size(); ++i) {
-    const std::string k = std::to_string(i);
-    switch (d.op.kind(i)) {
-      case leaf_kind::value: call += ", p.a" + k + "[o" + k + "]"; break;
-      case leaf_kind::lazy: call += ", o" + k; break;
-      case leaf_kind::position: call += ", p.a" + k + " + o" + k; break;
-    }
-  }
-  return call + ")";
-}
-/// "    I ok0 = 0, ...;" and the kept offsets of output k (divisions once per work item).
-inline void put_kept_offsets(std::string& s, std::size_t n, std::string_view indent) {
-  put(s, {indent, "I "});
-  for (std::size_t i = 0; i < n; ++i) put(s, {i ? ", " : "", "ok", std::to_string(i), " = 0"});
-  if (n == 0) s += "unused_ok = 0";
-  put(s, {";\n", indent, "{\n", indent, "  I a = k;\n#pragma unroll\n", indent, "  for (int j = KR - 1; j >= 0; --j) {\n", indent,
-          "    const I c = a % p.kext[j];\n", indent, "    a /= p.kext[j];\n"});
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::string k = std::to_string(i);
-    put(s, {indent, "    ok", k, " += c * p.kst", k, "[j];\n"});
-  }
-  put(s, {indent, "  }\n", indent, "}\n"});
-}
-/// "      I o0 = ok0, ...;" and the offsets of the reduced multi-index c added.
-inline void put_reduced_offsets(std::string& s, std::size_t n) {
-  s += "      I ";
-  for (std::size_t i = 0; i < n; ++i) put(s, {i ? ", " : "", "o", std::to_string(i), " = ok", std::to_string(i)});
-  if (n == 0) s += "unused_o = 0";
-  s += ";\n#pragma unroll\n      for (int j = 0; j < RR; ++j) {\n";
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::string k = std::to_string(i);
-    put(s, {"        o", k, " += c[j] * p.rst", k, "[j];\n"});
-  }
-  s += "      }\n";
-}
-}  // namespace detail
-
-/// Prints the reduction kernel of d for kept rank kr and reduced rank rr; `columns`: a thread
-/// per work item (loom_rc_), else a block (loom_rd_).
-LOOM_NOINLINE inline kernel_text print_reduce_kernel(const reduce_desc& d, std::size_t kr, std::size_t rr,
-                                                     bool columns = false) {
-  using detail::put;
-  const std::size_t n = d.op.leaves.size();
-  std::string s;
-  s.reserve(6000);
-  put(s, {"// loom reduction kernel: ", d.reducer, ", kept rank ", std::to_string(kr), ", reduced rank ", std::to_string(rr),
-          columns ? ", a thread per output" : ", a block per output",
-          "\nnamespace loom_gen_@ {\nstruct args {\n  void* out;\n"});
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::string k = std::to_string(i);
-    if (d.op.kind(i) == leaf_kind::position)
-      put(s, {"  long long a", k, ";\n"});
-    else
-      put(s, {"  const ", dtype_c_name(d.op.leaves[i]), "* a", k, ";\n"});
-  }
-  put(s, {"  long long K, M, S, chunk;\n  long long kext[", std::to_string(kr), "];\n  long long rext[", std::to_string(rr), "];\n"});
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::string k = std::to_string(i);
-    put(s, {"  long long kst", k, "[", std::to_string(kr), "];\n  long long rst", k, "[", std::to_string(rr), "];\n"});
-  }
-  for (std::size_t size : {8u, 4u, 1u})
-    for (std::size_t i = 0; i < d.op.scalars.size(); ++i)
-      if (dtype_size(d.op.scalars[i]) == size) put(s, {"  ", dtype_c_name(d.op.scalars[i]), " s", std::to_string(i), ";\n"});
-  put(s, {"};\nstatic_assert(sizeof(args) == ", std::to_string(reduce_args_size(d, kr, rr)),
-          ", \"loom: the argument block of this kernel differs from the host's\");\n"});
-  put(s, {"__device__ __forceinline__ ", dtype_c_name(d.op.value), " element(const args& p"});
-  for (std::size_t i = 0; i < n; ++i)
-    put(s, {", const ", d.op.kind(i) == leaf_kind::value ? dtype_c_name(d.op.leaves[i]) : std::string_view("long long"), " x",
-            std::to_string(i)});
-  put(s, {") {\n  return ", d.op.element, ";\n}\n"});
-  detail::put_reducer(s, d);
-  s += "}  // namespace loom_gen_@\n";
-  if (columns) {
-    put(s, {"extern \"C\" __global__ void __launch_bounds__(", std::to_string(reduce_block_threads),
-            ") loom_rc_@(const LOOM_GRID_CONSTANT loom_gen_@::args p) {\n  using namespace loom_gen_@;\n"
-            "  typedef long long I;\n  constexpr int KR = ",
-            std::to_string(kr), ", RR = ", std::to_string(rr),
-            ";\n  const I total = p.K * p.S;\n"
-            "  for (I w = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; w < total; w += (I)gridDim.x * (I)blockDim.x) {\n"
-            "    const I k = w % p.K, sp = w / p.K;  // neighbouring threads: neighbouring outputs\n"});
-    detail::put_kept_offsets(s, n, "    ");
-    s += "    const I m0 = sp * p.chunk;\n    const I m1 = m0 + p.chunk < p.M ? m0 + p.chunk : p.M;\n"
-         "    acc_t acc = identity();\n    if (m0 < m1) {\n      I c[RR];\n      {\n        I a = m0;\n#pragma unroll\n"
-         "        for (int j = RR - 1; j > 0; --j) {\n          c[j] = a % p.rext[j];\n          a /= p.rext[j];\n        }\n"
-         "        c[0] = a;\n      }\n";
-    detail::put_reduced_offsets(s, n);
-    put(s, {"      for (I m = m0;;) {\n        fold(acc, ", detail::reduce_element_call(d),
-            ", m);\n        if (++m >= m1) break;\n"
-            "        for (int j = RR - 1; j >= 0; --j) {  // the next reduced index\n          ++c[j];\n"});
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::string k = std::to_string(i);
-      put(s, {"          o", k, " += p.rst", k, "[j];\n"});
-    }
-    s += "          if (j == 0 || c[j] < p.rext[j]) break;\n          c[j] = 0;\n";
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::string k = std::to_string(i);
-      put(s, {"          o", k, " -= p.rext[j] * p.rst", k, "[j];\n"});
-    }
-    put(s, {"        }\n      }\n    }\n    if (p.S == 1)\n      static_cast<", dtype_c_name(d.out),
-            "*>(p.out)[k] = finish(acc, p.M);\n    else\n      static_cast<acc_t*>(p.out)[k * p.S + sp] = acc;\n  }\n}\n"});
-      return detail::hashed_kernel(s, 0x6c6f6f6d2d7263ull, "loom_rc_");  // "loom-rc"
-  }
-  put(s, {"extern \"C\" __global__ void __launch_bounds__(", std::to_string(reduce_block_threads),
-          ") loom_rd_@(const LOOM_GRID_CONSTANT loom_gen_@::args p) {\n  using namespace loom_gen_@;\n"
-          "  typedef long long I;\n  constexpr int KR = ",
-          std::to_string(kr), ", RR = ", std::to_string(rr), ";\n  __shared__ acc_t sh[", std::to_string(reduce_block_threads),
-          "];\n  const I total = p.K * p.S;\n  const I step = (I)blockDim.x;\n"
-          "  for (I w = (I)blockIdx.x; w < total; w += (I)gridDim.x) {\n    const I k = w / p.S, sp = w % p.S;\n"});
-  detail::put_kept_offsets(s, n, "    ");
-  s += "    const I m0 = sp * p.chunk;\n    const I m1 = m0 + p.chunk < p.M ? m0 + p.chunk : p.M;\n"
-       "    acc_t acc = identity();\n    I m = m0 + (I)threadIdx.x;\n    if (m < m1) {\n"
-       "      I c[RR], dig[RR];\n      {\n        I a = m, b = step;\n#pragma unroll\n"
-       "        for (int j = RR - 1; j > 0; --j) {\n          c[j] = a % p.rext[j];\n          a /= p.rext[j];\n"
-       "          dig[j] = b % p.rext[j];\n          b /= p.rext[j];\n        }\n        c[0] = a;\n        dig[0] = b;\n      }\n";
-  detail::put_reduced_offsets(s, n);
-  s += "      for (;;) {\n";
-  // element() at the current offsets
-  std::string call = "element(p";
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::string k = std::to_string(i);
-    switch (d.op.kind(i)) {
-      case leaf_kind::value: call += ", p.a" + k + "[o" + k + "]"; break;
-      case leaf_kind::lazy: call += ", o" + k; break;
-      case leaf_kind::position: call += ", p.a" + k + " + o" + k; break;
-    }
-  }
-  call += ")";
-  put(s, {"        fold(acc, ", call, ", m);\n        m += step;\n        if (m >= m1) break;\n        I carry = 0;\n#pragma unroll\n"
-          "        for (int j = RR - 1; j >= 0; --j) {\n          const I a = dig[j] + carry;\n          c[j] += a;\n"});
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::string k = std::to_string(i);
-    put(s, {"          o", k, " += a * p.rst", k, "[j];\n"});
-  }
-  s += "          carry = 0;\n          if (j > 0 && c[j] >= p.rext[j]) {\n            c[j] -= p.rext[j];\n";
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::string k = std::to_string(i);
-    put(s, {"            o", k, " -= p.rext[j] * p.rst", k, "[j];\n"});
-  }
-  s += "            carry = 1;\n          }\n        }\n      }\n    }\n"
-       "    sh[threadIdx.x] = acc;\n    __syncthreads();\n"
-       "    for (unsigned h = blockDim.x / 2; h > 0; h >>= 1) {\n"
-       "      if (threadIdx.x < h) combine(sh[threadIdx.x], sh[threadIdx.x + h]);\n      __syncthreads();\n    }\n";
-  put(s, {"    if (threadIdx.x == 0) {\n      if (p.S == 1)\n        static_cast<", dtype_c_name(d.out),
-          "*>(p.out)[k] = finish(sh[0], p.M);\n      else\n        static_cast<acc_t*>(p.out)[w] = sh[0];\n    }\n"
-          "    __syncthreads();\n  }\n}\n"});
-  return detail::hashed_kernel(s, 0x6c6f6f6d2d7264ull, "loom_rd_");  // "loom-rd"
-}
-
-/// Prints the second stage of reducer d (its operand's expression does not matter): one thread
-/// per output combines the output's S partials in order.
-LOOM_NOINLINE inline kernel_text print_reduce_finish(const reduce_desc& d) {
-  using detail::put;
-  std::string s;
-  put(s, {"// loom reduction, second stage: ", d.reducer, " of ", dtype_c_name(d.op.value), " into ", dtype_c_name(d.out),
-          "\nnamespace loom_gen_@ {\nstruct args {\n  void* out;\n  const void* partial;\n  long long K, S, M;\n};\n"});
-  detail::put_reducer(s, d);
-  put(s, {"}  // namespace loom_gen_@\nextern \"C\" __global__ void __launch_bounds__(", std::to_string(block_threads),
-          ") loom_rf_@(const LOOM_GRID_CONSTANT loom_gen_@::args p) {\n  using namespace loom_gen_@;\n"
-          "  const acc_t* part = static_cast<const acc_t*>(p.partial);\n"
-          "  for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < p.K; k += (long long)gridDim.x * blockDim.x) {\n"
-          "    acc_t a = identity();\n    for (long long j = 0; j < p.S; ++j) combine(a, part[k * p.S + j]);\n"
-          "    static_cast<",
-          dtype_c_name(d.out), "*>(p.out)[k] = finish(a, p.M);\n  }\n}\n"});
-  return detail::hashed_kernel(s, 0x6c6f6f6d2d7266ull, "loom_rf_");  // "loom-rf"
-}
-
-/// Writes the argument block of a reduction launch: out (results or partials), the leaves as
-/// plan left them (leaf cursors: strides over [kept axes..., reduced axes...]), the shape, the
-/// scalars.
-inline void pack_reduce_args(arg_block& out, const reduce_desc& d, const reduce_launch& rl, std::uintptr_t dst,
-                             const array_cursor* leaves, const scalar_value* sv) {
-  const std::size_t need = reduce_args_size(d, rl.kr, rl.rr);
-  if (need > arg_block::capacity)
-    throw cuda_error("loom: the reduction has too many operands for one kernel (" + std::to_string(need) +
-                     " bytes of arguments, the limit is " + std::to_string(arg_block::capacity) + ")");
-  out.size = 0;
-  const std::uint64_t o = dst;
-  out.put(&o, 8);
-  const std::size_t n = d.op.leaves.size();
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::uint64_t a = leaves[i].base;
-    out.put(&a, 8);
-  }
-  for (index_t v : {rl.K, rl.M, rl.S, rl.chunk}) out.put_index(v);
-  for (std::size_t k = 0; k < rl.kr; ++k) out.put_index(rl.kext[k]);
-  for (std::size_t k = 0; k < rl.rr; ++k) out.put_index(rl.rext[k]);
-  for (std::size_t i = 0; i < n; ++i) {
-    for (std::size_t k = 0; k < rl.kr; ++k) out.put_index(leaves[i].stride[k]);
-    for (std::size_t k = 0; k < rl.rr; ++k) out.put_index(leaves[i].stride[rl.kr + k]);
-  }
-  for (std::size_t size : {8u, 4u, 1u})
-    for (std::size_t i = 0; i < d.op.scalars.size(); ++i)
-      if (dtype_size(d.op.scalars[i]) == size) out.put(sv[i].bytes, size);
-  out.size = (out.size + 7) & ~std::size_t(7);
-}
-
-}  // namespace loom::cuda::codegen
-// ---- end loom/cuda/codegen/reduce_kernel.hpp
-// ---- begin loom/cuda/runtime/launch.hpp
-// loom/cuda/runtime/launch.hpp: launching a loaded kernel, and choosing a block size.
-//
-// launch() is on the hot path of every device assignment, so it does the minimum: make the
-// context current (one cuCtxGetCurrent when it is), opt the kernel in to more than 48 KiB of
-// dynamic shared memory the first time it asks for that much, and call cuLaunchKernel. Only a
-// failure builds a message -- with the driver's error name and string, the kernel's name and the
-// launch configuration, since "invalid argument" alone says nothing about which launch or why.
-//
-// Errors of the kernel itself (an illegal address) are asynchronous: they surface at the next
-// synchronising call (stream_ref::synchronize, cuda::synchronize) as loom::cuda_error.
-
-#include <cstddef>
-#include <cstdint>
-#include <string>
-#include <string_view>
 
 // ---- begin loom/cuda/runtime/stream.hpp
 // loom/cuda/runtime/stream.hpp: streams and events.
@@ -4162,129 +3837,373 @@ class event {
 }  // namespace loom::cuda
 // ---- end loom/cuda/runtime/stream.hpp
 
-namespace loom::cuda {
+struct cublasLtContext;  // the tag <cublasLt.h> gives the handle
 
-/// Grid or block extents of a launch.
-struct launch_dim {
-  unsigned x = 1;
-  unsigned y = 1;
-  unsigned z = 1;
+namespace loom::cuda::detail {
 
-  constexpr launch_dim() noexcept = default;
-  constexpr launch_dim(unsigned x_, unsigned y_ = 1, unsigned z_ = 1) noexcept : x(x_), y(y_), z(z_) {}  // NOLINT
-  /// x * y * z.
-  [[nodiscard]] constexpr std::uint64_t count() const noexcept {
-    return std::uint64_t{x} * std::uint64_t{y} * std::uint64_t{z};
-  }
+using cublas_status = int;
+using cublaslt_handle_t = ::cublasLtContext*;
+struct lt_matmul_desc_st;
+struct lt_matrix_layout_st;
+struct lt_preference_st;
+using lt_matmul_desc_t = lt_matmul_desc_st*;
+using lt_matrix_layout_t = lt_matrix_layout_st*;
+using lt_preference_t = lt_preference_st*;
+
+/// cublasLtMatmulAlgo_t: 64 bytes, opaque.
+struct lt_matmul_algo {
+  std::uint64_t data[8];
 };
 
-}  // namespace loom::cuda
+/// cublasLtMatmulHeuristicResult_t.
+struct lt_heuristic_result {
+  lt_matmul_algo algo;
+  std::size_t workspace_size;
+  cublas_status state;
+  float waves_count;
+  int reserved[4];
+};
 
-namespace loom::cuda::runtime {
+/// The values of cuBLAS(Lt) enums loom uses, as cuBLASLt documents them.
+namespace lt {
+inline constexpr cublas_status status_success = 0;
+// cublasComputeType_t
+inline constexpr int compute_16f = 64;
+inline constexpr int compute_32f = 68;
+inline constexpr int compute_32f_fast_tf32 = 77;
+inline constexpr int compute_64f = 70;
+// cudaDataType_t
+inline constexpr int r_32f = 0;
+inline constexpr int r_64f = 1;
+inline constexpr int r_16f = 2;
+inline constexpr int r_16bf = 14;
+// cublasOperation_t
+inline constexpr int op_n = 0;
+inline constexpr int op_t = 1;
+// cublasLtMatmulDescAttributes_t
+inline constexpr int desc_transa = 3;
+inline constexpr int desc_transb = 4;
+inline constexpr int desc_epilogue = 7;
+inline constexpr int desc_bias_pointer = 8;
+inline constexpr int desc_bias_data_type = 26;
+// cublasLtMatrixLayoutAttribute_t and cublasLtOrder_t
+inline constexpr int layout_order = 1;
+inline constexpr int order_col = 0;
+inline constexpr int order_row = 1;
+// cublasLtMatmulPreferenceAttributes_t
+inline constexpr int pref_max_workspace_bytes = 1;
+inline constexpr int pref_min_alignment_a_bytes = 5;  // then B, C, D: 6, 7, 8
+}  // namespace lt
 
-namespace detail_launch {
+struct cublaslt_api {
+  cublas_status (*cublasLtCreate)(cublaslt_handle_t*) = nullptr;
+  cublas_status (*cublasLtDestroy)(cublaslt_handle_t) = nullptr;
+  std::size_t (*cublasLtGetVersion)() = nullptr;
+  cublas_status (*cublasLtMatmulDescCreate)(lt_matmul_desc_t*, int, int) = nullptr;
+  cublas_status (*cublasLtMatmulDescDestroy)(lt_matmul_desc_t) = nullptr;
+  cublas_status (*cublasLtMatmulDescSetAttribute)(lt_matmul_desc_t, int, const void*, std::size_t) = nullptr;
+  cublas_status (*cublasLtMatrixLayoutCreate)(lt_matrix_layout_t*, int, std::uint64_t, std::uint64_t,
+                                              std::int64_t) = nullptr;
+  cublas_status (*cublasLtMatrixLayoutDestroy)(lt_matrix_layout_t) = nullptr;
+  cublas_status (*cublasLtMatrixLayoutSetAttribute)(lt_matrix_layout_t, int, const void*, std::size_t) = nullptr;
+  cublas_status (*cublasLtMatmulPreferenceCreate)(lt_preference_t*) = nullptr;
+  cublas_status (*cublasLtMatmulPreferenceDestroy)(lt_preference_t) = nullptr;
+  cublas_status (*cublasLtMatmulPreferenceSetAttribute)(lt_preference_t, int, const void*, std::size_t) = nullptr;
+  cublas_status (*cublasLtMatmulAlgoGetHeuristic)(cublaslt_handle_t, lt_matmul_desc_t, lt_matrix_layout_t,
+                                                  lt_matrix_layout_t, lt_matrix_layout_t, lt_matrix_layout_t,
+                                                  lt_preference_t, int, lt_heuristic_result*, int*) = nullptr;
+  cublas_status (*cublasLtMatmul)(cublaslt_handle_t, lt_matmul_desc_t, const void*, const void*, lt_matrix_layout_t,
+                                  const void*, lt_matrix_layout_t, const void*, const void*, lt_matrix_layout_t, void*,
+                                  lt_matrix_layout_t, const lt_matmul_algo*, void*, std::size_t,
+                                  stream_handle) = nullptr;
+  // optional
+  const char* (*cublasLtGetStatusName)(cublas_status) = nullptr;
+  const char* (*cublasLtGetStatusString)(cublas_status) = nullptr;
+};
 
-inline std::string dims(launch_dim d) {
-  return std::to_string(d.x) + "x" + std::to_string(d.y) + "x" + std::to_string(d.z);
+struct cublaslt_state {
+  shared_library library;
+  cublaslt_api api;
+  std::size_t version = 0;  // e.g. 130000
+  bool usable = false;
+  std::string problem;
+};
+
+inline std::vector<std::string> cublaslt_library_names() {
+  return {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so.11", "libcublasLt.so"};
 }
 
-[[noreturn]] LOOM_NOINLINE inline void launch_failed(detail::cu_result r, std::string_view name, launch_dim grid,
-                                                     launch_dim block, unsigned shared_bytes, int max_threads) {
-  std::string msg = "loom: launching kernel '" + std::string(name) + "' (grid " + dims(grid) + ", block " +
-                    dims(block) + ", " + std::to_string(shared_bytes) +
-                    " B dynamic shared memory) failed: " + detail::error_text(r);
-  if (max_threads > 0 && block.count() > static_cast<std::uint64_t>(max_threads)) {
-    msg += "; the kernel allows at most " + std::to_string(max_threads) + " threads per block";
+/// Opens cuBLASLt from `names` (then the toolkit folders) and binds it. Never throws.
+inline cublaslt_state probe_cublaslt(const std::vector<std::string>& names) noexcept {
+  cublaslt_state s;
+  try {
+    std::string tried;
+    s.library = open_first(names, toolkit_library_dirs(), &tried);
+    if (!s.library) {
+      s.problem = "loom: cuBLASLt was not found; tried:" + tried;
+      return s;
+    }
+    cublaslt_api& a = s.api;
+    std::string missing;
+    auto need = [&](auto& fn, const char* symbol) {
+      if (!s.library.bind(fn, symbol)) missing += std::string(missing.empty() ? "" : ", ") + symbol;
+    };
+    need(a.cublasLtCreate, "cublasLtCreate");
+    need(a.cublasLtDestroy, "cublasLtDestroy");
+    need(a.cublasLtGetVersion, "cublasLtGetVersion");
+    need(a.cublasLtMatmulDescCreate, "cublasLtMatmulDescCreate");
+    need(a.cublasLtMatmulDescDestroy, "cublasLtMatmulDescDestroy");
+    need(a.cublasLtMatmulDescSetAttribute, "cublasLtMatmulDescSetAttribute");
+    need(a.cublasLtMatrixLayoutCreate, "cublasLtMatrixLayoutCreate");
+    need(a.cublasLtMatrixLayoutDestroy, "cublasLtMatrixLayoutDestroy");
+    need(a.cublasLtMatrixLayoutSetAttribute, "cublasLtMatrixLayoutSetAttribute");
+    need(a.cublasLtMatmulPreferenceCreate, "cublasLtMatmulPreferenceCreate");
+    need(a.cublasLtMatmulPreferenceDestroy, "cublasLtMatmulPreferenceDestroy");
+    need(a.cublasLtMatmulPreferenceSetAttribute, "cublasLtMatmulPreferenceSetAttribute");
+    need(a.cublasLtMatmulAlgoGetHeuristic, "cublasLtMatmulAlgoGetHeuristic");
+    need(a.cublasLtMatmul, "cublasLtMatmul");
+    s.library.bind(a.cublasLtGetStatusName, "cublasLtGetStatusName");
+    s.library.bind(a.cublasLtGetStatusString, "cublasLtGetStatusString");
+    if (!missing.empty()) {
+      s.problem = "loom: cuBLASLt at " + s.library.file() + " lacks " + missing;
+      return s;
+    }
+    s.version = a.cublasLtGetVersion();
+    s.usable = true;
+  } catch (...) {
+    s.usable = false;
+    if (s.problem.empty()) s.problem = "loom: out of host memory while loading cuBLASLt";
   }
+  return s;
+}
+
+/// The process-wide cuBLASLt, loaded once on first use (the library is large: only on demand).
+inline const cublaslt_state& cublaslt_state_once() noexcept {
+  static const cublaslt_state* const state = [] {
+    auto* s = new cublaslt_state(probe_cublaslt(cublaslt_library_names()));
+    s->library.release();
+    return s;
+  }();
+  return *state;
+}
+
+/// cuBLASLt's functions; throws loom::cuda_error when it cannot be loaded.
+inline const cublaslt_api& cublaslt() {
+  const cublaslt_state& s = cublaslt_state_once();
+  if (!s.usable) throw cuda_error(s.problem);
+  return s.api;
+}
+
+/// Throws loom::cuda_error "loom: <what> failed: CUBLAS_STATUS_... (<text>)" on an error status.
+inline void check_cublas(cublas_status st, const std::string& what) {
+  if (st == lt::status_success) [[likely]]
+    return;
+  const cublaslt_api& a = cublaslt_state_once().api;
+  const char* name = a.cublasLtGetStatusName != nullptr ? a.cublasLtGetStatusName(st) : nullptr;
+  const char* text = a.cublasLtGetStatusString != nullptr ? a.cublasLtGetStatusString(st) : nullptr;
+  std::string msg =
+      "loom: " + what + " failed: " + (name != nullptr ? std::string(name) : "cuBLAS status " + std::to_string(st));
+  if (text != nullptr) msg += std::string(" (") + text + ")";
   throw cuda_error(msg);
 }
 
-}  // namespace detail_launch
+}  // namespace loom::cuda::detail
 
-/// Launches a raw CUfunction; `name` is only used in the error message. `args` points to one
-/// pointer per kernel parameter, each to the parameter's value. Throws loom::cuda_error (with the
-/// driver's error name, the kernel name and the configuration) when the launch is refused.
-inline void launch(detail::function_handle function, std::string_view name, launch_dim grid, launch_dim block,
-                   unsigned shared_bytes, stream_ref s, void** args) {
-  detail::make_current();
-  const detail::cu_result r = detail::driver().cuLaunchKernel(function, grid.x, grid.y, grid.z, block.x, block.y,
-                                                              block.z, shared_bytes, s.handle(), args, nullptr);
-  if (r != detail::cu::success) [[unlikely]] {
-    detail_launch::launch_failed(r, name, grid, block, shared_bytes, 0);
-  }
+namespace loom::cuda::runtime {
+
+/// True when cuBLASLt loads. Never throws.
+inline bool cublaslt_available() noexcept { return detail::cublaslt_state_once().usable; }
+
+/// cublasLtGetVersion(), e.g. 130000 for cuBLASLt 13.0.0. Throws loom::cuda_error without it.
+inline std::size_t cublaslt_version() {
+  detail::cublaslt();
+  return detail::cublaslt_state_once().version;
 }
 
-/// Launches a kernel from the module cache; see the raw overload. Dynamic shared memory above
-/// 48 KiB is opted in to (cuFuncSetAttribute) the first time the kernel asks for it.
-inline void launch(const kernel_handle& k, launch_dim grid, launch_dim block, unsigned shared_bytes, stream_ref s,
-                   void** args) {
-  detail::make_current();
-  const detail::driver_api& d = detail::driver();
-  constexpr unsigned default_dynamic_limit = 48u * 1024u;
-  if (shared_bytes > default_dynamic_limit &&
-      static_cast<int>(shared_bytes) > k.dynamic_shared_opt_in.load(std::memory_order_relaxed)) {
-    if (const detail::cu_result r = d.cuFuncSetAttribute(k.function, detail::cu::func_max_dynamic_shared_size_bytes,
-                                                         static_cast<int>(shared_bytes));
-        r != detail::cu::success) {
-      detail_launch::launch_failed(r, k.name + " (opting in to dynamic shared memory)", grid, block, shared_bytes,
-                                   k.max_threads_per_block);
+/// The epilogues cuBLASLt fuses into a matmul (cublasLtEpilogue_t).
+enum class lt_epilogue : std::uint32_t {
+  none = 1,
+  relu = 2,
+  bias = 4,
+  relu_bias = 6,
+  gelu = 32,
+  gelu_bias = 36,
+};
+
+/// A cuBLASLt handle (RAII, movable). Needs a device.
+class cublaslt_handle {
+ public:
+  cublaslt_handle() {
+    const detail::cublaslt_api& a = detail::cublaslt();
+    detail::make_current();
+    detail::check_cublas(a.cublasLtCreate(&handle_), "cublasLtCreate");
+  }
+  cublaslt_handle(const cublaslt_handle&) = delete;
+  cublaslt_handle& operator=(const cublaslt_handle&) = delete;
+  cublaslt_handle(cublaslt_handle&& o) noexcept : handle_(std::exchange(o.handle_, nullptr)) {}
+  cublaslt_handle& operator=(cublaslt_handle&& o) noexcept {
+    std::swap(handle_, o.handle_);
+    return *this;
+  }
+  ~cublaslt_handle() {
+    if (handle_ != nullptr) detail::cublaslt_state_once().api.cublasLtDestroy(handle_);
+  }
+  [[nodiscard]] detail::cublaslt_handle_t get() const noexcept { return handle_; }
+
+ private:
+  detail::cublaslt_handle_t handle_ = nullptr;
+};
+
+/// The process-wide cuBLASLt handle (the handle holds no per-call state; any thread may use it).
+inline const cublaslt_handle& shared_cublaslt_handle() {
+  static const cublaslt_handle* const h = new cublaslt_handle();
+  return *h;
+}
+
+/// A matmul operation descriptor: compute and scale types, transposes, epilogue, bias.
+class lt_matmul_desc {
+ public:
+  /// `compute` is a cublasComputeType_t (detail::lt::compute_32f...), `scale` a cudaDataType_t.
+  lt_matmul_desc(int compute, int scale) {
+    detail::check_cublas(detail::cublaslt().cublasLtMatmulDescCreate(&desc_, compute, scale),
+                         "cublasLtMatmulDescCreate");
+  }
+  lt_matmul_desc(const lt_matmul_desc&) = delete;
+  lt_matmul_desc& operator=(const lt_matmul_desc&) = delete;
+  lt_matmul_desc(lt_matmul_desc&& o) noexcept : desc_(std::exchange(o.desc_, nullptr)) {}
+  lt_matmul_desc& operator=(lt_matmul_desc&& o) noexcept {
+    std::swap(desc_, o.desc_);
+    return *this;
+  }
+  ~lt_matmul_desc() {
+    if (desc_ != nullptr) detail::cublaslt_state_once().api.cublasLtMatmulDescDestroy(desc_);
+  }
+
+  lt_matmul_desc& transpose_a(bool t) {
+    return set_i32(detail::lt::desc_transa, t ? detail::lt::op_t : detail::lt::op_n);
+  }
+  lt_matmul_desc& transpose_b(bool t) {
+    return set_i32(detail::lt::desc_transb, t ? detail::lt::op_t : detail::lt::op_n);
+  }
+  lt_matmul_desc& epilogue(lt_epilogue e) {
+    const auto v = static_cast<std::uint32_t>(e);
+    return set(detail::lt::desc_epilogue, &v, sizeof(v), "epilogue");
+  }
+  /// The bias vector (device pointer) of a *_bias epilogue, and its cudaDataType_t.
+  lt_matmul_desc& bias(const void* device_ptr, int data_type) {
+    set(detail::lt::desc_bias_pointer, &device_ptr, sizeof(device_ptr), "bias pointer");
+    return set_i32(detail::lt::desc_bias_data_type, data_type);
+  }
+  [[nodiscard]] detail::lt_matmul_desc_t get() const noexcept { return desc_; }
+
+ private:
+  lt_matmul_desc& set_i32(int attr, std::int32_t v) { return set(attr, &v, sizeof(v), "attribute"); }
+  lt_matmul_desc& set(int attr, const void* value, std::size_t size, const char* what) {
+    detail::check_cublas(detail::cublaslt().cublasLtMatmulDescSetAttribute(desc_, attr, value, size),
+                         std::string("cublasLtMatmulDescSetAttribute (") + what + ")");
+    return *this;
+  }
+  detail::lt_matmul_desc_t desc_ = nullptr;
+};
+
+/// A matrix layout: element type, rows, columns, leading dimension, storage order.
+class lt_matrix_layout {
+ public:
+  lt_matrix_layout(int data_type, std::uint64_t rows, std::uint64_t cols, std::int64_t ld, bool row_major = false) {
+    const detail::cublaslt_api& a = detail::cublaslt();
+    detail::check_cublas(a.cublasLtMatrixLayoutCreate(&layout_, data_type, rows, cols, ld),
+                         "cublasLtMatrixLayoutCreate");
+    if (row_major) {
+      const std::int32_t order = detail::lt::order_row;
+      detail::check_cublas(a.cublasLtMatrixLayoutSetAttribute(layout_, detail::lt::layout_order, &order, sizeof(order)),
+                           "cublasLtMatrixLayoutSetAttribute (order)");
     }
-    int seen = k.dynamic_shared_opt_in.load(std::memory_order_relaxed);
-    while (seen < static_cast<int>(shared_bytes) &&
-           !k.dynamic_shared_opt_in.compare_exchange_weak(seen, static_cast<int>(shared_bytes))) {
-    }
   }
-  const detail::cu_result r = d.cuLaunchKernel(k.function, grid.x, grid.y, grid.z, block.x, block.y, block.z,
-                                               shared_bytes, s.handle(), args, nullptr);
-  if (r != detail::cu::success) [[unlikely]] {
-    detail_launch::launch_failed(r, k.name, grid, block, shared_bytes, k.max_threads_per_block);
+  lt_matrix_layout(const lt_matrix_layout&) = delete;
+  lt_matrix_layout& operator=(const lt_matrix_layout&) = delete;
+  lt_matrix_layout(lt_matrix_layout&& o) noexcept : layout_(std::exchange(o.layout_, nullptr)) {}
+  lt_matrix_layout& operator=(lt_matrix_layout&& o) noexcept {
+    std::swap(layout_, o.layout_);
+    return *this;
   }
-}
+  ~lt_matrix_layout() {
+    if (layout_ != nullptr) detail::cublaslt_state_once().api.cublasLtMatrixLayoutDestroy(layout_);
+  }
+  [[nodiscard]] detail::lt_matrix_layout_t get() const noexcept { return layout_; }
 
-/// launch() with the kernel's parameters given as values: launch_with(k, grid, block, 0, s, a, x, y, n).
-/// Each value is passed as its own type: give exactly the kernel's parameter types.
-template <class... Args>
-void launch_with(const kernel_handle& k, launch_dim grid, launch_dim block, unsigned shared_bytes, stream_ref s,
-                 const Args&... args) {
-  if constexpr (sizeof...(Args) == 0) {
-    launch(k, grid, block, shared_bytes, s, nullptr);
-  } else {
-    void* pointers[] = {const_cast<void*>(static_cast<const void*>(&args))...};
-    launch(k, grid, block, shared_bytes, s, pointers);
-  }
-}
+ private:
+  detail::lt_matrix_layout_t layout_ = nullptr;
+};
 
-/// How many blocks of `block_threads` threads (and `dynamic_shared` bytes) of kernel `k` fit on
-/// one SM at once (cuOccupancyMaxActiveBlocksPerMultiprocessor).
-inline int max_active_blocks_per_sm(const kernel_handle& k, int block_threads, std::size_t dynamic_shared = 0) {
+/// Heuristic search preferences: the workspace the matmul may use.
+class lt_preference {
+ public:
+  explicit lt_preference(std::uint64_t max_workspace_bytes) {
+    const detail::cublaslt_api& a = detail::cublaslt();
+    detail::check_cublas(a.cublasLtMatmulPreferenceCreate(&pref_), "cublasLtMatmulPreferenceCreate");
+    detail::check_cublas(a.cublasLtMatmulPreferenceSetAttribute(pref_, detail::lt::pref_max_workspace_bytes,
+                                                                &max_workspace_bytes, sizeof(max_workspace_bytes)),
+                         "cublasLtMatmulPreferenceSetAttribute (workspace)");
+  }
+  /// The alignment in bytes (a power of two, up to 256) that A, B, C and D have at least: the
+  /// heuristics only offer algorithms that work with it (by default they assume 256).
+  lt_preference& min_alignment(std::uint32_t a, std::uint32_t b, std::uint32_t c, std::uint32_t d) {
+    const detail::cublaslt_api& api = detail::cublaslt();
+    const std::uint32_t v[4] = {a, b, c, d};
+    for (int i = 0; i < 4; ++i)
+      detail::check_cublas(api.cublasLtMatmulPreferenceSetAttribute(pref_, detail::lt::pref_min_alignment_a_bytes + i,
+                                                                    &v[i], sizeof(v[i])),
+                           "cublasLtMatmulPreferenceSetAttribute (alignment)");
+    return *this;
+  }
+  lt_preference(const lt_preference&) = delete;
+  lt_preference& operator=(const lt_preference&) = delete;
+  lt_preference(lt_preference&& o) noexcept : pref_(std::exchange(o.pref_, nullptr)) {}
+  lt_preference& operator=(lt_preference&& o) noexcept {
+    std::swap(pref_, o.pref_);
+    return *this;
+  }
+  ~lt_preference() {
+    if (pref_ != nullptr) detail::cublaslt_state_once().api.cublasLtMatmulPreferenceDestroy(pref_);
+  }
+  [[nodiscard]] detail::lt_preference_t get() const noexcept { return pref_; }
+
+ private:
+  detail::lt_preference_t pref_ = nullptr;
+};
+
+/// Up to `count` algorithms cuBLASLt suggests for D = A B (+ C) with these layouts, best first.
+/// Throws loom::cuda_error when none is found.
+inline std::vector<detail::lt_heuristic_result> lt_heuristics(const cublaslt_handle& h, const lt_matmul_desc& op,
+                                                              const lt_matrix_layout& a, const lt_matrix_layout& b,
+                                                              const lt_matrix_layout& c, const lt_matrix_layout& d,
+                                                              const lt_preference& pref, int count = 1) {
+  std::vector<detail::lt_heuristic_result> results(static_cast<std::size_t>(count > 0 ? count : 1));
+  int found = 0;
   detail::make_current();
-  int blocks = 0;
-  detail::check(
-      detail::driver().cuOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, k.function, block_threads, dynamic_shared),
-      "cuOccupancyMaxActiveBlocksPerMultiprocessor for kernel '" + k.name + "'");
-  return blocks;
+  detail::check_cublas(
+      detail::cublaslt().cublasLtMatmulAlgoGetHeuristic(h.get(), op.get(), a.get(), b.get(), c.get(), d.get(),
+                                                        pref.get(), count, results.data(), &found),
+      "cublasLtMatmulAlgoGetHeuristic");
+  if (found <= 0) throw cuda_error("loom: cuBLASLt found no algorithm for this matmul");
+  results.resize(static_cast<std::size_t>(found));
+  return results;
 }
 
-/// The block size (a multiple of the warp size, at most the kernel's limit) that keeps the most
-/// threads resident per SM; ties go to the smaller block (more blocks to balance the tail).
-inline int occupancy_block_size(const kernel_handle& k, std::size_t dynamic_shared = 0) {
-  const device_properties& p = device_info();
-  const int warp = p.warp_size > 0 ? p.warp_size : 32;
-  const int limit = k.max_threads_per_block > 0 ? k.max_threads_per_block : p.max_threads_per_block;
-  int best = warp;
-  int best_threads = -1;
-  for (int threads = warp; threads <= limit; threads += warp) {
-    const int resident = max_active_blocks_per_sm(k, threads, dynamic_shared) * threads;
-    if (resident > best_threads) {
-      best_threads = resident;
-      best = threads;
-    }
-  }
-  return best;
+/// D = alpha * op(A) op(B) + beta * C, then the descriptor's epilogue, queued on `s`.
+inline void lt_matmul(const cublaslt_handle& h, const lt_matmul_desc& op, const void* alpha, const void* A,
+                      const lt_matrix_layout& a, const void* B, const lt_matrix_layout& b, const void* beta,
+                      const void* C, const lt_matrix_layout& c, void* D, const lt_matrix_layout& d,
+                      const detail::lt_matmul_algo* algo, void* workspace, std::size_t workspace_bytes, stream_ref s) {
+  detail::make_current();
+  detail::check_cublas(
+      detail::cublaslt().cublasLtMatmul(h.get(), op.get(), alpha, A, a.get(), B, b.get(), beta, C, c.get(), D, d.get(),
+                                        algo, workspace, workspace_bytes, s.handle()),
+      "cublasLtMatmul");
 }
 
 }  // namespace loom::cuda::runtime
-// ---- end loom/cuda/runtime/launch.hpp
+// ---- end loom/cuda/runtime/cublaslt.hpp
 // ---- begin loom/cuda/runtime/memory.hpp
 // loom/cuda/runtime/memory.hpp: device memory (a caching, stream-ordered allocator) and copies.
 //
@@ -4851,6 +4770,800 @@ inline void copy_to_host(void* dst, detail::deviceptr src, std::size_t bytes) {
 
 }  // namespace loom::cuda::runtime
 // ---- end loom/cuda/runtime/memory.hpp
+
+namespace loom::cuda::detail {
+
+// ---------------------------------------------------------------------------------------------
+// Which roots are one cuBLASLt call
+// ---------------------------------------------------------------------------------------------
+
+/// lt_root<N>: N is a product with an epilogue cuBLASLt fuses. product(n) is the matmul node,
+/// bias(n) the bias operand (a rank-1 node, where has_bias), epilogue the cuBLASLt epilogue.
+template <class N>
+struct lt_root {
+  static constexpr bool value = false;
+};
+template <class A, class B>
+struct lt_root<matmul_node<A, B>> {
+  static constexpr bool value = true, has_bias = false;
+  static constexpr runtime::lt_epilogue epilogue = runtime::lt_epilogue::none;
+  using product_type = matmul_node<A, B>;
+  static const product_type& product(const matmul_node<A, B>& n) { return n; }
+};
+/// matmul + bias (either order), the bias a rank-1 operand of the product's type along its columns.
+template <class C, class X, class Y>
+struct lt_root<map_node<ops::add, C, X, Y>> {
+  static constexpr bool left = is_matmul_node<X>::value && !is_matmul_node<Y>::value;
+  static constexpr bool right = is_matmul_node<Y>::value && !is_matmul_node<X>::value;
+  using P = std::conditional_t<left, X, Y>;
+  using Bias = std::conditional_t<left, Y, X>;
+  static constexpr bool value = (left || right) && Bias::rank == 1 &&
+                                std::is_same_v<typename Bias::value_type, typename P::value_type> &&
+                                std::is_same_v<C, typename P::value_type>;
+  static constexpr bool has_bias = true;
+  static constexpr runtime::lt_epilogue epilogue = runtime::lt_epilogue::bias;
+  using product_type = P;
+  static const P& product(const map_node<ops::add, C, X, Y>& n) { return std::get<left ? 0 : 1>(n.args); }
+  static const Bias& bias(const map_node<ops::add, C, X, Y>& n) { return std::get<left ? 1 : 0>(n.args); }
+};
+/// relu or gelu of a product, or of a product plus bias.
+template <class Op, class C, class X>
+  requires(std::is_same_v<Op, ops::relu> || std::is_same_v<Op, ops::gelu>)
+struct lt_root<map_node<Op, C, X>> {
+  using inner = lt_root<X>;
+  static constexpr bool value = inner::value && inner::epilogue != runtime::lt_epilogue::relu &&
+                                inner::epilogue != runtime::lt_epilogue::gelu &&
+                                inner::epilogue != runtime::lt_epilogue::relu_bias &&
+                                inner::epilogue != runtime::lt_epilogue::gelu_bias &&
+                                std::is_same_v<C, typename X::value_type>;
+  static constexpr bool has_bias = value && inner::has_bias;
+  static constexpr bool is_relu = std::is_same_v<Op, ops::relu>;
+  static constexpr runtime::lt_epilogue epilogue =
+      has_bias ? (is_relu ? runtime::lt_epilogue::relu_bias : runtime::lt_epilogue::gelu_bias)
+               : (is_relu ? runtime::lt_epilogue::relu : runtime::lt_epilogue::gelu);
+  using product_type = typename inner::product_type;
+  static const product_type& product(const map_node<Op, C, X>& n) { return inner::product(std::get<0>(n.args)); }
+  static const auto& bias(const map_node<Op, C, X>& n) { return inner::bias(std::get<0>(n.args)); }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Operands as cuBLASLt matrices
+// ---------------------------------------------------------------------------------------------
+
+/// An operand of rank r >= 2 (or a bias of rank 1) in memory: its element 0's address and its
+/// strides over its own axes.
+struct memory_operand {
+  std::uintptr_t base = 0;
+  std::size_t rank = 0;
+  dims d;
+  std::array<index_t, max_rank> stride{};
+};
+
+/// True where node X is a view of memory of element type T (a leaf under index maps only, no
+/// arithmetic, conversion or generator), and then its address and strides in `out`.
+template <class T, class X>
+bool as_memory(const X& x, memory_operand& out) {
+  if constexpr (!codegen::emittable<X>) {
+    return false;
+  } else {
+    using P = codegen::param_count<X>;
+    if constexpr (P::leaves != 1 || P::scalars != 0) {
+      return false;
+    } else {
+      static const bool pure = [] {
+        codegen::emit_state st;
+        const codegen::emitted e = codegen::emitter<X>::emit(st);
+        return e.text == "x0" && st.kinds().size() == 1 && st.kinds()[0] == codegen::leaf_kind::value &&
+               st.leaves()[0] == dtype_of<T>;
+      }();
+      if (!pure) return false;
+      codegen::array_cursor c;
+      codegen::scalar_value unused;
+      codegen::operand_sink sink{&c, &unused};
+      out.d = x.shape().to_dims();
+      out.rank = out.d.rank;
+      try {
+        codegen::binder<X>::bind(x, sink, cpu::binding::identity(out.rank));
+      } catch (const codegen::reshape_needs_copy&) {
+        return false;
+      }
+      out.base = c.base + static_cast<std::uintptr_t>(c.offset * static_cast<index_t>(sizeof(T)));
+      out.stride = c.stride;
+      return true;
+    }
+  }
+}
+
+/// A matrix operand as cuBLASLt takes it: rows x cols (loom's, row-major sense), stored row-major
+/// (ld between rows) or column-major (ld between columns).
+struct lt_matrix {
+  bool ok = false;
+  bool col_major = false;
+  index_t ld = 0;
+};
+/// The matrix of the last two axes of m (rows x cols), where their strides allow one.
+inline lt_matrix matrix_of(const memory_operand& m) {
+  const std::size_t r = m.rank;
+  const index_t rows = static_cast<index_t>(m.d.e[r - 2]), cols = static_cast<index_t>(m.d.e[r - 1]);
+  const index_t sr = m.stride[r - 2], sc = m.stride[r - 1];
+  lt_matrix x;
+  if ((cols == 1 || sc == 1) && (rows == 1 || sr >= std::max<index_t>(cols, 1))) {
+    x.ok = true;
+    x.ld = rows == 1 ? std::max<index_t>(cols, 1) : sr;
+  } else if ((rows == 1 || sr == 1) && (cols == 1 || sc >= std::max<index_t>(rows, 1))) {
+    x.ok = x.col_major = true;
+    x.ld = cols == 1 ? std::max<index_t>(rows, 1) : sc;
+  }
+  return x;
+}
+
+/// The largest power of two up to 256 that divides address a.
+inline std::uint32_t alignment_of(std::uintptr_t a) {
+  std::uint32_t k = 1;
+  while (k < 256 && a % (2 * k) == 0) k *= 2;
+  return k;
+}
+
+/// True where the bytes the operand can reach and those of the destination overlap.
+inline bool overlaps(const memory_operand& m, std::size_t elem, const memory_operand& d) {
+  const auto span = [&](const memory_operand& x, std::uintptr_t& lo, std::uintptr_t& hi) {
+    index_t a = 0, b = 0;
+    for (std::size_t k = 0; k < x.rank; ++k) {
+      if (x.d.e[k] == 0) {
+        lo = hi = x.base;
+        return;
+      }
+      const index_t s = x.stride[k] * (static_cast<index_t>(x.d.e[k]) - 1);
+      (s < 0 ? a : b) += s;
+    }
+    lo = x.base + static_cast<std::uintptr_t>(a * static_cast<index_t>(elem));
+    hi = x.base + static_cast<std::uintptr_t>(b * static_cast<index_t>(elem)) + elem;
+  };
+  std::uintptr_t a0, a1, b0, b1;
+  span(m, a0, a1);
+  span(d, b0, b1);
+  return a0 < b1 && b0 < a1 && a0 != a1 && b0 != b1;
+}
+
+/// D (row-major M x N matrices over the batch axes of dd) = epilogue(A B + bias), one cuBLASLt
+/// call per matrix, queued on st. A: [..., M, K], B: [..., K, N] (batch axes broadcast into dd's),
+/// bias: N contiguous elements or 0. Every matrix must be lt_matrix-ok; D row-major.
+template <class T>
+void lt_product(const memory_operand& A, const memory_operand& B, std::uintptr_t bias, runtime::lt_epilogue epi,
+                const memory_operand& D, const stream_ref& st, bool tf32) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>);
+  const std::size_t rd = D.rank;
+  const index_t M = static_cast<index_t>(D.d.e[rd - 2]), N = static_cast<index_t>(D.d.e[rd - 1]),
+                K = static_cast<index_t>(A.d.e[A.rank - 1]);
+  if (M == 0 || N == 0) return;
+  index_t batches = 1;
+  for (std::size_t k = 0; k + 2 < rd; ++k) batches *= static_cast<index_t>(D.d.e[k]);
+  if (batches == 0) return;
+  const lt_matrix ma = matrix_of(A), mb = matrix_of(B), md = matrix_of(D);
+  if (!ma.ok || !mb.ok || !md.ok || md.col_major)
+    throw cuda_error("loom: internal: a matmul operand is not a cuBLASLt matrix");
+  constexpr int dt = std::is_same_v<T, float> ? lt::r_32f : lt::r_64f;
+  const int compute = std::is_same_v<T, double> ? lt::compute_64f : tf32 ? lt::compute_32f_fast_tf32 : lt::compute_32f;
+  namespace rt = runtime;
+  // D^T (N x M, column-major, ld md.ld) = op(B^T) (N x K) * op(A^T) (K x M).
+  rt::lt_matmul_desc op(compute, dt);
+  op.transpose_a(mb.col_major).transpose_b(ma.col_major);
+  if (epi != rt::lt_epilogue::none) op.epilogue(epi);
+  if (bias != 0) op.bias(reinterpret_cast<const void*>(bias), dt);
+  const auto u = [](index_t v) { return static_cast<std::uint64_t>(v); };
+  const rt::lt_matrix_layout la = mb.col_major ? rt::lt_matrix_layout(dt, u(K), u(N), mb.ld) : rt::lt_matrix_layout(dt, u(N), u(K), mb.ld);
+  const rt::lt_matrix_layout lb = ma.col_major ? rt::lt_matrix_layout(dt, u(M), u(K), ma.ld) : rt::lt_matrix_layout(dt, u(K), u(M), ma.ld);
+  const rt::lt_matrix_layout ld(dt, u(N), u(M), md.ld);
+  // One heuristic query per problem and alignment class (the first call of a shape pays it).
+  std::uint32_t align = alignment_of(D.base);
+  align = std::min({align, alignment_of(A.base), alignment_of(B.base)});
+  for (std::size_t k = 0; k + 2 < A.rank; ++k) align = std::min(align, alignment_of(static_cast<std::uintptr_t>(A.stride[k] * index_t(sizeof(T)))));
+  for (std::size_t k = 0; k + 2 < B.rank; ++k) align = std::min(align, alignment_of(static_cast<std::uintptr_t>(B.stride[k] * index_t(sizeof(T)))));
+  for (std::size_t k = 0; k + 2 < rd; ++k) align = std::min(align, alignment_of(static_cast<std::uintptr_t>(D.stride[k] * index_t(sizeof(T)))));
+  constexpr std::size_t workspace_bytes = std::size_t(32) << 20;
+  static std::mutex mutex;
+  static std::unordered_map<std::string, lt_matmul_algo> algos;
+  std::string key;
+  for (index_t v : {M, N, K, index_t(ma.col_major), index_t(mb.col_major), ma.ld, mb.ld, md.ld, index_t(align),
+                    index_t(epi), index_t(bias != 0), index_t(compute), index_t(dt)})
+    key.append(reinterpret_cast<const char*>(&v), sizeof v);
+  lt_matmul_algo algo{};
+  bool found = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (auto it = algos.find(key); it != algos.end()) {
+      algo = it->second;
+      found = true;
+    }
+  }
+  if (!found) {
+    rt::lt_preference pref(workspace_bytes);
+    pref.min_alignment(align, align, align, align);
+    const auto r = rt::lt_heuristics(rt::shared_cublaslt_handle(), op, la, lb, ld, ld, pref, 1);
+    algo = r[0].algo;
+    std::lock_guard<std::mutex> lock(mutex);
+    algos.emplace(key, algo);
+  }
+  device_buffer workspace(workspace_bytes, st);
+  const T alpha = 1, beta = 0;
+  // batch offsets: dd's batch axes, the operands' aligned to the right (extent 1: broadcast)
+  std::array<index_t, max_rank> idx{};
+  const std::size_t nb = rd - 2;
+  for (index_t b = 0; b < batches; ++b) {
+    index_t oa = 0, ob = 0, od = 0;
+    for (std::size_t k = 0; k < nb; ++k) {
+      od += idx[k] * D.stride[k];
+      const std::size_t ka = k + (A.rank - 2) - nb, kb = k + (B.rank - 2) - nb;
+      if (k + A.rank >= rd && A.d.e[ka] != 1) oa += idx[k] * A.stride[ka];
+      if (k + B.rank >= rd && B.d.e[kb] != 1) ob += idx[k] * B.stride[kb];
+    }
+    const auto at = [](std::uintptr_t base, index_t off) {
+      return reinterpret_cast<void*>(base + static_cast<std::uintptr_t>(off * static_cast<index_t>(sizeof(T))));
+    };
+    rt::lt_matmul(rt::shared_cublaslt_handle(), op, &alpha, at(B.base, ob), la, at(A.base, oa), lb, &beta, at(D.base, od), ld,
+                  at(D.base, od), ld, &algo, workspace.data(), workspace_bytes, st);
+    for (std::size_t k = nb; k-- > 0;) {
+      if (++idx[k] < static_cast<index_t>(D.d.e[k])) break;
+      idx[k] = 0;
+    }
+  }
+}
+
+}  // namespace loom::cuda::detail
+// ---- end loom/cuda/matmul.hpp
+// ---- begin loom/cuda/reduce.hpp
+// loom/cuda/reduce.hpp: reductions on the device, and expressions holding them.
+//
+// A reduction node runs as the generated kernels of cuda/codegen/reduce_kernel.hpp into a device
+// temporary of its own shape (its producers fused into it: nothing of the operand's size is ever
+// held); an expression holding reductions is evaluated with each of them replaced by a read of
+// its temporary, as one more generated kernel. Nested reductions are evaluated innermost first.
+// (The CPU fuses a reduction broadcast back into its row pass; on the device that one-pass row
+// kernel -- softmax, layer norm -- is still to come.)
+//
+// plan_reduction() is the host half: the binding of the operand over [kept axes..., reduced
+// axes...], the cursors, the split into chunks; launch_reduction() queues it. The tests run the
+// same plan through a host emulation of the kernels.
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+// ---- begin loom/cuda/codegen/reduce_kernel.hpp
+// loom/cuda/codegen/reduce_kernel.hpp: reduction kernels, printed once per expression type.
+//
+// A reduction node becomes two kinds of kernel:
+//
+//   loom_rd_<hash>  the reduction proper. Its operand's expression is printed by the elementwise
+//                   emitters (producers are fused: sum(x * y) reads x and y once and never holds
+//                   x * y). The operand's index space is split into the kept axes (one output
+//                   each) and the reduced axes; a work item is one output, or one of S equal
+//                   chunks of an output's reduced range where there are too few outputs to fill
+//                   the device (a full sum). A block takes one work item at a time: each thread
+//                   folds every blockDim-th element of the range (an odometer over the reduced
+//                   axes: adds and carries, no division per element) into an accumulator, and
+//                   the block combines the accumulators as a tree in shared memory. With S == 1
+//                   the block writes the result, else its partial.
+//   loom_rc_<hash>  the same reduction with one *thread* per work item, for outputs that lie next
+//                   to each other in memory (column sums: the kept inner axis steps by 1 in every
+//                   operand): neighbouring threads read neighbouring elements, each folding its
+//                   chunk of the reduced range in order.
+//   loom_rf_<hash>  the second stage where S > 1: one thread per output combines its S partials
+//                   in order and writes the result. It depends on the reducer and dtypes only.
+//
+// Deterministic: the chunks, the threads' shares and the tree are fixed by the shape and the
+// block size, never by timing; no atomics. Float sums, means and products accumulate in double
+// (a sum of 2^24 floats stays within float rounding of the exact value), integer and bool ones in
+// 64-bit integers (as on the CPU); max and min propagate NaN; argmax/argmin keep the first NaN,
+// else the first index of the extreme value, whatever the split.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace loom::cuda::codegen {
+
+/// Threads per block of a reduction kernel (a power of two: the tree halves it).
+inline constexpr int reduce_block_threads = 256;
+
+/// What a reduction node compiles to: its operand's element expression (op.dst unused) and the
+/// reducer, by name (expr/reduce.hpp: sum, mean, prod, max, min, argmax, argmin).
+struct reduce_desc {
+  kernel_desc op;
+  std::string reducer;
+  dtype out = dtype::float32;  ///< the result's dtype
+  [[nodiscard]] bool is_arg() const { return reducer == "argmax" || reducer == "argmin"; }
+  /// The accumulator's C type: double for floating sums, means and products, long long for
+  /// integer and bool ones, the value's own type for max, min and the arg reductions' values.
+  [[nodiscard]] std::string_view acc_c_name() const {
+    const bool floating = op.value == dtype::float32 || op.value == dtype::float64;
+    if (reducer == "sum" || reducer == "mean" || reducer == "prod") return floating ? "double" : "long long";
+    return dtype_c_name(op.value);
+  }
+};
+
+/// The run-time shape of one reduction launch: kept and reduced ranks (>= 1 each) and extents,
+/// outputs K, reduced count M, chunks per output S of `chunk` elements.
+struct reduce_launch {
+  std::size_t kr = 1, rr = 1;
+  std::array<index_t, max_rank> kext{}, rext{};
+  index_t K = 0, M = 0, S = 1, chunk = 0;
+  bool columns = false;  ///< a thread per work item (loom_rc_), else a block (loom_rd_)
+};
+
+namespace detail {
+
+/// The shared device functions of a reduction: acc_t, identity(), fold(acc, x, m), combine(a, b)
+/// and finish(acc) -> the result, for reducer r over values of type `value` into `out`.
+LOOM_NOINLINE inline void put_reducer(std::string& s, const reduce_desc& d) {
+  const std::string_view v = dtype_c_name(d.op.value), a = d.acc_c_name(), o = dtype_c_name(d.out);
+  const bool floating = d.op.value == dtype::float32 || d.op.value == dtype::float64;
+  const bool is_bool = d.op.value == dtype::bool_;
+  const std::string& r = d.reducer;
+  put(s, {"struct acc_t { ", a, " v; long long i; };\n"});
+  // The identity (max/min: the lowest/highest value, so that any element replaces it).
+  std::string id = "0";
+  if (r == "prod") id = "1";
+  if (r == "max" || r == "argmax")
+    id = floating ? "-loom::dev::m_inf<" + std::string(v) + ">()" : is_bool ? "false" : "loom::dev::int_traits<" + std::string(v) + ">::lowest";
+  if (r == "min" || r == "argmin")
+    id = floating ? "loom::dev::m_inf<" + std::string(v) + ">()" : is_bool ? "true" : "loom::dev::int_traits<" + std::string(v) + ">::highest";
+  put(s, {"__device__ __forceinline__ acc_t identity() { acc_t a; a.v = ", id, "; a.i = -1; return a; }\n"});
+  // fold: one element x (at reduced index m) into a; combine: two partial accumulators.
+  if (r == "sum" || r == "mean") {
+    put(s, {"__device__ __forceinline__ void fold(acc_t& a, ", v, " x, long long) { a.v += (", a, ")x; }\n"});
+    s += "__device__ __forceinline__ void combine(acc_t& a, const acc_t& b) { a.v += b.v; }\n";
+  } else if (r == "prod") {
+    if (floating) {
+      put(s, {"__device__ __forceinline__ void fold(acc_t& a, ", v, " x, long long) { a.v *= (double)x; }\n"});
+      s += "__device__ __forceinline__ void combine(acc_t& a, const acc_t& b) { a.v *= b.v; }\n";
+    } else {  // two's complement wrap, as the CPU's
+      put(s, {"__device__ __forceinline__ void fold(acc_t& a, ", v,
+              " x, long long) { a.v = (long long)((unsigned long long)a.v * (unsigned long long)(long long)x); }\n"});
+      s += "__device__ __forceinline__ void combine(acc_t& a, const acc_t& b) { a.v = (long long)((unsigned long long)a.v * "
+           "(unsigned long long)b.v); }\n";
+    }
+  } else if (r == "max" || r == "min") {
+    const std::string_view cmp = r == "max" ? ">" : "<";
+    if (floating) {  // NaN anywhere gives NaN
+      put(s, {"__device__ __forceinline__ void fold(acc_t& a, ", v, " x, long long) { if (a.v == a.v && (x != x || x ", cmp,
+              " a.v)) a.v = x; }\n"});
+      put(s, {"__device__ __forceinline__ void combine(acc_t& a, const acc_t& b) { if (a.v == a.v && (b.v != b.v || b.v ", cmp,
+              " a.v)) a.v = b.v; }\n"});
+    } else {
+      put(s, {"__device__ __forceinline__ void fold(acc_t& a, ", v, " x, long long) { if (x ", cmp, " a.v) a.v = x; }\n"});
+      put(s, {"__device__ __forceinline__ void combine(acc_t& a, const acc_t& b) { if (b.v ", cmp, " a.v) a.v = b.v; }\n"});
+    }
+  } else {  // argmax, argmin: the first NaN, else the first index of the extreme value
+    const std::string_view cmp = r == "argmax" ? ">" : "<";
+    const std::string nan_a = floating ? "a.v != a.v" : "false", nan_b = floating ? "b.v != b.v" : "false";
+    put(s, {"__device__ __forceinline__ bool better(const acc_t& b, const acc_t& a) {\n"
+            "  if (b.i < 0) return false;\n  if (a.i < 0) return true;\n"
+            "  const bool na = ", nan_a, ", nb = ", nan_b, ";\n"
+            "  if (na || nb) return nb && (!na || b.i < a.i);\n"
+            "  if (b.v ", cmp, " a.v) return true;\n  if (a.v ", cmp, " b.v) return false;\n  return b.i < a.i;\n}\n"});
+    put(s, {"__device__ __forceinline__ void fold(acc_t& a, ", v, " x, long long m) { acc_t b; b.v = x; b.i = m; if (better(b, a)) a = b; }\n"});
+    s += "__device__ __forceinline__ void combine(acc_t& a, const acc_t& b) { if (better(b, a)) a = b; }\n";
+  }
+  // finish: the result from the accumulator (M: the reduced count, for the mean).
+  if (r == "mean")
+    put(s, {"__device__ __forceinline__ ", o, " finish(const acc_t& a, long long M) { return loom::dev::cvt<", o,
+            ">(M == 0 ? loom::dev::m_nan<double>() : (double)a.v / (double)M); }\n"});
+  else if (d.is_arg())
+    put(s, {"__device__ __forceinline__ ", o, " finish(const acc_t& a, long long) { return a.i; }\n"});
+  else
+    put(s, {"__device__ __forceinline__ ", o, " finish(const acc_t& a, long long) { return loom::dev::cvt<", o, ">(a.v); }\n"});
+}
+
+}  // namespace detail
+
+/// The size of the reduction kernel's argument block: out, leaves, K, M, S, chunk, the extents
+/// and strides (8 bytes each), then the scalars by decreasing size.
+inline std::size_t reduce_args_size(const reduce_desc& d, std::size_t kr, std::size_t rr) {
+  std::size_t s = 8 * (1 + d.op.leaves.size() + 4 + kr + rr + d.op.leaves.size() * (kr + rr) + 1 + d.op.leaves.size());
+  for (dtype t : d.op.scalars) s += dtype_size(t);
+  return (s + 7) & ~std::size_t(7);
+}
+
+namespace detail {
+/// The element call of a reduction kernel at offsets o<k>.
+inline std::string reduce_element_call(const reduce_desc& d) {
+  std::string call = "element(p";
+  for (std::size_t i = 0; i < d.op.leaves.size(); ++i) {
+    const std::string k = std::to_string(i);
+    switch (d.op.kind(i)) {
+      case leaf_kind::value: call += ", p.a" + k + "[o" + k + "]"; break;
+      case leaf_kind::lazy: call += ", o" + k; break;
+      case leaf_kind::position: call += ", p.a" + k + " + o" + k; break;
+    }
+  }
+  return call + ")";
+}
+/// "    I ok0 = 0, ...;" and the kept offsets of output k (divisions once per work item).
+inline void put_kept_offsets(std::string& s, std::size_t n, std::string_view indent) {
+  put(s, {indent, "I "});
+  for (std::size_t i = 0; i < n; ++i) put(s, {i ? ", " : "", "ok", std::to_string(i), " = 0"});
+  if (n == 0) s += "unused_ok = 0";
+  put(s, {";\n", indent, "{\n", indent, "  I a = k;\n#pragma unroll\n", indent, "  for (int j = KR - 1; j >= 0; --j) {\n", indent,
+          "    const I c = a % p.kext[j];\n", indent, "    a /= p.kext[j];\n"});
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string k = std::to_string(i);
+    put(s, {indent, "    ok", k, " += c * p.kst", k, "[j];\n"});
+  }
+  put(s, {indent, "  }\n", indent, "}\n"});
+}
+/// "      I o0 = ok0, ...;" and the offsets of the reduced multi-index c added.
+inline void put_reduced_offsets(std::string& s, std::size_t n) {
+  s += "      I ";
+  for (std::size_t i = 0; i < n; ++i) put(s, {i ? ", " : "", "o", std::to_string(i), " = ok", std::to_string(i)});
+  if (n == 0) s += "unused_o = 0";
+  s += ";\n#pragma unroll\n      for (int j = 0; j < RR; ++j) {\n";
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string k = std::to_string(i);
+    put(s, {"        o", k, " += c[j] * p.rst", k, "[j];\n"});
+  }
+  s += "      }\n";
+}
+}  // namespace detail
+
+/// Prints the reduction kernel of d for kept rank kr and reduced rank rr; `columns`: a thread
+/// per work item (loom_rc_), else a block (loom_rd_).
+LOOM_NOINLINE inline kernel_text print_reduce_kernel(const reduce_desc& d, std::size_t kr, std::size_t rr,
+                                                     bool columns = false) {
+  using detail::put;
+  const std::size_t n = d.op.leaves.size();
+  std::string s;
+  s.reserve(6000);
+  put(s, {"// loom reduction kernel: ", d.reducer, ", kept rank ", std::to_string(kr), ", reduced rank ", std::to_string(rr),
+          columns ? ", a thread per output" : ", a block per output",
+          "\nnamespace loom_gen_@ {\nstruct args {\n  void* out;\n"});
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string k = std::to_string(i);
+    if (d.op.kind(i) == leaf_kind::position)
+      put(s, {"  long long a", k, ";\n"});
+    else
+      put(s, {"  const ", dtype_c_name(d.op.leaves[i]), "* a", k, ";\n"});
+  }
+  put(s, {"  long long K, M, S, chunk;\n  long long kext[", std::to_string(kr), "];\n  long long rext[", std::to_string(rr), "];\n"});
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string k = std::to_string(i);
+    put(s, {"  long long kst", k, "[", std::to_string(kr), "];\n  long long rst", k, "[", std::to_string(rr), "];\n"});
+  }
+  s += "  long long flat;  // the reduced axes collapse to one stride per leaf, fs<k>\n";
+  for (std::size_t i = 0; i < n; ++i) put(s, {"  long long fs", std::to_string(i), ";\n"});
+  for (std::size_t size : {8u, 4u, 1u})
+    for (std::size_t i = 0; i < d.op.scalars.size(); ++i)
+      if (dtype_size(d.op.scalars[i]) == size) put(s, {"  ", dtype_c_name(d.op.scalars[i]), " s", std::to_string(i), ";\n"});
+  put(s, {"};\nstatic_assert(sizeof(args) == ", std::to_string(reduce_args_size(d, kr, rr)),
+          ", \"loom: the argument block of this kernel differs from the host's\");\n"});
+  put(s, {"__device__ __forceinline__ ", dtype_c_name(d.op.value), " element(const args& p"});
+  for (std::size_t i = 0; i < n; ++i)
+    put(s, {", const ", d.op.kind(i) == leaf_kind::value ? dtype_c_name(d.op.leaves[i]) : std::string_view("long long"), " x",
+            std::to_string(i)});
+  put(s, {") {\n  return ", d.op.element, ";\n}\n"});
+  detail::put_reducer(s, d);
+  s += "}  // namespace loom_gen_@\n";
+  if (columns) {
+    put(s, {"extern \"C\" __global__ void __launch_bounds__(", std::to_string(reduce_block_threads),
+            ") loom_rc_@(const LOOM_GRID_CONSTANT loom_gen_@::args p) {\n  using namespace loom_gen_@;\n"
+            "  typedef long long I;\n  constexpr int KR = ",
+            std::to_string(kr), ", RR = ", std::to_string(rr),
+            ";\n  const I total = p.K * p.S;\n"
+            "  for (I w = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; w < total; w += (I)gridDim.x * (I)blockDim.x) {\n"
+            "    const I k = w % p.K, sp = w / p.K;  // neighbouring threads: neighbouring outputs\n"});
+    detail::put_kept_offsets(s, n, "    ");
+    s += "    const I m0 = sp * p.chunk;\n    const I m1 = m0 + p.chunk < p.M ? m0 + p.chunk : p.M;\n"
+         "    acc_t acc = identity();\n    if (m0 < m1) {\n      I c[RR];\n      {\n        I a = m0;\n#pragma unroll\n"
+         "        for (int j = RR - 1; j > 0; --j) {\n          c[j] = a % p.rext[j];\n          a /= p.rext[j];\n        }\n"
+         "        c[0] = a;\n      }\n";
+    detail::put_reduced_offsets(s, n);
+    put(s, {"      for (I m = m0;;) {\n        fold(acc, ", detail::reduce_element_call(d),
+            ", m);\n        if (++m >= m1) break;\n"
+            "        for (int j = RR - 1; j >= 0; --j) {  // the next reduced index\n          ++c[j];\n"});
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::string k = std::to_string(i);
+      put(s, {"          o", k, " += p.rst", k, "[j];\n"});
+    }
+    s += "          if (j == 0 || c[j] < p.rext[j]) break;\n          c[j] = 0;\n";
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::string k = std::to_string(i);
+      put(s, {"          o", k, " -= p.rext[j] * p.rst", k, "[j];\n"});
+    }
+    put(s, {"        }\n      }\n    }\n    if (p.S == 1)\n      static_cast<", dtype_c_name(d.out),
+            "*>(p.out)[k] = finish(acc, p.M);\n    else\n      static_cast<acc_t*>(p.out)[k * p.S + sp] = acc;\n  }\n}\n"});
+      return detail::hashed_kernel(s, 0x6c6f6f6d2d7263ull, "loom_rc_");  // "loom-rc"
+  }
+  put(s, {"extern \"C\" __global__ void __launch_bounds__(", std::to_string(reduce_block_threads),
+          ") loom_rd_@(const LOOM_GRID_CONSTANT loom_gen_@::args p) {\n  using namespace loom_gen_@;\n"
+          "  typedef long long I;\n  constexpr int KR = ",
+          std::to_string(kr), ", RR = ", std::to_string(rr), ";\n  __shared__ acc_t sh[", std::to_string(reduce_block_threads),
+          "];\n  const I total = p.K * p.S;\n  const I step = (I)blockDim.x;\n"
+          "  for (I w = (I)blockIdx.x; w < total; w += (I)gridDim.x) {\n    const I k = w / p.S, sp = w % p.S;\n"});
+  detail::put_kept_offsets(s, n, "    ");
+  s += "    const I m0 = sp * p.chunk;\n    const I m1 = m0 + p.chunk < p.M ? m0 + p.chunk : p.M;\n"
+       "    acc_t acc = identity();\n    I m = m0 + (I)threadIdx.x;\n";
+  // Flat: every leaf's offset is linear in the reduced index (the reduced axes merge): no
+  // odometer, and four elements (four loads) in flight per thread in four accumulators.
+  {
+    std::string body[4];
+    for (int u = 0; u < 4; ++u) {
+      const std::string q = u == 0 ? "m" : "m + " + std::to_string(u) + " * step";
+      std::string& b = body[u];
+      b = "        {\n          const I q = " + q + ";\n";
+      for (std::size_t i = 0; i < n; ++i) {
+        const std::string k = std::to_string(i);
+        b += "          const I o" + k + " = ok" + k + " + q * p.fs" + k + ";\n";
+      }
+      b += "          fold(" + std::string(u == 0 ? "acc" : "acc" + std::to_string(u)) + ", " + detail::reduce_element_call(d) +
+           ", q);\n        }\n";
+    }
+    s += "    if (p.flat) {\n      acc_t acc1 = identity(), acc2 = identity(), acc3 = identity();\n"
+         "      for (; m + 3 * step < m1; m += 4 * step) {\n";
+    for (int u = 0; u < 4; ++u) s += body[u];
+    s += "      }\n      for (; m < m1; m += step) {\n";
+    s += body[0];
+    s += "      }\n      combine(acc, acc1);\n      combine(acc2, acc3);\n      combine(acc, acc2);\n"
+         "    } else if (m < m1) {\n";
+  }
+  s += 
+       "      I c[RR], dig[RR];\n      {\n        I a = m, b = step;\n#pragma unroll\n"
+       "        for (int j = RR - 1; j > 0; --j) {\n          c[j] = a % p.rext[j];\n          a /= p.rext[j];\n"
+       "          dig[j] = b % p.rext[j];\n          b /= p.rext[j];\n        }\n        c[0] = a;\n        dig[0] = b;\n      }\n";
+  detail::put_reduced_offsets(s, n);
+  s += "      for (;;) {\n";
+  // element() at the current offsets
+  std::string call = "element(p";
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string k = std::to_string(i);
+    switch (d.op.kind(i)) {
+      case leaf_kind::value: call += ", p.a" + k + "[o" + k + "]"; break;
+      case leaf_kind::lazy: call += ", o" + k; break;
+      case leaf_kind::position: call += ", p.a" + k + " + o" + k; break;
+    }
+  }
+  call += ")";
+  put(s, {"        fold(acc, ", call, ", m);\n        m += step;\n        if (m >= m1) break;\n        I carry = 0;\n#pragma unroll\n"
+          "        for (int j = RR - 1; j >= 0; --j) {\n          const I a = dig[j] + carry;\n          c[j] += a;\n"});
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string k = std::to_string(i);
+    put(s, {"          o", k, " += a * p.rst", k, "[j];\n"});
+  }
+  s += "          carry = 0;\n          if (j > 0 && c[j] >= p.rext[j]) {\n            c[j] -= p.rext[j];\n";
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string k = std::to_string(i);
+    put(s, {"            o", k, " -= p.rext[j] * p.rst", k, "[j];\n"});
+  }
+  s += "            carry = 1;\n          }\n        }\n      }\n    }\n"
+       "    sh[threadIdx.x] = acc;\n    __syncthreads();\n"
+       "    for (unsigned h = blockDim.x / 2; h > 0; h >>= 1) {\n"
+       "      if (threadIdx.x < h) combine(sh[threadIdx.x], sh[threadIdx.x + h]);\n      __syncthreads();\n    }\n";
+  put(s, {"    if (threadIdx.x == 0) {\n      if (p.S == 1)\n        static_cast<", dtype_c_name(d.out),
+          "*>(p.out)[k] = finish(sh[0], p.M);\n      else\n        static_cast<acc_t*>(p.out)[w] = sh[0];\n    }\n"
+          "    __syncthreads();\n  }\n}\n"});
+  return detail::hashed_kernel(s, 0x6c6f6f6d2d7264ull, "loom_rd_");  // "loom-rd"
+}
+
+/// Prints the second stage of reducer d (its operand's expression does not matter): one thread
+/// per output combines the output's S partials in order.
+LOOM_NOINLINE inline kernel_text print_reduce_finish(const reduce_desc& d) {
+  using detail::put;
+  std::string s;
+  put(s, {"// loom reduction, second stage: ", d.reducer, " of ", dtype_c_name(d.op.value), " into ", dtype_c_name(d.out),
+          "\nnamespace loom_gen_@ {\nstruct args {\n  void* out;\n  const void* partial;\n  long long K, S, M;\n};\n"});
+  detail::put_reducer(s, d);
+  put(s, {"}  // namespace loom_gen_@\nextern \"C\" __global__ void __launch_bounds__(", std::to_string(block_threads),
+          ") loom_rf_@(const LOOM_GRID_CONSTANT loom_gen_@::args p) {\n  using namespace loom_gen_@;\n"
+          "  const acc_t* part = static_cast<const acc_t*>(p.partial);\n"
+          "  for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < p.K; k += (long long)gridDim.x * blockDim.x) {\n"
+          "    acc_t a = identity();\n    for (long long j = 0; j < p.S; ++j) combine(a, part[k * p.S + j]);\n"
+          "    static_cast<",
+          dtype_c_name(d.out), "*>(p.out)[k] = finish(a, p.M);\n  }\n}\n"});
+  return detail::hashed_kernel(s, 0x6c6f6f6d2d7266ull, "loom_rf_");  // "loom-rf"
+}
+
+/// Writes the argument block of a reduction launch: out (results or partials), the leaves as
+/// plan left them (leaf cursors: strides over [kept axes..., reduced axes...]), the shape, the
+/// scalars.
+inline void pack_reduce_args(arg_block& out, const reduce_desc& d, const reduce_launch& rl, std::uintptr_t dst,
+                             const array_cursor* leaves, const scalar_value* sv) {
+  const std::size_t need = reduce_args_size(d, rl.kr, rl.rr);
+  if (need > arg_block::capacity)
+    throw cuda_error("loom: the reduction has too many operands for one kernel (" + std::to_string(need) +
+                     " bytes of arguments, the limit is " + std::to_string(arg_block::capacity) + ")");
+  out.size = 0;
+  const std::uint64_t o = dst;
+  out.put(&o, 8);
+  const std::size_t n = d.op.leaves.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint64_t a = leaves[i].base;
+    out.put(&a, 8);
+  }
+  for (index_t v : {rl.K, rl.M, rl.S, rl.chunk}) out.put_index(v);
+  for (std::size_t k = 0; k < rl.kr; ++k) out.put_index(rl.kext[k]);
+  for (std::size_t k = 0; k < rl.rr; ++k) out.put_index(rl.rext[k]);
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t k = 0; k < rl.kr; ++k) out.put_index(leaves[i].stride[k]);
+    for (std::size_t k = 0; k < rl.rr; ++k) out.put_index(leaves[i].stride[rl.kr + k]);
+  }
+  // flat where, for every leaf, the reduced axes merge into one stride fs
+  std::array<index_t, 64> fs{};
+  bool flat = n <= fs.size();
+  for (std::size_t i = 0; flat && i < n; ++i) {
+    index_t span = 1;
+    bool found = false;
+    for (std::size_t j = rl.rr; j-- > 0;) {
+      const index_t e = rl.rext[j], st = leaves[i].stride[rl.kr + j];
+      if (e == 1) continue;
+      if (!found) {
+        fs[i] = st;
+        found = true;
+      } else if (st != fs[i] * span) {
+        flat = false;
+      }
+      span *= e;
+    }
+  }
+  out.put_index(flat ? 1 : 0);
+  for (std::size_t i = 0; i < n; ++i) out.put_index(flat && i < fs.size() ? fs[i] : 0);
+  for (std::size_t size : {8u, 4u, 1u})
+    for (std::size_t i = 0; i < d.op.scalars.size(); ++i)
+      if (dtype_size(d.op.scalars[i]) == size) out.put(sv[i].bytes, size);
+  out.size = (out.size + 7) & ~std::size_t(7);
+}
+
+}  // namespace loom::cuda::codegen
+// ---- end loom/cuda/codegen/reduce_kernel.hpp
+// ---- begin loom/cuda/runtime/launch.hpp
+// loom/cuda/runtime/launch.hpp: launching a loaded kernel, and choosing a block size.
+//
+// launch() is on the hot path of every device assignment, so it does the minimum: make the
+// context current (one cuCtxGetCurrent when it is), opt the kernel in to more than 48 KiB of
+// dynamic shared memory the first time it asks for that much, and call cuLaunchKernel. Only a
+// failure builds a message -- with the driver's error name and string, the kernel's name and the
+// launch configuration, since "invalid argument" alone says nothing about which launch or why.
+//
+// Errors of the kernel itself (an illegal address) are asynchronous: they surface at the next
+// synchronising call (stream_ref::synchronize, cuda::synchronize) as loom::cuda_error.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+
+namespace loom::cuda {
+
+/// Grid or block extents of a launch.
+struct launch_dim {
+  unsigned x = 1;
+  unsigned y = 1;
+  unsigned z = 1;
+
+  constexpr launch_dim() noexcept = default;
+  constexpr launch_dim(unsigned x_, unsigned y_ = 1, unsigned z_ = 1) noexcept : x(x_), y(y_), z(z_) {}  // NOLINT
+  /// x * y * z.
+  [[nodiscard]] constexpr std::uint64_t count() const noexcept {
+    return std::uint64_t{x} * std::uint64_t{y} * std::uint64_t{z};
+  }
+};
+
+}  // namespace loom::cuda
+
+namespace loom::cuda::runtime {
+
+namespace detail_launch {
+
+inline std::string dims(launch_dim d) {
+  return std::to_string(d.x) + "x" + std::to_string(d.y) + "x" + std::to_string(d.z);
+}
+
+[[noreturn]] LOOM_NOINLINE inline void launch_failed(detail::cu_result r, std::string_view name, launch_dim grid,
+                                                     launch_dim block, unsigned shared_bytes, int max_threads) {
+  std::string msg = "loom: launching kernel '" + std::string(name) + "' (grid " + dims(grid) + ", block " +
+                    dims(block) + ", " + std::to_string(shared_bytes) +
+                    " B dynamic shared memory) failed: " + detail::error_text(r);
+  if (max_threads > 0 && block.count() > static_cast<std::uint64_t>(max_threads)) {
+    msg += "; the kernel allows at most " + std::to_string(max_threads) + " threads per block";
+  }
+  throw cuda_error(msg);
+}
+
+}  // namespace detail_launch
+
+/// Launches a raw CUfunction; `name` is only used in the error message. `args` points to one
+/// pointer per kernel parameter, each to the parameter's value. Throws loom::cuda_error (with the
+/// driver's error name, the kernel name and the configuration) when the launch is refused.
+inline void launch(detail::function_handle function, std::string_view name, launch_dim grid, launch_dim block,
+                   unsigned shared_bytes, stream_ref s, void** args) {
+  detail::make_current();
+  const detail::cu_result r = detail::driver().cuLaunchKernel(function, grid.x, grid.y, grid.z, block.x, block.y,
+                                                              block.z, shared_bytes, s.handle(), args, nullptr);
+  if (r != detail::cu::success) [[unlikely]] {
+    detail_launch::launch_failed(r, name, grid, block, shared_bytes, 0);
+  }
+}
+
+/// Launches a kernel from the module cache; see the raw overload. Dynamic shared memory above
+/// 48 KiB is opted in to (cuFuncSetAttribute) the first time the kernel asks for it.
+inline void launch(const kernel_handle& k, launch_dim grid, launch_dim block, unsigned shared_bytes, stream_ref s,
+                   void** args) {
+  detail::make_current();
+  const detail::driver_api& d = detail::driver();
+  constexpr unsigned default_dynamic_limit = 48u * 1024u;
+  if (shared_bytes > default_dynamic_limit &&
+      static_cast<int>(shared_bytes) > k.dynamic_shared_opt_in.load(std::memory_order_relaxed)) {
+    if (const detail::cu_result r = d.cuFuncSetAttribute(k.function, detail::cu::func_max_dynamic_shared_size_bytes,
+                                                         static_cast<int>(shared_bytes));
+        r != detail::cu::success) {
+      detail_launch::launch_failed(r, k.name + " (opting in to dynamic shared memory)", grid, block, shared_bytes,
+                                   k.max_threads_per_block);
+    }
+    int seen = k.dynamic_shared_opt_in.load(std::memory_order_relaxed);
+    while (seen < static_cast<int>(shared_bytes) &&
+           !k.dynamic_shared_opt_in.compare_exchange_weak(seen, static_cast<int>(shared_bytes))) {
+    }
+  }
+  const detail::cu_result r = d.cuLaunchKernel(k.function, grid.x, grid.y, grid.z, block.x, block.y, block.z,
+                                               shared_bytes, s.handle(), args, nullptr);
+  if (r != detail::cu::success) [[unlikely]] {
+    detail_launch::launch_failed(r, k.name, grid, block, shared_bytes, k.max_threads_per_block);
+  }
+}
+
+/// launch() with the kernel's parameters given as values: launch_with(k, grid, block, 0, s, a, x, y, n).
+/// Each value is passed as its own type: give exactly the kernel's parameter types.
+template <class... Args>
+void launch_with(const kernel_handle& k, launch_dim grid, launch_dim block, unsigned shared_bytes, stream_ref s,
+                 const Args&... args) {
+  if constexpr (sizeof...(Args) == 0) {
+    launch(k, grid, block, shared_bytes, s, nullptr);
+  } else {
+    void* pointers[] = {const_cast<void*>(static_cast<const void*>(&args))...};
+    launch(k, grid, block, shared_bytes, s, pointers);
+  }
+}
+
+/// How many blocks of `block_threads` threads (and `dynamic_shared` bytes) of kernel `k` fit on
+/// one SM at once (cuOccupancyMaxActiveBlocksPerMultiprocessor).
+inline int max_active_blocks_per_sm(const kernel_handle& k, int block_threads, std::size_t dynamic_shared = 0) {
+  detail::make_current();
+  int blocks = 0;
+  detail::check(
+      detail::driver().cuOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, k.function, block_threads, dynamic_shared),
+      "cuOccupancyMaxActiveBlocksPerMultiprocessor for kernel '" + k.name + "'");
+  return blocks;
+}
+
+/// The block size (a multiple of the warp size, at most the kernel's limit) that keeps the most
+/// threads resident per SM; ties go to the smaller block (more blocks to balance the tail).
+inline int occupancy_block_size(const kernel_handle& k, std::size_t dynamic_shared = 0) {
+  const device_properties& p = device_info();
+  const int warp = p.warp_size > 0 ? p.warp_size : 32;
+  const int limit = k.max_threads_per_block > 0 ? k.max_threads_per_block : p.max_threads_per_block;
+  int best = warp;
+  int best_threads = -1;
+  for (int threads = warp; threads <= limit; threads += warp) {
+    const int resident = max_active_blocks_per_sm(k, threads, dynamic_shared) * threads;
+    if (resident > best_threads) {
+      best_threads = resident;
+      best = threads;
+    }
+  }
+  return best;
+}
+
+}  // namespace loom::cuda::runtime
+// ---- end loom/cuda/runtime/launch.hpp
 // ---- begin loom/cuda/tensor.hpp
 // loom/cuda/tensor.hpp: the device tensor, device views and device pointers.
 //
@@ -5339,15 +6052,19 @@ inline constexpr std::size_t partial_bytes = 16;
 /// The kernels of reduction node type RN: the main one per (kept, reduced) rank, the second stage.
 template <class RN>
 struct reduce_family {
-  static const codegen::kernel_text& main_text(std::size_t kr, std::size_t rr, bool columns) {
+  /// The main kernel for kept rank kr, reduced rank rr: printed once, then the same strings.
+  static const codegen::generated_kernel& main_generated(std::size_t kr, std::size_t rr, bool columns) {
     struct slot {
       std::once_flag once;
-      codegen::kernel_text t;
+      codegen::generated_kernel g;
     };
     static std::array<slot, 2 * max_rank * max_rank> slots;
     slot& s = slots[(columns ? max_rank * max_rank : 0) + (kr - 1) * max_rank + (rr - 1)];
-    std::call_once(s.once, [&] { s.t = codegen::print_reduce_kernel(reduce_desc_of<RN>(), kr, rr, columns); });
-    return s.t;
+    std::call_once(s.once, [&] {
+      codegen::kernel_text t = codegen::print_reduce_kernel(reduce_desc_of<RN>(), kr, rr, columns);
+      s.g = codegen::generated_kernel{std::move(t.name), t.source()};
+    });
+    return s.g;
   }
   static const codegen::kernel_text& finish_text() {
     static const codegen::kernel_text t = codegen::print_reduce_finish(reduce_desc_of<RN>());
@@ -5356,8 +6073,8 @@ struct reduce_family {
   static const kernel_handle& main(std::size_t kr, std::size_t rr, bool columns) {
     static std::array<runtime::cached_kernel, 2 * max_rank * max_rank> kernels;
     return kernels[(columns ? max_rank * max_rank : 0) + (kr - 1) * max_rank + (rr - 1)].get([&] {
-      const codegen::kernel_text& t = main_text(kr, rr, columns);
-      return kernel_request{t.source(), t.name, {}, {}};
+      const codegen::generated_kernel& g = main_generated(kr, rr, columns);
+      return kernel_request{g.source, g.name, {}, {}};
     });
   }
   static const kernel_handle& finish() {
@@ -5964,7 +6681,7 @@ template <class N>
   throw cuda_error(
       "loom: the CUDA backend has no kernel generator yet for a node of this expression (elementwise "
       "operations, index maps and generators print one kernel; reductions run as kernels of their own when "
-      "assigned; matmul is not generated); expression type: " +
+      "assigned, or in one row kernel; matmul runs through cuBLASLt, not a generated kernel); expression type: " +
       type_name<N>());
 }
 
@@ -5998,11 +6715,16 @@ void execute(Dst& dst, const N& n, const stream_ref* s, const options* o, bool f
 using held_temporaries = std::vector<std::shared_ptr<void>>;
 
 /// N with every reduction evaluated first into a device tensor of its own shape (its kernels,
-/// cuda/reduce.hpp) and read from there, and, with Reshapes, the operand of every reshape too
-/// (the fallback where some reshape's operand has strides that do not regroup: reshape of a
-/// transpose). type is the rewritten node type; make() queues the kernels on stream st and keeps
+/// cuda/reduce.hpp) and read from there, every matmul likewise (cuBLASLt, cuda/matmul.hpp), and,
+/// with copy_reshapes, the operand of every reshape too (the fallback where some reshape's
+/// operand has strides that do not regroup: reshape of a transpose). type is the rewritten node type; make() queues the kernels on stream st and keeps
 /// the temporaries in h until the launch that reads them is queued.
-template <class N, bool Reshapes>
+/// What materialised<N, Mode> evaluates into temporaries first: every reduction and matmul
+/// (Mode 0), every reshape's operand too (copy_reshapes), or only the matmuls, keeping the
+/// reductions for the kernels that fuse them (keep_reductions).
+inline constexpr unsigned copy_reshapes = 1u, keep_reductions = 2u;
+
+template <class N, unsigned Mode>
 struct materialised {
   using type = N;
   static const N& make(const N& n, held_temporaries&, const stream_ref&, const options*) { return n; }
@@ -6018,7 +6740,7 @@ leaf_node<tensor_view<const T, S>, true> temporary_leaf(const S& shape, held_tem
   return leaf_node<tensor_view<const T, S>, true>{tensor_view<const T, S>(std::as_const(*t).data(), t->shape())};
 }
 
-template <class Op, class C, class... Args, bool R>
+template <class Op, class C, class... Args, unsigned R>
 struct materialised<map_node<Op, C, Args...>, R> {
   using type = map_node<Op, C, typename materialised<Args, R>::type...>;
   static type make(const map_node<Op, C, Args...>& n, held_temporaries& h, const stream_ref& st, const options* o) {
@@ -6030,14 +6752,14 @@ struct materialised<map_node<Op, C, Args...>, R> {
         n.args);
   }
 };
-template <class Arg, std::size_t... P, bool R>
+template <class Arg, std::size_t... P, unsigned R>
 struct materialised<permute_node<Arg, P...>, R> {
   using type = permute_node<typename materialised<Arg, R>::type, P...>;
   static type make(const permute_node<Arg, P...>& n, held_temporaries& h, const stream_ref& st, const options* o) {
     return type(materialised<Arg, R>::make(n.arg, h, st, o));
   }
 };
-template <class Arg, std::size_t A, bool R>
+template <class Arg, std::size_t A, unsigned R>
 struct materialised<slice_node<Arg, A>, R> {
   using type = slice_node<typename materialised<Arg, R>::type, A>;
   static type make(const slice_node<Arg, A>& n, held_temporaries& h, const stream_ref& st, const options* o) {
@@ -6045,43 +6767,43 @@ struct materialised<slice_node<Arg, A>, R> {
     return type(materialised<Arg, R>::make(n.arg, h, st, o), n.begin, n.begin + count * n.step, n.step);
   }
 };
-template <class Arg, std::size_t A, bool R>
+template <class Arg, std::size_t A, unsigned R>
 struct materialised<flip_node<Arg, A>, R> {
   using type = flip_node<typename materialised<Arg, R>::type, A>;
   static type make(const flip_node<Arg, A>& n, held_temporaries& h, const stream_ref& st, const options* o) {
     return type(materialised<Arg, R>::make(n.arg, h, st, o));
   }
 };
-template <class Arg, class S, bool R>
+template <class Arg, class S, unsigned R>
 struct materialised<broadcast_node<Arg, S>, R> {
   using type = broadcast_node<typename materialised<Arg, R>::type, S>;
   static type make(const broadcast_node<Arg, S>& n, held_temporaries& h, const stream_ref& st, const options* o) {
     return type(materialised<Arg, R>::make(n.arg, h, st, o), n.shape());
   }
 };
-template <class Arg, std::size_t A, bool R>
+template <class Arg, std::size_t A, unsigned R>
 struct materialised<pad_node<Arg, A>, R> {
   using type = pad_node<typename materialised<Arg, R>::type, A>;
   static type make(const pad_node<Arg, A>& n, held_temporaries& h, const stream_ref& st, const options* o) {
     return type(materialised<Arg, R>::make(n.arg, h, st, o), n.before, n.after, n.value);
   }
 };
-template <std::size_t A, class... Args, bool R>
+template <std::size_t A, class... Args, unsigned R>
 struct materialised<concat_node<A, Args...>, R> {
   using type = concat_node<A, typename materialised<Args, R>::type...>;
   static type make(const concat_node<A, Args...>& n, held_temporaries& h, const stream_ref& st, const options* o) {
     return std::apply([&](const Args&... a) { return type(materialised<Args, R>::make(a, h, st, o)...); }, n.args);
   }
 };
-template <class Arg, class S, bool R>
+template <class Arg, class S, unsigned R>
 struct materialised<reshape_node<Arg, S>, R> {
   using T = typename Arg::value_type;
   using AS = typename Arg::shape_type;
   using inner = materialised<Arg, R>;
   using leaf = leaf_node<tensor_view<const T, AS>, true>;
-  using type = std::conditional_t<R, reshape_node<leaf, S>, reshape_node<typename inner::type, S>>;
+  using type = std::conditional_t<(R & copy_reshapes) != 0, reshape_node<leaf, S>, reshape_node<typename inner::type, S>>;
   static type make(const reshape_node<Arg, S>& n, held_temporaries& h, const stream_ref& st, const options* o) {
-    if constexpr (R) {
+    if constexpr ((R & copy_reshapes) != 0) {
       auto a = inner::make(n.arg, h, st, o);
       return type(temporary_leaf<T>(n.arg.shape(), h, st, [&](auto& t) { execute(t, a, &st, o, true); }), n.shape());
     } else {
@@ -6089,13 +6811,25 @@ struct materialised<reshape_node<Arg, S>, R> {
     }
   }
 };
-template <class Red, class Arg, unsigned Mask, bool Keep, bool R>
+template <class Red, class Arg, unsigned Mask, bool Keep, unsigned R>
 struct materialised<reduce_node<Red, Arg, Mask, Keep>, R> {
   using RN = reduce_node<Red, Arg, Mask, Keep>;
   using T = typename RN::value_type;
   using S = typename RN::shape_type;
-  using type = leaf_node<tensor_view<const T, S>, true>;
+  using type = std::conditional_t<(R & keep_reductions) != 0,
+                                  reduce_node<Red, typename materialised<Arg, R>::type, Mask, Keep>,
+                                  leaf_node<tensor_view<const T, S>, true>>;
   static type make(const RN& n, held_temporaries& h, const stream_ref& st, const options* o) {
+    if constexpr ((R & keep_reductions) != 0) {
+      return type(materialised<Arg, R>::make(n.arg, h, st, o));
+    } else {
+      return evaluated(n, h, st, o);
+    }
+  }
+
+ private:
+  static leaf_node<tensor_view<const T, S>, true> evaluated(const RN& n, held_temporaries& h, const stream_ref& st,
+                                                            const options* o) {
     using inner = materialised<Arg, R>;  // nested reductions first
     using RN2 = reduce_node<Red, typename inner::type, Mask, Keep>;
     const RN2 n2(inner::make(n.arg, h, st, o));
@@ -6106,8 +6840,8 @@ struct materialised<reduce_node<Red, Arg, Mask, Keep>, R> {
         try {
           launch_reduction(n2, t.data().address(), st);
         } catch (const codegen::reshape_needs_copy&) {
-          using inner3 = materialised<Arg, true>;
-          if constexpr (!R && codegen::emittable<typename inner3::type>) {
+          using inner3 = materialised<Arg, R | copy_reshapes>;
+          if constexpr ((R & copy_reshapes) == 0 && codegen::emittable<typename inner3::type>) {
             const reduce_node<Red, typename inner3::type, Mask, Keep> n3(inner3::make(n.arg, h, st, o));
             launch_reduction(n3, t.data().address(), st);
           } else {
@@ -6119,6 +6853,91 @@ struct materialised<reduce_node<Red, Arg, Mask, Keep>, R> {
   }
 };
 
+/// A product: evaluated by cuBLASLt into a device temporary (zeros where the inner extent is 0).
+template <class A, class B, unsigned R>
+struct materialised<matmul_node<A, B>, R> {
+  using MN = matmul_node<A, B>;
+  using T = typename MN::value_type;
+  using S = typename MN::shape_type;
+  using type = leaf_node<tensor_view<const T, S>, true>;
+  static type make(const MN& n, held_temporaries& h, const stream_ref& st, const options* o) {
+    return temporary_leaf<T>(n.shape(), h, st, [&](auto& t) {
+      if (n.inner() != 0) execute(t, n, &st, o, true);
+    });
+  }
+};
+
+/// Where node x is a cuBLASLt-ready matrix (or, rank 1, a contiguous vector) of type T, its
+/// memory; else x evaluated into a contiguous temporary of type T (kept in h) and that.
+template <class T, class X>
+memory_operand matrix_operand(const X& x, held_temporaries& h, const stream_ref& st, const options* o) {
+  memory_operand m;
+  if (as_memory<T>(x, m)) {
+    const bool vector_ok = m.rank != 1 || m.d.e[0] <= 1 || m.stride[0] == 1;
+    if (m.rank == 1 ? vector_ok : matrix_of(m).ok) return m;
+  }
+  using S = typename X::shape_type;
+  auto t = std::make_shared<tensor<T, S>>(x.shape(), st);
+  if (t->size() != 0) {
+    if constexpr (std::is_same_v<typename X::value_type, T>)
+      execute(*t, x, &st, o, true);
+    else
+      execute(*t, loom::detail::make_map<ops::cast<T>>(x), &st, o, true);
+  }
+  h.push_back(t);
+  m.base = t->data().address();
+  m.d = x.shape().to_dims();
+  m.rank = m.d.rank;
+  m.stride = {};
+  index_t span = 1;
+  for (std::size_t k = m.rank; k-- > 0;) {
+    m.stride[k] = span;
+    span *= static_cast<index_t>(m.d.e[k]);
+  }
+  return m;
+}
+
+/// n (a product with an epilogue cuBLASLt fuses: lt_root<N>) into dst as cuBLASLt calls; false
+/// (nothing queued) where dst is not a row-major matrix of the product's type and shape, overlaps
+/// an operand, or the bias does not run along the product's columns.
+template <class Dst, class N>
+bool launch_matmul_root(Dst& dst, const N& n, const dims& dd, const stream_ref& st, const options* o) {
+  using L = lt_root<N>;
+  using MN = typename L::product_type;
+  using T = typename MN::value_type;
+  if constexpr (!std::is_same_v<typename Dst::value_type, T>) {
+    return false;
+  } else if constexpr (!std::is_same_v<T, float> && !std::is_same_v<T, double>) {
+    throw cuda_error("loom: matmul on the device takes float or double operands (cuBLASLt); cast the operands first");
+  } else {
+    const MN& mm = L::product(n);
+    const dims pd = mm.shape().to_dims();
+    if (!(pd == dd) || mm.inner() == 0) return false;
+    memory_operand D;
+    D.base = dst.data().address();
+    D.d = dd;
+    D.rank = dd.rank;
+    const auto ds = dst.strides();
+    for (std::size_t k = 0; k < dd.rank; ++k) D.stride[k] = static_cast<index_t>(ds[k]);
+    const lt_matrix md = matrix_of(D);
+    if (!md.ok || md.col_major || dd.size() == 0) return dd.size() == 0;
+    held_temporaries held;
+    const memory_operand A = matrix_operand<T>(mm.a, held, st, o), B = matrix_operand<T>(mm.b, held, st, o);
+    std::uintptr_t bias = 0;
+    memory_operand bm;
+    if constexpr (L::has_bias) {
+      const auto& b = L::bias(n);
+      if (static_cast<index_t>(b.shape().extent(0)) != mm.cols()) return false;
+      bm = matrix_operand<T>(b, held, st, o);
+      bias = bm.base;
+      if (overlaps(bm, sizeof(T), D)) return false;
+    }
+    if (overlaps(A, sizeof(T), D) || overlaps(B, sizeof(T), D)) return false;
+    lt_product<T>(A, B, bias, L::epilogue, D, st, o != nullptr ? o->tf32 : tf32_default());
+    return true;  // the temporaries are freed in stream order, after the calls that read them
+  }
+}
+
 /// Evaluates node n into the device array dst (tensor or writable view) as one kernel on stream
 /// *s (loom's default stream where s is null). `fresh`: dst is a temporary just allocated for an
 /// overlap, which nothing read can overlap (the spans of concat and pad operands reach past their
@@ -6129,7 +6948,28 @@ void execute(Dst& dst, const N& n, const stream_ref* s, const options* o, bool f
   const dims dd = dst.shape().to_dims();
   const dims ed = n.shape().to_dims();
   check_assignable(ed, dd);
-  if constexpr (has_reduce_v<N>) {
+  if constexpr (has_matmul_v<N>) {
+    // a product with an epilogue cuBLASLt fuses: one call; else every product into a temporary
+    // (cuBLASLt), then the rest (which may hold reductions) as the other kinds of expression
+    require_device();
+    const stream_ref st = s != nullptr ? *s : default_stream();
+    if constexpr (lt_root<N>::value) {
+      if (launch_matmul_root(dst, n, dd, st, o)) return;
+      if constexpr (is_matmul_node<N>::value) {
+        if (fresh && n.inner() != 0)
+          throw cuda_error("loom: internal: a product into a fresh temporary was refused by cuBLASLt's planner");
+      }
+    }
+    if constexpr (is_matmul_node<N>::value) {
+      held_temporaries held;
+      const auto m = materialised<N, 0u>::make(n, held, st, o);
+      execute(dst, m, &st, o, fresh);
+    } else {
+      held_temporaries held;
+      const auto m = materialised<N, keep_reductions>::make(n, held, st, o);
+      execute(dst, m, &st, o, fresh);
+    }
+  } else if constexpr (has_reduce_v<N>) {
     // every reduction into a temporary of its own (innermost first), then the rest as one kernel
     require_device();
     const stream_ref st = s != nullptr ? *s : default_stream();
@@ -6138,7 +6978,7 @@ void execute(Dst& dst, const N& n, const stream_ref* s, const options* o, bool f
       if (launch_rows<T>(destination_cursor(dst, dd), n, dd, st)) return;
     }
     held_temporaries held;
-    const auto m = materialised<N, false>::make(n, held, st, o);
+    const auto m = materialised<N, 0u>::make(n, held, st, o);
     execute(dst, m, &st, o, fresh);
   } else if constexpr (!codegen::emittable<N>) {
     not_emittable<N>();
@@ -6155,7 +6995,7 @@ void execute(Dst& dst, const N& n, const stream_ref* s, const options* o, bool f
     try {
       codegen::binder<N>::bind(n, sink, cpu::binding::identity(dd.rank).broadcast_operand(dd, ed));
     } catch (const codegen::reshape_needs_copy&) {
-      using R = materialised<N, true>;
+      using R = materialised<N, copy_reshapes>;
       if constexpr (!std::is_same_v<typename R::type, N>) {
         held_temporaries held;
         const auto m = R::make(n, held, st, o);
@@ -6208,9 +7048,6 @@ void assign(Dst& dst, const Src& src, const stream_ref* s, const options* o) {
     static_assert(std::remove_cvref_t<Src>::space != memory_space::host,
                   "loom: a device destination cannot take an expression of host arrays; use cuda::copy");
     static_assert(assignment_shape_check<shape_type_of<Src>, typename D::shape_type>::value);
-    static_assert(!has_matmul_v<node_t<const Src&>>,
-                  "loom: matmul on device not yet supported (cuBLASLt contractions are to come); compute it on the "
-                  "host or copy the operands there");
     loom::detail::check_destination(dst);
     if constexpr (Op == assign_op::set) {
       execute(dst, as_node(src), s, o);
@@ -6348,6 +7185,21 @@ const codegen::generated_kernel* row_kernel_of(const N& n, codegen::row_launch* 
   }
 }
 
+/// True where N is one reduction whose operand holds none: its own kernel is what evaluating it
+/// launches first (and, split into chunks, a second stage).
+template <class N>
+inline constexpr bool lone_reduction = false;
+template <class Red, class Arg, unsigned Mask, bool Keep>
+inline constexpr bool lone_reduction<reduce_node<Red, Arg, Mask, Keep>> = !has_reduce_v<Arg> && codegen::emittable<Arg>;
+
+/// The main kernel of reduction n as planned for the device (or an H100's 132 multiprocessors).
+template <class N>
+const codegen::generated_kernel& reduction_kernel_of(const N& n, codegen::reduce_launch* rl = nullptr) {
+  const auto pl = plan_reduction(n, planning_sm_count());
+  if (rl) *rl = pl.rl;
+  return reduce_family<N>::main_generated(pl.rl.kr, pl.rl.rr, pl.rl.columns);
+}
+
 /// The error for an expression whose reductions run as kernels of their own: there is no one
 /// kernel to show or compile.
 template <class N>
@@ -6371,6 +7223,8 @@ const std::string& kernel_source(const E& e) {
   using N = decltype(n);
   if constexpr (!codegen::emittable<N>) {
     detail::not_emittable<N>();
+  } else if constexpr (detail::lone_reduction<N>) {
+    return detail::reduction_kernel_of(n).source;
   } else if constexpr (detail::has_reduce_v<N>) {
     if (const codegen::generated_kernel* g = detail::row_kernel_of(n)) return g->source;
     detail::several_kernels<N>();
@@ -6406,9 +7260,20 @@ compiled_kernel compile(const E& e, const options& o = {}) {
   if constexpr (!codegen::emittable<N>) {
     detail::not_emittable<N>();
   } else if constexpr (detail::has_reduce_v<N>) {
-    codegen::row_launch rl;
-    const codegen::generated_kernel* g = detail::row_kernel_of(n, &rl);
-    if (g == nullptr) detail::several_kernels<N>();
+    const codegen::generated_kernel* g = nullptr;
+    std::string layout;
+    if constexpr (detail::lone_reduction<N>) {
+      codegen::reduce_launch rl;
+      g = &detail::reduction_kernel_of(n, &rl);
+      layout = std::string("reduction: ") + (rl.columns ? "a thread" : "a block") + " per output, kept rank " +
+               std::to_string(rl.kr) + ", reduced rank " + std::to_string(rl.rr) +
+               (rl.S > 1 ? ", " + std::to_string(rl.S) + " chunks per output and a second stage" : std::string());
+    } else {
+      codegen::row_launch rl;
+      g = detail::row_kernel_of(n, &rl);
+      if (g == nullptr) detail::several_kernels<N>();
+      layout = std::string("rows: ") + (rl.G == 32 ? "a warp" : "a block") + " per row, kept rank " + std::to_string(rl.kr);
+    }
     compile_options co;
     co.arch = o.arch;
     std::shared_ptr<const compiled_program> p = runtime::module_cache::process().program(g->source, {g->name}, co);
@@ -6417,7 +7282,7 @@ compiled_kernel compile(const E& e, const options& o = {}) {
     k.arch = p->arch;
     k.cubin_bytes = p->image.size();
     k.is_ptx = p->is_ptx;
-    k.layout = std::string("rows: ") + (rl.G == 32 ? "a warp" : "a block") + " per row, kept rank " + std::to_string(rl.kr);
+    k.layout = std::move(layout);
     k.log = p->log;
     k.program = std::move(p);
     return k;
@@ -6448,7 +7313,18 @@ std::string explain(const E& e) {
   auto n = as_node(e);
   using N = decltype(n);
   std::string s = loom::detail::explain_common(n);
-  if constexpr (!codegen::emittable<N>) {
+  if constexpr (has_matmul_v<N>) {
+    if constexpr (detail::lt_root<N>::value) {
+      using Ep = runtime::lt_epilogue;
+      constexpr Ep ep = detail::lt_root<N>::epilogue;
+      const char* name = ep == Ep::none ? "none" : ep == Ep::bias ? "bias" : ep == Ep::relu ? "relu"
+                         : ep == Ep::relu_bias ? "bias, relu" : ep == Ep::gelu ? "gelu" : "bias, gelu";
+      s += std::string("  cuda: one cuBLASLt matmul (epilogue: ") + name +
+           ") writing the destination where it is a row-major matrix of the product's type\n";
+    } else {
+      s += "  cuda: each product runs as a cuBLASLt matmul into a device temporary, then the rest of the expression\n";
+    }
+  } else if constexpr (!codegen::emittable<N>) {
     s += "  cuda: no kernel generator for this expression yet\n";
   } else if constexpr (detail::has_reduce_v<N>) {
     codegen::row_launch rl;
@@ -6459,6 +7335,13 @@ std::string explain(const E& e) {
       s += "  cuda: one row kernel " + g->name + ": " + std::to_string(d.stages.size()) + " reduction(s) along rows of " +
            std::to_string(rl.C) + " (" + std::to_string(twins) + " computed once where they read the same arrays), then the row; " +
            (rl.G == 32 ? "a warp" : "a block") + " per row, " + std::to_string(rl.R) + " rows\n";
+    } else if constexpr (detail::lone_reduction<N>) {
+      codegen::reduce_launch rl;
+      const codegen::generated_kernel& g = detail::reduction_kernel_of(n, &rl);
+      s += "  cuda: reduction kernel " + g.name + ", " + (rl.columns ? "a thread" : "a block") + " per output (" +
+           std::to_string(rl.K) + " outputs of " + std::to_string(rl.M) + " elements)" +
+           (rl.S > 1 ? ", each in " + std::to_string(rl.S) + " chunks combined in order by a second kernel" : std::string()) +
+           ", its operand fused\n";
     } else {
       s += "  cuda: each reduction runs as kernels of its own into a device temporary, then the expression as one more kernel\n";
     }

@@ -949,7 +949,11 @@ TEST_CASE("cuda codegen: row kernels (reductions along rows, broadcast back) pri
   CHECK(&cuda::kernel_source(softmax(f)) == &cuda::kernel_source(softmax(f)));
   CHECK(cuda::explain(layer_norm(f, g)).find("one row kernel loom_rw_") != std::string::npos);
   CHECK(cuda::explain(f - sum(f, axis<0>, keepdims)).find("kernels of its own") != std::string::npos);
-  CHECK_THROWS_WITH(cuda::kernel_source(sum(f, axis<1>)), Catch::Contains("no kernel generator"));
+  CHECK_THROWS_WITH(cuda::kernel_source(f - sum(f, axis<0>, keepdims)), Catch::Contains("no kernel generator"));
+  // a lone reduction: its own kernel (a block per row here; a thread per column for column sums)
+  CHECK(cuda::kernel_source(sum(f, axis<1>)).find("loom_rd_") != std::string::npos);
+  CHECK(cuda::kernel_source(sum(f * f, axis<0>)).find("loom_rd_") != std::string::npos);  // 5 outputs: too few for columns
+  CHECK(cuda::explain(max(f, axis<1>)).find("cuda: reduction kernel loom_rd_") != std::string::npos);
 
   LOOM_REQUIRE_NVRTC();
   kernel_set set;

@@ -27,6 +27,7 @@
 #include "loom/cuda/codegen/kernel.hpp"
 #include "loom/cuda/codegen/layout.hpp"
 #include "loom/cuda/options.hpp"
+#include "loom/cuda/matmul.hpp"
 #include "loom/cuda/reduce.hpp"
 #include "loom/cuda/rows.hpp"
 #include "loom/cuda/runtime/device.hpp"
@@ -62,7 +63,7 @@ template <class N>
   throw cuda_error(
       "loom: the CUDA backend has no kernel generator yet for a node of this expression (elementwise "
       "operations, index maps and generators print one kernel; reductions run as kernels of their own when "
-      "assigned; matmul is not generated); expression type: " +
+      "assigned, or in one row kernel; matmul runs through cuBLASLt, not a generated kernel); expression type: " +
       type_name<N>());
 }
 
@@ -96,11 +97,16 @@ void execute(Dst& dst, const N& n, const stream_ref* s, const options* o, bool f
 using held_temporaries = std::vector<std::shared_ptr<void>>;
 
 /// N with every reduction evaluated first into a device tensor of its own shape (its kernels,
-/// cuda/reduce.hpp) and read from there, and, with Reshapes, the operand of every reshape too
-/// (the fallback where some reshape's operand has strides that do not regroup: reshape of a
-/// transpose). type is the rewritten node type; make() queues the kernels on stream st and keeps
+/// cuda/reduce.hpp) and read from there, every matmul likewise (cuBLASLt, cuda/matmul.hpp), and,
+/// with copy_reshapes, the operand of every reshape too (the fallback where some reshape's
+/// operand has strides that do not regroup: reshape of a transpose). type is the rewritten node type; make() queues the kernels on stream st and keeps
 /// the temporaries in h until the launch that reads them is queued.
-template <class N, bool Reshapes>
+/// What materialised<N, Mode> evaluates into temporaries first: every reduction and matmul
+/// (Mode 0), every reshape's operand too (copy_reshapes), or only the matmuls, keeping the
+/// reductions for the kernels that fuse them (keep_reductions).
+inline constexpr unsigned copy_reshapes = 1u, keep_reductions = 2u;
+
+template <class N, unsigned Mode>
 struct materialised {
   using type = N;
   static const N& make(const N& n, held_temporaries&, const stream_ref&, const options*) { return n; }
@@ -116,7 +122,7 @@ leaf_node<tensor_view<const T, S>, true> temporary_leaf(const S& shape, held_tem
   return leaf_node<tensor_view<const T, S>, true>{tensor_view<const T, S>(std::as_const(*t).data(), t->shape())};
 }
 
-template <class Op, class C, class... Args, bool R>
+template <class Op, class C, class... Args, unsigned R>
 struct materialised<map_node<Op, C, Args...>, R> {
   using type = map_node<Op, C, typename materialised<Args, R>::type...>;
   static type make(const map_node<Op, C, Args...>& n, held_temporaries& h, const stream_ref& st, const options* o) {
@@ -128,14 +134,14 @@ struct materialised<map_node<Op, C, Args...>, R> {
         n.args);
   }
 };
-template <class Arg, std::size_t... P, bool R>
+template <class Arg, std::size_t... P, unsigned R>
 struct materialised<permute_node<Arg, P...>, R> {
   using type = permute_node<typename materialised<Arg, R>::type, P...>;
   static type make(const permute_node<Arg, P...>& n, held_temporaries& h, const stream_ref& st, const options* o) {
     return type(materialised<Arg, R>::make(n.arg, h, st, o));
   }
 };
-template <class Arg, std::size_t A, bool R>
+template <class Arg, std::size_t A, unsigned R>
 struct materialised<slice_node<Arg, A>, R> {
   using type = slice_node<typename materialised<Arg, R>::type, A>;
   static type make(const slice_node<Arg, A>& n, held_temporaries& h, const stream_ref& st, const options* o) {
@@ -143,43 +149,43 @@ struct materialised<slice_node<Arg, A>, R> {
     return type(materialised<Arg, R>::make(n.arg, h, st, o), n.begin, n.begin + count * n.step, n.step);
   }
 };
-template <class Arg, std::size_t A, bool R>
+template <class Arg, std::size_t A, unsigned R>
 struct materialised<flip_node<Arg, A>, R> {
   using type = flip_node<typename materialised<Arg, R>::type, A>;
   static type make(const flip_node<Arg, A>& n, held_temporaries& h, const stream_ref& st, const options* o) {
     return type(materialised<Arg, R>::make(n.arg, h, st, o));
   }
 };
-template <class Arg, class S, bool R>
+template <class Arg, class S, unsigned R>
 struct materialised<broadcast_node<Arg, S>, R> {
   using type = broadcast_node<typename materialised<Arg, R>::type, S>;
   static type make(const broadcast_node<Arg, S>& n, held_temporaries& h, const stream_ref& st, const options* o) {
     return type(materialised<Arg, R>::make(n.arg, h, st, o), n.shape());
   }
 };
-template <class Arg, std::size_t A, bool R>
+template <class Arg, std::size_t A, unsigned R>
 struct materialised<pad_node<Arg, A>, R> {
   using type = pad_node<typename materialised<Arg, R>::type, A>;
   static type make(const pad_node<Arg, A>& n, held_temporaries& h, const stream_ref& st, const options* o) {
     return type(materialised<Arg, R>::make(n.arg, h, st, o), n.before, n.after, n.value);
   }
 };
-template <std::size_t A, class... Args, bool R>
+template <std::size_t A, class... Args, unsigned R>
 struct materialised<concat_node<A, Args...>, R> {
   using type = concat_node<A, typename materialised<Args, R>::type...>;
   static type make(const concat_node<A, Args...>& n, held_temporaries& h, const stream_ref& st, const options* o) {
     return std::apply([&](const Args&... a) { return type(materialised<Args, R>::make(a, h, st, o)...); }, n.args);
   }
 };
-template <class Arg, class S, bool R>
+template <class Arg, class S, unsigned R>
 struct materialised<reshape_node<Arg, S>, R> {
   using T = typename Arg::value_type;
   using AS = typename Arg::shape_type;
   using inner = materialised<Arg, R>;
   using leaf = leaf_node<tensor_view<const T, AS>, true>;
-  using type = std::conditional_t<R, reshape_node<leaf, S>, reshape_node<typename inner::type, S>>;
+  using type = std::conditional_t<(R & copy_reshapes) != 0, reshape_node<leaf, S>, reshape_node<typename inner::type, S>>;
   static type make(const reshape_node<Arg, S>& n, held_temporaries& h, const stream_ref& st, const options* o) {
-    if constexpr (R) {
+    if constexpr ((R & copy_reshapes) != 0) {
       auto a = inner::make(n.arg, h, st, o);
       return type(temporary_leaf<T>(n.arg.shape(), h, st, [&](auto& t) { execute(t, a, &st, o, true); }), n.shape());
     } else {
@@ -187,13 +193,25 @@ struct materialised<reshape_node<Arg, S>, R> {
     }
   }
 };
-template <class Red, class Arg, unsigned Mask, bool Keep, bool R>
+template <class Red, class Arg, unsigned Mask, bool Keep, unsigned R>
 struct materialised<reduce_node<Red, Arg, Mask, Keep>, R> {
   using RN = reduce_node<Red, Arg, Mask, Keep>;
   using T = typename RN::value_type;
   using S = typename RN::shape_type;
-  using type = leaf_node<tensor_view<const T, S>, true>;
+  using type = std::conditional_t<(R & keep_reductions) != 0,
+                                  reduce_node<Red, typename materialised<Arg, R>::type, Mask, Keep>,
+                                  leaf_node<tensor_view<const T, S>, true>>;
   static type make(const RN& n, held_temporaries& h, const stream_ref& st, const options* o) {
+    if constexpr ((R & keep_reductions) != 0) {
+      return type(materialised<Arg, R>::make(n.arg, h, st, o));
+    } else {
+      return evaluated(n, h, st, o);
+    }
+  }
+
+ private:
+  static leaf_node<tensor_view<const T, S>, true> evaluated(const RN& n, held_temporaries& h, const stream_ref& st,
+                                                            const options* o) {
     using inner = materialised<Arg, R>;  // nested reductions first
     using RN2 = reduce_node<Red, typename inner::type, Mask, Keep>;
     const RN2 n2(inner::make(n.arg, h, st, o));
@@ -204,8 +222,8 @@ struct materialised<reduce_node<Red, Arg, Mask, Keep>, R> {
         try {
           launch_reduction(n2, t.data().address(), st);
         } catch (const codegen::reshape_needs_copy&) {
-          using inner3 = materialised<Arg, true>;
-          if constexpr (!R && codegen::emittable<typename inner3::type>) {
+          using inner3 = materialised<Arg, R | copy_reshapes>;
+          if constexpr ((R & copy_reshapes) == 0 && codegen::emittable<typename inner3::type>) {
             const reduce_node<Red, typename inner3::type, Mask, Keep> n3(inner3::make(n.arg, h, st, o));
             launch_reduction(n3, t.data().address(), st);
           } else {
@@ -217,6 +235,91 @@ struct materialised<reduce_node<Red, Arg, Mask, Keep>, R> {
   }
 };
 
+/// A product: evaluated by cuBLASLt into a device temporary (zeros where the inner extent is 0).
+template <class A, class B, unsigned R>
+struct materialised<matmul_node<A, B>, R> {
+  using MN = matmul_node<A, B>;
+  using T = typename MN::value_type;
+  using S = typename MN::shape_type;
+  using type = leaf_node<tensor_view<const T, S>, true>;
+  static type make(const MN& n, held_temporaries& h, const stream_ref& st, const options* o) {
+    return temporary_leaf<T>(n.shape(), h, st, [&](auto& t) {
+      if (n.inner() != 0) execute(t, n, &st, o, true);
+    });
+  }
+};
+
+/// Where node x is a cuBLASLt-ready matrix (or, rank 1, a contiguous vector) of type T, its
+/// memory; else x evaluated into a contiguous temporary of type T (kept in h) and that.
+template <class T, class X>
+memory_operand matrix_operand(const X& x, held_temporaries& h, const stream_ref& st, const options* o) {
+  memory_operand m;
+  if (as_memory<T>(x, m)) {
+    const bool vector_ok = m.rank != 1 || m.d.e[0] <= 1 || m.stride[0] == 1;
+    if (m.rank == 1 ? vector_ok : matrix_of(m).ok) return m;
+  }
+  using S = typename X::shape_type;
+  auto t = std::make_shared<tensor<T, S>>(x.shape(), st);
+  if (t->size() != 0) {
+    if constexpr (std::is_same_v<typename X::value_type, T>)
+      execute(*t, x, &st, o, true);
+    else
+      execute(*t, loom::detail::make_map<ops::cast<T>>(x), &st, o, true);
+  }
+  h.push_back(t);
+  m.base = t->data().address();
+  m.d = x.shape().to_dims();
+  m.rank = m.d.rank;
+  m.stride = {};
+  index_t span = 1;
+  for (std::size_t k = m.rank; k-- > 0;) {
+    m.stride[k] = span;
+    span *= static_cast<index_t>(m.d.e[k]);
+  }
+  return m;
+}
+
+/// n (a product with an epilogue cuBLASLt fuses: lt_root<N>) into dst as cuBLASLt calls; false
+/// (nothing queued) where dst is not a row-major matrix of the product's type and shape, overlaps
+/// an operand, or the bias does not run along the product's columns.
+template <class Dst, class N>
+bool launch_matmul_root(Dst& dst, const N& n, const dims& dd, const stream_ref& st, const options* o) {
+  using L = lt_root<N>;
+  using MN = typename L::product_type;
+  using T = typename MN::value_type;
+  if constexpr (!std::is_same_v<typename Dst::value_type, T>) {
+    return false;
+  } else if constexpr (!std::is_same_v<T, float> && !std::is_same_v<T, double>) {
+    throw cuda_error("loom: matmul on the device takes float or double operands (cuBLASLt); cast the operands first");
+  } else {
+    const MN& mm = L::product(n);
+    const dims pd = mm.shape().to_dims();
+    if (!(pd == dd) || mm.inner() == 0) return false;
+    memory_operand D;
+    D.base = dst.data().address();
+    D.d = dd;
+    D.rank = dd.rank;
+    const auto ds = dst.strides();
+    for (std::size_t k = 0; k < dd.rank; ++k) D.stride[k] = static_cast<index_t>(ds[k]);
+    const lt_matrix md = matrix_of(D);
+    if (!md.ok || md.col_major || dd.size() == 0) return dd.size() == 0;
+    held_temporaries held;
+    const memory_operand A = matrix_operand<T>(mm.a, held, st, o), B = matrix_operand<T>(mm.b, held, st, o);
+    std::uintptr_t bias = 0;
+    memory_operand bm;
+    if constexpr (L::has_bias) {
+      const auto& b = L::bias(n);
+      if (static_cast<index_t>(b.shape().extent(0)) != mm.cols()) return false;
+      bm = matrix_operand<T>(b, held, st, o);
+      bias = bm.base;
+      if (overlaps(bm, sizeof(T), D)) return false;
+    }
+    if (overlaps(A, sizeof(T), D) || overlaps(B, sizeof(T), D)) return false;
+    lt_product<T>(A, B, bias, L::epilogue, D, st, o != nullptr ? o->tf32 : tf32_default());
+    return true;  // the temporaries are freed in stream order, after the calls that read them
+  }
+}
+
 /// Evaluates node n into the device array dst (tensor or writable view) as one kernel on stream
 /// *s (loom's default stream where s is null). `fresh`: dst is a temporary just allocated for an
 /// overlap, which nothing read can overlap (the spans of concat and pad operands reach past their
@@ -227,7 +330,28 @@ void execute(Dst& dst, const N& n, const stream_ref* s, const options* o, bool f
   const dims dd = dst.shape().to_dims();
   const dims ed = n.shape().to_dims();
   check_assignable(ed, dd);
-  if constexpr (has_reduce_v<N>) {
+  if constexpr (has_matmul_v<N>) {
+    // a product with an epilogue cuBLASLt fuses: one call; else every product into a temporary
+    // (cuBLASLt), then the rest (which may hold reductions) as the other kinds of expression
+    require_device();
+    const stream_ref st = s != nullptr ? *s : default_stream();
+    if constexpr (lt_root<N>::value) {
+      if (launch_matmul_root(dst, n, dd, st, o)) return;
+      if constexpr (is_matmul_node<N>::value) {
+        if (fresh && n.inner() != 0)
+          throw cuda_error("loom: internal: a product into a fresh temporary was refused by cuBLASLt's planner");
+      }
+    }
+    if constexpr (is_matmul_node<N>::value) {
+      held_temporaries held;
+      const auto m = materialised<N, 0u>::make(n, held, st, o);
+      execute(dst, m, &st, o, fresh);
+    } else {
+      held_temporaries held;
+      const auto m = materialised<N, keep_reductions>::make(n, held, st, o);
+      execute(dst, m, &st, o, fresh);
+    }
+  } else if constexpr (has_reduce_v<N>) {
     // every reduction into a temporary of its own (innermost first), then the rest as one kernel
     require_device();
     const stream_ref st = s != nullptr ? *s : default_stream();
@@ -236,7 +360,7 @@ void execute(Dst& dst, const N& n, const stream_ref* s, const options* o, bool f
       if (launch_rows<T>(destination_cursor(dst, dd), n, dd, st)) return;
     }
     held_temporaries held;
-    const auto m = materialised<N, false>::make(n, held, st, o);
+    const auto m = materialised<N, 0u>::make(n, held, st, o);
     execute(dst, m, &st, o, fresh);
   } else if constexpr (!codegen::emittable<N>) {
     not_emittable<N>();
@@ -253,7 +377,7 @@ void execute(Dst& dst, const N& n, const stream_ref* s, const options* o, bool f
     try {
       codegen::binder<N>::bind(n, sink, cpu::binding::identity(dd.rank).broadcast_operand(dd, ed));
     } catch (const codegen::reshape_needs_copy&) {
-      using R = materialised<N, true>;
+      using R = materialised<N, copy_reshapes>;
       if constexpr (!std::is_same_v<typename R::type, N>) {
         held_temporaries held;
         const auto m = R::make(n, held, st, o);
@@ -306,9 +430,6 @@ void assign(Dst& dst, const Src& src, const stream_ref* s, const options* o) {
     static_assert(std::remove_cvref_t<Src>::space != memory_space::host,
                   "loom: a device destination cannot take an expression of host arrays; use cuda::copy");
     static_assert(assignment_shape_check<shape_type_of<Src>, typename D::shape_type>::value);
-    static_assert(!has_matmul_v<node_t<const Src&>>,
-                  "loom: matmul on device not yet supported (cuBLASLt contractions are to come); compute it on the "
-                  "host or copy the operands there");
     loom::detail::check_destination(dst);
     if constexpr (Op == assign_op::set) {
       execute(dst, as_node(src), s, o);

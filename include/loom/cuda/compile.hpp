@@ -22,7 +22,10 @@
 #include "loom/cuda/codegen/emit.hpp"
 #include "loom/cuda/codegen/kernel.hpp"
 #include "loom/cuda/codegen/layout.hpp"
+#include "loom/cuda/matmul.hpp"
 #include "loom/cuda/options.hpp"
+#include "loom/cuda/reduce.hpp"
+#include "loom/cuda/rows.hpp"
 #include "loom/cuda/runtime/module_cache.hpp"
 #include "loom/cuda/runtime/nvrtc.hpp"
 #include "loom/expr/node.hpp"
@@ -111,6 +114,21 @@ const codegen::generated_kernel* row_kernel_of(const N& n, codegen::row_launch* 
   }
 }
 
+/// True where N is one reduction whose operand holds none: its own kernel is what evaluating it
+/// launches first (and, split into chunks, a second stage).
+template <class N>
+inline constexpr bool lone_reduction = false;
+template <class Red, class Arg, unsigned Mask, bool Keep>
+inline constexpr bool lone_reduction<reduce_node<Red, Arg, Mask, Keep>> = !has_reduce_v<Arg> && codegen::emittable<Arg>;
+
+/// The main kernel of reduction n as planned for the device (or an H100's 132 multiprocessors).
+template <class N>
+const codegen::generated_kernel& reduction_kernel_of(const N& n, codegen::reduce_launch* rl = nullptr) {
+  const auto pl = plan_reduction(n, planning_sm_count());
+  if (rl) *rl = pl.rl;
+  return reduce_family<N>::main_generated(pl.rl.kr, pl.rl.rr, pl.rl.columns);
+}
+
 /// The error for an expression whose reductions run as kernels of their own: there is no one
 /// kernel to show or compile.
 template <class N>
@@ -134,6 +152,8 @@ const std::string& kernel_source(const E& e) {
   using N = decltype(n);
   if constexpr (!codegen::emittable<N>) {
     detail::not_emittable<N>();
+  } else if constexpr (detail::lone_reduction<N>) {
+    return detail::reduction_kernel_of(n).source;
   } else if constexpr (detail::has_reduce_v<N>) {
     if (const codegen::generated_kernel* g = detail::row_kernel_of(n)) return g->source;
     detail::several_kernels<N>();
@@ -169,9 +189,20 @@ compiled_kernel compile(const E& e, const options& o = {}) {
   if constexpr (!codegen::emittable<N>) {
     detail::not_emittable<N>();
   } else if constexpr (detail::has_reduce_v<N>) {
-    codegen::row_launch rl;
-    const codegen::generated_kernel* g = detail::row_kernel_of(n, &rl);
-    if (g == nullptr) detail::several_kernels<N>();
+    const codegen::generated_kernel* g = nullptr;
+    std::string layout;
+    if constexpr (detail::lone_reduction<N>) {
+      codegen::reduce_launch rl;
+      g = &detail::reduction_kernel_of(n, &rl);
+      layout = std::string("reduction: ") + (rl.columns ? "a thread" : "a block") + " per output, kept rank " +
+               std::to_string(rl.kr) + ", reduced rank " + std::to_string(rl.rr) +
+               (rl.S > 1 ? ", " + std::to_string(rl.S) + " chunks per output and a second stage" : std::string());
+    } else {
+      codegen::row_launch rl;
+      g = detail::row_kernel_of(n, &rl);
+      if (g == nullptr) detail::several_kernels<N>();
+      layout = std::string("rows: ") + (rl.G == 32 ? "a warp" : "a block") + " per row, kept rank " + std::to_string(rl.kr);
+    }
     compile_options co;
     co.arch = o.arch;
     std::shared_ptr<const compiled_program> p = runtime::module_cache::process().program(g->source, {g->name}, co);
@@ -180,7 +211,7 @@ compiled_kernel compile(const E& e, const options& o = {}) {
     k.arch = p->arch;
     k.cubin_bytes = p->image.size();
     k.is_ptx = p->is_ptx;
-    k.layout = std::string("rows: ") + (rl.G == 32 ? "a warp" : "a block") + " per row, kept rank " + std::to_string(rl.kr);
+    k.layout = std::move(layout);
     k.log = p->log;
     k.program = std::move(p);
     return k;
@@ -211,7 +242,18 @@ std::string explain(const E& e) {
   auto n = as_node(e);
   using N = decltype(n);
   std::string s = loom::detail::explain_common(n);
-  if constexpr (!codegen::emittable<N>) {
+  if constexpr (has_matmul_v<N>) {
+    if constexpr (detail::lt_root<N>::value) {
+      using Ep = runtime::lt_epilogue;
+      constexpr Ep ep = detail::lt_root<N>::epilogue;
+      const char* name = ep == Ep::none ? "none" : ep == Ep::bias ? "bias" : ep == Ep::relu ? "relu"
+                         : ep == Ep::relu_bias ? "bias, relu" : ep == Ep::gelu ? "gelu" : "bias, gelu";
+      s += std::string("  cuda: one cuBLASLt matmul (epilogue: ") + name +
+           ") writing the destination where it is a row-major matrix of the product's type\n";
+    } else {
+      s += "  cuda: each product runs as a cuBLASLt matmul into a device temporary, then the rest of the expression\n";
+    }
+  } else if constexpr (!codegen::emittable<N>) {
     s += "  cuda: no kernel generator for this expression yet\n";
   } else if constexpr (detail::has_reduce_v<N>) {
     codegen::row_launch rl;
@@ -222,6 +264,13 @@ std::string explain(const E& e) {
       s += "  cuda: one row kernel " + g->name + ": " + std::to_string(d.stages.size()) + " reduction(s) along rows of " +
            std::to_string(rl.C) + " (" + std::to_string(twins) + " computed once where they read the same arrays), then the row; " +
            (rl.G == 32 ? "a warp" : "a block") + " per row, " + std::to_string(rl.R) + " rows\n";
+    } else if constexpr (detail::lone_reduction<N>) {
+      codegen::reduce_launch rl;
+      const codegen::generated_kernel& g = detail::reduction_kernel_of(n, &rl);
+      s += "  cuda: reduction kernel " + g.name + ", " + (rl.columns ? "a thread" : "a block") + " per output (" +
+           std::to_string(rl.K) + " outputs of " + std::to_string(rl.M) + " elements)" +
+           (rl.S > 1 ? ", each in " + std::to_string(rl.S) + " chunks combined in order by a second kernel" : std::string()) +
+           ", its operand fused\n";
     } else {
       s += "  cuda: each reduction runs as kernels of its own into a device temporary, then the expression as one more kernel\n";
     }

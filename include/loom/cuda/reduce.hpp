@@ -154,15 +154,19 @@ inline constexpr std::size_t partial_bytes = 16;
 /// The kernels of reduction node type RN: the main one per (kept, reduced) rank, the second stage.
 template <class RN>
 struct reduce_family {
-  static const codegen::kernel_text& main_text(std::size_t kr, std::size_t rr, bool columns) {
+  /// The main kernel for kept rank kr, reduced rank rr: printed once, then the same strings.
+  static const codegen::generated_kernel& main_generated(std::size_t kr, std::size_t rr, bool columns) {
     struct slot {
       std::once_flag once;
-      codegen::kernel_text t;
+      codegen::generated_kernel g;
     };
     static std::array<slot, 2 * max_rank * max_rank> slots;
     slot& s = slots[(columns ? max_rank * max_rank : 0) + (kr - 1) * max_rank + (rr - 1)];
-    std::call_once(s.once, [&] { s.t = codegen::print_reduce_kernel(reduce_desc_of<RN>(), kr, rr, columns); });
-    return s.t;
+    std::call_once(s.once, [&] {
+      codegen::kernel_text t = codegen::print_reduce_kernel(reduce_desc_of<RN>(), kr, rr, columns);
+      s.g = codegen::generated_kernel{std::move(t.name), t.source()};
+    });
+    return s.g;
   }
   static const codegen::kernel_text& finish_text() {
     static const codegen::kernel_text t = codegen::print_reduce_finish(reduce_desc_of<RN>());
@@ -171,8 +175,8 @@ struct reduce_family {
   static const kernel_handle& main(std::size_t kr, std::size_t rr, bool columns) {
     static std::array<runtime::cached_kernel, 2 * max_rank * max_rank> kernels;
     return kernels[(columns ? max_rank * max_rank : 0) + (kr - 1) * max_rank + (rr - 1)].get([&] {
-      const codegen::kernel_text& t = main_text(kr, rr, columns);
-      return kernel_request{t.source(), t.name, {}, {}};
+      const codegen::generated_kernel& g = main_generated(kr, rr, columns);
+      return kernel_request{g.source, g.name, {}, {}};
     });
   }
   static const kernel_handle& finish() {

@@ -81,6 +81,7 @@ inline constexpr int order_col = 0;
 inline constexpr int order_row = 1;
 // cublasLtMatmulPreferenceAttributes_t
 inline constexpr int pref_max_workspace_bytes = 1;
+inline constexpr int pref_min_alignment_a_bytes = 5;  // then B, C, D: 6, 7, 8
 }  // namespace lt
 
 struct cublaslt_api {
@@ -332,6 +333,17 @@ class lt_preference {
     detail::check_cublas(a.cublasLtMatmulPreferenceSetAttribute(pref_, detail::lt::pref_max_workspace_bytes,
                                                                 &max_workspace_bytes, sizeof(max_workspace_bytes)),
                          "cublasLtMatmulPreferenceSetAttribute (workspace)");
+  }
+  /// The alignment in bytes (a power of two, up to 256) that A, B, C and D have at least: the
+  /// heuristics only offer algorithms that work with it (by default they assume 256).
+  lt_preference& min_alignment(std::uint32_t a, std::uint32_t b, std::uint32_t c, std::uint32_t d) {
+    const detail::cublaslt_api& api = detail::cublaslt();
+    const std::uint32_t v[4] = {a, b, c, d};
+    for (int i = 0; i < 4; ++i)
+      detail::check_cublas(api.cublasLtMatmulPreferenceSetAttribute(pref_, detail::lt::pref_min_alignment_a_bytes + i,
+                                                                    &v[i], sizeof(v[i])),
+                           "cublasLtMatmulPreferenceSetAttribute (alignment)");
+    return *this;
   }
   lt_preference(const lt_preference&) = delete;
   lt_preference& operator=(const lt_preference&) = delete;
