@@ -669,6 +669,14 @@ struct to_mismatch {
       std::size_t k = d.rank;
       while (k > 0 && d.e[k - 1] == 1) --k;  // an extent of 1 broadcasts into anything
       if (k == 0) return;
+      // An empty result grows another axis where it has one (seed 4002 case 6945: [64, 1025, 17,
+      // 4097, 0] with its 0 made 1 was a destination of 18 GB, and the run was killed for memory).
+      if (d.size() == 0)
+        for (std::size_t j = d.rank; j-- > 0;)
+          if (d.e[j] > 1) {
+            k = j + 1;
+            break;
+          }
       d.e[k - 1] += 1;
       loom::tensor<U, S> dst(S::from_dims(d));
       rng g(mix(ctx.data_seed, 80));
