@@ -264,10 +264,13 @@ namespace fn {
 // The functions in float64, as their textbook definitions (the limits where the formula is 0 * inf).
 inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 inline double gelu(double x) {
-  // 0.5 x (1 + tanh(u)) == x / (1 + exp(-2u)); the second has no cancellation for x < 0
+  // 0.5 x (1 + tanh(u)) == x / (1 + exp(-2u)) == x exp(2u) / (1 + exp(2u)): the first cancels for
+  // x < 0, the second overflows there (exp(-2u) for u below about -355, where the value is still
+  // about -5e-308: seed 4002 case 8516), the third does neither for u < 0.
   if (x == -std::numeric_limits<double>::infinity()) return -0.0;
   const double u = 0.7978845608028654 * (x + 0.044715 * x * x * x);
-  return x / (1.0 + std::exp(-2.0 * u));
+  const double e = std::exp(-2.0 * std::fabs(u));
+  return u >= 0 ? x / (1.0 + e) : x * e / (1.0 + e);
 }
 inline double gelu_exact(double x) {
   if (x == -std::numeric_limits<double>::infinity()) return -0.0;

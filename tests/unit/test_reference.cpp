@@ -40,3 +40,19 @@ TEST_CASE("reference: a product is certainly NaN only with an infinity and a zer
   CHECK(std::isnan(q.at(0).v));
   CHECK_FALSE(q.at(0).any);
 }
+
+TEST_CASE("reference: gelu of large negative arguments is the tiny value, not an overflowed 0", "[reference]") {
+  // seed 4002 case 8516: gelu near x = -21.2 is about -5e-308 (x e^(2u) with 2u near -711); the
+  // reference's x / (1 + e^(-2u)) overflowed to -0, outside which loom's right value fell.
+  std::vector<double> xs{-21.0, -21.2, -21.4, -30.0, -3.0};
+  auto x = view(xs.data(), shape<5>{});
+  const auto r = loom_ref::evaluate(as_node(gelu(x)));
+  const tensor<double, shape<5>> got = gelu(x);
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    INFO("x = " << xs[i] << ": loom " << got(i) << ", reference " << r.at(i).v << " [" << r.at(i).lo << ", " << r.at(i).hi << "]");
+    CHECK(r.at(i).v <= 0);
+    CHECK(r.at(i).lo <= got(i));
+    CHECK(got(i) <= r.at(i).hi);
+  }
+  CHECK(r.at(1).v < -1e-309);  // not flushed: representable, and loom computes it
+}
