@@ -66,6 +66,8 @@ TEST_CASE("cuda matmul: products of odd sizes and their epilogues match the CPU"
                   a, w);
     check_product("another epilogue", 1e-4,
                   [](const auto& x, const auto& y) { return exp(matmul(x, y) * 0.1f) - 1.f; }, a, w);
+    check_product("an activation over another epilogue", 1e-4,
+                  [](const auto& x, const auto& y) { return relu(exp(matmul(x, y) * 0.1f) - 1.f); }, a, w);
     check_product("double", 1e-12, [](const auto& x, const auto& y) { return matmul(x, y); }, ad, wd);
     check_product("float x double", 1e-6, [](const auto& x, const auto& y) { return matmul(x, y); }, a, wd);
     check_product("softmax of a product", 1e-5,

@@ -50,6 +50,8 @@ TEST_CASE("cuda matmul: roots cuBLASLt computes in one call, with their epilogue
   STATIC_REQUIRE_FALSE(root<decltype(matmul(a, w) + matmul(a, w))>::value);
   STATIC_REQUIRE_FALSE(root<decltype(relu(relu(matmul(a, w) + b)))>::value);
   STATIC_REQUIRE_FALSE(root<decltype(matmul(a, w) * 2.f)>::value);
+  STATIC_REQUIRE_FALSE(root<decltype(relu(exp(matmul(a, w))))>::value);  // an activation over something else
+  STATIC_REQUIRE_FALSE(root<decltype(gelu(a * 2.f))>::value);
   // the operands of the product and the bias are the nodes written
   const auto n = as_node(gelu(b + matmul(a, w)));
   using R = cd::lt_root<std::remove_cvref_t<decltype(n)>>;

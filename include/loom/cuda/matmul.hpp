@@ -73,9 +73,9 @@ struct lt_root<map_node<ops::add, C, X, Y>> {
   static const P& product(const map_node<ops::add, C, X, Y>& n) { return std::get<left ? 0 : 1>(n.args); }
   static const Bias& bias(const map_node<ops::add, C, X, Y>& n) { return std::get<left ? 1 : 0>(n.args); }
 };
-/// relu or gelu of a product, or of a product plus bias.
+/// relu or gelu of a product, or of a product plus bias (anything else under them: not one call).
 template <class Op, class C, class X>
-  requires(std::is_same_v<Op, ops::relu> || std::is_same_v<Op, ops::gelu>)
+  requires((std::is_same_v<Op, ops::relu> || std::is_same_v<Op, ops::gelu>) && lt_root<X>::value)
 struct lt_root<map_node<Op, C, X>> {
   using inner = lt_root<X>;
   static constexpr bool value = inner::value && inner::epilogue != runtime::lt_epilogue::relu &&
