@@ -97,6 +97,23 @@ codegen::kernel_text kernel_text_of(const N& n, const options& o) {
   return {g.name, g.source.substr(codegen::preamble().size())};
 }
 
+/// Kernel `name` of `source` compiled through the process-wide module cache for o.arch.
+inline compiled_kernel compile_source(const std::string& source, const std::string& name, std::string layout,
+                                      const options& o) {
+  compile_options co;
+  co.arch = o.arch;
+  std::shared_ptr<const compiled_program> p = runtime::module_cache::process().program(source, {name}, co);
+  compiled_kernel k;
+  k.name = name;
+  k.arch = p->arch;
+  k.cubin_bytes = p->image.size();
+  k.is_ptx = p->is_ptx;
+  k.layout = std::move(layout);
+  k.log = p->log;
+  k.program = std::move(p);
+  return k;
+}
+
 /// Multiprocessors to plan for: the device's, or an H100's where there is none.
 inline int planning_sm_count() { return available() ? device_info().sm_count : 132; }
 
@@ -203,33 +220,11 @@ compiled_kernel compile(const E& e, const options& o = {}) {
       if (g == nullptr) detail::several_kernels<N>();
       layout = std::string("rows: ") + (rl.G == 32 ? "a warp" : "a block") + " per row, kept rank " + std::to_string(rl.kr);
     }
-    compile_options co;
-    co.arch = o.arch;
-    std::shared_ptr<const compiled_program> p = runtime::module_cache::process().program(g->source, {g->name}, co);
-    compiled_kernel k;
-    k.name = g->name;
-    k.arch = p->arch;
-    k.cubin_bytes = p->image.size();
-    k.is_ptx = p->is_ptx;
-    k.layout = std::move(layout);
-    k.log = p->log;
-    k.program = std::move(p);
-    return k;
+    return detail::compile_source(g->source, g->name, std::move(layout), o);
   } else {
     const detail::source_plan<N> plan(n);
     const codegen::kernel_text t = detail::kernel_text_of(n, o);
-    compile_options co;
-    co.arch = o.arch;
-    std::shared_ptr<const compiled_program> p = runtime::module_cache::process().program(t.source(), {t.name}, co);
-    compiled_kernel k;
-    k.name = t.name;
-    k.arch = p->arch;
-    k.cubin_bytes = p->image.size();
-    k.is_ptx = p->is_ptx;
-    k.layout = plan.shape.key.describe();
-    k.log = p->log;
-    k.program = std::move(p);
-    return k;
+    return detail::compile_source(t.source(), t.name, plan.shape.key.describe(), o);
   }
 }
 
