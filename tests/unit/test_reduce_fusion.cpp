@@ -266,3 +266,73 @@ TEST_CASE("softmax and normalisation in place: the destination is the operand", 
   auto mx = eval(max(x, axis<1>));
   CHECK(r(3, 9) == x(3, 9) - mx(3));
 }
+
+TEST_CASE("the consumer's cached operand kept in the destination's own rows", "[fusion][cache]") {
+  // Where the destination is row-major, of the cached values' type and read by no operand, the
+  // sum's pass writes e into the destination and the consumer divides it there in place. Every
+  // other destination keeps e in a tile buffer. Both must give the same values, at any number of
+  // threads, with rows shorter and longer than a tile.
+  const unsigned before = num_threads();
+  const std::pair<std::size_t, std::size_t> sizes[] = {{1, 1}, {3, 7}, {1000, 17}, {9, 1023}, {8, 1025}, {2, 5000}};
+  for (unsigned t : {1u, 2u, 3u}) {
+    set_num_threads(t);
+    for (auto [r, c] : sizes) {
+      const std::string at = std::to_string(r) + "x" + std::to_string(c) + " at " + std::to_string(t) + " threads";
+      mat x(r, c);
+      loom_test::randomize(x, r * 31 + c + t, -30, 30);
+      const auto want = softmax_ref(x);
+      auto e = exp(x - max(x, axis<1>, keepdims));
+      mat o(r, c);  // contiguous float: in place
+      o = e / sum(e, axis<1>, keepdims);
+      loom_test::check_close(o.data(), want, 2e-6, 1e-9, "softmax into its destination " + at);
+      // The cache read twice at its own position, beside a second cache of another operand.
+      auto f = exp(0.5f * x);
+      o = e / sum(e, axis<1>, keepdims) + 0.25f * e - f / sum(f, axis<1>, keepdims);
+      for (std::size_t i = 0; i < r; i += std::max<std::size_t>(1, r / 5)) {
+        double m = -1e300, sf = 0;
+        for (std::size_t j = 0; j < c; ++j) {
+          m = std::max(m, double(x(i, j)));
+          sf += std::exp(0.5 * double(x(i, j)));
+        }
+        for (std::size_t j = 0; j < c; j += std::max<std::size_t>(1, c / 7)) {
+          const double w = want[i * c + j] + 0.25 * std::exp(double(x(i, j)) - m) - std::exp(0.5 * double(x(i, j))) / sf;
+          CHECK(o(i, j) == Approx(w).epsilon(1e-5).margin(1e-6));
+        }
+      }
+      // A double destination (the cache stays float), and a strided one.
+      tensor<double, shape<dyn, dyn>> od(r, c);
+      od = e / sum(e, axis<1>, keepdims);
+      for (std::size_t i = 0; i < r * c; i += 13) CHECK(od.data()[i] == Approx(want[i]).epsilon(2e-6).margin(1e-12));
+      mat wide(r, 2 * c);
+      wide = 7.0f;
+      tensor_view<float, shape<dyn, dyn>, strided_layout> v(wide.data(), shape<dyn, dyn>(r, c), {index_t(2 * c), 2});
+      v = e / sum(e, axis<1>, keepdims);
+      for (std::size_t i = 0; i < r; ++i)
+        for (std::size_t j = 0; j < c; ++j) {
+          REQUIRE(wide(i, 2 * j) == Approx(want[i * c + j]).epsilon(2e-6).margin(1e-12));
+          REQUIRE(wide(i, 2 * j + 1) == 7.0f);
+        }
+      // The destination read by the operand: a tile buffer (or a temporary), never its own rows.
+      mat p = x;
+      p = exp(p - max(p, axis<1>, keepdims)) / sum(exp(p - max(p, axis<1>, keepdims)), axis<1>, keepdims);
+      loom_test::check_close(p.data(), want, 2e-6, 1e-9, "softmax of its own destination " + at);
+    }
+    // Two trailing axes reduced, rows over two leading ones.
+    tensor<float, shape<dyn, dyn, dyn, dyn>> y(3, 5, 7, 33), oy(3, 5, 7, 33);
+    loom_test::randomize(y, 77 + t, -4, 4);
+    auto ey = exp(y - max(y, axes<2, 3>, keepdims));
+    oy = ey / sum(ey, axes<2, 3>, keepdims);
+    for (std::size_t a = 0; a < 3; ++a)
+      for (std::size_t b = 0; b < 5; ++b) {
+        double m = -1e300, s = 0;
+        for (std::size_t i = 0; i < 7; ++i)
+          for (std::size_t j = 0; j < 33; ++j) m = std::max(m, double(y(a, b, i, j)));
+        for (std::size_t i = 0; i < 7; ++i)
+          for (std::size_t j = 0; j < 33; ++j) s += std::exp(double(y(a, b, i, j)) - m);
+        for (std::size_t i = 0; i < 7; i += 3)
+          for (std::size_t j = 0; j < 33; j += 8)
+            CHECK(oy(a, b, i, j) == Approx(std::exp(double(y(a, b, i, j)) - m) / s).epsilon(2e-6));
+      }
+  }
+  set_num_threads(before);
+}

@@ -492,6 +492,7 @@ struct slot_def {
   int hits = 0;                           // other occurrences sharing it
   bool root = false;
   std::size_t value_size = 0;             // bytes of one value
+  const void* value_tag = nullptr;        // a cache: its value type's tag
   index_t per_row = 1;                    // values per row of the tile (a cache: the columns)
   // A reduction: its operand (for caches), the operand's binding to the reduction's space, and
   // the cache slot it keeps its operand's values in (-1: none) with that cache's strides.
@@ -896,6 +897,7 @@ struct reduce_walk {
     bool (*equal)(const void*, const void*);
     binding b;  // the subexpression's binding to the consumer's space
     std::size_t value_size;
+    const void* value_tag;
     std::string name;
   };
   std::vector<cache_request> caches;
@@ -1166,7 +1168,8 @@ struct rt_node<P, I, loom::detail::cached_node<S>> {
                         [](const void* a, const void* c) {
                           return node_equal(*static_cast<const S*>(a), *static_cast<const S*>(c));
                         },
-                        b, sizeof(typename S::value_type), std::string()});
+                        b, sizeof(typename S::value_type), &detail::type_tag<typename S::value_type>::id,
+                        std::string()});
   }
 };
 
@@ -1224,6 +1227,7 @@ inline void resolve_caches(reduce_walk& w, const dims& dd, const tile_rows& g) {
         slot_def cache;
         cache.name = "the values of " + sd.name + "'s operand";
         cache.value_size = q.value_size;
+        cache.value_tag = q.value_tag;
         cache.per_row = g.cols;
         sd.tee = slot;
         sd.tee_strides = tee;
@@ -1251,6 +1255,56 @@ inline void resolve_caches(reduce_walk& w, const dims& dd, const tile_rows& g) {
 
 namespace detail {
 
+/// The bytes [lo, hi) cursor c touches, bound to loop space ls.
+inline void touched_range(const cursor& c, const loop_space& ls, std::uintptr_t& lo, std::uintptr_t& hi) {
+  dims ld;
+  ld.rank = ls.rank;
+  for (std::size_t k = 0; k < ls.rank; ++k) ld.e[k] = static_cast<std::size_t>(ls.extent[k]);
+  touched_range(c, ld, lo, hi);
+}
+
+/// Whether cursor c, bound to loop space ls, reads any byte of [b0, b1) (slot readers never do).
+inline bool reads_range(const cursor& c, const loop_space& ls, std::uintptr_t b0, std::uintptr_t b1) {
+  if (c.elem_size == 0) return false;
+  std::uintptr_t a0, a1;
+  touched_range(c, ls, a0, a1);
+  return !(a1 <= b0 || b1 <= a0);
+}
+
+/// Whether the operand of any slot's runner reads a byte of [b0, b1).
+inline bool slots_read(reduce_walk& w, std::uintptr_t b0, std::uintptr_t b1) {
+  for (auto& sd : w.slots) {
+    if (!sd.runner) continue;
+    std::vector<cursor*> rc;
+    sd.runner->cursors(rc);
+    for (cursor* c : rc)
+      if (reads_range(*c, sd.runner->rs.ls, b0, b1)) return true;
+  }
+  return false;
+}
+
+/// The cache slot that lives in the destination itself, or -1. A row-major destination that no
+/// operand reads holds the values of the first cached subexpression of its own type: the
+/// reduction computing them writes them into the destination's rows of the tile (the
+/// read-for-ownership of those lines overlapped with its arithmetic, as a hand-written softmax
+/// stores exp(x - m) into its output), and the consumer rewrites each value in place while the
+/// rows are in L1 - one stream of memory traffic and one tile buffer fewer. The consumer reads a
+/// cached value only at the position it writes (resolve_caches binds caches at the identity).
+/// `consumer`: the consumer's cursors in loop space s, the destination's first.
+inline int in_destination(reduce_walk& w, const void* dst_value_tag, bool row_major,
+                          const std::vector<cursor*>& consumer, const loop_space& s) {
+  if (!row_major) return -1;
+  int slot = -1;
+  for (std::size_t i = 0; i < w.slots.size() && slot < 0; ++i)
+    if (!w.slots[i].runner && w.slots[i].value_tag == dst_value_tag) slot = int(i);
+  if (slot < 0) return -1;
+  std::uintptr_t b0, b1;
+  touched_range(*consumer[0], s, b0, b1);
+  for (std::size_t i = 1; i < consumer.size(); ++i)
+    if (reads_range(*consumer[i], s, b0, b1)) return -1;
+  return slots_read(w, b0, b1) ? -1 : slot;
+}
+
 /// Per-thread state of the tile loop: buffers and the cursors that read them.
 struct tile_buffers {
   std::vector<double> store;  // 8-byte aligned, which every value type needs
@@ -1258,6 +1312,8 @@ struct tile_buffers {
   std::vector<std::pair<cursor*, int>> readers;
 
   std::vector<index_t> per_row;
+  int in_dst = -1;  // the slot that lives in the destination (see in_destination), or -1
+  void* dst = nullptr;
 
   tile_buffers(const std::vector<slot_def>& slots, index_t rows) {
     std::size_t words = 0;
@@ -1276,8 +1332,13 @@ struct tile_buffers {
   }
   void point(index_t r0) {
     for (auto& [c, s] : readers) {
-      c->base = buf[std::size_t(s)];
-      c->offset = -r0 * per_row[std::size_t(s)];
+      if (s == in_dst) {  // the destination's own rows: flat row r at r * cols
+        c->base = dst;
+        c->offset = 0;
+      } else {
+        c->base = buf[std::size_t(s)];
+        c->offset = -r0 * per_row[std::size_t(s)];
+      }
     }
   }
 };
@@ -1442,24 +1503,10 @@ void execute_reducing(Dst& dst, const N& n) {
     detail::walk_and_build<loom::detail::reduce_plan_v<N, DS>>(n, binding::identity(dd.rank), walk, g, dd, tags);
     // A reduction cannot write what it still reads: any overlap of an operand with dst goes
     // through a temporary.
-    bool overlap = false;  // (never for the fresh temporary of an earlier overlap)
     std::uintptr_t b0, b1;
     detail::touched_range(w.c, dd, b0, b1);
-    for (auto& sd : walk.slots) {
-      const loop_space& ls = sd.runner->rs.ls;
-      dims ld;
-      ld.rank = ls.rank;
-      for (std::size_t k = 0; k < ls.rank; ++k) ld.e[k] = static_cast<std::size_t>(ls.extent[k]);
-      std::vector<cursor*> rc;
-      sd.runner->cursors(rc);
-      for (cursor* c : rc) {
-        if (c->elem_size == 0) continue;
-        std::uintptr_t a0, a1;
-        detail::touched_range(*c, ld, a0, a1);
-        if (!(a1 <= b0 || b1 <= a0) && !detail::is_fresh(w.c)) overlap = true;
-      }
-    }
-    if (overlap) {
+    // (never for the fresh temporary of an earlier overlap)
+    if (detail::slots_read(walk, b0, b1) && !detail::is_fresh(w.c)) {
       through_temporary();
       return;
     }
@@ -1536,7 +1583,13 @@ void execute_reducing(Dst& dst, const N& n) {
     ev.for_each_cursor([&](cursor& c) { cs.push_back(&c); });
     const loop_space s = collapse(dd, cs.data(), cs.size());
     const bool contiguous = detail::inner_contiguous(cs.data(), cs.size(), s.rank - 1);
-    const layout_class layout = choose_layout(contiguous, cs.size() * dd.size() * sizeof(T));
+    const int in_dst = g.cols > 1 ? detail::in_destination(walk, &detail::type_tag<T>::id,
+                                                           dst.strides() == loom::detail::row_major_strides(dst.shape()),
+                                                           cs, s)
+                                  : -1;
+    // The consumer rewrites lines a reduction has just written (in_dst): plain stores.
+    layout_class layout = choose_layout(contiguous, cs.size() * dd.size() * sizeof(T));
+    if (in_dst >= 0 && layout == layout_class::streaming) layout = layout_class::contiguous;
     ev.prepare(s);
     w.prepare(s);
 
@@ -1557,6 +1610,8 @@ void execute_reducing(Dst& dst, const N& n) {
       std::vector<std::unique_ptr<slot_runner>> runners;
       for (auto& sd : walk.slots) runners.push_back(sd.runner ? sd.runner->clone() : nullptr);
       detail::tile_buffers tb(walk.slots, tile);
+      tb.in_dst = in_dst;
+      tb.dst = dst.data();
       v.for_each_cursor([&](cursor& c) { tb.collect(c, walk.ctx); });
       std::vector<cursor*> rc;
       for (auto& r : runners)
