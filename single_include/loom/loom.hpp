@@ -2853,9 +2853,11 @@ void run_loop_nest(Dst& dst, Ev& ev, const loop_space& s, layout_class layout, i
   // Chunk boundaries move back to a column that is a multiple of 64 in its row, so every element
   // takes the same path (packet or scalar tail, whose math may differ in the last ulp) whatever
   // the number of threads. Consecutive chunks share the boundary, so they still tile the range.
+  // About eight chunks per thread, handed out in order as threads come free: a thread that starts
+  // late (a worker woken from sleep, a virtual CPU the host has lent elsewhere) takes fewer.
   const index_t inner = s.inner();
   auto phase = [inner, total](index_t p) { return p >= total ? total : p - (p % inner) % 64; };
-  parallel_chunks(total, threads, std::max<index_t>(64, parallel_threshold / cost_per_element / 4), 64,
+  parallel_chunks(total, threads * 8, std::max<index_t>(64, parallel_threshold / cost_per_element / 4), 64,
                   [&](index_t b, index_t e) {
                     const index_t b2 = phase(b), e2 = phase(e);
                     if (b2 < e2) go(b2, e2);
@@ -8253,11 +8255,17 @@ void execute_reducing(Dst& dst, const N& n) {
     const index_t ntiles = (g.count + tile - 1) / tile;
     const index_t threads = static_cast<index_t>(default_pool().size());
     const index_t tasks = (threads == 1 || work < parallel_threshold) ? 1 : std::min(threads, ntiles);
-    const index_t per = (ntiles + tasks - 1) / tasks;
+    // Each thread sets its state up once, then takes chunks of tiles in order from a shared
+    // counter (about eight per thread), so a thread that starts late - a worker woken from sleep,
+    // a virtual CPU the host has lent elsewhere - takes fewer instead of holding everyone up.
+    // Which thread runs a tile does not change its values.
+    const index_t chunks = tasks == 1 ? 1 : std::min(ntiles, tasks * 8);
+    const index_t per = (ntiles + chunks - 1) / chunks;
+    std::atomic<index_t> next_chunk{0};
     constexpr bool can_stream =
         !std::is_void_v<F> && stream_alignment<std::conditional_t<std::is_void_v<F>, float, F>, T> != 0;
     using stream_m = std::conditional_t<can_stream, streaming_mode, contiguous_mode>;
-    auto task = [&](index_t t) {
+    auto task = [&](index_t) {
       evaluator<NR> v = ev;
       strided_writer<T> wt = w;
       std::vector<std::unique_ptr<slot_runner>> runners;
@@ -8270,25 +8278,27 @@ void execute_reducing(Dst& dst, const N& n) {
       for (auto& r : runners)
         if (r) r->cursors(rc);
       for (cursor* c : rc) tb.collect(*c, walk.ctx);
-      const index_t r_begin = t * per * tile, r_end = std::min(g.count, (t + 1) * per * tile);
-      for (index_t r0 = r_begin; r0 < r_end; r0 += tile) {
-        const index_t r1 = std::min(r_end, r0 + tile);
-        tb.point(r0);
-        for (std::size_t i = 0; i < runners.size(); ++i)
-          if (runners[i]) runners[i]->run(r0, r1, tb.buf[i]);
-        const index_t b = r0 * g.cols, e = r1 * g.cols;
-        if (g.cols > 1) {  // the inner axis is a column: per-row values broadcast, caches contiguous
-          if (layout == layout_class::general)
-            run_range<along_columns<general_mode>, F>(wt, v, s, b, e);
-          else if (layout == layout_class::streaming)
-            run_range<along_columns<stream_m>, F>(wt, v, s, b, e);
-          else
-            run_range<along_columns<contiguous_mode>, F>(wt, v, s, b, e);
-        } else {
-          if (layout == layout_class::general)
-            run_range<general_mode, F>(wt, v, s, b, e);
-          else
-            run_range<contiguous_mode, F>(wt, v, s, b, e);
+      for (index_t c = next_chunk.fetch_add(1); c < chunks; c = next_chunk.fetch_add(1)) {
+        const index_t r_begin = c * per * tile, r_end = std::min(g.count, (c + 1) * per * tile);
+        for (index_t r0 = r_begin; r0 < r_end; r0 += tile) {
+          const index_t r1 = std::min(r_end, r0 + tile);
+          tb.point(r0);
+          for (std::size_t i = 0; i < runners.size(); ++i)
+            if (runners[i]) runners[i]->run(r0, r1, tb.buf[i]);
+          const index_t b = r0 * g.cols, e = r1 * g.cols;
+          if (g.cols > 1) {  // the inner axis is a column: per-row values broadcast, caches contiguous
+            if (layout == layout_class::general)
+              run_range<along_columns<general_mode>, F>(wt, v, s, b, e);
+            else if (layout == layout_class::streaming)
+              run_range<along_columns<stream_m>, F>(wt, v, s, b, e);
+            else
+              run_range<along_columns<contiguous_mode>, F>(wt, v, s, b, e);
+          } else {
+            if (layout == layout_class::general)
+              run_range<general_mode, F>(wt, v, s, b, e);
+            else
+              run_range<contiguous_mode, F>(wt, v, s, b, e);
+          }
         }
       }
     };

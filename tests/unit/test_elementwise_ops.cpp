@@ -3,7 +3,9 @@
 #include <loom/loom.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <random>
 
 #include "support.hpp"
 
@@ -340,4 +342,71 @@ TEST_CASE("casts: truncation, saturation, NaN to 0, to and from bool", "[ops][ca
   auto kf = eval(k * 0.5f);
   static_assert(std::is_same_v<decltype(kf)::value_type, float>);
   for (std::size_t i = 0; i < 33; ++i) CHECK(kf(i) == float(k(i)) * 0.5f);
+}
+
+TEMPLATE_TEST_CASE("division by a value constant along the row gives the bits of the division", "[ops][div]", float,
+                   double) {
+  // x / s with s one value along the inner run (a scalar, a value per row) must round exactly as
+  // the division, whatever the evaluator does with a divisor it knows is constant (a multiply by
+  // 1/s with a fused correction is exact only in part of the range: see bench/RESULTS.md), for
+  // every kind of divisor significand (1, all ones, random) and every kind of dividend (random
+  // significands over a wide range of exponents, zeros of both signs, subnormals, 2^-60 and 2^60
+  // and their neighbours, huge, infinite, NaN), in packets and tails.
+  using T = TestType;
+  using bits = std::conditional_t<std::is_same_v<T, float>, std::uint32_t, std::uint64_t>;
+  constexpr int p = std::numeric_limits<T>::digits;
+  const std::size_t n = 4099;
+  tensor<T, shape<dyn>> x(n), o(n);
+  std::mt19937_64 g(71);
+  auto significand = [&] { return T(1) + std::ldexp(T(g() >> (64 - (p - 1))), 1 - p); };
+  for (std::size_t i = 0; i < n; ++i)
+    x.data()[i] = (g() & 1 ? -1 : 1) * std::ldexp(significand(), int(g() % 200) - 100);
+  const T specials[] = {T(0),
+                        -T(0),
+                        std::numeric_limits<T>::denorm_min(),
+                        -std::numeric_limits<T>::min(),
+                        std::numeric_limits<T>::max(),
+                        std::numeric_limits<T>::infinity(),
+                        -std::numeric_limits<T>::infinity(),
+                        std::numeric_limits<T>::quiet_NaN(),
+                        std::ldexp(T(1), std::is_same_v<T, float> ? -60 : -500),
+                        std::nextafter(std::ldexp(T(1), std::is_same_v<T, float> ? -60 : -500), T(0)),
+                        std::ldexp(T(1), std::is_same_v<T, float> ? 60 : 500),
+                        std::nextafter(std::ldexp(T(1), std::is_same_v<T, float> ? 60 : 500), T(1e300))};
+  for (std::size_t k = 0; k < std::size(specials); ++k) x.data()[(k * 331) % n] = specials[k];
+  std::vector<T> divisors = {T(1), T(2) - std::ldexp(T(1), 1 - p), T(1) + std::ldexp(T(1), 1 - p), T(3), T(-7),
+                             T(0.1), std::numeric_limits<T>::min(), std::numeric_limits<T>::infinity(), T(0)};
+  for (int k = 0; k < 300; ++k) divisors.push_back((g() & 1 ? -1 : 1) * std::ldexp(significand(), int(g() % 120) - 60));
+  tensor<T, shape<dyn, dyn>> rows(divisors.size(), n), orow(divisors.size(), n);
+  tensor<T, shape<dyn, dyn>> d1(divisors.size(), 1);
+  std::size_t differ = 0;
+  for (std::size_t k = 0; k < divisors.size(); ++k) {
+    const T s = divisors[k];
+    o = x / s;  // a scalar divisor
+    for (std::size_t i = 0; i < n; ++i) {
+      const T want = x.data()[i] / s;
+      bits a, b;
+      std::memcpy(&a, &want, sizeof a);
+      std::memcpy(&b, &o.data()[i], sizeof b);
+      if (a != b && !(want != want && o.data()[i] != o.data()[i])) {
+        if (++differ <= 5) UNSCOPED_INFO("x " << x.data()[i] << " / " << s << ": " << o.data()[i] << ", not " << want);
+      }
+    }
+    for (std::size_t i = 0; i < n; ++i) rows(k, i) = x.data()[i];
+    d1(k, 0) = s;
+  }
+  CHECK(differ == 0);
+  // A value per row: the divisor is a reduction (the sum of one element) read along the row.
+  orow = rows / sum(d1, axis<1>, keepdims);
+  differ = 0;
+  for (std::size_t k = 0; k < divisors.size(); ++k)
+    for (std::size_t i = 0; i < n; ++i) {
+      const T want = rows(k, i) / divisors[k];
+      const T got = orow(k, i);
+      bits a, b;
+      std::memcpy(&a, &want, sizeof a);
+      std::memcpy(&b, &got, sizeof b);
+      if (a != b && !(want != want && got != got)) ++differ;
+    }
+  CHECK(differ == 0);
 }

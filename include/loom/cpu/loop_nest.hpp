@@ -211,9 +211,11 @@ void run_loop_nest(Dst& dst, Ev& ev, const loop_space& s, layout_class layout, i
   // Chunk boundaries move back to a column that is a multiple of 64 in its row, so every element
   // takes the same path (packet or scalar tail, whose math may differ in the last ulp) whatever
   // the number of threads. Consecutive chunks share the boundary, so they still tile the range.
+  // About eight chunks per thread, handed out in order as threads come free: a thread that starts
+  // late (a worker woken from sleep, a virtual CPU the host has lent elsewhere) takes fewer.
   const index_t inner = s.inner();
   auto phase = [inner, total](index_t p) { return p >= total ? total : p - (p % inner) % 64; };
-  parallel_chunks(total, threads, std::max<index_t>(64, parallel_threshold / cost_per_element / 4), 64,
+  parallel_chunks(total, threads * 8, std::max<index_t>(64, parallel_threshold / cost_per_element / 4), 64,
                   [&](index_t b, index_t e) {
                     const index_t b2 = phase(b), e2 = phase(e);
                     if (b2 < e2) go(b2, e2);
