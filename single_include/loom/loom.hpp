@@ -5650,6 +5650,7 @@ struct evaluator<full_node<T, S>> {
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -5799,14 +5800,39 @@ LOOM_INLINE P combine_packet(const P& a, const P& x) {
     return packet_op<ops::minimum>::template apply<C, F>(a, x);
 }
 
-/// Lanes of a packet folded in lane order.
-template <class Red, class A, class F, class P>
-LOOM_INLINE A fold_packet(const P& p) {
+/// Lanes of packet p folded as a tree - lane l with lane l + h, h halving - by `pop` on packets
+/// (AVX-512: in registers) or `sop` on scalars: four dependent steps for sixteen lanes where a fold
+/// in lane order takes fifteen, which every short row waits for (a softmax over 65536 rows of 64
+/// floats spent a third of its time folding lanes in order through memory).
+template <class A, class F, class P, class PacketOp, class ScalarOp>
+LOOM_INLINE A tree_fold(const P& p, PacketOp pop, ScalarOp sop) {
+#if defined(__AVX512F__)
+  if constexpr (sizeof(P) == 64 && std::is_same_v<A, float>) {
+    P q = pop(p, P(_mm512_shuffle_f32x4(p, p, 0x4E)));  // lanes 8-15 onto 0-7
+    q = pop(q, P(_mm512_shuffle_f32x4(q, q, 0xB1)));    // 4-7 onto 0-3
+    q = pop(q, P(_mm512_permute_ps(q, 0x4E)));          // 2-3 onto 0-1
+    q = pop(q, P(_mm512_permute_ps(q, 0xB1)));          // 1 onto 0
+    return _mm512_cvtss_f32(q);
+  } else if constexpr (sizeof(P) == 64 && std::is_same_v<A, double>) {
+    P q = pop(p, P(_mm512_shuffle_f64x2(p, p, 0x4E)));
+    q = pop(q, P(_mm512_shuffle_f64x2(q, q, 0xB1)));
+    q = pop(q, P(_mm512_permute_pd(q, 0x55)));
+    return _mm512_cvtsd_f64(q);
+  }
+#endif
   alignas(64) A t[lanes<F>];
   p.store_unaligned(t);
-  A a = t[0];
-  for (std::size_t l = 1; l < lanes<F>; ++l) a = combine<Red>(a, t[l]);
-  return a;
+  for (std::size_t h = lanes<F> / 2; h > 0; h /= 2)
+    for (std::size_t l = 0; l < h; ++l) t[l] = sop(t[l], t[l + h]);
+  return t[0];
+}
+
+/// The lanes of a packet of partial results combined into one.
+template <class Red, class A, class F, class P>
+LOOM_INLINE A fold_packet(const P& p) {
+  return tree_fold<A, F>(
+      p, [](const P& a, const P& b) { return combine_packet<Red, A, F>(a, b); },
+      [](A a, A b) { return combine<Red>(a, b); });
 }
 
 /// Sums enter pairwise (a binary counter of partial sums); other reductions simply combine.
@@ -5826,14 +5852,15 @@ struct cascade {
     }
   }
   LOOM_INLINE A total() const {
-    if constexpr (is_sum_like<Red>) {
-      A t = Red::template identity<A>();
-      bool first = true;
-      for (std::size_t i = 48; i-- > 0;)
-        if ((n >> i) & 1u) {
-          t = first ? level[i] : combine<Red>(t, level[i]);
-          first = false;
-        }
+    if constexpr (is_sum_like<Red>) {  // the levels present, highest first
+      if (n == 0) return Red::template identity<A>();
+      std::uint64_t m = n;
+      int i = 63 - std::countl_zero(m);
+      A t = level[i];
+      for (m &= ~(std::uint64_t(1) << i); m != 0; m &= ~(std::uint64_t(1) << i)) {
+        i = 63 - std::countl_zero(m);
+        t = combine<Red>(t, level[i]);
+      }
       return t;
     } else {
       return plain;
@@ -5929,11 +5956,10 @@ LOOM_INLINE A extremum_run(const Ev& ev, index_t i0, index_t i1) {
     n0.add(x);
   }
   if (n0.any() || n1.any() || n2.any() || n3.any()) return std::numeric_limits<A>::quiet_NaN();
-  alignas(64) A t[w];
-  extremum_step<Red>(extremum_step<Red>(a0, a1), extremum_step<Red>(a2, a3)).store_aligned(t);
-  for (index_t h = w / 2; h > 0; h /= 2)
-    for (index_t l = 0; l < h; ++l) t[l] = is_max<Red> ? (t[l + h] > t[l] ? t[l + h] : t[l]) : (t[l + h] < t[l] ? t[l + h] : t[l]);  // no NaN among them
-  A s = t[0];
+  A s = tree_fold<A, F>(  // no NaN among them
+      extremum_step<Red>(extremum_step<Red>(a0, a1), extremum_step<Red>(a2, a3)),
+      [](const P& a, const P& x) { return extremum_step<Red>(a, x); },
+      [](A a, A x) { return is_max<Red> ? (x > a ? x : a) : (x < a ? x : a); });
   for (; i < i1; ++i) s = combine<Red>(s, loom::detail::convert<A>(ev.template scalar<M>(i)));
   return s;
 }
