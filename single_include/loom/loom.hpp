@@ -722,6 +722,14 @@ struct cursor {
   bool dense = false;
 };
 
+/// The position (in elements from c.base) of cursor c at the start of the row at outer index idx
+/// (its first `outer` axes).
+LOOM_INLINE index_t cursor_row(const cursor& c, std::size_t outer, const index_t* idx) {
+  index_t o = c.offset;
+  for (std::size_t k = 0; k < outer; ++k) o += idx[k] * c.stride[k];
+  return o;
+}
+
 /// The iteration space after collapsing: extents, and the outer/inner split.
 struct loop_space {
   std::size_t rank = 0;  // >= 1 after collapsing; the last axis is the inner run
@@ -2308,11 +2316,7 @@ struct strided_reader {
     outer = s.outer_rank();
     inner = c.stride[outer];
   }
-  LOOM_INLINE void set_row(const index_t* idx) {
-    index_t o = c.offset;
-    for (std::size_t k = 0; k < outer; ++k) o += idx[k] * c.stride[k];
-    row = static_cast<const T*>(c.base) + o;
-  }
+  LOOM_INLINE void set_row(const index_t* idx) { row = static_cast<const T*>(c.base) + cursor_row(c, outer, idx); }
   template <class M>
   LOOM_INLINE T scalar(index_t i) const {
     if constexpr (M::contiguous)
@@ -2714,9 +2718,7 @@ struct strided_writer {
     inner = c.stride[outer];
   }
   LOOM_INLINE void set_row(const index_t* idx) {
-    index_t o = c.offset;
-    for (std::size_t k = 0; k < outer; ++k) o += idx[k] * c.stride[k];
-    row = static_cast<T*>(const_cast<void*>(c.base)) + o;
+    row = static_cast<T*>(const_cast<void*>(c.base)) + cursor_row(c, outer, idx);
   }
   template <class M>
   LOOM_INLINE void store(index_t i, T v) const {
@@ -5261,13 +5263,6 @@ inline cursor index_cursor(const binding& b, const index_t* node_strides, std::s
   return c;
 }
 
-/// The position of an index cursor at the start of the current row.
-LOOM_INLINE index_t cursor_row(const cursor& c, std::size_t outer, const index_t* idx) {
-  index_t o = c.offset;
-  for (std::size_t k = 0; k < outer; ++k) o += idx[k] * c.stride[k];
-  return o;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Reshape: moving strides from one row-major grouping of the elements to another
 // ---------------------------------------------------------------------------------------------
@@ -5435,7 +5430,7 @@ struct evaluator<concat_node<A, Args...>> {
     std::apply([&](auto&... a) { (a.prepare(s), ...); }, args);
   }
   LOOM_INLINE void set_row(const index_t* idx) {
-    row_pos = detail::cursor_row(pos, outer, idx);
+    row_pos = cursor_row(pos, outer, idx);
     std::apply([&](auto&... a) { (a.set_row(idx), ...); }, args);
   }
   template <class M>
@@ -5515,7 +5510,7 @@ struct evaluator<pad_node<Arg, A>> {
     arg.prepare(s);
   }
   LOOM_INLINE void set_row(const index_t* idx) {
-    row_pos = detail::cursor_row(pos, outer, idx);
+    row_pos = cursor_row(pos, outer, idx);
     arg.set_row(idx);
   }
   template <class M>
@@ -5560,7 +5555,7 @@ struct evaluator<iota_node<T, S>> {
     outer = s.outer_rank();
     step = pos.stride[outer];
   }
-  LOOM_INLINE void set_row(const index_t* idx) { row_pos = detail::cursor_row(pos, outer, idx); }
+  LOOM_INLINE void set_row(const index_t* idx) { row_pos = cursor_row(pos, outer, idx); }
   template <class M>
   LOOM_INLINE T scalar(index_t i) const {
     return loom::detail::convert<T>(row_pos + step * i);
@@ -6827,11 +6822,7 @@ struct slot_reader {
     outer = s.outer_rank();
     inner = c.stride[outer];
   }
-  LOOM_INLINE void set_row(const index_t* idx) {
-    index_t o = c.offset;
-    for (std::size_t k = 0; k < outer; ++k) o += idx[k] * c.stride[k];
-    row = static_cast<const T*>(c.base) + o;
-  }
+  LOOM_INLINE void set_row(const index_t* idx) { row = static_cast<const T*>(c.base) + cursor_row(c, outer, idx); }
   template <class M>
   LOOM_INLINE T scalar(index_t i) const {
     if constexpr (along_columns_v<M>)
@@ -6909,9 +6900,7 @@ struct evaluator<reduce_node<Red, Arg, Mask, Keep>> {
     inner = c.stride[outer];
   }
   LOOM_INLINE void set_row(const index_t* idx) {
-    index_t o = c.offset;
-    for (std::size_t k = 0; k < outer; ++k) o += idx[k] * c.stride[k];
-    row = static_cast<const value_type*>(c.base) + o;
+    row = static_cast<const value_type*>(c.base) + cursor_row(c, outer, idx);
   }
   template <class M>
   LOOM_INLINE value_type scalar(index_t i) const {
@@ -7399,9 +7388,7 @@ struct tee_evaluator {
   }
   LOOM_INLINE void set_row(const index_t* idx) {
     ev.set_row(idx);
-    index_t o = tc.offset;
-    for (std::size_t k = 0; k < outer; ++k) o += idx[k] * tc.stride[k];
-    row = static_cast<value_type*>(const_cast<void*>(tc.base)) + o;
+    row = static_cast<value_type*>(const_cast<void*>(tc.base)) + cursor_row(tc, outer, idx);
   }
   template <class M>
   LOOM_INLINE value_type scalar(index_t i) const {
@@ -10474,9 +10461,7 @@ struct evaluator<matmul_node<A, B>> {
       row = static_cast<const value_type*>(w.tile) + (idx[outer - 1] - w.i0) * w.ld - w.j0;
       return;
     }
-    index_t o = c.offset;
-    for (std::size_t k = 0; k < outer; ++k) o += idx[k] * c.stride[k];
-    row = static_cast<const value_type*>(c.base) + o;
+    row = static_cast<const value_type*>(c.base) + cursor_row(c, outer, idx);
   }
   template <class M>
   LOOM_INLINE value_type scalar(index_t i) const {

@@ -151,6 +151,14 @@ struct cursor {
   bool dense = false;
 };
 
+/// The position (in elements from c.base) of cursor c at the start of the row at outer index idx
+/// (its first `outer` axes).
+LOOM_INLINE index_t cursor_row(const cursor& c, std::size_t outer, const index_t* idx) {
+  index_t o = c.offset;
+  for (std::size_t k = 0; k < outer; ++k) o += idx[k] * c.stride[k];
+  return o;
+}
+
 /// The iteration space after collapsing: extents, and the outer/inner split.
 struct loop_space {
   std::size_t rank = 0;  // >= 1 after collapsing; the last axis is the inner run

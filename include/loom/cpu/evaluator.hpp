@@ -47,11 +47,7 @@ struct strided_reader {
     outer = s.outer_rank();
     inner = c.stride[outer];
   }
-  LOOM_INLINE void set_row(const index_t* idx) {
-    index_t o = c.offset;
-    for (std::size_t k = 0; k < outer; ++k) o += idx[k] * c.stride[k];
-    row = static_cast<const T*>(c.base) + o;
-  }
+  LOOM_INLINE void set_row(const index_t* idx) { row = static_cast<const T*>(c.base) + cursor_row(c, outer, idx); }
   template <class M>
   LOOM_INLINE T scalar(index_t i) const {
     if constexpr (M::contiguous)

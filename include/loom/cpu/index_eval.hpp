@@ -55,13 +55,6 @@ inline cursor index_cursor(const binding& b, const index_t* node_strides, std::s
   return c;
 }
 
-/// The position of an index cursor at the start of the current row.
-LOOM_INLINE index_t cursor_row(const cursor& c, std::size_t outer, const index_t* idx) {
-  index_t o = c.offset;
-  for (std::size_t k = 0; k < outer; ++k) o += idx[k] * c.stride[k];
-  return o;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Reshape: moving strides from one row-major grouping of the elements to another
 // ---------------------------------------------------------------------------------------------
@@ -229,7 +222,7 @@ struct evaluator<concat_node<A, Args...>> {
     std::apply([&](auto&... a) { (a.prepare(s), ...); }, args);
   }
   LOOM_INLINE void set_row(const index_t* idx) {
-    row_pos = detail::cursor_row(pos, outer, idx);
+    row_pos = cursor_row(pos, outer, idx);
     std::apply([&](auto&... a) { (a.set_row(idx), ...); }, args);
   }
   template <class M>
@@ -309,7 +302,7 @@ struct evaluator<pad_node<Arg, A>> {
     arg.prepare(s);
   }
   LOOM_INLINE void set_row(const index_t* idx) {
-    row_pos = detail::cursor_row(pos, outer, idx);
+    row_pos = cursor_row(pos, outer, idx);
     arg.set_row(idx);
   }
   template <class M>
@@ -354,7 +347,7 @@ struct evaluator<iota_node<T, S>> {
     outer = s.outer_rank();
     step = pos.stride[outer];
   }
-  LOOM_INLINE void set_row(const index_t* idx) { row_pos = detail::cursor_row(pos, outer, idx); }
+  LOOM_INLINE void set_row(const index_t* idx) { row_pos = cursor_row(pos, outer, idx); }
   template <class M>
   LOOM_INLINE T scalar(index_t i) const {
     return loom::detail::convert<T>(row_pos + step * i);

@@ -72,9 +72,7 @@ struct strided_writer {
     inner = c.stride[outer];
   }
   LOOM_INLINE void set_row(const index_t* idx) {
-    index_t o = c.offset;
-    for (std::size_t k = 0; k < outer; ++k) o += idx[k] * c.stride[k];
-    row = static_cast<T*>(const_cast<void*>(c.base)) + o;
+    row = static_cast<T*>(const_cast<void*>(c.base)) + cursor_row(c, outer, idx);
   }
   template <class M>
   LOOM_INLINE void store(index_t i, T v) const {

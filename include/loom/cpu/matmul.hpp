@@ -188,9 +188,7 @@ struct evaluator<matmul_node<A, B>> {
       row = static_cast<const value_type*>(w.tile) + (idx[outer - 1] - w.i0) * w.ld - w.j0;
       return;
     }
-    index_t o = c.offset;
-    for (std::size_t k = 0; k < outer; ++k) o += idx[k] * c.stride[k];
-    row = static_cast<const value_type*>(c.base) + o;
+    row = static_cast<const value_type*>(c.base) + cursor_row(c, outer, idx);
   }
   template <class M>
   LOOM_INLINE value_type scalar(index_t i) const {

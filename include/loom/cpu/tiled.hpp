@@ -146,11 +146,7 @@ struct slot_reader {
     outer = s.outer_rank();
     inner = c.stride[outer];
   }
-  LOOM_INLINE void set_row(const index_t* idx) {
-    index_t o = c.offset;
-    for (std::size_t k = 0; k < outer; ++k) o += idx[k] * c.stride[k];
-    row = static_cast<const T*>(c.base) + o;
-  }
+  LOOM_INLINE void set_row(const index_t* idx) { row = static_cast<const T*>(c.base) + cursor_row(c, outer, idx); }
   template <class M>
   LOOM_INLINE T scalar(index_t i) const {
     if constexpr (along_columns_v<M>)
@@ -228,9 +224,7 @@ struct evaluator<reduce_node<Red, Arg, Mask, Keep>> {
     inner = c.stride[outer];
   }
   LOOM_INLINE void set_row(const index_t* idx) {
-    index_t o = c.offset;
-    for (std::size_t k = 0; k < outer; ++k) o += idx[k] * c.stride[k];
-    row = static_cast<const value_type*>(c.base) + o;
+    row = static_cast<const value_type*>(c.base) + cursor_row(c, outer, idx);
   }
   template <class M>
   LOOM_INLINE value_type scalar(index_t i) const {
@@ -718,9 +712,7 @@ struct tee_evaluator {
   }
   LOOM_INLINE void set_row(const index_t* idx) {
     ev.set_row(idx);
-    index_t o = tc.offset;
-    for (std::size_t k = 0; k < outer; ++k) o += idx[k] * tc.stride[k];
-    row = static_cast<value_type*>(const_cast<void*>(tc.base)) + o;
+    row = static_cast<value_type*>(const_cast<void*>(tc.base)) + cursor_row(tc, outer, idx);
   }
   template <class M>
   LOOM_INLINE value_type scalar(index_t i) const {
