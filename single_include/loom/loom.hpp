@@ -741,6 +741,13 @@ struct loop_space {
     return r;
   }
   std::size_t outer_rank() const { return rank - 1; }
+  /// The extents as a shape (for the byte ranges and descriptions that take one).
+  dims to_dims() const {
+    dims d;
+    d.rank = rank;
+    for (std::size_t k = 0; k < rank; ++k) d.e[k] = static_cast<std::size_t>(extent[k]);
+    return d;
+  }
 };
 
 /// The inner loop's layout class: every cursor has unit inner stride (contiguous), or not.
@@ -7923,19 +7930,11 @@ inline void resolve_caches(reduce_walk& w, const dims& dd, const tile_rows& g) {
 
 namespace detail {
 
-/// The bytes [lo, hi) cursor c touches, bound to loop space ls.
-inline void touched_range(const cursor& c, const loop_space& ls, std::uintptr_t& lo, std::uintptr_t& hi) {
-  dims ld;
-  ld.rank = ls.rank;
-  for (std::size_t k = 0; k < ls.rank; ++k) ld.e[k] = static_cast<std::size_t>(ls.extent[k]);
-  touched_range(c, ld, lo, hi);
-}
-
 /// Whether cursor c, bound to loop space ls, reads any byte of [b0, b1) (slot readers never do).
 inline bool reads_range(const cursor& c, const loop_space& ls, std::uintptr_t b0, std::uintptr_t b1) {
   if (c.elem_size == 0) return false;
   std::uintptr_t a0, a1;
-  touched_range(c, ls, a0, a1);
+  touched_range(c, ls.to_dims(), a0, a1);
   return !(a1 <= b0 || b1 <= a0);
 }
 
@@ -7967,7 +7966,7 @@ inline int in_destination(reduce_walk& w, const void* dst_value_tag, bool row_ma
     if (!w.slots[i].runner && w.slots[i].value_tag == dst_value_tag) slot = int(i);
   if (slot < 0) return -1;
   std::uintptr_t b0, b1;
-  touched_range(*consumer[0], s, b0, b1);
+  touched_range(*consumer[0], s.to_dims(), b0, b1);
   for (std::size_t i = 1; i < consumer.size(); ++i)
     if (reads_range(*consumer[i], s, b0, b1)) return -1;
   return slots_read(w, b0, b1) ? -1 : slot;
@@ -11081,9 +11080,7 @@ std::string describe_loop_nest(const N& n) {
     ev.for_each_cursor([&](cpu::cursor& c) { cs.push_back(&c); });
     auto sp = cpu::collapse(d, cs.data(), cs.size());
     const bool contiguous = cpu::detail::inner_contiguous(cs.data(), cs.size(), sp.rank - 1);
-    dims cd;
-    cd.rank = sp.rank;
-    for (std::size_t k = 0; k < sp.rank; ++k) cd.e[k] = static_cast<std::size_t>(sp.extent[k]);
+    const dims cd = sp.to_dims();
     using trav = cpu::traversal<N, T>;
     const bool parallel = num_threads() > 1 && index_t(d.size()) * trav::cost >= cpu::parallel_threshold;
     const std::size_t blocked = cpu::blocked_axis(sp, cs.data(), cs.size());

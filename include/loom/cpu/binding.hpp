@@ -170,6 +170,13 @@ struct loop_space {
     return r;
   }
   std::size_t outer_rank() const { return rank - 1; }
+  /// The extents as a shape (for the byte ranges and descriptions that take one).
+  dims to_dims() const {
+    dims d;
+    d.rank = rank;
+    for (std::size_t k = 0; k < rank; ++k) d.e[k] = static_cast<std::size_t>(extent[k]);
+    return d;
+  }
 };
 
 /// The inner loop's layout class: every cursor has unit inner stride (contiguous), or not.

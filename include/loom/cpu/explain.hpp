@@ -126,9 +126,7 @@ std::string describe_loop_nest(const N& n) {
     ev.for_each_cursor([&](cpu::cursor& c) { cs.push_back(&c); });
     auto sp = cpu::collapse(d, cs.data(), cs.size());
     const bool contiguous = cpu::detail::inner_contiguous(cs.data(), cs.size(), sp.rank - 1);
-    dims cd;
-    cd.rank = sp.rank;
-    for (std::size_t k = 0; k < sp.rank; ++k) cd.e[k] = static_cast<std::size_t>(sp.extent[k]);
+    const dims cd = sp.to_dims();
     using trav = cpu::traversal<N, T>;
     const bool parallel = num_threads() > 1 && index_t(d.size()) * trav::cost >= cpu::parallel_threshold;
     const std::size_t blocked = cpu::blocked_axis(sp, cs.data(), cs.size());

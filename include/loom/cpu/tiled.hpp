@@ -1247,19 +1247,11 @@ inline void resolve_caches(reduce_walk& w, const dims& dd, const tile_rows& g) {
 
 namespace detail {
 
-/// The bytes [lo, hi) cursor c touches, bound to loop space ls.
-inline void touched_range(const cursor& c, const loop_space& ls, std::uintptr_t& lo, std::uintptr_t& hi) {
-  dims ld;
-  ld.rank = ls.rank;
-  for (std::size_t k = 0; k < ls.rank; ++k) ld.e[k] = static_cast<std::size_t>(ls.extent[k]);
-  touched_range(c, ld, lo, hi);
-}
-
 /// Whether cursor c, bound to loop space ls, reads any byte of [b0, b1) (slot readers never do).
 inline bool reads_range(const cursor& c, const loop_space& ls, std::uintptr_t b0, std::uintptr_t b1) {
   if (c.elem_size == 0) return false;
   std::uintptr_t a0, a1;
-  touched_range(c, ls, a0, a1);
+  touched_range(c, ls.to_dims(), a0, a1);
   return !(a1 <= b0 || b1 <= a0);
 }
 
@@ -1291,7 +1283,7 @@ inline int in_destination(reduce_walk& w, const void* dst_value_tag, bool row_ma
     if (!w.slots[i].runner && w.slots[i].value_tag == dst_value_tag) slot = int(i);
   if (slot < 0) return -1;
   std::uintptr_t b0, b1;
-  touched_range(*consumer[0], s, b0, b1);
+  touched_range(*consumer[0], s.to_dims(), b0, b1);
   for (std::size_t i = 1; i < consumer.size(); ++i)
     if (reads_range(*consumer[i], s, b0, b1)) return -1;
   return slots_read(w, b0, b1) ? -1 : slot;
