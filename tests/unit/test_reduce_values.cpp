@@ -103,6 +103,20 @@ TEST_CASE("max, min propagate NaN; argmax, argmin take the first occurrence and 
       CHECK(eval(argmax(x))() == std::int64_t(n + am(1)));
     }
   }
+  // Double rows (eight lanes a packet): a NaN in any lane of any packet, or in the tail.
+  for (std::size_t n : {1, 7, 9, 33, 1025}) {
+    for (std::size_t at = 0; at < n; at += (n > 40 ? 97 : 1)) {
+      tensor<double, shape<2, dyn>> d(n);
+      loom_test::randomize(d, 3 * n + at);
+      d(1, at) = std::numeric_limits<double>::quiet_NaN();
+      auto dx = eval(max(d, axis<1>));
+      auto dn = eval(min(d, axis<1>));
+      CHECK(std::isnan(dx(1)));
+      CHECK(std::isnan(dn(1)));
+      CHECK(!std::isnan(dx(0)));
+      CHECK(!std::isnan(dn(0)));
+    }
+  }
   // Ties: the first index.
   tensor<int32_t, shape<2, 9>> t;
   for (int j = 0; j < 9; ++j) t(0, j) = j % 3, t(1, j) = 5;
