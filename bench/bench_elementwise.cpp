@@ -5,6 +5,7 @@
 //   unfused_prealloc  the same, into temporaries allocated once beforehand (its best case)
 //   eigen        Eigen's Array expression (1 thread) and Tensor expression on a ThreadPoolDevice
 //   copy         a streaming copy of the same number of bytes (the physical limit)
+// and, for W2, two references that say what limits its 2-thread figure (see w2_plain_store).
 // Every output is checked against a float64 reference before it is timed.
 #include "common.hpp"
 
@@ -276,6 +277,81 @@ void w2_copy(benchmark::State& st) {
   st.SetBytesProcessed(st.iterations() * w2_bytes);
 }
 
+// What limits W2's 2-thread figure on a given machine, in the same binary:
+//   plain_store  a hand-written pass that only halves x, with ordinary stores as loom's W2 has
+//                (x read, o's lines read for ownership and written back): the memory traffic of
+//                W2 with no arithmetic, so its 2-thread scaling is what memory allows W2
+//   W2_l2/*      W2 over 2^18 floats (1 MiB in and out, each thread's half in its own L2),
+//                repeated: the arithmetic with memory out of the way, so its 2-thread scaling is
+//                that of the thread pool and the cores
+void w2_plain_store(benchmark::State& st) {
+  auto& d = w2();
+  const int t = int(st.range(0));
+  bench::set_threads(t);
+  auto run = [&] {
+    const float* x = d.x.data();
+    float* o = d.o.data();
+    omp_pieces(N2, t, [&](std::size_t b, std::size_t e) {
+      for (std::size_t i = b; i < e; i += lanes) (batch::load_aligned(x + i) * batch(0.5f)).store_aligned(o + i);
+    });
+  };
+  run();
+  for (std::size_t i = 0; i < N2; i += 4099)
+    if (d.o(i) != 0.5f * d.x(i)) {
+      st.SkipWithError("plain_store differs");
+      return;
+    }
+  for (auto _ : st) {
+    run();
+    benchmark::ClobberMemory();
+  }
+  st.SetBytesProcessed(st.iterations() * w2_bytes);
+}
+
+constexpr std::size_t N2s = std::size_t(1) << 18;
+struct w2s_data {
+  tensor<float, shape<N2s>> x, o;
+  std::vector<double> want;
+  w2s_data() {
+    bench::fill(x.data(), N2s, 7);
+    want.resize(N2s);
+    for (std::size_t i = 0; i < N2s; ++i) {
+      double v = x(i);
+      want[i] = 0.5 * v * (1 + std::tanh(0.7978845608 * (v + 0.044715 * v * v * v)));
+    }
+  }
+};
+template <class Run>
+void w2s_measure(benchmark::State& st, Run run) {
+  static w2s_data d;
+  bench::set_threads(int(st.range(0)));
+  d.o = 0.f;
+  run(d);
+  if (!bench::check(st, d.o.data(), d.want, 2e-6, 1e-6)) return;
+  for (auto _ : st) {
+    run(d);
+    benchmark::ClobberMemory();
+  }
+  st.SetBytesProcessed(st.iterations() * 8 * std::int64_t(N2s));
+}
+void w2s_loom(benchmark::State& st) {
+  w2s_measure(st, [](w2s_data& d) { d.o = 0.5f * d.x * (1.f + tanh(k0 * (d.x + k1 * d.x * d.x * d.x))); });
+}
+void w2s_handwritten(benchmark::State& st) {
+  const int t = int(st.range(0));
+  w2s_measure(st, [t](w2s_data& d) {
+    const float* x = d.x.data();
+    float* o = d.o.data();
+    omp_pieces(N2s, t, [&](std::size_t b, std::size_t e) {
+      const batch half(0.5f), one(1.f), c0(k0), c1(k1);
+      for (std::size_t i = b; i < e; i += lanes) {
+        batch v = batch::load_aligned(x + i);
+        (half * v * (one + xsimd::tanh(c0 * (v + c1 * v * v * v)))).store_aligned(o + i);
+      }
+    });
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // W5: relu(X + bias), X 4096 x 1024, bias of 1024 broadcast over rows
 // ---------------------------------------------------------------------------------------------
@@ -394,6 +470,9 @@ const bool registered = [] {
   bench::add("W2/eigen", w2_eigen);
 #endif
   bench::add("W2/copy", w2_copy);
+  bench::add("W2/plain_store", w2_plain_store);
+  bench::add("W2_l2/loom", w2s_loom);
+  bench::add("W2_l2/handwritten", w2s_handwritten);
   bench::add("W5/loom", w5_loom);
   bench::add("W5/handwritten", w5_handwritten);
   bench::add("W5/unfused", w5_unfused);
