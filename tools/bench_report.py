@@ -115,6 +115,12 @@ def tables(rows):
                         parts.append(f"{lv} {r:.2f}x")
                     rel = ", ".join(parts)
                 out.append(f"| {t} | {v} | {e['ms']:.3f} | {thr} | {rel} |")
+        # each variant's speed-up from 1 to 2 threads (the thread pool's scaling beside the baselines')
+        by_t = dict(per_t)
+        if 1 in by_t and 2 in by_t:
+            sc = [f"{v} {by_t[1][v]['ms'] / by_t[2][v]['ms']:.2f}x" for v in by_t[1] if v in by_t[2]]
+            out.append("")
+            out.append("2 threads against 1: " + ", ".join(sc))
         out.append("")
     return "\n".join(out), ratios
 
