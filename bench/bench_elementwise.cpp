@@ -30,6 +30,21 @@ void omp_pieces(std::size_t n, int t, F f) {
   }
 }
 
+// Runs run(d) once into a zeroed d.o, checks d.o against d.want (rtol, atol), then times it;
+// `bytes`: read plus written per run.
+template <class D, class Run>
+void measure(benchmark::State& st, D& d, Run run, double rtol, double atol, std::int64_t bytes) {
+  bench::set_threads(int(st.range(0)));
+  d.o = 0.f;
+  run(d);
+  if (!bench::check(st, d.o.data(), d.want, rtol, atol)) return;
+  for (auto _ : st) {
+    run(d);
+    benchmark::ClobberMemory();
+  }
+  st.SetBytesProcessed(st.iterations() * bytes);
+}
+
 // ---------------------------------------------------------------------------------------------
 // W1: o = 2x + 3y + 4z, N = 2^24
 // ---------------------------------------------------------------------------------------------
@@ -57,18 +72,8 @@ const std::int64_t w1_bytes = 16 * std::int64_t(N1);  // 3 arrays read, 1 writte
 
 template <class Run>
 void w1_measure(benchmark::State& st, Run run) {
-  auto& d = w1();
-  bench::set_threads(int(st.range(0)));
-  d.o = 0.f;
-  run(d);
-  if (!bench::check(st, d.o.data(), d.want, 1e-6, 1e-6)) return;
-  for (auto _ : st) {
-    run(d);
-    benchmark::ClobberMemory();
-  }
-  st.SetBytesProcessed(st.iterations() * w1_bytes);
+  measure(st, w1(), run, 1e-6, 1e-6, w1_bytes);
 }
-
 
 void w1_loom(benchmark::State& st) {
   w1_measure(st, [](w1_data& d) { d.o = 2.f * d.x + 3.f * d.y + 4.f * d.z; });
@@ -166,6 +171,20 @@ void w1_copy(benchmark::State& st) {
 constexpr std::size_t N2 = std::size_t(1) << 24;
 using S2 = shape<N2>;
 constexpr float k0 = 0.7978845608f, k1 = 0.044715f;
+double gelu_tanh_ref(double v) { return 0.5 * v * (1 + std::tanh(0.7978845608 * (v + 0.044715 * v * v * v))); }
+
+// The hand-written W2: one pass, xsimd, threads over contiguous pieces.
+void w2_hand(const float* x, float* o, std::size_t n, int t) {
+  omp_pieces(n, t, [&](std::size_t b, std::size_t e) {
+    const batch half(0.5f), one(1.f), c0(k0), c1(k1);
+    std::size_t i = b;
+    for (; i + lanes <= e; i += lanes) {
+      batch v = batch::load_aligned(x + i);
+      (half * v * (one + xsimd::tanh(c0 * (v + c1 * v * v * v)))).store_aligned(o + i);
+    }
+    for (; i < e; ++i) o[i] = 0.5f * x[i] * (1.f + std::tanh(k0 * (x[i] + k1 * x[i] * x[i] * x[i])));
+  });
+}
 
 struct w2_data {
   tensor<float, S2> x, o, a, b, c, e, f, g, h;
@@ -174,10 +193,7 @@ struct w2_data {
   w2_data() {
     bench::fill(x.data(), N2, 5);
     want.resize(N2);
-    for (std::size_t i = 0; i < N2; ++i) {
-      double v = x(i);
-      want[i] = 0.5 * v * (1 + std::tanh(0.7978845608 * (v + 0.044715 * v * v * v)));
-    }
+    for (std::size_t i = 0; i < N2; ++i) want[i] = gelu_tanh_ref(x(i));
     bench::fill(src.data(), N2, 6);
   }
 };
@@ -189,16 +205,7 @@ const std::int64_t w2_bytes = 8 * std::int64_t(N2);
 
 template <class Run>
 void w2_measure(benchmark::State& st, Run run) {
-  auto& d = w2();
-  bench::set_threads(int(st.range(0)));
-  d.o = 0.f;
-  run(d);
-  if (!bench::check(st, d.o.data(), d.want, 2e-6, 1e-6)) return;
-  for (auto _ : st) {
-    run(d);
-    benchmark::ClobberMemory();
-  }
-  st.SetBytesProcessed(st.iterations() * w2_bytes);
+  measure(st, w2(), run, 2e-6, 1e-6, w2_bytes);
 }
 
 void w2_loom(benchmark::State& st) {
@@ -209,20 +216,7 @@ void w2_loom_gelu(benchmark::State& st) {
 }
 void w2_handwritten(benchmark::State& st) {
   const int t = int(st.range(0));
-  w2_measure(st, [t](w2_data& d) {
-    const float* x = d.x.data();
-    float* o = d.o.data();
-    omp_pieces(N2, t, [&](std::size_t b, std::size_t e) {
-      const batch half(0.5f), one(1.f), c0(k0), c1(k1);
-      std::size_t i = b;
-      for (; i + lanes <= e; i += lanes) {
-        batch v = batch::load_aligned(x + i);
-        batch r = half * v * (one + xsimd::tanh(c0 * (v + c1 * v * v * v)));
-        r.store_aligned(o + i);
-      }
-      for (; i < e; ++i) o[i] = 0.5f * x[i] * (1.f + std::tanh(k0 * (x[i] + k1 * x[i] * x[i] * x[i])));
-    });
-  });
+  w2_measure(st, [t](w2_data& d) { w2_hand(d.x.data(), d.o.data(), N2, t); });
 }
 void w2_unfused(benchmark::State& st) {
   w2_measure(st, [](w2_data& d) {
@@ -315,41 +309,20 @@ struct w2s_data {
   w2s_data() {
     bench::fill(x.data(), N2s, 7);
     want.resize(N2s);
-    for (std::size_t i = 0; i < N2s; ++i) {
-      double v = x(i);
-      want[i] = 0.5 * v * (1 + std::tanh(0.7978845608 * (v + 0.044715 * v * v * v)));
-    }
+    for (std::size_t i = 0; i < N2s; ++i) want[i] = gelu_tanh_ref(x(i));
   }
 };
 template <class Run>
 void w2s_measure(benchmark::State& st, Run run) {
   static w2s_data d;
-  bench::set_threads(int(st.range(0)));
-  d.o = 0.f;
-  run(d);
-  if (!bench::check(st, d.o.data(), d.want, 2e-6, 1e-6)) return;
-  for (auto _ : st) {
-    run(d);
-    benchmark::ClobberMemory();
-  }
-  st.SetBytesProcessed(st.iterations() * 8 * std::int64_t(N2s));
+  measure(st, d, run, 2e-6, 1e-6, 8 * std::int64_t(N2s));
 }
 void w2s_loom(benchmark::State& st) {
   w2s_measure(st, [](w2s_data& d) { d.o = 0.5f * d.x * (1.f + tanh(k0 * (d.x + k1 * d.x * d.x * d.x))); });
 }
 void w2s_handwritten(benchmark::State& st) {
   const int t = int(st.range(0));
-  w2s_measure(st, [t](w2s_data& d) {
-    const float* x = d.x.data();
-    float* o = d.o.data();
-    omp_pieces(N2s, t, [&](std::size_t b, std::size_t e) {
-      const batch half(0.5f), one(1.f), c0(k0), c1(k1);
-      for (std::size_t i = b; i < e; i += lanes) {
-        batch v = batch::load_aligned(x + i);
-        (half * v * (one + xsimd::tanh(c0 * (v + c1 * v * v * v)))).store_aligned(o + i);
-      }
-    });
-  });
+  w2s_measure(st, [t](w2s_data& d) { w2_hand(d.x.data(), d.o.data(), N2s, t); });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -380,16 +353,7 @@ const std::int64_t w5_bytes = 8 * std::int64_t(R5 * C5) + 4 * std::int64_t(C5);
 
 template <class Run>
 void w5_measure(benchmark::State& st, Run run) {
-  auto& d = w5();
-  bench::set_threads(int(st.range(0)));
-  d.o = 0.f;
-  run(d);
-  if (!bench::check(st, d.o.data(), d.want, 1e-6, 0)) return;
-  for (auto _ : st) {
-    run(d);
-    benchmark::ClobberMemory();
-  }
-  st.SetBytesProcessed(st.iterations() * w5_bytes);
+  measure(st, w5(), run, 1e-6, 0, w5_bytes);
 }
 void w5_loom(benchmark::State& st) {
   w5_measure(st, [](w5_data& d) { d.o = relu(d.x + d.bias); });
