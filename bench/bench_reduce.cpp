@@ -3,6 +3,7 @@
 //   loom         the expression as users write it (DESIGN.md's spellings)
 //   handwritten  one pass per row with xsimd, rows in L1, threads over rows (OpenMP)
 //   unfused      one loom operation per assignment, each result a new array (an eager framework)
+//   unfused_prealloc  the same, into temporaries allocated once beforehand (its best case)
 //   eigen        Eigen's Array rowwise/colwise expressions (1 thread) and Tensor module reductions
 //                on a ThreadPoolDevice (2 threads)
 //   stream_read  a streaming read of the same bytes (the limit of a full sum)
@@ -115,6 +116,20 @@ void w3_unfused(benchmark::State& st) {
     auto c = eval(d.x - m);
     auto e = eval(exp(c));
     auto s = eval(sum(e, axis<1>, keepdims));
+    d.o = e / s;
+  });
+}
+
+// The same operations into temporaries allocated once beforehand (the unfused version's best case:
+// its time does not depend on what the allocator does with three fresh 16 MiB arrays per call).
+void w3_unfused_prealloc(benchmark::State& st) {
+  static tensor<float, shape<R, 1>> m, s;
+  static tensor<float, S> c, e;
+  w3_measure(st, [](w3_data& d, int) {
+    m = max(d.x, axis<1>, keepdims);
+    c = d.x - m;
+    e = exp(c);
+    s = sum(e, axis<1>, keepdims);
     d.o = e / s;
   });
 }
@@ -236,6 +251,20 @@ void w4_unfused(benchmark::State& st) {
     auto r = eval(rsqrt(var + eps));
     auto n = eval(c * r);
     auto ng = eval(n * d.g);
+    d.o = ng + d.b;
+  });
+}
+void w4_unfused_prealloc(benchmark::State& st) {
+  static tensor<float, shape<R, 1>> mu, var, r;
+  static tensor<float, S> c, c2, n, ng;
+  w4_measure(st, [](w4_data& d, int) {
+    mu = mean(d.x, axis<1>, keepdims);
+    c = d.x - mu;
+    c2 = c * c;
+    var = mean(c2, axis<1>, keepdims);
+    r = rsqrt(var + eps);
+    n = c * r;
+    ng = n * d.g;
     d.o = ng + d.b;
   });
 }
@@ -466,12 +495,14 @@ const int registered = [] {
   with_stats(bench::add("W3_softmax/loom", w3_loom));
   with_stats(bench::add("W3_softmax/handwritten", w3_handwritten));
   with_stats(bench::add("W3_softmax/unfused", w3_unfused));
+  with_stats(bench::add("W3_softmax/unfused_prealloc", w3_unfused_prealloc));
 #if LOOM_BENCH_HAVE_EIGEN
   with_stats(bench::add("W3_softmax/eigen", w3_eigen));
 #endif
   with_stats(bench::add("W4_layernorm/loom", w4_loom));
   with_stats(bench::add("W4_layernorm/handwritten", w4_handwritten));
   with_stats(bench::add("W4_layernorm/unfused", w4_unfused));
+  with_stats(bench::add("W4_layernorm/unfused_prealloc", w4_unfused_prealloc));
 #if LOOM_BENCH_HAVE_EIGEN
   with_stats(bench::add("W4_layernorm/eigen", w4_eigen));
 #endif
