@@ -123,10 +123,11 @@ void run_range(Dst& dst, Ev& ev, const loop_space& s, index_t begin, index_t end
   const std::size_t outer = s.outer_rank();
   index_t row = begin / inner, col = begin % inner;
   std::array<index_t, max_rank> idx{};
-  for (std::size_t k = outer; k-- > 0;) {  // row -> outer multi-index, once per piece
+  for (std::size_t k = outer; k-- > 1;) {  // row -> outer multi-index, once per piece
     idx[k] = row % s.extent[k];
     row /= s.extent[k];
   }
+  if (outer > 0) idx[0] = row;  // row < extent[0]: begin is inside the space
   while (begin < end) {
     const index_t stop = std::min(inner, col + (end - begin));
     ev.set_row(idx.data());

@@ -402,6 +402,19 @@ template <class Red, class A, class F, class M, class Ev>
 void reduce_inner(Ev& ev, const reduce_space& rs, index_t k0, index_t k1, index_t a, index_t b, A* out) {
   const index_t W = rs.re[rs.rr - 1];
   std::array<index_t, max_rank> idx{};
+  if (rs.rr == 1 && rs.kr == 1 && (!detail::is_sum_like<Red> || b - a <= sum_block)) {
+    // One run per output, output k at kept index k: no index arithmetic and no cascade (a single
+    // block enters it as itself), which is most of the cost of a short row (a softmax over 512 x 64
+    // floats in L2: 28.5 -> 23.9 us; over 32 x 1024: 16.9 -> 15.9).
+    for (index_t k = k0; k < k1; ++k) {
+      idx[0] = k;
+      ev.set_row(idx.data());
+      A v = detail::reduce_run<Red, A, F, M>(ev, a, b);
+      if constexpr (!detail::is_sum_like<Red>) v = detail::combine<Red>(Red::template identity<A>(), v);
+      out[k - k0] = v;
+    }
+    return;
+  }
   for (index_t k = k0; k < k1; ++k) {
     detail::cascade<Red, A> cs;
     index_t q = a / W, col = a % W, pos = a;
