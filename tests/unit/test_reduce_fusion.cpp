@@ -73,7 +73,8 @@ TEST_CASE("row values are computed once per row; a reduction's operand reused by
   std::string s = explain(e / sum(e, axis<1>, keepdims));
   INFO(s);
   CHECK(s.find("keeping its operand in r2") != std::string::npos);
-  // The same type of operand over another tensor: not the same values, computed in place.
+  // The same type of operand over another tensor: not the same values (filled per tile; see
+  // "a cached subexpression that no reduction computes").
   auto f = exp(y - max(y, axis<1>, keepdims));
   o = e / sum(f, axis<1>, keepdims);
   const auto se = softmax_ref(x);
@@ -335,4 +336,55 @@ TEST_CASE("the consumer's cached operand kept in the destination's own rows", "[
       }
   }
   set_num_threads(before);
+}
+
+TEST_CASE("a cached subexpression that no reduction computes is filled per tile", "[fusion][cache][fill]") {
+  // exp(x - max(x)) has the type of the sum's operand exp(y - max(y)) but other values: the rewrite
+  // makes it a cached subexpression, the walk finds no reduction computing it, and a runner fills
+  // its cache for each tile before the consumer reads it. Static and dynamic shapes, odd sizes, one
+  // and two threads, and the destination as the filled subexpression's operand.
+  const unsigned before = num_threads();
+  auto want_of = [](auto& x, auto& y, std::size_t r, std::size_t c) {
+    std::vector<double> w(r * c);
+    for (std::size_t i = 0; i < r; ++i) {
+      double mx = -1e300, my = -1e300, s = 0;
+      for (std::size_t j = 0; j < c; ++j) {
+        mx = std::max(mx, double(x.data()[i * c + j]));
+        my = std::max(my, double(y.data()[i * c + j]));
+      }
+      for (std::size_t j = 0; j < c; ++j) s += std::exp(double(y.data()[i * c + j]) - my);
+      for (std::size_t j = 0; j < c; ++j) w[i * c + j] = std::exp(double(x.data()[i * c + j]) - mx) / s;
+    }
+    return w;
+  };
+  const std::pair<std::size_t, std::size_t> sizes[] = {{1, 1}, {7, 17}, {17, 7}, {3, 1023}, {2, 1025}, {1000, 3}};
+  for (unsigned t : {1u, 2u}) {
+    set_num_threads(t);
+    for (auto [r, c] : sizes) {
+      const std::string at = std::to_string(r) + "x" + std::to_string(c) + " at " + std::to_string(t) + " threads";
+      mat x(r, c), y(r, c), o(r, c);
+      loom_test::randomize(x, r * 13 + c + t, -6, 6);
+      loom_test::randomize(y, r * 17 + c + t, -6, 6);
+      const auto want = want_of(x, y, r, c);
+      auto ex = exp(x - max(x, axis<1>, keepdims));
+      auto ey = exp(y - max(y, axis<1>, keepdims));
+      o = ex / sum(ey, axis<1>, keepdims);
+      loom_test::check_close(o.data(), want, 2e-6, 1e-9, "filled cache " + at);
+      // The destination is the filled subexpression's operand: read before the tile is written.
+      mat p = x;
+      p = exp(p - max(p, axis<1>, keepdims)) / sum(ey, axis<1>, keepdims);
+      loom_test::check_close(p.data(), want, 2e-6, 1e-9, "filled cache of the destination " + at);
+    }
+  }
+  set_num_threads(before);
+  tensor<float, shape<9, 33>> xs, ys, os;
+  loom_test::randomize(xs, 5, -3, 3);
+  loom_test::randomize(ys, 6, -3, 3);
+  auto ex = exp(xs - max(xs, axis<1>, keepdims));
+  auto ey = exp(ys - max(ys, axis<1>, keepdims));
+  const std::string s = explain(ex / sum(ey, axis<1>, keepdims));
+  INFO(s);
+  CHECK(s.find("computed per tile") != std::string::npos);
+  os = ex / sum(ey, axis<1>, keepdims);
+  loom_test::check_close(os.data(), want_of(xs, ys, 9, 33), 2e-6, 1e-9, "filled cache, static shape");
 }

@@ -257,50 +257,30 @@ struct evaluator<loom::detail::row_value_node<S>>
   }
 };
 
-/// A cached subexpression: read from the cache its reduction filled, or (where the reduction
-/// could not keep it: other positions, other operands) computed in place.
+/// A tiled reduction read from its slot (plan/reduce_plan.hpp slot_read_node): a slot reader,
+/// with nothing decided per element.
+template <class R>
+struct evaluator<loom::detail::slot_read_node<R>> : reading_evaluator<slot_reader<typename R::value_type>, typename R::value_type> {
+  using node_type = loom::detail::slot_read_node<R>;
+  evaluator(const node_type& n, const binding& b) {
+    reduce_context* ctx = reduce_context::current();
+    const reduce_entry* e = ctx ? ctx->find(n.ref, &detail::type_tag<R>::id) : nullptr;
+    if (!e || e->cls != occurrence_class::tiled) throw error("loom: internal: a slot read outside its tiled plan");
+    this->r.bind(*ctx, *e, b);
+  }
+};
+
+/// A cached subexpression: read from its cache, which the reduction computing the same values
+/// fills, or (where none can: other positions, other operands) a fill_kernel runner per tile.
 template <class S>
-struct evaluator<loom::detail::cached_node<S>> {
+struct evaluator<loom::detail::cached_node<S>>
+    : reading_evaluator<slot_reader<typename S::value_type, false>, typename S::value_type> {
   using node_type = loom::detail::cached_node<S>;
-  using value_type = typename S::value_type;
-  slot_reader<value_type, false> r;
-  std::optional<evaluator<S>> own;
   evaluator(const node_type& n, const binding& b) {
     reduce_context* ctx = reduce_context::current();
     const reduce_entry* e = ctx ? ctx->find(&n, &detail::type_tag<node_type>::id) : nullptr;
-    if (e)
-      r.bind(*ctx, *e, b);
-    else
-      own.emplace(n.arg, b);
-  }
-  template <class Fn>
-  void for_each_cursor(Fn&& f) {
-    if (own)
-      own->for_each_cursor(f);
-    else
-      f(r.c);
-  }
-  void prepare(const loop_space& s) {
-    if (own)
-      own->prepare(s);
-    else
-      r.prepare(s);
-  }
-  LOOM_INLINE void set_row(const index_t* idx) {
-    if (own)
-      own->set_row(idx);
-    else
-      r.set_row(idx);
-  }
-  template <class M>
-  LOOM_INLINE value_type scalar(index_t i) const {
-    if (own) return own->template scalar<M>(i);
-    return r.template scalar<M>(i);
-  }
-  template <class M, class F>
-  LOOM_INLINE packet_t<value_type, F> packet(index_t i) const {
-    if (own) return own->template packet<M, F>(i);
-    return r.template packet<M, F>(i);
+    if (!e) throw error("loom: internal: a cached subexpression outside its tiled plan");
+    this->r.bind(*ctx, *e, b);
   }
 };
 
@@ -394,6 +374,12 @@ struct same_node<loom::detail::row_value_node<S>> {
     return node_equal(a.arg, b.arg);
   }
 };
+template <class R>
+struct same_node<loom::detail::slot_read_node<R>> {
+  static bool eq(const loom::detail::slot_read_node<R>& a, const loom::detail::slot_read_node<R>& b) {
+    return node_equal(*a.ref, *b.ref);
+  }
+};
 template <class S>
 struct same_node<loom::detail::cached_node<S>> {
   static bool eq(const loom::detail::cached_node<S>& a, const loom::detail::cached_node<S>& b) {
@@ -430,6 +416,11 @@ struct stop_bits_list<type_list<Ns...>> {
 template <class S>
 struct stop_bits<loom::detail::row_value_node<S>> {
   static constexpr unsigned value = lane_bits<typename S::value_type>();
+  static constexpr int cost = 1;
+};
+template <class R>
+struct stop_bits<loom::detail::slot_read_node<R>> {
+  static constexpr unsigned value = lane_bits<typename R::value_type>();
   static constexpr int cost = 1;
 };
 template <class S>
@@ -564,6 +555,9 @@ struct slot_kernel final : slot_runner {
     ev.for_each_cursor([&](cursor& c) { cs.push_back(&c); });
     rs = make_reduce_space(eext.data(), r, m, cs.data(), cs.size());
     ev.prepare(rs.ls);
+    // A cache written with a stride (not by unit steps along the run) takes the general loop.
+    if constexpr (requires { ev.unit_inner(); })
+      if (!ev.unit_inner()) rs.contiguous = false;
   }
   slot_kernel(const slot_kernel& o) : slot_runner(o), eext(o.eext), ev(o.ev) {}
 
@@ -710,6 +704,8 @@ struct tee_evaluator {
     outer = s.outer_rank();
     inner = tc.stride[outer];
   }
+  /// Whether the cache is written by unit steps along the run (the contiguous loops assume it).
+  bool unit_inner() const { return inner == 1; }
   LOOM_INLINE void set_row(const index_t* idx) {
     ev.set_row(idx);
     row = static_cast<value_type*>(const_cast<void*>(tc.base)) + cursor_row(tc, outer, idx);
@@ -717,13 +713,16 @@ struct tee_evaluator {
   template <class M>
   LOOM_INLINE value_type scalar(index_t i) const {
     const value_type v = ev.template scalar<M>(i);
-    row[i * inner] = v;
+    if constexpr (M::contiguous)
+      row[i] = v;
+    else
+      row[i * inner] = v;
     return v;
   }
   template <class M, class F>
   LOOM_INLINE packet_t<value_type, F> packet(index_t i) const {
     const auto p = ev.template packet<M, F>(i);
-    if (inner == 1)
+    if (M::contiguous || inner == 1)
       cpu::store_packet<F>(row + i, p);
     else
       scatter_packet<F>(row + i * inner, inner, p);
@@ -731,9 +730,10 @@ struct tee_evaluator {
   }
 };
 
-/// The runner of reduction n, whose outputs are bound to the r rows of the space by `rows`;
-/// with tee >= 0, it also keeps its operand's values in that cache slot (tc: its cursor).
-template <class N>
+/// The runner of reduction n (occurrence I of plan P), whose outputs are bound to the r rows of
+/// the space by `rows`; with tee >= 0, it also keeps its operand's values in that cache slot (tc:
+/// its cursor). The tiled reductions its operand reads are read through their slots.
+template <const loom::detail::reduce_plan_info& P, std::size_t I, class N>
 std::unique_ptr<slot_runner> make_slot_runner(const N& n, const binding& rows, std::size_t r,
                                               const std::array<index_t, max_rank>& row_ext, const cursor* dst,
                                               const dims* dd, const std::array<int, max_rank>* row_axis,
@@ -744,21 +744,22 @@ std::unique_ptr<slot_runner> make_slot_runner(const N& n, const binding& rows, s
   using A = std::conditional_t<Red::is_arg, arg_acc<V>, typename N::acc_type>;
   using F = std::conditional_t<Red::is_arg || std::is_same_v<A, bool>, void,
                                detail::lane_class_of_bits<detail::stop_bits<Arg>::value | detail::lane_bits<A>()>>;
-  using Ev = typename operand_evaluator<Arg>::type;
+  using RA = loom::detail::operand_rewrite<P, I + 1, Arg>;
+  using Ev = typename operand_evaluator<typename RA::type>::type;
   using R = typename N::value_type;
   std::array<index_t, max_rank> ext{};
   const binding eb = detail::reduction_binding<N>(rows, r, n.arg.shape().to_dims(), ext, row_ext);
+  decltype(auto) arg = RA::make(n.arg);  // n.arg itself where it is not rewritten
   if constexpr (loom::detail::is_map_node<Arg>::value &&
                 loom::detail::consumer_cost<Arg>::value >= loom::detail::cache_min_cost) {
     if (tc) {
-      tee_evaluator<Ev> t{Ev(n.arg, eb), *tc};
+      tee_evaluator<Ev> t{Ev(arg, eb), *tc};
       return std::make_unique<slot_kernel<Red, tee_evaluator<Ev>, A, F, R>>(std::move(t), r, eb.it_rank - r, ext, dst,
                                                                           dd, row_axis);
     }
   }
-  return std::make_unique<slot_kernel<Red, Ev, A, F, R>>(Ev(n.arg, eb), r, eb.it_rank - r, ext, dst, dd, row_axis);
+  return std::make_unique<slot_kernel<Red, Ev, A, F, R>>(Ev(arg, eb), r, eb.it_rank - r, ext, dst, dd, row_axis);
 }
-
 /// A row value's runner: its subexpression evaluated once per row of the tile, vectorised
 /// across rows, into the slot's buffer.
 template <class S>
@@ -799,6 +800,52 @@ struct row_kernel final : slot_runner {
       run_range<contiguous_mode, F>(w, ev, rs.ls, k0, k1);
     else
       run_range<general_mode, F>(w, ev, rs.ls, k0, k1);
+  }
+  void run_chunked(void*) override {}
+};
+
+/// Fills a cache slot per tile with subexpression S at the consumer's positions of the tile's rows
+/// (a row of `cols` values per row, at `strides` per axis of the consumer's space): the cache of a
+/// cached subexpression that no reduction computes at the same positions.
+template <class S>
+struct fill_kernel final : slot_runner {
+  using V = typename S::value_type;
+  using F = detail::lane_class_of_bits<detail::stop_bits<S>::value | detail::lane_bits<V>()>;
+  evaluator<S> ev;
+  strided_writer<V> w;
+  bool contiguous = true;
+  index_t cols = 1;
+
+  fill_kernel(const S& s, const binding& b, const dims& dd, const cursor* dst, index_t c,
+              const std::array<index_t, max_rank>& strides)
+      : ev(s, b), cols(c) {
+    w.c.base = nullptr;
+    w.c.elem_size = sizeof(V);
+    w.c.offset = 0;
+    for (std::size_t k = 0; k < dd.rank; ++k) w.c.stride[k] = strides[k];
+    // Its operands are read before the consumer writes the tile: safe where the consumer could
+    // have read them in place.
+    if (dst) ev.for_each_cursor([&](cursor& cc) { alias_ok = alias_ok && detail::alias_safe(cc, *dst, dd); });
+    std::vector<cursor*> cs{&w.c};
+    ev.for_each_cursor([&](cursor& cc) { cs.push_back(&cc); });
+    rs.ls = collapse(dd, cs.data(), cs.size());
+    contiguous = detail::inner_contiguous(cs.data(), cs.size(), rs.ls.rank - 1);
+    ev.prepare(rs.ls);
+    w.prepare(rs.ls);
+  }
+  fill_kernel(const fill_kernel&) = default;
+  std::unique_ptr<slot_runner> clone() const override { return std::make_unique<fill_kernel>(*this); }
+  void cursors(std::vector<cursor*>& out) override {
+    ev.for_each_cursor([&](cursor& c) { out.push_back(&c); });
+  }
+  std::size_t value_size() const override { return sizeof(V); }
+  void run(index_t k0, index_t k1, void* out) override {
+    w.c.base = out;
+    w.c.offset = -k0 * cols;
+    if (contiguous)
+      run_range<contiguous_mode, F>(w, ev, rs.ls, k0 * cols, k1 * cols);
+    else
+      run_range<general_mode, F>(w, ev, rs.ls, k0 * cols, k1 * cols);
   }
   void run_chunked(void*) override {}
 };
@@ -891,8 +938,12 @@ struct reduce_walk {
     std::size_t value_size;
     const void* value_tag;
     std::string name;
+    // Builds the runner that fills the cache per tile where no reduction keeps these values.
+    std::unique_ptr<slot_runner> (*fill)(const void* arg, const binding& b, const dims& dd, const cursor* dst,
+                                         index_t cols, const std::array<index_t, max_rank>& strides);
   };
   std::vector<cache_request> caches;
+  std::vector<std::pair<std::size_t, int>> fills;  // (cache request, slot) filled by a fill_kernel
 };
 
 // The walk is indexed at compile time: rt_node<P, I, N> walks node N whose first occurrence (in
@@ -901,9 +952,29 @@ struct reduce_walk {
 // its own plan).
 template <const loom::detail::reduce_plan_info& P, std::size_t I, class N>
 struct rt_node;
+namespace detail {
+/// Whether the tree of N holds a cached subexpression (the walk records each, reductions or not).
+template <class N>
+struct holds_cached;
+template <class List>
+struct holds_cached_list;
+template <class... Ns>
+struct holds_cached_list<type_list<Ns...>> {
+  static constexpr bool value = (false || ... || holds_cached<Ns>::value);
+};
+template <class N>
+struct holds_cached {
+  static constexpr bool value = holds_cached_list<node_children_t<N>>::value;
+};
+template <class S>
+struct holds_cached<loom::detail::cached_node<S>> {
+  static constexpr bool value = true;
+};
+}  // namespace detail
+
 template <const loom::detail::reduce_plan_info& P, std::size_t I, class N>
 void rt_walk(const N& n, const binding& b, reduce_walk& w) {
-  if constexpr (loom::detail::occurrence_count_v<N> > 0) rt_node<P, I, N>::walk(n, b, w);
+  if constexpr (loom::detail::occurrence_count_v<N> > 0 || detail::holds_cached<N>::value) rt_node<P, I, N>::walk(n, b, w);
 }
 
 namespace detail {
@@ -1110,8 +1181,16 @@ struct rt_node<P, I, reduce_node<Red, Arg, Mask, Keep>> {
       tc.offset = 0;
       tc.stride = sd.tee_strides;
     }
-    sd.runner = make_slot_runner(*static_cast<const N*>(b.node), b.rows, ww.r, ww.row_ext, sd.root ? nullptr : ww.dst,
-                                 ww.dd, &ww.row_axis, sd.tee >= 0 ? &tc : nullptr);
+    sd.runner = make_slot_runner<P, I>(*static_cast<const N*>(b.node), b.rows, ww.r, ww.row_ext,
+                                       sd.root ? nullptr : ww.dst, ww.dd, &ww.row_axis, sd.tee >= 0 ? &tc : nullptr);
+  }
+};
+
+/// A tiled reduction read through its slot: walked as the reduction itself.
+template <const loom::detail::reduce_plan_info& P, std::size_t I, class R>
+struct rt_node<P, I, loom::detail::slot_read_node<R>> {
+  static void walk(const loom::detail::slot_read_node<R>& n, const binding& b, reduce_walk& w) {
+    rt_walk<P, I>(*n.ref, b, w);
   }
 };
 
@@ -1145,8 +1224,9 @@ struct rt_node<P, I, loom::detail::row_value_node<S>> {
   static void build(reduce_walk& ww, const reduce_walk::builder& b) {
     detail::rows_first(ww);
     context_scope in(&ww.ctx);
-    ww.slots[std::size_t(b.slot)].runner =
-        std::make_unique<row_kernel<S>>(static_cast<const N*>(b.node)->arg, b.rows, ww.r, ww.row_ext, ww.ctx.row_stride);
+    using RS = loom::detail::operand_rewrite<P, I, S>;  // its tiled reductions read through their slots
+    ww.slots[std::size_t(b.slot)].runner = std::make_unique<row_kernel<typename RS::type>>(
+        RS::make(static_cast<const N*>(b.node)->arg), b.rows, ww.r, ww.row_ext, ww.ctx.row_stride);
   }
 };
 
@@ -1161,7 +1241,13 @@ struct rt_node<P, I, loom::detail::cached_node<S>> {
                           return node_equal(*static_cast<const S*>(a), *static_cast<const S*>(c));
                         },
                         b, sizeof(typename S::value_type), &detail::type_tag<typename S::value_type>::id,
-                        std::string()});
+                        std::string(), &fill});
+  }
+  static std::unique_ptr<slot_runner> fill(const void* arg, const binding& b, const dims& dd, const cursor* dst,
+                                           index_t cols, const std::array<index_t, max_rank>& strides) {
+    using RS = loom::detail::operand_rewrite<P, I, S>;  // its tiled reductions read through their slots
+    return std::make_unique<fill_kernel<typename RS::type>>(RS::make(*static_cast<const S*>(arg)), b, dd, dst, cols,
+                                                            strides);
   }
 };
 
@@ -1170,7 +1256,12 @@ namespace detail {
 /// the same positions (the reduction's reduced axes are the consumer's columns), and gives both a
 /// cache slot: the reduction keeps its operand's values there, the consumer reads them.
 inline void resolve_caches(reduce_walk& w, const dims& dd, const tile_rows& g) {
-  for (auto& q : w.caches) {
+  std::array<index_t, max_rank> cache_strides{};  // a cache's strides per axis of the consumer's space
+  for (std::size_t k = 0; k < dd.rank; ++k)
+    cache_strides[k] = g.row_of[k] >= 0 ? g.stride[std::size_t(g.row_of[k])] * g.cols : g.col_stride[k];
+  for (std::size_t qi = 0; qi < w.caches.size(); ++qi) {
+    auto& q = w.caches[qi];
+    bool matched = false;
     // The consumer reads it at the identity of the space (no broadcasting).
     const binding& b = q.b;
     bool identity = b.node_rank == dd.rank;
@@ -1179,8 +1270,7 @@ inline void resolve_caches(reduce_walk& w, const dims& dd, const tile_rows& g) {
       for (std::size_t k = 0; k < b.it_rank; ++k)
         if (dd.e[k] != 1 && b.coef[d][k] != (d == k ? 1 : 0)) identity = false;
     }
-    if (!identity) continue;
-    for (std::size_t s = 0; s < w.slots.size(); ++s) {
+    for (std::size_t s = 0; identity && s < w.slots.size(); ++s) {
       slot_def& sd = w.slots[s];
       if (sd.root || sd.arg_tag != q.arg_tag || !q.equal(sd.arg, q.arg)) continue;
       // Each axis of the operand must map to one axis of the reduction's space, with coefficient 1
@@ -1233,11 +1323,29 @@ inline void resolve_caches(reduce_walk& w, const dims& dd, const tile_rows& g) {
       e.cls = occurrence_class::tiled;
       e.slot = slot;
       e.per_axis = true;
-      for (std::size_t k = 0; k < dd.rank; ++k)
-        e.strides[k] = g.row_of[k] >= 0 ? g.stride[std::size_t(g.row_of[k])] * g.cols : g.col_stride[k];
+      e.strides = cache_strides;
       w.ctx.entries.push_back(e);
+      matched = true;
       break;
     }
+    if (matched) continue;
+    // No reduction computes these values at these positions: a cache of its own, filled per tile
+    // (walk_and_build builds its runner).
+    slot_def cache;
+    cache.name = "a subexpression's values (computed per tile)";
+    cache.value_size = q.value_size;
+    cache.value_tag = q.value_tag;
+    cache.per_row = g.cols;
+    reduce_entry e;
+    e.node = q.wrapper;
+    e.tag = q.wrapper_tag;
+    e.cls = occurrence_class::tiled;
+    e.slot = int(w.slots.size());
+    e.per_axis = true;
+    e.strides = cache_strides;
+    w.ctx.entries.push_back(e);
+    w.fills.emplace_back(qi, e.slot);
+    w.slots.push_back(std::move(cache));
   }
 }
 }  // namespace detail
@@ -1445,6 +1553,17 @@ void walk_and_build(const N& n, const binding& rootb, reduce_walk& walk, const t
   walk.ctx.nslots = walk.slots.size();
   walk.ctx.row_stride = g.stride;
   for (auto& b : walk.builders) b.build(walk, b);
+  if (!walk.fills.empty()) {  // in the consumer's space
+    std::array<index_t, max_rank> strides{};
+    for (std::size_t k = 0; k < dd.rank; ++k)
+      strides[k] = g.row_of[k] >= 0 ? g.stride[std::size_t(g.row_of[k])] * g.cols : g.col_stride[k];
+    walk.ctx.row_of = g.row_of;
+    context_scope in(&walk.ctx);
+    for (auto& [qi, slot] : walk.fills) {
+      const auto& q = walk.caches[qi];
+      walk.slots[std::size_t(slot)].runner = q.fill(q.arg, q.b, dd, walk.dst, g.cols, strides);
+    }
+  }
 }
 }  // namespace detail
 

@@ -54,6 +54,10 @@ inline constexpr std::size_t tile_target_bytes = 4 * 1024;
 namespace detail {
 
 template <class T>
+struct is_leaf_node : std::false_type {};
+template <class A, bool V>
+struct is_leaf_node<leaf_node<A, V>> : std::true_type {};
+template <class T>
 struct is_map_node : std::false_type {};
 template <class Op, class C, class... A>
 struct is_map_node<map_node<Op, C, A...>> : std::true_type {};
@@ -341,6 +345,21 @@ struct cached_node {
   shape_type shape() const { return arg.shape(); }
 };
 
+/// A tiled reduction's value read from its slot: the reduction itself is the one at `*ref` (the
+/// walk finds its slot by that address), and the reader has no run-time choice to make between a
+/// slot and a materialised tensor in its inner loop.
+template <class R>
+struct slot_read_node {
+  static constexpr bool is_loom_node = true;
+  using arg_type = R;
+  using value_type = typename R::value_type;
+  using shape_type = typename R::shape_type;
+  static constexpr std::size_t rank = R::rank;
+  static constexpr memory_space space = R::space;
+  const R* ref;
+  shape_type shape() const { return ref->shape(); }
+};
+
 /// The relative cost of a tree's elementwise operators, reductions' operands left out.
 template <class N>
 struct consumer_cost;
@@ -420,12 +439,74 @@ struct cacheable {
   }();
 };
 
-/// The consumer of Root (plan P) with row values and cached subexpressions wrapped; I is the
-/// first occurrence of N. rewrite::make(n) builds the rewritten node.
+/// The consumer of Root (plan P) with row values and cached subexpressions wrapped, and its tiled
+/// reductions read through slot_read_node; I is the first occurrence of N. rewrite::make(n) builds
+/// the rewritten node (whose slot reads refer to the reductions of n).
 template <class Root, const reduce_plan_info& P, std::size_t I, class N>
 struct consumer_rewrite {
   using type = N;
   static const N& make(const N& n) { return n; }
+};
+template <class Root, const reduce_plan_info& P, std::size_t I, class Red, class Arg, unsigned M, bool K>
+struct consumer_rewrite<Root, P, I, reduce_node<Red, Arg, M, K>> {
+  using N = reduce_node<Red, Arg, M, K>;
+  static constexpr bool tiled = P.cls[I] == occurrence_class::tiled;
+  using type = std::conditional_t<tiled, slot_read_node<N>, N>;
+  static type make(const N& n) {
+    if constexpr (tiled)
+      return slot_read_node<N>{&n};
+    else
+      return n;
+  }
+};
+
+/// A tiled reduction's operand (its first occurrence is I, plan P) with the tiled reductions it
+/// reads read through slot_read_node (referring to those of n). Only trees of leaves, scalars,
+/// elementwise nodes and tiled reductions are rebuilt (`ok`): a copy of any other node would not be
+/// the node the walk saw (evaluators find materialised reductions and fused products by address),
+/// so such an operand is left as it is (make returns n itself).
+template <const reduce_plan_info& P, std::size_t I, class N>
+struct operand_rewrite {
+  static constexpr bool ok = is_scalar_node<N>::value || is_leaf_node<N>::value;
+  using type = N;
+  static const N& make(const N& n) { return n; }
+};
+template <const reduce_plan_info& P, std::size_t I, class Red, class Arg, unsigned M, bool K>
+struct operand_rewrite<P, I, reduce_node<Red, Arg, M, K>> {
+  using N = reduce_node<Red, Arg, M, K>;
+  static constexpr bool ok = P.cls[I] == occurrence_class::tiled;
+  using type = std::conditional_t<ok, slot_read_node<N>, N>;
+  static decltype(auto) make(const N& n) {
+    if constexpr (ok)
+      return slot_read_node<N>{&n};
+    else
+      return (n);
+  }
+};
+template <const reduce_plan_info& P, std::size_t I, class Op, class C, class... Args>
+struct operand_rewrite<P, I, map_node<Op, C, Args...>> {
+  using N = map_node<Op, C, Args...>;
+  static constexpr auto f = first_occurrences<I, Args...>();
+  template <std::size_t... J>
+  static constexpr bool all_ok(std::index_sequence<J...>) {
+    return (operand_rewrite<P, f[J], Args>::ok && ...);
+  }
+  static constexpr bool ok = all_ok(std::index_sequence_for<Args...>{});
+  template <std::size_t... J>
+  static auto rebuilt_type(std::index_sequence<J...>) -> map_node<Op, C, typename operand_rewrite<P, f[J], Args>::type...>;
+  using type = std::conditional_t<ok, decltype(rebuilt_type(std::index_sequence_for<Args...>{})), N>;
+  template <std::size_t... J>
+  static type rebuild(const N& n, std::index_sequence<J...>) {
+    return type(std::tuple<typename operand_rewrite<P, f[J], Args>::type...>(
+                    operand_rewrite<P, f[J], Args>::make(std::get<J>(n.args))...),
+                n.shape());
+  }
+  static decltype(auto) make(const N& n) {
+    if constexpr (ok)
+      return rebuild(n, std::index_sequence_for<Args...>{});
+    else
+      return (n);
+  }
 };
 template <class Root, const reduce_plan_info& P, std::size_t I, class Op, class C, class... Args>
 struct consumer_rewrite<Root, P, I, map_node<Op, C, Args...>> {
@@ -492,6 +573,10 @@ struct node_children<detail::row_value_node<S>> {
 template <class S>
 struct node_children<detail::cached_node<S>> {
   using type = type_list<S>;
+};
+template <class R>
+struct node_children<detail::slot_read_node<R>> {
+  using type = type_list<R>;
 };
 
 }  // namespace loom
