@@ -7061,7 +7061,7 @@ struct evaluator<loom::detail::slot_read_node<R>> : reading_evaluator<slot_reade
 };
 
 /// A cached subexpression: read from its cache, which the reduction computing the same values
-/// fills, or (where none can: other positions, other operands) a fill_kernel runner per tile.
+/// fills, or (where none can: other positions, other operands) a tile_kernel per tile.
 template <class S>
 struct evaluator<loom::detail::cached_node<S>>
     : reading_evaluator<slot_reader<typename S::value_type, false>, typename S::value_type> {
@@ -7550,55 +7550,13 @@ std::unique_ptr<slot_runner> make_slot_runner(const N& n, const binding& rows, s
   }
   return std::make_unique<slot_kernel<Red, Ev, A, F, R>>(Ev(arg, eb), r, eb.it_rank - r, ext, dst, dd, row_axis);
 }
-/// A row value's runner: its subexpression evaluated once per row of the tile, vectorised
-/// across rows, into the slot's buffer.
+/// The runner of a slot that an elementwise subexpression S fills: S evaluated over the tile's rows
+/// of space d (flattened rows first, `cols` elements a row) into the slot's buffer, at `strides`
+/// per axis of d. Two uses: a row value (d: the rows, one value a row, vectorised across rows), and
+/// the cache of a cached subexpression that no reduction computes at the same positions (d: the
+/// consumer's space, a row of the tile's columns per row).
 template <class S>
-struct row_kernel final : slot_runner {
-  using V = typename S::value_type;
-  using F = detail::lane_class_of_bits<detail::stop_bits<S>::value | detail::lane_bits<V>()>;
-  evaluator<S> ev;
-  strided_writer<V> w;
-  bool contiguous = true;
-
-  row_kernel(const S& s, const binding& rows, std::size_t r, const std::array<index_t, max_rank>& row_ext,
-             const std::array<index_t, max_rank>& row_stride)
-      : ev(s, rows) {
-    w.c.base = nullptr;
-    w.c.elem_size = sizeof(V);
-    w.c.offset = 0;
-    for (std::size_t j = 0; j < r; ++j) w.c.stride[j] = row_stride[j];
-    std::vector<cursor*> cs{&w.c};
-    ev.for_each_cursor([&](cursor& c) { cs.push_back(&c); });
-    dims d;
-    d.rank = r;
-    for (std::size_t j = 0; j < r; ++j) d.e[j] = static_cast<std::size_t>(row_ext[j]);
-    rs.ls = collapse(d, cs.data(), cs.size());
-    contiguous = detail::inner_contiguous(cs.data(), cs.size(), rs.ls.rank - 1);
-    ev.prepare(rs.ls);
-    w.prepare(rs.ls);
-  }
-  row_kernel(const row_kernel&) = default;
-  std::unique_ptr<slot_runner> clone() const override { return std::make_unique<row_kernel>(*this); }
-  void cursors(std::vector<cursor*>& out) override {
-    ev.for_each_cursor([&](cursor& c) { out.push_back(&c); });
-  }
-  std::size_t value_size() const override { return sizeof(V); }
-  void run(index_t k0, index_t k1, void* out) override {
-    w.c.base = out;
-    w.c.offset = -k0;
-    if (contiguous)
-      run_range<contiguous_mode, F>(w, ev, rs.ls, k0, k1);
-    else
-      run_range<general_mode, F>(w, ev, rs.ls, k0, k1);
-  }
-  void run_chunked(void*) override {}
-};
-
-/// Fills a cache slot per tile with subexpression S at the consumer's positions of the tile's rows
-/// (a row of `cols` values per row, at `strides` per axis of the consumer's space): the cache of a
-/// cached subexpression that no reduction computes at the same positions.
-template <class S>
-struct fill_kernel final : slot_runner {
+struct tile_kernel final : slot_runner {
   using V = typename S::value_type;
   using F = detail::lane_class_of_bits<detail::stop_bits<S>::value | detail::lane_bits<V>()>;
   evaluator<S> ev;
@@ -7606,25 +7564,24 @@ struct fill_kernel final : slot_runner {
   bool contiguous = true;
   index_t cols = 1;
 
-  fill_kernel(const S& s, const binding& b, const dims& dd, const cursor* dst, index_t c,
-              const std::array<index_t, max_rank>& strides)
+  /// dst, dd: the consumer's destination, where S's operands are read before it writes the tile.
+  tile_kernel(const S& s, const binding& b, const dims& d, const std::array<index_t, max_rank>& strides, index_t c,
+              const cursor* dst = nullptr, const dims* dd = nullptr)
       : ev(s, b), cols(c) {
     w.c.base = nullptr;
     w.c.elem_size = sizeof(V);
     w.c.offset = 0;
-    for (std::size_t k = 0; k < dd.rank; ++k) w.c.stride[k] = strides[k];
-    // Its operands are read before the consumer writes the tile: safe where the consumer could
-    // have read them in place.
-    if (dst) ev.for_each_cursor([&](cursor& cc) { alias_ok = alias_ok && detail::alias_safe(cc, *dst, dd); });
+    for (std::size_t k = 0; k < d.rank; ++k) w.c.stride[k] = strides[k];
+    if (dst) ev.for_each_cursor([&](cursor& cc) { alias_ok = alias_ok && detail::alias_safe(cc, *dst, *dd); });
     std::vector<cursor*> cs{&w.c};
     ev.for_each_cursor([&](cursor& cc) { cs.push_back(&cc); });
-    rs.ls = collapse(dd, cs.data(), cs.size());
+    rs.ls = collapse(d, cs.data(), cs.size());
     contiguous = detail::inner_contiguous(cs.data(), cs.size(), rs.ls.rank - 1);
     ev.prepare(rs.ls);
     w.prepare(rs.ls);
   }
-  fill_kernel(const fill_kernel&) = default;
-  std::unique_ptr<slot_runner> clone() const override { return std::make_unique<fill_kernel>(*this); }
+  tile_kernel(const tile_kernel&) = default;
+  std::unique_ptr<slot_runner> clone() const override { return std::make_unique<tile_kernel>(*this); }
   void cursors(std::vector<cursor*>& out) override {
     ev.for_each_cursor([&](cursor& c) { out.push_back(&c); });
   }
@@ -7733,7 +7690,7 @@ struct reduce_walk {
                                          index_t cols, const std::array<index_t, max_rank>& strides);
   };
   std::vector<cache_request> caches;
-  std::vector<std::pair<std::size_t, int>> fills;  // (cache request, slot) filled by a fill_kernel
+  std::vector<std::pair<std::size_t, int>> fills;  // (cache request, slot) filled by a tile_kernel
 };
 
 // The walk is indexed at compile time: rt_node<P, I, N> walks node N whose first occurrence (in
@@ -8015,8 +7972,11 @@ struct rt_node<P, I, loom::detail::row_value_node<S>> {
     detail::rows_first(ww);
     context_scope in(&ww.ctx);
     using RS = loom::detail::operand_rewrite<P, I, S>;  // its tiled reductions read through their slots
-    ww.slots[std::size_t(b.slot)].runner = std::make_unique<row_kernel<typename RS::type>>(
-        RS::make(static_cast<const N*>(b.node)->arg), b.rows, ww.r, ww.row_ext, ww.ctx.row_stride);
+    dims d;
+    d.rank = ww.r;
+    for (std::size_t j = 0; j < ww.r; ++j) d.e[j] = static_cast<std::size_t>(ww.row_ext[j]);
+    ww.slots[std::size_t(b.slot)].runner = std::make_unique<tile_kernel<typename RS::type>>(
+        RS::make(static_cast<const N*>(b.node)->arg), b.rows, d, ww.ctx.row_stride, 1);
   }
 };
 
@@ -8036,8 +7996,8 @@ struct rt_node<P, I, loom::detail::cached_node<S>> {
   static std::unique_ptr<slot_runner> fill(const void* arg, const binding& b, const dims& dd, const cursor* dst,
                                            index_t cols, const std::array<index_t, max_rank>& strides) {
     using RS = loom::detail::operand_rewrite<P, I, S>;  // its tiled reductions read through their slots
-    return std::make_unique<fill_kernel<typename RS::type>>(RS::make(*static_cast<const S*>(arg)), b, dd, dst, cols,
-                                                            strides);
+    return std::make_unique<tile_kernel<typename RS::type>>(RS::make(*static_cast<const S*>(arg)), b, dd, strides, cols,
+                                                            dst, &dd);
   }
 };
 
