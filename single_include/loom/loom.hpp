@@ -8149,7 +8149,8 @@ inline int in_destination(reduce_walk& w, const void* dst_value_tag, bool row_ma
 
 /// Per-thread state of the tile loop: buffers and the cursors that read them.
 struct tile_buffers {
-  std::vector<double> store;  // 8-byte aligned, which every value type needs
+  std::unique_ptr<double[]> store;  // 8-byte aligned, which every value type needs; not zeroed (every
+                                    // slot's runner writes a tile's values before they are read)
   std::vector<void*> buf;
   std::vector<std::pair<cursor*, int>> readers;
 
@@ -8165,8 +8166,8 @@ struct tile_buffers {
       words += (std::size_t(rows * s.per_row) * s.value_size + 63) / 8 + 8;
       per_row.push_back(s.per_row);
     }
-    store.resize(std::max<std::size_t>(words, 1));
-    for (std::size_t i = 0; i < slots.size(); ++i) buf.push_back(store.data() + at[i]);
+    store.reset(new double[std::max<std::size_t>(words, 1)]);
+    for (std::size_t i = 0; i < slots.size(); ++i) buf.push_back(store.get() + at[i]);
   }
   void collect(cursor& c, const reduce_context& ctx) {
     const auto* b = static_cast<const unsigned char*>(c.base);
