@@ -6701,19 +6701,6 @@ struct consumer_rewrite {
   using type = N;
   static const N& make(const N& n) { return n; }
 };
-template <class Root, const reduce_plan_info& P, std::size_t I, class Red, class Arg, unsigned M, bool K>
-struct consumer_rewrite<Root, P, I, reduce_node<Red, Arg, M, K>> {
-  using N = reduce_node<Red, Arg, M, K>;
-  static constexpr bool tiled = P.cls[I] == occurrence_class::tiled;
-  using type = std::conditional_t<tiled, slot_read_node<N>, N>;
-  static type make(const N& n) {
-    if constexpr (tiled)
-      return slot_read_node<N>{&n};
-    else
-      return n;
-  }
-};
-
 /// A tiled reduction's operand (its first occurrence is I, plan P) with the tiled reductions it
 /// reads read through slot_read_node (referring to those of n). Only trees of leaves, scalars,
 /// elementwise nodes and tiled reductions are rebuilt (`ok`): a copy of any other node would not be
@@ -6762,6 +6749,9 @@ struct operand_rewrite<P, I, map_node<Op, C, Args...>> {
       return (n);
   }
 };
+/// A reduction read by the consumer: as by an operand (through its slot where it is tiled).
+template <class Root, const reduce_plan_info& P, std::size_t I, class Red, class Arg, unsigned M, bool K>
+struct consumer_rewrite<Root, P, I, reduce_node<Red, Arg, M, K>> : operand_rewrite<P, I, reduce_node<Red, Arg, M, K>> {};
 template <class Root, const reduce_plan_info& P, std::size_t I, class Op, class C, class... Args>
 struct consumer_rewrite<Root, P, I, map_node<Op, C, Args...>> {
   using N = map_node<Op, C, Args...>;
@@ -7628,6 +7618,13 @@ struct tile_rows {
   }
   /// Rows per tile of a consumer writing elements of `elem` bytes.
   index_t tile(std::size_t elem) const;
+  /// A cache's strides per axis of the consumer's space (rank axes): a row of `cols` values per
+  /// flattened row of the tile.
+  std::array<index_t, max_rank> cache_strides(std::size_t rank) const {
+    std::array<index_t, max_rank> st{};
+    for (std::size_t k = 0; k < rank; ++k) st[k] = row_of[k] >= 0 ? stride[std::size_t(row_of[k])] * cols : col_stride[k];
+    return st;
+  }
 };
 
 /// Bytes of the destination one tile should cover (the tile's rows are re-read from L1/L2).
@@ -8006,12 +8003,19 @@ namespace detail {
 /// the same positions (the reduction's reduced axes are the consumer's columns), and gives both a
 /// cache slot: the reduction keeps its operand's values there, the consumer reads them.
 inline void resolve_caches(reduce_walk& w, const dims& dd, const tile_rows& g) {
-  std::array<index_t, max_rank> cache_strides{};  // a cache's strides per axis of the consumer's space
-  for (std::size_t k = 0; k < dd.rank; ++k)
-    cache_strides[k] = g.row_of[k] >= 0 ? g.stride[std::size_t(g.row_of[k])] * g.cols : g.col_stride[k];
+  const auto cs = g.cache_strides(dd.rank);
+  auto new_cache = [&](const reduce_walk::cache_request& q, std::string name) {
+    slot_def cache;
+    cache.name = std::move(name);
+    cache.value_size = q.value_size;
+    cache.value_tag = q.value_tag;
+    cache.per_row = g.cols;
+    w.slots.push_back(std::move(cache));
+    return int(w.slots.size()) - 1;
+  };
   for (std::size_t qi = 0; qi < w.caches.size(); ++qi) {
     auto& q = w.caches[qi];
-    bool matched = false;
+    int slot = -1;
     // The consumer reads it at the identity of the space (no broadcasting).
     const binding& b = q.b;
     bool identity = b.node_rank == dd.rank;
@@ -8042,60 +8046,36 @@ inline void resolve_caches(reduce_walk& w, const dims& dd, const tile_rows& g) {
           ok = false;
           break;
         }
-        if (g.row_of[d] >= 0) {
-          if (to != g.row_of[d]) ok = false;
-          tee[std::size_t(to)] = g.stride[std::size_t(to)] * g.cols;
-        } else {
-          if (std::size_t(to) < w.r) ok = false;
-          tee[std::size_t(to)] = g.col_stride[d];
-        }
+        if (g.row_of[d] >= 0 ? to != g.row_of[d] : std::size_t(to) < w.r) ok = false;
+        tee[std::size_t(to)] = cs[d];
         ++hit[std::size_t(to)];
       }
       for (std::size_t k = w.r; ok && k < er; ++k)
         if (sd.eext[k] != 1 && hit[k] != 1) ok = false;
       if (!ok) continue;
-      const int slot = sd.tee < 0 ? int(w.slots.size()) : sd.tee;
       if (sd.tee < 0) {
-        slot_def cache;
-        cache.name = "the values of " + sd.name + "'s operand";
-        cache.value_size = q.value_size;
-        cache.value_tag = q.value_tag;
-        cache.per_row = g.cols;
-        sd.tee = slot;
         sd.tee_strides = tee;
-        w.slots.push_back(std::move(cache));  // sd dangles from here on
+        const int c = new_cache(q, "the values of " + sd.name + "'s operand");  // sd dangles from here on
+        w.slots[s].tee = c;
+        slot = c;
       } else {
+        slot = sd.tee;
         ++w.slots[std::size_t(slot)].hits;
       }
-      reduce_entry e;
-      e.node = q.wrapper;
-      e.tag = q.wrapper_tag;
-      e.cls = occurrence_class::tiled;
-      e.slot = slot;
-      e.per_axis = true;
-      e.strides = cache_strides;
-      w.ctx.entries.push_back(e);
-      matched = true;
       break;
     }
-    if (matched) continue;
-    // No reduction computes these values at these positions: a cache of its own, filled per tile
-    // (walk_and_build builds its runner).
-    slot_def cache;
-    cache.name = "a subexpression's values (computed per tile)";
-    cache.value_size = q.value_size;
-    cache.value_tag = q.value_tag;
-    cache.per_row = g.cols;
+    if (slot < 0) {  // no reduction computes these values here: a cache filled per tile (walk_and_build)
+      slot = new_cache(q, "a subexpression's values (computed per tile)");
+      w.fills.emplace_back(qi, slot);
+    }
     reduce_entry e;
     e.node = q.wrapper;
     e.tag = q.wrapper_tag;
     e.cls = occurrence_class::tiled;
-    e.slot = int(w.slots.size());
+    e.slot = slot;
     e.per_axis = true;
-    e.strides = cache_strides;
+    e.strides = cs;
     w.ctx.entries.push_back(e);
-    w.fills.emplace_back(qi, e.slot);
-    w.slots.push_back(std::move(cache));
   }
 }
 }  // namespace detail
@@ -8305,9 +8285,7 @@ void walk_and_build(const N& n, const binding& rootb, reduce_walk& walk, const t
   walk.ctx.row_stride = g.stride;
   for (auto& b : walk.builders) b.build(walk, b);
   if (!walk.fills.empty()) {  // in the consumer's space
-    std::array<index_t, max_rank> strides{};
-    for (std::size_t k = 0; k < dd.rank; ++k)
-      strides[k] = g.row_of[k] >= 0 ? g.stride[std::size_t(g.row_of[k])] * g.cols : g.col_stride[k];
+    const auto strides = g.cache_strides(dd.rank);
     walk.ctx.row_of = g.row_of;
     context_scope in(&walk.ctx);
     for (auto& [qi, slot] : walk.fills) {

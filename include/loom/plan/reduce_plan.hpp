@@ -447,19 +447,6 @@ struct consumer_rewrite {
   using type = N;
   static const N& make(const N& n) { return n; }
 };
-template <class Root, const reduce_plan_info& P, std::size_t I, class Red, class Arg, unsigned M, bool K>
-struct consumer_rewrite<Root, P, I, reduce_node<Red, Arg, M, K>> {
-  using N = reduce_node<Red, Arg, M, K>;
-  static constexpr bool tiled = P.cls[I] == occurrence_class::tiled;
-  using type = std::conditional_t<tiled, slot_read_node<N>, N>;
-  static type make(const N& n) {
-    if constexpr (tiled)
-      return slot_read_node<N>{&n};
-    else
-      return n;
-  }
-};
-
 /// A tiled reduction's operand (its first occurrence is I, plan P) with the tiled reductions it
 /// reads read through slot_read_node (referring to those of n). Only trees of leaves, scalars,
 /// elementwise nodes and tiled reductions are rebuilt (`ok`): a copy of any other node would not be
@@ -508,6 +495,9 @@ struct operand_rewrite<P, I, map_node<Op, C, Args...>> {
       return (n);
   }
 };
+/// A reduction read by the consumer: as by an operand (through its slot where it is tiled).
+template <class Root, const reduce_plan_info& P, std::size_t I, class Red, class Arg, unsigned M, bool K>
+struct consumer_rewrite<Root, P, I, reduce_node<Red, Arg, M, K>> : operand_rewrite<P, I, reduce_node<Red, Arg, M, K>> {};
 template <class Root, const reduce_plan_info& P, std::size_t I, class Op, class C, class... Args>
 struct consumer_rewrite<Root, P, I, map_node<Op, C, Args...>> {
   using N = map_node<Op, C, Args...>;
