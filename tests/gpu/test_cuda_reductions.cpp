@@ -145,7 +145,10 @@ TEST_CASE("cuda reductions: softmax, layer norm, RMS norm and nested reductions 
 TEST_CASE("cuda reductions: row kernels (softmax, log-softmax, norms) over many rows, in place, strided", "[cuda][gpu][reduce][rows]") {
   LOOM_REQUIRE_GPU();
   // Rows of up to 1024 take a warp each, longer ones a block; few long rows go the split way.
-  for (auto [r, c] : {std::pair<std::size_t, std::size_t>{1, 1}, {1000, 7}, {517, 1024}, {300, 1025}, {257, 4097}, {3, 70000}}) {
+  // The row cache: 1024 and 4096 (16-byte groups), 1025 and 4097 (one element at a time),
+  // 8192 (32 per thread), 8196 (none: beyond 32 per thread).
+  for (auto [r, c] : {std::pair<std::size_t, std::size_t>{1, 1}, {1000, 7}, {517, 1024}, {300, 1025}, {257, 4097}, {140, 4096},
+                      {133, 8192}, {133, 8196}, {3, 70000}}) {
     INFO(r << " x " << c);
     tensor<float, shape<dyn, dyn>> x(r, c);
     tensor<float, shape<dyn>> g(c);

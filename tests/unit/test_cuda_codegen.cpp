@@ -21,6 +21,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
@@ -960,8 +961,17 @@ TEST_CASE("cuda codegen: row kernels (reductions along rows, broadcast back) pri
   auto add_all = [&](const auto& e) {
     using N = decltype(as_node(e));
     using T = typename N::value_type;
+    const cg::row_desc& d = cuda::detail::row_family<N, T>::desc();
     for (std::size_t kr : {1u, 2u, 3u})
-      for (int G : {32, 256}) add_kernel(set, cg::print_row_kernel(cuda::detail::row_family<N, T>::desc(), kr, G));
+      for (int G : {32, 256}) add_kernel(set, cg::print_row_kernel(d, kr, G));
+    // the row cache: one element at a time and in 16-byte groups, a few sizes
+    if (d.cached >= 0) {
+      const dtype t = d.desc.leaves[std::size_t(d.cached)];
+      const int W = cg::row_vector_width(t), most = std::min(32, int(128 / cg::dtype_size(t)));
+      for (auto [G, K, V] : {std::tuple{32, 1, 1}, {32, most, W}, {256, 8, 1}, {256, std::min(16, most), W}})
+        add_kernel(set, cg::print_row_kernel(d, 1, G, K, V));
+      add_kernel(set, cg::print_row_kernel(d, 2, 256, 4, 1));
+    }
   };
   add_all(softmax(f));
   add_all(softmax(d));
@@ -975,7 +985,7 @@ TEST_CASE("cuda codegen: row kernels (reductions along rows, broadcast back) pri
   add_all(f - max(concat<1>(f, f) + iota<float>(shape<dyn, dyn>{4, 10}), axis<1>, keepdims));
   add_all(f * mean(pad<1>(f, 1, 1, 0.5f), axis<1>, keepdims));
   WARN(set.size() << " row kernels");
-  CHECK(set.size() == 60);
+  CHECK(set.size() == 110);  // 6 plain and 5 cached kernels for each of the 10 expressions
   compile_for_sm80_and_sm90(set);
 }
 

@@ -42,7 +42,7 @@ using launch_fn = int (*)(const char* name, const unsigned char* args, unsigned 
 struct emulator {
   std::map<std::string, std::string> bodies;
   launch_fn launch = nullptr;
-  std::size_t runs = 0, column_runs = 0, block_runs = 0, row_runs = 0;
+  std::size_t runs = 0, column_runs = 0, block_runs = 0, row_runs = 0, cached_row_runs = 0, vector_row_runs = 0;
 };
 
 template <class T>
@@ -155,34 +155,43 @@ void reduce_case(emulator& emu, const char* what, Build build, const Hs&... hs) 
 }
 
 /// build(host views) as one row kernel (cuda/rows.hpp) against the CPU library: the plan for a
-/// device of 132 multiprocessors, blocks of 256 emulated threads, at most 2 blocks (the kernel
-/// strides over the rows). `dst_strides` (empty: contiguous) writes through a strided view.
-/// `expect_rows`: the row kernel must apply (else the plan must refuse it).
+/// device of 4 multiprocessors, blocks of 256 emulated threads, at most 2 blocks (the kernel
+/// strides over the rows). Three launches: as planned into a fresh array whose rows (rank 2)
+/// lie 3 elements apart beyond their length, as planned into a contiguous one (so that the row
+/// cache's whole-group stores run), and without the row cache into the padded one.
+/// `expect_rows`: the row kernel must apply (else the plan must refuse it); `expect_K`: the row
+/// cache's elements per thread planned for the contiguous destination (-1: not checked).
 template <class Build, class... Hs>
-void rows_case(emulator& emu, const char* what, bool expect_rows, Build build, const Hs&... hs) {
+void rows_case(emulator& emu, const char* what, bool expect_rows, int expect_K, Build build, const Hs&... hs) {
   const auto want = eval(build(hs...));
   using T = typename std::remove_cvref_t<decltype(want)>::value_type;
   using S = typename std::remove_cvref_t<decltype(want)>::shape_type;
   auto n = as_node(build(cuda::view(hs.data(), hs.shape(), hs.strides())...));
   using N = decltype(n);
   static_assert(cuda::detail::row_rank_v<N> > 0, "not a row expression");
-  for (int sm : {132}) {  // (the multiprocessors only decide whether few long rows take this way)
-    // into a fresh array (rank 2: rows 3 elements apart beyond their length)
+  constexpr int sm = 4;  // (the multiprocessors only decide whether few long rows take this way: 4 or more here)
+  for (int variant : {0, 1, 2}) {
+    const bool padded = variant != 1, plain = variant == 2;
     const dims dd = want.shape().to_dims();
     std::array<index_t, S::rank> st{};
     index_t span = 1;
     for (std::size_t k = S::rank; k-- > 0;) {
       st[k] = span;
-      span *= static_cast<index_t>(dd.e[k]) + (S::rank == 2 && k == 1 ? 3 : 0);
+      span *= static_cast<index_t>(dd.e[k]) + (padded && S::rank == 2 && k == 1 ? 3 : 0);
     }
     std::vector<T> buf(static_cast<std::size_t>(std::max<index_t>(span, 1)) + 8, T{});
     auto dst = cuda::view(buf.data(), want.shape(), st);
     cg::array_cursor dc = cuda::detail::destination_cursor(dst, dd);
-    const auto pl = cuda::detail::plan_rows<T>(n, dc, dd, sm);
-    INFO(what << ", sm " << sm);
+    auto pl = cuda::detail::plan_rows<T>(n, dc, dd, sm);
+    INFO(what << ", variant " << variant << ", K " << pl.rl.K << ", V " << pl.rl.V << ", hits " << pl.rl.hits << ", ovec "
+              << pl.rl.ovec);
     REQUIRE(pl.ok == expect_rows);
     if (!pl.ok) return;
-    const auto& g = cuda::detail::row_family<N, T>::generated(pl.rl.kr, pl.rl.G);
+    if (variant == 1 && expect_K >= 0) CHECK(pl.rl.K == expect_K);
+    if (variant == 1 && !pl.rl.ovec) continue;  // the same kernel as variant 0
+    if (plain && pl.rl.K == 0) continue;
+    if (plain) pl.rl.K = 0, pl.rl.V = 1, pl.rl.hits = 0, pl.rl.ovec = false;
+    const auto& g = cuda::detail::row_family<N, T>::generated(pl.rl);
     if (!emu.launch) {
       emu.bodies.emplace(g.name, g.source.substr(cg::preamble().size()));
       continue;
@@ -192,9 +201,10 @@ void rows_case(emulator& emu, const char* what, bool expect_rows, Build build, c
     REQUIRE(emu.launch(g.name.c_str(), args.bytes, std::min(cuda::detail::row_grid(pl.rl, sm), 2u),
                        cg::row_block_threads) == 0);
     ++emu.row_runs;
+    if (pl.rl.K > 0) ++emu.cached_row_runs;
+    if (pl.rl.ovec) ++emu.vector_row_runs;
     ++emu.runs;
     std::size_t bad = 0, first = 0, i = 0;
-    std::vector<T> got;
     loom::tensor<T, S> host_got(want.shape());
     auto hv = view(buf.data(), want.shape(), st);
     host_got = hv;
@@ -521,12 +531,23 @@ void run_cases(emulator& emu) {
   }
   // Row kernels: reductions along the rows broadcast back (a warp per row up to 1024 elements,
   // a block per row beyond), nested and repeated reductions, every reducer, 2 trailing axes.
-  for (auto [r, c] : {std::pair<std::size_t, std::size_t>{1, 1}, {7, 17}, {5, 1024}, {33, 1025}, {140, 4099}}) {
+  // The row cache: K floats per thread (G = 32 threads per row up to 1024 columns, else 256),
+  // in groups of 4 where the rows are 16-byte aligned (a multiple of 4 columns here), none
+  // beyond 32 per thread.
+  const auto cache_K = [](std::size_t c, bool aligned = true) {
+    const std::size_t G = c <= 1024 ? 32 : 256, per = (c + G - 1) / G;
+    std::size_t K = aligned && c % 4 == 0 ? 4 : 1;
+    while (K < per) K *= 2;
+    return K > 32 ? 0 : int(K);
+  };
+  for (auto [r, c] : {std::pair<std::size_t, std::size_t>{1, 1}, {7, 17}, {9, 16}, {5, 1024}, {9, 1025}, {3, 4096},
+                      {6, 4099}, {5, 8192}, {5, 8196}}) {
     INFO(r << " x " << c);
-    std::vector<float> xb(r * c + 1), gb(c + 1), bb(c + 1);
+    std::vector<float> xb(r * c + 1), yb(r * c + 1), gb(c + 1), bb(c + 1);
     std::vector<double> db(r * c + 1);
     std::vector<std::int32_t> kb(r * c + 1);
     fill(xb.data(), xb.size(), unsigned(r * 31 + c));
+    fill(yb.data(), yb.size(), unsigned(r * 37 + c));
     fill(gb.data(), gb.size(), unsigned(c + 5));
     fill(bb.data(), bb.size(), unsigned(c + 6));
     fill(db.data(), db.size(), unsigned(r + c));
@@ -536,40 +557,50 @@ void run_cases(emulator& emu) {
     auto hb = view(bb.data(), shape<dyn>{c});
     auto hd = view(db.data(), shape<dyn, dyn>{r, c});
     auto hk = view(kb.data(), shape<dyn, dyn>{r, c});
-    rows_case(emu, "softmax", true, [](const auto& x) {
+    rows_case(emu, "softmax", true, cache_K(c), [](const auto& x) {
       auto e = exp(x - max(x, axis<1>, keepdims));
       return e / sum(e, axis<1>, keepdims);
     }, hx);
-    rows_case(emu, "log-softmax", true, [](const auto& x) {
+    rows_case(emu, "softmax of rows that start one element off 16 bytes", true, cache_K(c, false),
+              [](const auto& x) {
+                auto e = exp(x - max(x, axis<1>, keepdims));
+                return e / sum(e, axis<1>, keepdims);
+              },
+              view(xb.data() + 1, shape<dyn, dyn>{r, c}));
+    rows_case(emu, "two arrays of one shape: y cached, x read from memory", true, cache_K(c), [](const auto& x, const auto& y) {
+      return (x - mean(y, axis<1>, keepdims)) * max(x, axis<1>, keepdims) + y;
+    }, hx, view(yb.data(), shape<dyn, dyn>{r, c}));
+    rows_case(emu, "log-softmax", true, -1, [](const auto& x) {
       auto d = x - max(x, axis<1>, keepdims);
       return d - log(sum(exp(d), axis<1>, keepdims));
     }, hx);
-    rows_case(emu, "layer norm", true, [](const auto& x, const auto& g, const auto& b) {
+    rows_case(emu, "layer norm", true, cache_K(c), [](const auto& x, const auto& g, const auto& b) {
       auto d = x - mean(x, axis<1>, keepdims);
       return d * rsqrt(mean(d * d, axis<1>, keepdims) + 1e-5f) * g + b;
     }, hx, hg, hb);
-    rows_case(emu, "rms norm of double", true, [](const auto& x) { return x * rsqrt(mean(x * x, axis<1>, keepdims) + 1e-6); }, hd);
-    rows_case(emu, "int rows: max, min, sum, prod", true, [](const auto& k) {
+    rows_case(emu, "rms norm of double", true, -1, [](const auto& x) { return x * rsqrt(mean(x * x, axis<1>, keepdims) + 1e-6); }, hd);
+    rows_case(emu, "int rows: max, min, sum, prod", true, -1, [](const auto& k) {
       return k * 2 - max(k, axis<1>, keepdims) + min(k, axis<1>, keepdims) * sum(k, axis<1>, keepdims) +
              prod(where(k > 95, 2, 1), axis<1>, keepdims);
     }, hk);
-    rows_case(emu, "argmax and argmin along the row", true, [](const auto& x) {
+    rows_case(emu, "argmax and argmin along the row", true, -1, [](const auto& x) {
       return cast<float>(argmax(x, axis<1>, keepdims) - argmin(x, axis<1>, keepdims)) + x;
     }, hx);
-    rows_case(emu, "a transposed operand", true, [](const auto& x) { return x - mean(x, axis<1>, keepdims); },
-              view(xb.data(), shape<dyn, dyn>{c, r}, {1, index_t(c)}));
+    if (c <= 1025)  // (c rows of r: the emulation's time grows with the rows)
+      rows_case(emu, "a transposed operand", true, -1, [](const auto& x) { return x - mean(x, axis<1>, keepdims); },
+                view(xb.data(), shape<dyn, dyn>{c, r}, {1, index_t(c)}));
   }
   {
     std::vector<float> xb(3 * 5 * 7);
     fill(xb.data(), xb.size(), 77);
     auto hx = view(xb.data(), shape<3, 5, 7>{});
-    rows_case(emu, "two trailing axes", true, [](const auto& x) { return x - mean(x, axes<1, 2>, keepdims); }, hx);
-    rows_case(emu, "a row whose axes do not merge (swapped strides)", false,
+    rows_case(emu, "two trailing axes", true, -1, [](const auto& x) { return x - mean(x, axes<1, 2>, keepdims); }, hx);
+    rows_case(emu, "a row whose axes do not merge (swapped strides)", false, -1,
               [](const auto& x) { return x - mean(x, axes<1, 2>, keepdims); }, view(xb.data(), shape<3, 5, 7>{}, {35, 1, 5}));
     std::vector<float> nb(9 * 130);
     fill(nb.data(), nb.size(), 78);
     nb[4 * 130 + 7] = std::numeric_limits<float>::quiet_NaN();
-    rows_case(emu, "NaN in a row", true, [](const auto& x) {
+    rows_case(emu, "NaN in a row", true, -1, [](const auto& x) {
       auto e = exp(x - max(x, axis<1>, keepdims));
       return e / sum(e, axis<1>, keepdims);
     }, view(nb.data(), shape<dyn, dyn>{9, 130}));
@@ -680,7 +711,9 @@ TEST_CASE("cuda emulation: generated kernels run on the host compute what the CP
   CHECK(emu.runs > 2000);
   CHECK(emu.column_runs > 50);  // both reduction strategies ran
   CHECK(emu.block_runs > 50);
-  CHECK(emu.row_runs > 15);
+  CHECK(emu.row_runs > 100);
+  CHECK(emu.cached_row_runs > 50);  // the row cache, one element at a time and in groups
+  CHECK(emu.vector_row_runs > 10);  // and whole-group stores
   ::dlclose(so);
   fs::remove_all(dir);
 }

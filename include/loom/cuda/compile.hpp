@@ -117,6 +117,13 @@ inline compiled_kernel compile_source(const std::string& source, const std::stri
 /// Multiprocessors to plan for: the device's, or an H100's where there is none.
 inline int planning_sm_count() { return available() ? device_info().sm_count : 132; }
 
+/// How a row launch holds its row: ", the row in registers (16 per thread, 4-element loads)".
+inline std::string row_cache_words(const codegen::row_launch& rl) {
+  if (rl.K == 0) return ", the row read from memory (L1/L2) by each pass";
+  return ", the row in registers (" + std::to_string(rl.K) + " per thread, " +
+         (rl.V > 1 ? std::to_string(rl.V) + "-element loads" : std::string("one element at a time")) + ")";
+}
+
 /// The row kernel (cuda/rows.hpp) that evaluating n into a new tensor launches, or null where
 /// its reductions run as kernels of their own.
 template <class N>
@@ -125,7 +132,7 @@ const codegen::generated_kernel* row_kernel_of(const N& n, codegen::row_launch* 
     const row_plan<N> pl = plan_rows_of_eval(n, planning_sm_count());
     if (!pl.ok) return nullptr;
     if (rl) *rl = pl.rl;
-    return &row_family<N, typename N::value_type>::generated(pl.rl.kr, pl.rl.G);
+    return &row_family<N, typename N::value_type>::generated(pl.rl);
   } else {
     return nullptr;
   }
@@ -218,7 +225,8 @@ compiled_kernel compile(const E& e, const options& o = {}) {
       codegen::row_launch rl;
       g = detail::row_kernel_of(n, &rl);
       if (g == nullptr) detail::several_kernels<N>();
-      layout = std::string("rows: ") + (rl.G == 32 ? "a warp" : "a block") + " per row, kept rank " + std::to_string(rl.kr);
+      layout = std::string("rows: ") + (rl.G == 32 ? "a warp" : "a block") + " per row, kept rank " + std::to_string(rl.kr) +
+               detail::row_cache_words(rl);
     }
     return detail::compile_source(g->source, g->name, std::move(layout), o);
   } else {
@@ -258,7 +266,8 @@ std::string explain(const E& e) {
       for (const auto& st : d.stages) twins += st.twins.empty() ? 0 : 1;
       s += "  cuda: one row kernel " + g->name + ": " + std::to_string(d.stages.size()) + " reduction(s) along rows of " +
            std::to_string(rl.C) + " (" + std::to_string(twins) + " computed once where they read the same arrays), then the row; " +
-           (rl.G == 32 ? "a warp" : "a block") + " per row, " + std::to_string(rl.R) + " rows\n";
+           (rl.G == 32 ? "a warp" : "a block") + " per row, " + std::to_string(rl.R) + " rows" + detail::row_cache_words(rl) +
+           "\n";
     } else if constexpr (detail::lone_reduction<N>) {
       codegen::reduce_launch rl;
       const codegen::generated_kernel& g = detail::reduction_kernel_of(n, &rl);

@@ -98,24 +98,33 @@ struct row_family {
     }();
     return d;
   }
-  /// The kernel for kept rank kr and G threads per row: printed once, then the same strings.
-  static const codegen::generated_kernel& generated(std::size_t kr, int G) {
+  /// The kernel for kept rank kr, G threads per row and the row cache (K, V): printed once,
+  /// then the same strings.
+  static constexpr std::size_t slot_count = 2 * max_rank * 7 * 2;
+  static std::size_t slot_of(std::size_t kr, int G, int K, int V) {
+    std::size_t k = 0;  // K: 0, 1, 2, 4, ..., 32
+    while (k < 6 && (K >> k) > 1) ++k;
+    k = K == 0 ? 0 : k + 1;
+    return (((G == 32 ? 0 : max_rank) + kr - 1) * 7 + k) * 2 + (V > 1 ? 1 : 0);
+  }
+  static const codegen::generated_kernel& generated(std::size_t kr, int G, int K = 0, int V = 1) {
     struct slot {
       std::once_flag once;
       codegen::generated_kernel k;
     };
-    static std::array<slot, 2 * max_rank> slots;
-    slot& s = slots[(G == 32 ? 0 : max_rank) + kr - 1];
+    static std::array<slot, slot_count> slots;
+    slot& s = slots[slot_of(kr, G, K, V)];
     std::call_once(s.once, [&] {
-      codegen::kernel_text t = codegen::print_row_kernel(desc(), kr, G);
+      codegen::kernel_text t = codegen::print_row_kernel(desc(), kr, G, K, V);
       s.k = codegen::generated_kernel{std::move(t.name), t.source()};
     });
     return s.k;
   }
-  static const kernel_handle& kernel(std::size_t kr, int G) {
-    static std::array<runtime::cached_kernel, 2 * max_rank> kernels;
-    return kernels[(G == 32 ? 0 : max_rank) + kr - 1].get([&] {
-      const codegen::generated_kernel& g = generated(kr, G);
+  static const codegen::generated_kernel& generated(const codegen::row_launch& rl) { return generated(rl.kr, rl.G, rl.K, rl.V); }
+  static const kernel_handle& kernel(const codegen::row_launch& rl) {
+    static std::array<runtime::cached_kernel, slot_count> kernels;
+    return kernels[slot_of(rl.kr, rl.G, rl.K, rl.V)].get([&] {
+      const codegen::generated_kernel& g = generated(rl);
       return kernel_request{g.source, g.name, {}, {}};
     });
   }
@@ -167,6 +176,41 @@ inline bool same_cursor(const codegen::array_cursor& a, const codegen::array_cur
   for (std::size_t j = 0; j <= kr; ++j)
     if (a.stride[j] != b.stride[j]) return false;
   return true;
+}
+
+/// True where every row of cursor c starts on a 16-byte boundary and steps by one element along
+/// the row (kr kept axes), so that groups of w elements of size `es` load and store whole.
+inline bool aligned_rows(const codegen::array_cursor& c, std::size_t kr, std::size_t es, index_t w) {
+  if (c.stride[kr] != 1 || c.base % (es * static_cast<std::size_t>(w)) != 0) return false;
+  for (std::size_t j = 0; j < kr; ++j)
+    if (c.stride[j] % w != 0) return false;
+  return true;
+}
+
+/// The row cache of a launch: K elements of the cached leaf per thread (the smallest power of
+/// two that covers the row, at most 32 and 128 bytes), in 16-byte groups where the leaf's rows
+/// are aligned and contiguous and the row's length a multiple of the group, else one at a time;
+/// which candidate leaves read the cached array; whether the destination takes whole groups.
+inline void plan_row_cache(codegen::row_launch& rl, const codegen::row_desc& d, const codegen::array_cursor* cs) {
+  rl.K = 0;
+  rl.V = 1;
+  rl.hits = 0;
+  rl.ovec = false;
+  if (d.cached < 0) return;
+  const auto L = static_cast<std::size_t>(d.cached);
+  const std::size_t es = codegen::dtype_size(d.desc.leaves[L]);
+  const index_t per = (rl.C + rl.G - 1) / rl.G;
+  const int W = codegen::row_vector_width(d.desc.leaves[L]);
+  const bool vec = W > 1 && rl.C % W == 0 && aligned_rows(cs[1 + L], rl.kr, es, W);
+  int K = vec ? W : 1;
+  while (K < per) K *= 2;
+  if (K > 32 || static_cast<std::size_t>(K) * es > 128) return;
+  rl.K = K;
+  rl.V = vec ? W : 1;
+  for (std::size_t k : d.candidates)
+    if (same_cursor(cs[1 + k], cs[1 + L], rl.kr)) rl.hits |= std::uint64_t(1) << k;
+  const std::size_t ds = codegen::dtype_size(d.desc.dst);
+  rl.ovec = vec && static_cast<std::size_t>(W) * ds <= 16 && aligned_rows(cs[0], rl.kr, ds, W);
 }
 }  // namespace row_detail
 
@@ -230,6 +274,7 @@ row_plan<N> plan_rows(const N& n, const codegen::array_cursor& dst, const dims& 
     }
   }
   rl.G = rl.C <= 1024 ? 32 : 256;
+  row_detail::plan_row_cache(rl, d, pl.cs.data());
   pl.ok = true;
   return pl;
 }
@@ -265,7 +310,7 @@ bool launch_rows(const codegen::array_cursor& dc, const N& n, const dims& dd, co
   codegen::arg_block args;
   codegen::pack_row_args(args, d, pl.rl, pl.cs.data(), pl.sv.data(), pl.same.data());
   void* params[] = {args.bytes};
-  runtime::launch(row_family<N, T>::kernel(pl.rl.kr, pl.rl.G), launch_dim(row_grid(pl.rl, sm)),
+  runtime::launch(row_family<N, T>::kernel(pl.rl), launch_dim(row_grid(pl.rl, sm)),
                   launch_dim(codegen::row_block_threads), 0, st, params);
   return true;
 }

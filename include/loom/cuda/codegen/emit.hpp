@@ -90,8 +90,10 @@ class emit_state {
  public:
   /// A leaf of element type t: its value at the current index is parameter x<k> of element()
   /// (inside a concat or pad: loaded from its offset x<k>).
-  LOOM_NOINLINE emitted leaf(dtype t) {
+  /// `rank`: the array's (row kernels cache a row only across leaves of one rank).
+  LOOM_NOINLINE emitted leaf(dtype t, std::size_t rank = 0) {
     leaves_.push_back(t);
+    ranks_.push_back(rank);
     owners_.push_back(open_.empty() ? -1 : open_.back());
     kinds_.push_back(lazy_ > 0 ? leaf_kind::lazy : leaf_kind::value);
     const std::string k = std::to_string(leaves_.size() - 1);
@@ -101,6 +103,7 @@ class emit_state {
   /// A position (int64): start + the offset at the current index, parameter x<k> of element().
   LOOM_NOINLINE emitted position() {
     leaves_.push_back(dtype::int64);
+    ranks_.push_back(0);
     owners_.push_back(open_.empty() ? -1 : open_.back());
     kinds_.push_back(leaf_kind::position);
     return {"x" + std::to_string(leaves_.size() - 1), dtype::int64};
@@ -117,6 +120,7 @@ class emit_state {
   }
   [[nodiscard]] const std::vector<dtype>& leaves() const noexcept { return leaves_; }
   [[nodiscard]] const std::vector<leaf_kind>& kinds() const noexcept { return kinds_; }
+  [[nodiscard]] const std::vector<std::size_t>& ranks() const noexcept { return ranks_; }
   [[nodiscard]] const std::vector<dtype>& scalars() const noexcept { return scalars_; }
 
   // Row kernels (codegen/row_kernel.hpp): reductions over the trailing axes whose results are
@@ -167,6 +171,7 @@ class emit_state {
   std::vector<dtype> leaves_;
   std::vector<int> owners_;  ///< provisional reduction ids (-1: none)
   std::vector<leaf_kind> kinds_;
+  std::vector<std::size_t> ranks_;
   std::vector<dtype> scalars_;
   std::vector<row_reduction> reductions_;
   std::vector<int> open_, final_;
@@ -230,7 +235,7 @@ concept emittable = requires(emit_state& s) {
 
 template <class A, bool ByValue>
 struct emitter<leaf_node<A, ByValue>> {
-  static emitted emit(emit_state& s) { return s.leaf(dtype_of<typename A::value_type>); }
+  static emitted emit(emit_state& s) { return s.leaf(dtype_of<typename A::value_type>, A::shape_type::rank); }
 };
 
 template <class T>

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -51,6 +52,13 @@ struct row_desc {
   kernel_desc desc;                   ///< leaves, kinds, scalars of the whole expression; element: the row's output
   std::vector<std::size_t> out_reads; ///< the leaves the output reads directly
   std::vector<row_stage> stages;
+  /// The row cache: the leaf whose row the cached kernels hold in registers (-1: none), the pass
+  /// that loads it (a stage that is never skipped as a twin, or stages.size(): the output), and
+  /// the leaves that may read the same array (a value of the same type and array rank, read in
+  /// that pass or later).
+  int cached = -1;
+  std::size_t cached_pass = 0;
+  std::vector<std::size_t> candidates;
 };
 
 namespace detail {
@@ -126,6 +134,25 @@ LOOM_NOINLINE inline row_desc describe_rows(const emit_state& st, emitted e, dty
     }
     r.stages.push_back(std::move(s));
   }
+  // The cached leaf: the first value leaf of the first pass that always runs and reads one.
+  const auto first_value = [&](const std::vector<std::size_t>& reads) -> int {
+    for (std::size_t k : reads)
+      if (r.desc.kind(k) == leaf_kind::value) return static_cast<int>(k);
+    return -1;
+  };
+  for (std::size_t p = 0; p <= r.stages.size() && r.cached < 0; ++p) {
+    if (p < r.stages.size() && !r.stages[p].twins.empty()) continue;
+    r.cached = first_value(p < r.stages.size() ? r.stages[p].reads : r.out_reads);
+    r.cached_pass = p;
+  }
+  if (r.cached >= 0) {
+    const auto L = static_cast<std::size_t>(r.cached);
+    for (std::size_t p = r.cached_pass; p <= r.stages.size(); ++p)
+      for (std::size_t k : p < r.stages.size() ? r.stages[p].reads : r.out_reads)
+        if (k != L && k < 64 && r.desc.kind(k) == leaf_kind::value && r.desc.leaves[k] == r.desc.leaves[L] &&
+            st.ranks()[k] == st.ranks()[L])
+          r.candidates.push_back(k);
+  }
   return r;
 }
 
@@ -136,44 +163,96 @@ struct row_launch {
   std::array<index_t, max_rank> kext{};
   index_t R = 0, C = 0;
   int G = 32;  ///< threads per row
+  /// The row cache: K elements of the cached leaf per thread in registers (0: no cache), in
+  /// groups of V consecutive columns (V > 1: 16-byte loads; 1: one element at a time).
+  int K = 0, V = 1;
+  std::uint64_t hits = 0;  ///< bit k: leaf k reads the cached leaf's array with its strides
+  bool ovec = false;       ///< the destination takes V-element stores (contiguous, aligned rows)
 };
 
-/// Bytes of a row kernel's argument block (8 per pointer, count and stride; the reuse flags; the
-/// scalars by decreasing size).
+/// The row cache's group width for leaf type t: the elements of 16 bytes.
+inline int row_vector_width(dtype t) { return static_cast<int>(16 / dtype_size(t)); }
+
+/// Bytes of a row kernel's argument block (8 per pointer, count and stride; the reuse flags, the
+/// cache's hits and vector flag; the scalars by decreasing size).
 inline std::size_t row_args_size(const row_desc& d, std::size_t kr) {
   const std::size_t arrays = 1 + d.desc.leaves.size();
-  std::size_t s = 8 * (arrays + 2 + kr + arrays * (kr + 1) + d.stages.size());
+  std::size_t s = 8 * (arrays + 2 + kr + arrays * (kr + 1) + d.stages.size() + 2);
   for (dtype t : d.desc.scalars) s += dtype_size(t);
   return (s + 7) & ~std::size_t(7);
 }
 
 namespace detail {
 /// The declarations of leaves `which` at column c ("const float x3 = p.a3[o3 + c * p.cs3];").
-inline void put_row_loads(std::string& s, const kernel_desc& d, const std::vector<std::size_t>& which, std::string_view indent) {
+/// With the row cache (`cache`: the pass's candidates all read the cached array, as p.hits says)
+/// the cached leaf and the candidates are v[i].
+inline void put_row_loads(std::string& s, const row_desc& rd, const std::vector<std::size_t>& which, std::string_view indent,
+                          bool cache = false) {
+  const kernel_desc& d = rd.desc;
   for (std::size_t k : which) {
     const std::string n = std::to_string(k);
-    const std::string off = "o" + n + " + c * p.cs" + n;
+    const std::string off = "o" + n + " + (I)c * p.cs" + n;
     switch (d.kind(k)) {
-      case leaf_kind::value:
-        put(s, {indent, "const ", dtype_c_name(d.leaves[k]), " x", n, " = p.a", n, "[", off, "];\n"});
+      case leaf_kind::value: {
+        const std::string load = "p.a" + n + "[" + off + "]";
+        put(s, {indent, "const ", dtype_c_name(d.leaves[k]), " x", n, " = "});
+        if (cache && (static_cast<int>(k) == rd.cached ||
+                      std::find(rd.candidates.begin(), rd.candidates.end(), k) != rd.candidates.end()))
+          s += "v[i]";
+        else
+          s += load;
+        s += ";\n";
         break;
+      }
       case leaf_kind::lazy: put(s, {indent, "const long long x", n, " = ", off, ";\n"}); break;
       case leaf_kind::position: put(s, {indent, "const long long x", n, " = p.a", n, " + ", off, ";\n"}); break;
     }
   }
 }
+
+/// The loop of a cached row kernel over a thread's groups of columns (the body sees q, w, i, c).
+inline void open_row_groups(std::string& s, std::string_view indent) {
+  put(s, {indent, "#pragma unroll\n", indent, "for (int q = 0; q < K / V; ++q) {\n", indent,
+          "  const int c0 = V * (lane + G * q);\n", indent, "  if (c0 < C) {\n", indent, "#pragma unroll\n", indent,
+          "    for (int w = 0; w < V; ++w) {\n", indent, "      const int i = q * V + w, c = c0 + w;\n"});
+}
+/// Loads the cached leaf's row into v (indent: inside `if (live)`).
+inline void put_row_cache_fill(std::string& s, const row_desc& rd, int V, std::string_view indent) {
+  const std::string n = std::to_string(rd.cached);
+  const std::string_view t = dtype_c_name(rd.desc.leaves[static_cast<std::size_t>(rd.cached)]);
+  put(s, {indent, "#pragma unroll\n", indent, "for (int q = 0; q < K / V; ++q) {  // the row, read once\n", indent,
+          "  const int c0 = V * (lane + G * q);\n", indent, "  if (c0 < C) {\n"});
+  if (V > 1) {
+    put(s, {indent, "    const loom::dev::vec<", t, ", V> u = *reinterpret_cast<const loom::dev::vec<", t, ", V>*>(p.a", n,
+            " + o", n, " + c0);\n", indent, "#pragma unroll\n", indent, "    for (int w = 0; w < V; ++w) v[q * V + w] = u.v[w];\n"});
+  } else {
+    put(s, {indent, "    v[q] = p.a", n, "[o", n, " + (I)c0 * p.cs", n, "];\n"});
+  }
+  put(s, {indent, "  }\n", indent, "}\n"});
+}
 }  // namespace detail
 
-/// Prints the row kernel of d for kept rank kr and G threads per row (32 or 256).
-LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t kr, int G) {
+/// Prints the row kernel of d for kept rank kr and G threads per row (32 or 256). K > 0: the
+/// cached form, which holds K elements per thread of the cached leaf's row in registers (the
+/// row's length at most G * K) in groups of V consecutive columns; the launch must fit it
+/// (rows.hpp: 16-byte aligned contiguous rows for V > 1).
+LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t kr, int G, int K = 0, int V = 1) {
   using detail::put;
   const kernel_desc& k = d.desc;
   const std::size_t n = k.leaves.size(), ns = d.stages.size();
   const std::string KR = std::to_string(kr);
+  const bool cache = K > 0 && d.cached >= 0;
+  if (!cache) K = 0, V = 1;
+  const std::string_view dst_t = dtype_c_name(k.dst);
+  const bool vstore = cache && V > 1 && static_cast<std::size_t>(V) * dtype_size(k.dst) <= 16;
   std::string s;
   s.reserve(8000);
   put(s, {"// loom row kernel: ", std::to_string(ns), " reduction(s) along each row, then the row; kept rank ", KR, ", ",
-          G == 32 ? "a warp" : "a block", " per row\nnamespace loom_gen_@ {\nstruct args {\n  ", dtype_c_name(k.dst), "* out;\n"});
+          G == 32 ? "a warp" : "a block", " per row"});
+  if (cache)
+    put(s, {"; the row of x", std::to_string(d.cached), " held in registers, ", std::to_string(K), " per thread in groups of ",
+            std::to_string(V)});
+  put(s, {"\nnamespace loom_gen_@ {\nstruct args {\n  ", dst_t, "* out;\n"});
   for (std::size_t i = 0; i < n; ++i) {
     const std::string x = std::to_string(i);
     if (k.kind(i) == leaf_kind::position)
@@ -187,6 +266,7 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
     put(s, {"  long long kst", x, "[", KR, "];\n  long long cs", x, ";\n"});
   }
   for (std::size_t j = 0; j < ns; ++j) put(s, {"  long long same", std::to_string(j), ";\n"});
+  s += "  unsigned long long hits;\n  long long ovec;\n";
   for (std::size_t size : {8u, 4u, 1u})
     for (std::size_t i = 0; i < k.scalars.size(); ++i)
       if (dtype_size(k.scalars[i]) == size) put(s, {"  ", dtype_c_name(k.scalars[i]), " s", std::to_string(i), ";\n"});
@@ -208,12 +288,16 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
   s += "}  // namespace loom_gen_@\n";
   put(s, {"extern \"C\" __global__ void __launch_bounds__(", std::to_string(row_block_threads),
           ") loom_rw_@(const LOOM_GRID_CONSTANT loom_gen_@::args p) {\n  using namespace loom_gen_@;\n  typedef long long I;\n"
-          "  constexpr int G = ", std::to_string(G), ", RPB = ", std::to_string(row_block_threads), " / G, KR = ", KR,
-          ";\n  __shared__ unsigned long long sh[2 * (", std::to_string(row_block_threads),
+          "  constexpr int G = ", std::to_string(G), ", RPB = ", std::to_string(row_block_threads), " / G, KR = ", KR});
+  if (cache) put(s, {", K = ", std::to_string(K), ", V = ", std::to_string(V)});
+  put(s, {";\n  __shared__ unsigned long long sh[2 * (", std::to_string(row_block_threads),
           " / 32)];  // the warps' accumulators (16 bytes each)\n"
-          "  const int lane = (int)threadIdx.x % G, grp = (int)threadIdx.x / G;\n"
-          "  for (I base = (I)blockIdx.x * RPB; base < p.R; base += (I)gridDim.x * RPB) {  // the same trips for the whole block\n"
-          "    const I row = base + grp;\n    const bool live = row < p.R;\n    I od = 0"});
+          "  const int lane = (int)threadIdx.x % G, grp = (int)threadIdx.x / G;\n"});
+  if (cache)
+    put(s, {"  const int C = (int)p.C;  // at most G * K\n  ", dtype_c_name(k.leaves[static_cast<std::size_t>(d.cached)]),
+            " v[K];  // the cached leaf's elements of this thread: columns V * (lane + G * q) + w\n"});
+  s += "  for (I base = (I)blockIdx.x * RPB; base < p.R; base += (I)gridDim.x * RPB) {  // the same trips for the whole block\n"
+       "    const I row = base + grp;\n    const bool live = row < p.R;\n    I od = 0";
   for (std::size_t i = 0; i < n; ++i) put(s, {", o", std::to_string(i), " = 0"});
   s += ";\n    if (live) {\n      I a = row;\n#pragma unroll\n      for (int j = KR - 1; j >= 0; --j) {\n        const I c = a % p.kext[j];\n"
        "        a /= p.kext[j];\n        od += c * p.okst[j];\n";
@@ -222,15 +306,56 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
     put(s, {"        o", x, " += c * p.kst", x, "[j];\n"});
   }
   s += "      }\n    }\n";
+  // A pass from the cached one on reads the row from v where every candidate it reads hits
+  // (one uniform test of the mask of its candidates), else from memory as the plain kernel does.
+  const auto mask_of = [&](const std::vector<std::size_t>& reads) {
+    std::uint64_t m = 0;
+    for (std::size_t c : d.candidates)
+      if (std::find(reads.begin(), reads.end(), c) != reads.end()) m |= std::uint64_t(1) << c;
+    return m;
+  };
+  const auto hex = [](std::uint64_t m) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string h = "0x";
+    for (int i = 60; i >= 0; i -= 4) h += digits[(m >> i) & 15u];
+    return h + "ull";
+  };
+  // Opens the pass's cached form (filling v first in the cached pass) and its test; returns
+  // whether the plain form follows as an else branch.
+  const auto open_cached = [&](std::size_t pass, std::uint64_t m, std::string_view indent) {
+    if (pass == d.cached_pass) detail::put_row_cache_fill(s, d, V, indent);
+    if (m == 0) {
+      put(s, {indent, "{\n"});
+      return false;
+    }
+    put(s, {indent, "if ((p.hits & ", hex(m), ") == ", hex(m), ") {  // the row from registers\n"});
+    return true;
+  };
   for (std::size_t j = 0; j < ns; ++j) {
     const row_stage& st = d.stages[j];
     const std::string J = std::to_string(j);
+    const std::uint64_t m = mask_of(st.reads);
+    const bool cached_here = cache && j >= d.cached_pass && (j == d.cached_pass || m != 0);
     put(s, {"    ", dtype_c_name(st.red.out), " r", J, ";\n    "});
     for (std::size_t t : st.twins) put(s, {"if (p.same", J, " == ", std::to_string(t), ") r", J, " = r", std::to_string(t), ";\n    else "});
-    put(s, {"{  // reduction ", J, ": ", st.red.reducer, "\n      st", J, "::acc_t acc = st", J, "::identity();\n"
-            "      if (live) {\n#pragma unroll 4\n        for (I c = lane; c < p.C; c += G) {\n"});
-    detail::put_row_loads(s, k, st.reads, "          ");
-    put(s, {"          st", J, "::fold(acc, ", st.element, ", c);\n        }\n      }\n      st", J, "::warp_combine(acc);\n"});
+    put(s, {"{  // reduction ", J, ": ", st.red.reducer, "\n      st", J, "::acc_t acc = st", J, "::identity();\n      if (live) {\n"});
+    bool plain = true;
+    if (cached_here) {
+      plain = open_cached(j, m, "        ");
+      detail::open_row_groups(s, "          ");
+      detail::put_row_loads(s, d, st.reads, "                ", true);
+      put(s, {"                st", J, "::fold(acc, ", st.element, ", c);\n              }\n            }\n          }\n        }",
+              plain ? " else {\n" : "\n"});
+    }
+    if (plain) {
+      const std::string_view in = cached_here ? "  " : "";
+      put(s, {in, "#pragma unroll 4\n", in, "        for (I c = lane; c < p.C; c += G) {\n"});
+      detail::put_row_loads(s, d, st.reads, std::string(in) + "          ");
+      put(s, {in, "          st", J, "::fold(acc, ", st.element, ", c);\n", in, "        }\n"});
+      if (cached_here) s += "        }\n";
+    }
+    s += "      }\n";
+    put(s, {"      st", J, "::warp_combine(acc);\n"});
     if (G > 32) {
       put(s, {"      st", J, "::acc_t* w = reinterpret_cast<st", J, "::acc_t*>(sh);\n"
               "      if (lane % 32 == 0) w[lane / 32] = acc;\n      __syncthreads();\n      acc = w[0];\n"
@@ -238,9 +363,37 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
     }
     put(s, {"      r", J, " = st", J, "::finish(acc, p.C);\n    }\n"});
   }
-  s += "    if (live) {\n#pragma unroll 4\n      for (I c = lane; c < p.C; c += G) {\n";
-  detail::put_row_loads(s, k, d.out_reads, "        ");
-  put(s, {"        p.out[od + c * p.ocs] = loom::dev::cvt<", dtype_c_name(k.dst), ">(", k.element, ");\n      }\n    }\n  }\n}\n"});
+  // The output pass.
+  const std::uint64_t m = mask_of(d.out_reads);
+  const bool cached_out = cache && (ns == d.cached_pass || m != 0);
+  s += "    if (live) {\n";
+  bool plain = true;
+  if (cached_out) {
+    plain = open_cached(ns, m, "      ");
+    if (vstore) {
+      put(s, {"#pragma unroll\n        for (int q = 0; q < K / V; ++q) {\n          const int c0 = V * (lane + G * q);\n"
+              "          if (c0 < C) {\n            loom::dev::vec<", dst_t, ", V> y;\n#pragma unroll\n"
+              "            for (int w = 0; w < V; ++w) {\n              const int i = q * V + w, c = c0 + w;\n"});
+      detail::put_row_loads(s, d, d.out_reads, "              ", true);
+      put(s, {"              y.v[w] = loom::dev::cvt<", dst_t, ">(", k.element, ");\n            }\n"
+              "            if (p.ovec) {\n              *reinterpret_cast<loom::dev::vec<", dst_t, ", V>*>(p.out + od + c0) = y;\n"
+              "            } else {\n#pragma unroll\n              for (int w = 0; w < V; ++w) p.out[od + (I)(c0 + w) * p.ocs] = y.v[w];\n"
+              "            }\n          }\n        }\n      }", plain ? " else {\n" : "\n"});
+    } else {
+      detail::open_row_groups(s, "        ");
+      detail::put_row_loads(s, d, d.out_reads, "              ", true);
+      put(s, {"              p.out[od + (I)c * p.ocs] = loom::dev::cvt<", dst_t, ">(", k.element, ");\n            }\n          }\n"
+              "        }\n      }", plain ? " else {\n" : "\n"});
+    }
+  }
+  if (plain) {
+    const std::string_view in = cached_out ? "  " : "";
+    put(s, {in, "#pragma unroll 4\n", in, "      for (I c = lane; c < p.C; c += G) {\n"});
+    detail::put_row_loads(s, d, d.out_reads, std::string(in) + "        ");
+    put(s, {in, "        p.out[od + (I)c * p.ocs] = loom::dev::cvt<", dst_t, ">(", k.element, ");\n", in, "      }\n"});
+    if (cached_out) s += "      }\n";
+  }
+  s += "    }\n  }\n}\n";
   return detail::hashed_kernel(s, 0x6c6f6f6d2d7277ull, "loom_rw_");  // "loom-rw"
 }
 
@@ -267,6 +420,8 @@ inline void pack_row_args(arg_block& out, const row_desc& d, const row_launch& r
     out.put_index(cs[i].stride[rl.kr]);
   }
   for (std::size_t j = 0; j < d.stages.size(); ++j) out.put_index(same[j]);
+  out.put(&rl.hits, 8);
+  out.put_index(rl.ovec ? 1 : 0);
   for (std::size_t size : {8u, 4u, 1u})
     for (std::size_t i = 0; i < d.desc.scalars.size(); ++i)
       if (dtype_size(d.desc.scalars[i]) == size) out.put(sv[i].bytes, size);
