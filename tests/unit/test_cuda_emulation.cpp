@@ -650,7 +650,7 @@ static inline T __shfl_xor_sync(unsigned, T v, int h) {
 #define __forceinline__ inline
 #define __global__
 #define __shared__ static
-#define __launch_bounds__(n)
+#define __launch_bounds__(...)
 )";
 
 }  // namespace

@@ -144,6 +144,7 @@ reduction_plan<RN> plan_reduction(const RN& n, int sm_count) {
     rl.S = std::min<index_t>((rl.M + 4095) / 4096, std::max<index_t>(1, (8 * sm + rl.K - 1) / std::max<index_t>(rl.K, 1)));
   }
   rl.chunk = rl.M == 0 ? 0 : (rl.M + rl.S - 1) / rl.S;
+  if (rl.S > 1) rl.chunk = (rl.chunk + 15) / 16 * 16;  // chunks start on 16-element boundaries (the vector path)
   if (rl.chunk > 0) rl.S = (rl.M + rl.chunk - 1) / rl.chunk;
   return pl;
 }

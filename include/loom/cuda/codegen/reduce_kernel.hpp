@@ -144,6 +144,17 @@ inline std::size_t reduce_args_size(const reduce_desc& d, std::size_t kr, std::s
   return (s + 7) & ~std::size_t(7);
 }
 
+/// The vector width of a reduction's flat path: 16 bytes of its widest leaf; 0 where a leaf is
+/// not a value in memory (generators, concat, pad) or there are none.
+inline int reduce_vector_width(const reduce_desc& d) {
+  std::size_t widest = 0;
+  for (std::size_t i = 0; i < d.op.leaves.size(); ++i) {
+    if (d.op.kind(i) != leaf_kind::value) return 0;
+    widest = std::max(widest, dtype_size(d.op.leaves[i]));
+  }
+  return widest == 0 ? 0 : static_cast<int>(16 / widest);
+}
+
 namespace detail {
 /// The element call of a reduction kernel at offsets o<k>.
 inline std::string reduce_element_call(const reduce_desc& d) {
@@ -208,7 +219,7 @@ LOOM_NOINLINE inline kernel_text print_reduce_kernel(const reduce_desc& d, std::
     const std::string k = std::to_string(i);
     put(s, {"  long long kst", k, "[", std::to_string(kr), "];\n  long long rst", k, "[", std::to_string(rr), "];\n"});
   }
-  s += "  long long flat;  // the reduced axes collapse to one stride per leaf, fs<k>\n";
+  s += "  long long flat;  // the reduced axes collapse to one stride per leaf, fs<k> (2: and the vector path applies)\n";
   for (std::size_t i = 0; i < n; ++i) put(s, {"  long long fs", std::to_string(i), ";\n"});
   for (std::size_t size : {8u, 4u, 1u})
     for (std::size_t i = 0; i < d.op.scalars.size(); ++i)
@@ -275,6 +286,39 @@ LOOM_NOINLINE inline kernel_text print_reduce_kernel(const reduce_desc& d, std::
       }
       b += "          fold(" + std::string(u == 0 ? "acc" : "acc" + std::to_string(u)) + ", " + detail::reduce_element_call(d) +
            ", q);\n        }\n";
+    }
+    // flat == 2: every leaf contiguous along the reduced axes and 16-byte aligned at every
+    // chunk's start: V-element loads, two groups in flight per thread, then the tail.
+    if (const int V = reduce_vector_width(d); V > 1 && !columns) {
+      const std::string VS = std::to_string(V);
+      const auto group = [&](std::string_view at, std::string_view even, std::string_view odd) {
+        std::string b = "        {\n          const I q = " + std::string(at) + ";\n";
+        for (std::size_t i = 0; i < n; ++i) {
+          const std::string k = std::to_string(i), t(dtype_c_name(d.op.leaves[i]));
+          b += "          const loom::dev::vec<" + t + ", " + VS + "> u" + k + " = *reinterpret_cast<const loom::dev::vec<" + t +
+               ", " + VS + ">*>(p.a" + k + " + ok" + k + " + q);\n";
+        }
+        std::string call = "element(p";
+        for (std::size_t i = 0; i < n; ++i) call += ", u" + std::to_string(i) + ".v[j]";
+        call += ")";
+        b += "#pragma unroll\n          for (int j = 0; j < " + VS + "; ++j) fold(j % 2 ? " + std::string(odd) + " : " +
+             std::string(even) + ", " + call + ", q + j);\n        }\n";
+        return b;
+      };
+      s += "    if (p.flat == 2) {\n      acc_t acc1 = identity(), acc2 = identity(), acc3 = identity();\n"
+           "      const I vstep = step * " + VS + ";\n      I q0 = m0 + (I)threadIdx.x * " + VS + ";\n"
+           "      for (; q0 + vstep + " + VS + " <= m1; q0 += 2 * vstep) {\n";
+      s += group("q0", "acc", "acc1");
+      s += group("q0 + vstep", "acc2", "acc3");
+      s += "      }\n      for (; q0 + " + VS + " <= m1; q0 += vstep) {\n";
+      s += group("q0", "acc", "acc1");
+      s += "      }\n      combine(acc, acc1);\n      combine(acc2, acc3);\n      combine(acc, acc2);\n"
+           "      for (I q = m1 - (m1 - m0) % " + VS + " + (I)threadIdx.x; q < m1; q += step) {  // the tail\n";
+      for (std::size_t i = 0; i < n; ++i) {
+        const std::string k = std::to_string(i);
+        s += "        const I o" + k + " = ok" + k + " + q;\n";
+      }
+      s += "        fold(acc, " + detail::reduce_element_call(d) + ", q);\n      }\n    } else\n";
     }
     s += "    if (p.flat) {\n      acc_t acc1 = identity(), acc2 = identity(), acc3 = identity();\n"
          "      for (; m + 3 * step < m1; m += 4 * step) {\n";
@@ -382,7 +426,19 @@ inline void pack_reduce_args(arg_block& out, const reduce_desc& d, const reduce_
       span *= e;
     }
   }
-  out.put_index(flat ? 1 : 0);
+  // flat == 2 (the vector path): every leaf steps by one element along the reduced axes, each
+  // chunk starts on a 16-byte boundary of every leaf (aligned bases, kept strides and chunk
+  // length multiples of the group)
+  int mode = flat ? 1 : 0;
+  if (const int V = reduce_vector_width(d); flat && V > 1 && !rl.columns && n > 0 && rl.chunk % V == 0) {
+    mode = 2;
+    for (std::size_t i = 0; mode == 2 && i < n; ++i) {
+      if (fs[i] != 1 || leaves[i].base % (static_cast<std::size_t>(V) * leaves[i].elem_size) != 0) mode = 1;
+      for (std::size_t k = 0; k < rl.kr; ++k)
+        if (leaves[i].stride[k] % V != 0) mode = 1;
+    }
+  }
+  out.put_index(mode);
   for (std::size_t i = 0; i < n; ++i) out.put_index(flat && i < fs.size() ? fs[i] : 0);
   for (std::size_t size : {8u, 4u, 1u})
     for (std::size_t i = 0; i < d.op.scalars.size(); ++i)

@@ -210,6 +210,20 @@ inline void put_row_loads(std::string& s, const row_desc& rd, const std::vector<
   }
 }
 
+/// The row offsets of leaves `which` ("const I o3 = kc[0] * p.kst3[0];"), where a pass needs them:
+/// a pass that takes the row from registers leaves them unused.
+inline void put_row_offsets(std::string& s, const std::vector<std::size_t>& which, std::size_t kr, std::string_view indent) {
+  for (std::size_t k : which) {
+    const std::string n = std::to_string(k);
+    put(s, {indent, "const I o", n, " = "});
+    for (std::size_t j = 0; j < kr; ++j) {
+      const std::string J = std::to_string(j);
+      put(s, {j ? " + " : "", "kc[", J, "] * p.kst", n, "[", J, "]"});
+    }
+    s += ";\n";
+  }
+}
+
 /// The loop of a cached row kernel over a thread's groups of columns (the body sees q, w, i, c).
 inline void open_row_groups(std::string& s, std::string_view indent) {
   put(s, {indent, "#pragma unroll\n", indent, "for (int q = 0; q < K / V; ++q) {\n", indent,
@@ -286,7 +300,13 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
             std::to_string(j), "\n"});
   }
   s += "}  // namespace loom_gen_@\n";
-  put(s, {"extern \"C\" __global__ void __launch_bounds__(", std::to_string(row_block_threads),
+  // The cached kernels: the plain loops (where a candidate misses) one element at a time, so
+  // that they do not raise the kernel's registers beside the cache; up to 16 cached elements a
+  // thread, at most 48 registers (5 blocks of 256 threads per multiprocessor, against 4 at the
+  // 60-64 that ptxas chose for softmax and layer norm).
+  const std::string_view unroll = cache ? "#pragma unroll 1\n" : "#pragma unroll 4\n";
+  const std::string min_blocks = cache && K <= 16 ? ", 5" : "";
+  put(s, {"extern \"C\" __global__ void __launch_bounds__(", std::to_string(row_block_threads), min_blocks,
           ") loom_rw_@(const LOOM_GRID_CONSTANT loom_gen_@::args p) {\n  using namespace loom_gen_@;\n  typedef long long I;\n"
           "  constexpr int G = ", std::to_string(G), ", RPB = ", std::to_string(row_block_threads), " / G, KR = ", KR});
   if (cache) put(s, {", K = ", std::to_string(K), ", V = ", std::to_string(V)});
@@ -297,15 +317,10 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
     put(s, {"  const int C = (int)p.C;  // at most G * K\n  ", dtype_c_name(k.leaves[static_cast<std::size_t>(d.cached)]),
             " v[K];  // the cached leaf's elements of this thread: columns V * (lane + G * q) + w\n"});
   s += "  for (I base = (I)blockIdx.x * RPB; base < p.R; base += (I)gridDim.x * RPB) {  // the same trips for the whole block\n"
-       "    const I row = base + grp;\n    const bool live = row < p.R;\n    I od = 0";
-  for (std::size_t i = 0; i < n; ++i) put(s, {", o", std::to_string(i), " = 0"});
-  s += ";\n    if (live) {\n      I a = row;\n#pragma unroll\n      for (int j = KR - 1; j >= 0; --j) {\n        const I c = a % p.kext[j];\n"
-       "        a /= p.kext[j];\n        od += c * p.okst[j];\n";
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::string x = std::to_string(i);
-    put(s, {"        o", x, " += c * p.kst", x, "[j];\n"});
-  }
-  s += "      }\n    }\n";
+       "    const I row = base + grp;\n    const bool live = row < p.R;\n"
+       "    I od = 0, kc[KR] = {};  // the row's kept coordinates; each pass computes the offsets it reads\n"
+       "    if (live) {\n      I a = row;\n#pragma unroll\n      for (int j = KR - 1; j >= 0; --j) {\n        kc[j] = a % p.kext[j];\n"
+       "        a /= p.kext[j];\n        od += kc[j] * p.okst[j];\n      }\n    }\n";
   // A pass from the cached one on reads the row from v where every candidate it reads hits
   // (one uniform test of the mask of its candidates), else from memory as the plain kernel does.
   const auto mask_of = [&](const std::vector<std::size_t>& reads) {
@@ -339,6 +354,7 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
     put(s, {"    ", dtype_c_name(st.red.out), " r", J, ";\n    "});
     for (std::size_t t : st.twins) put(s, {"if (p.same", J, " == ", std::to_string(t), ") r", J, " = r", std::to_string(t), ";\n    else "});
     put(s, {"{  // reduction ", J, ": ", st.red.reducer, "\n      st", J, "::acc_t acc = st", J, "::identity();\n      if (live) {\n"});
+    detail::put_row_offsets(s, st.reads, kr, "        ");
     bool plain = true;
     if (cached_here) {
       plain = open_cached(j, m, "        ");
@@ -349,7 +365,7 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
     }
     if (plain) {
       const std::string_view in = cached_here ? "  " : "";
-      put(s, {in, "#pragma unroll 4\n", in, "        for (I c = lane; c < p.C; c += G) {\n"});
+      put(s, {in, unroll, in, "        for (I c = lane; c < p.C; c += G) {\n"});
       detail::put_row_loads(s, d, st.reads, std::string(in) + "          ");
       put(s, {in, "          st", J, "::fold(acc, ", st.element, ", c);\n", in, "        }\n"});
       if (cached_here) s += "        }\n";
@@ -367,6 +383,7 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
   const std::uint64_t m = mask_of(d.out_reads);
   const bool cached_out = cache && (ns == d.cached_pass || m != 0);
   s += "    if (live) {\n";
+  detail::put_row_offsets(s, d.out_reads, kr, "      ");
   bool plain = true;
   if (cached_out) {
     plain = open_cached(ns, m, "      ");
@@ -388,7 +405,7 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
   }
   if (plain) {
     const std::string_view in = cached_out ? "  " : "";
-    put(s, {in, "#pragma unroll 4\n", in, "      for (I c = lane; c < p.C; c += G) {\n"});
+    put(s, {in, unroll, in, "      for (I c = lane; c < p.C; c += G) {\n"});
     detail::put_row_loads(s, d, d.out_reads, std::string(in) + "        ");
     put(s, {in, "        p.out[od + (I)c * p.ocs] = loom::dev::cvt<", dst_t, ">(", k.element, ");\n", in, "      }\n"});
     if (cached_out) s += "      }\n";
