@@ -198,7 +198,7 @@ void rows_case(emulator& emu, const char* what, bool expect_rows, int expect_K, 
     }
     cg::arg_block args;
     cg::pack_row_args(args, cuda::detail::row_family<N, T>::desc(), pl.rl, pl.cs.data(), pl.sv.data(), pl.same.data());
-    REQUIRE(emu.launch(g.name.c_str(), args.bytes, std::min(cuda::detail::row_grid(pl.rl, sm), 2u),
+    REQUIRE(emu.launch(g.name.c_str(), args.bytes, std::min(cuda::detail::row_grid(pl.rl), 2u),
                        cg::row_block_threads) == 0);
     ++emu.row_runs;
     if (pl.rl.K > 0) ++emu.cached_row_runs;

@@ -279,11 +279,14 @@ row_plan<N> plan_rows(const N& n, const codegen::array_cursor& dst, const dims& 
   return pl;
 }
 
-/// Blocks of a row launch: a group of G threads per row, at most 8 blocks per multiprocessor.
-inline unsigned row_grid(const codegen::row_launch& rl, int sm_count) {
+/// Blocks of a row launch: a group of G threads per row, a block for every 256 / G rows (the
+/// kernel strides over the rows only beyond 2^30 blocks). A grid of 8 blocks per multiprocessor
+/// striding over the rows ran 1.6 waves where the cached kernels fit 5 blocks per
+/// multiprocessor: the blocks of the second wave started after the first had done all their
+/// rows.
+inline unsigned row_grid(const codegen::row_launch& rl) {
   const index_t per_block = codegen::row_block_threads / rl.G;
-  return static_cast<unsigned>(
-      std::clamp<index_t>((rl.R + per_block - 1) / per_block, 1, index_t(8) * std::max(1, sm_count)));
+  return static_cast<unsigned>(std::clamp<index_t>((rl.R + per_block - 1) / per_block, 1, index_t(1) << 30));
 }
 
 /// The row plan of evaluating n into a new contiguous tensor (cuda::eval), for inspection
@@ -310,7 +313,7 @@ bool launch_rows(const codegen::array_cursor& dc, const N& n, const dims& dd, co
   codegen::arg_block args;
   codegen::pack_row_args(args, d, pl.rl, pl.cs.data(), pl.sv.data(), pl.same.data());
   void* params[] = {args.bytes};
-  runtime::launch(row_family<N, T>::kernel(pl.rl), launch_dim(row_grid(pl.rl, sm)),
+  runtime::launch(row_family<N, T>::kernel(pl.rl), launch_dim(row_grid(pl.rl)),
                   launch_dim(codegen::row_block_threads), 0, st, params);
   return true;
 }
