@@ -108,8 +108,10 @@ class emit_state {
  public:
   /// A leaf of element type t: its value at the current index is parameter x<k> of element()
   /// (inside a concat or pad: loaded from its offset x<k>).
-  LOOM_NOINLINE emitted leaf(dtype t) {
+  /// `rank`: the array's (row kernels cache a row only across leaves of one rank).
+  LOOM_NOINLINE emitted leaf(dtype t, std::size_t rank = 0) {
     leaves_.push_back(t);
+    ranks_.push_back(rank);
     owners_.push_back(open_.empty() ? -1 : open_.back());
     kinds_.push_back(lazy_ > 0 ? leaf_kind::lazy : leaf_kind::value);
     const std::string k = std::to_string(leaves_.size() - 1);
@@ -119,6 +121,7 @@ class emit_state {
   /// A position (int64): start + the offset at the current index, parameter x<k> of element().
   LOOM_NOINLINE emitted position() {
     leaves_.push_back(dtype::int64);
+    ranks_.push_back(0);
     owners_.push_back(open_.empty() ? -1 : open_.back());
     kinds_.push_back(leaf_kind::position);
     return {"x" + std::to_string(leaves_.size() - 1), dtype::int64};
@@ -135,6 +138,7 @@ class emit_state {
   }
   [[nodiscard]] const std::vector<dtype>& leaves() const noexcept { return leaves_; }
   [[nodiscard]] const std::vector<leaf_kind>& kinds() const noexcept { return kinds_; }
+  [[nodiscard]] const std::vector<std::size_t>& ranks() const noexcept { return ranks_; }
   [[nodiscard]] const std::vector<dtype>& scalars() const noexcept { return scalars_; }
 
   // Row kernels (codegen/row_kernel.hpp): reductions over the trailing axes whose results are
@@ -185,6 +189,7 @@ class emit_state {
   std::vector<dtype> leaves_;
   std::vector<int> owners_;  ///< provisional reduction ids (-1: none)
   std::vector<leaf_kind> kinds_;
+  std::vector<std::size_t> ranks_;
   std::vector<dtype> scalars_;
   std::vector<row_reduction> reductions_;
   std::vector<int> open_, final_;
@@ -248,7 +253,7 @@ concept emittable = requires(emit_state& s) {
 
 template <class A, bool ByValue>
 struct emitter<leaf_node<A, ByValue>> {
-  static emitted emit(emit_state& s) { return s.leaf(dtype_of<typename A::value_type>); }
+  static emitted emit(emit_state& s) { return s.leaf(dtype_of<typename A::value_type>, A::shape_type::rank); }
 };
 
 template <class T>
@@ -5175,6 +5180,17 @@ inline std::size_t reduce_args_size(const reduce_desc& d, std::size_t kr, std::s
   return (s + 7) & ~std::size_t(7);
 }
 
+/// The vector width of a reduction's flat path: 16 bytes of its widest leaf; 0 where a leaf is
+/// not a value in memory (generators, concat, pad) or there are none.
+inline int reduce_vector_width(const reduce_desc& d) {
+  std::size_t widest = 0;
+  for (std::size_t i = 0; i < d.op.leaves.size(); ++i) {
+    if (d.op.kind(i) != leaf_kind::value) return 0;
+    widest = std::max(widest, dtype_size(d.op.leaves[i]));
+  }
+  return widest == 0 ? 0 : static_cast<int>(16 / widest);
+}
+
 namespace detail {
 /// The element call of a reduction kernel at offsets o<k>.
 inline std::string reduce_element_call(const reduce_desc& d) {
@@ -5239,7 +5255,7 @@ LOOM_NOINLINE inline kernel_text print_reduce_kernel(const reduce_desc& d, std::
     const std::string k = std::to_string(i);
     put(s, {"  long long kst", k, "[", std::to_string(kr), "];\n  long long rst", k, "[", std::to_string(rr), "];\n"});
   }
-  s += "  long long flat;  // the reduced axes collapse to one stride per leaf, fs<k>\n";
+  s += "  long long flat;  // the reduced axes collapse to one stride per leaf, fs<k> (2: and the vector path applies)\n";
   for (std::size_t i = 0; i < n; ++i) put(s, {"  long long fs", std::to_string(i), ";\n"});
   for (std::size_t size : {8u, 4u, 1u})
     for (std::size_t i = 0; i < d.op.scalars.size(); ++i)
@@ -5306,6 +5322,39 @@ LOOM_NOINLINE inline kernel_text print_reduce_kernel(const reduce_desc& d, std::
       }
       b += "          fold(" + std::string(u == 0 ? "acc" : "acc" + std::to_string(u)) + ", " + detail::reduce_element_call(d) +
            ", q);\n        }\n";
+    }
+    // flat == 2: every leaf contiguous along the reduced axes and 16-byte aligned at every
+    // chunk's start: V-element loads, two groups in flight per thread, then the tail.
+    if (const int V = reduce_vector_width(d); V > 1 && !columns) {
+      const std::string VS = std::to_string(V);
+      const auto group = [&](std::string_view at, std::string_view even, std::string_view odd) {
+        std::string b = "        {\n          const I q = " + std::string(at) + ";\n";
+        for (std::size_t i = 0; i < n; ++i) {
+          const std::string k = std::to_string(i), t(dtype_c_name(d.op.leaves[i]));
+          b += "          const loom::dev::vec<" + t + ", " + VS + "> u" + k + " = *reinterpret_cast<const loom::dev::vec<" + t +
+               ", " + VS + ">*>(p.a" + k + " + ok" + k + " + q);\n";
+        }
+        std::string call = "element(p";
+        for (std::size_t i = 0; i < n; ++i) call += ", u" + std::to_string(i) + ".v[j]";
+        call += ")";
+        b += "#pragma unroll\n          for (int j = 0; j < " + VS + "; ++j) fold(j % 2 ? " + std::string(odd) + " : " +
+             std::string(even) + ", " + call + ", q + j);\n        }\n";
+        return b;
+      };
+      s += "    if (p.flat == 2) {\n      acc_t acc1 = identity(), acc2 = identity(), acc3 = identity();\n"
+           "      const I vstep = step * " + VS + ";\n      I q0 = m0 + (I)threadIdx.x * " + VS + ";\n"
+           "      for (; q0 + vstep + " + VS + " <= m1; q0 += 2 * vstep) {\n";
+      s += group("q0", "acc", "acc1");
+      s += group("q0 + vstep", "acc2", "acc3");
+      s += "      }\n      for (; q0 + " + VS + " <= m1; q0 += vstep) {\n";
+      s += group("q0", "acc", "acc1");
+      s += "      }\n      combine(acc, acc1);\n      combine(acc2, acc3);\n      combine(acc, acc2);\n"
+           "      for (I q = m1 - (m1 - m0) % " + VS + " + (I)threadIdx.x; q < m1; q += step) {  // the tail\n";
+      for (std::size_t i = 0; i < n; ++i) {
+        const std::string k = std::to_string(i);
+        s += "        const I o" + k + " = ok" + k + " + q;\n";
+      }
+      s += "        fold(acc, " + detail::reduce_element_call(d) + ", q);\n      }\n    } else\n";
     }
     s += "    if (p.flat) {\n      acc_t acc1 = identity(), acc2 = identity(), acc3 = identity();\n"
          "      for (; m + 3 * step < m1; m += 4 * step) {\n";
@@ -5413,7 +5462,19 @@ inline void pack_reduce_args(arg_block& out, const reduce_desc& d, const reduce_
       span *= e;
     }
   }
-  out.put_index(flat ? 1 : 0);
+  // flat == 2 (the vector path): every leaf steps by one element along the reduced axes, each
+  // chunk starts on a 16-byte boundary of every leaf (aligned bases, kept strides and chunk
+  // length multiples of the group)
+  int mode = flat ? 1 : 0;
+  if (const int V = reduce_vector_width(d); flat && V > 1 && !rl.columns && n > 0 && rl.chunk % V == 0) {
+    mode = 2;
+    for (std::size_t i = 0; mode == 2 && i < n; ++i) {
+      if (fs[i] != 1 || leaves[i].base % (static_cast<std::size_t>(V) * leaves[i].elem_size) != 0) mode = 1;
+      for (std::size_t k = 0; k < rl.kr; ++k)
+        if (leaves[i].stride[k] % V != 0) mode = 1;
+    }
+  }
+  out.put_index(mode);
   for (std::size_t i = 0; i < n; ++i) out.put_index(flat && i < fs.size() ? fs[i] : 0);
   for (std::size_t size : {8u, 4u, 1u})
     for (std::size_t i = 0; i < d.op.scalars.size(); ++i)
@@ -6042,6 +6103,7 @@ reduction_plan<RN> plan_reduction(const RN& n, int sm_count) {
     rl.S = std::min<index_t>((rl.M + 4095) / 4096, std::max<index_t>(1, (8 * sm + rl.K - 1) / std::max<index_t>(rl.K, 1)));
   }
   rl.chunk = rl.M == 0 ? 0 : (rl.M + rl.S - 1) / rl.S;
+  if (rl.S > 1) rl.chunk = (rl.chunk + 15) / 16 * 16;  // chunks start on 16-element boundaries (the vector path)
   if (rl.chunk > 0) rl.S = (rl.M + rl.chunk - 1) / rl.chunk;
   return pl;
 }
@@ -6167,6 +6229,7 @@ void launch_reduction(const RN& n, std::uintptr_t out, const stream_ref& st) {
 // reduction. Deterministic: the threads' shares and the combining order are fixed by the shape.
 
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -6194,6 +6257,13 @@ struct row_desc {
   kernel_desc desc;                   ///< leaves, kinds, scalars of the whole expression; element: the row's output
   std::vector<std::size_t> out_reads; ///< the leaves the output reads directly
   std::vector<row_stage> stages;
+  /// The row cache: the leaf whose row the cached kernels hold in registers (-1: none), the pass
+  /// that loads it (a stage that is never skipped as a twin, or stages.size(): the output), and
+  /// the leaves that may read the same array (a value of the same type and array rank, read in
+  /// that pass or later).
+  int cached = -1;
+  std::size_t cached_pass = 0;
+  std::vector<std::size_t> candidates;
 };
 
 namespace detail {
@@ -6269,6 +6339,25 @@ LOOM_NOINLINE inline row_desc describe_rows(const emit_state& st, emitted e, dty
     }
     r.stages.push_back(std::move(s));
   }
+  // The cached leaf: the first value leaf of the first pass that always runs and reads one.
+  const auto first_value = [&](const std::vector<std::size_t>& reads) -> int {
+    for (std::size_t k : reads)
+      if (r.desc.kind(k) == leaf_kind::value) return static_cast<int>(k);
+    return -1;
+  };
+  for (std::size_t p = 0; p <= r.stages.size() && r.cached < 0; ++p) {
+    if (p < r.stages.size() && !r.stages[p].twins.empty()) continue;
+    r.cached = first_value(p < r.stages.size() ? r.stages[p].reads : r.out_reads);
+    r.cached_pass = p;
+  }
+  if (r.cached >= 0) {
+    const auto L = static_cast<std::size_t>(r.cached);
+    for (std::size_t p = r.cached_pass; p <= r.stages.size(); ++p)
+      for (std::size_t k : p < r.stages.size() ? r.stages[p].reads : r.out_reads)
+        if (k != L && k < 64 && r.desc.kind(k) == leaf_kind::value && r.desc.leaves[k] == r.desc.leaves[L] &&
+            st.ranks()[k] == st.ranks()[L])
+          r.candidates.push_back(k);
+  }
   return r;
 }
 
@@ -6279,44 +6368,110 @@ struct row_launch {
   std::array<index_t, max_rank> kext{};
   index_t R = 0, C = 0;
   int G = 32;  ///< threads per row
+  /// The row cache: K elements of the cached leaf per thread in registers (0: no cache), in
+  /// groups of V consecutive columns (V > 1: 16-byte loads; 1: one element at a time).
+  int K = 0, V = 1;
+  std::uint64_t hits = 0;  ///< bit k: leaf k reads the cached leaf's array with its strides
+  bool ovec = false;       ///< the destination takes V-element stores (contiguous, aligned rows)
 };
 
-/// Bytes of a row kernel's argument block (8 per pointer, count and stride; the reuse flags; the
-/// scalars by decreasing size).
+/// The row cache's group width for leaf type t: the elements of 16 bytes.
+inline int row_vector_width(dtype t) { return static_cast<int>(16 / dtype_size(t)); }
+
+/// Bytes of a row kernel's argument block (8 per pointer, count and stride; the reuse flags, the
+/// cache's hits and vector flag; the scalars by decreasing size).
 inline std::size_t row_args_size(const row_desc& d, std::size_t kr) {
   const std::size_t arrays = 1 + d.desc.leaves.size();
-  std::size_t s = 8 * (arrays + 2 + kr + arrays * (kr + 1) + d.stages.size());
+  std::size_t s = 8 * (arrays + 2 + kr + arrays * (kr + 1) + d.stages.size() + 2);
   for (dtype t : d.desc.scalars) s += dtype_size(t);
   return (s + 7) & ~std::size_t(7);
 }
 
 namespace detail {
 /// The declarations of leaves `which` at column c ("const float x3 = p.a3[o3 + c * p.cs3];").
-inline void put_row_loads(std::string& s, const kernel_desc& d, const std::vector<std::size_t>& which, std::string_view indent) {
+/// With the row cache (`cache`: the pass's candidates all read the cached array, as p.hits says)
+/// the cached leaf and the candidates are v[i].
+inline void put_row_loads(std::string& s, const row_desc& rd, const std::vector<std::size_t>& which, std::string_view indent,
+                          bool cache = false) {
+  const kernel_desc& d = rd.desc;
   for (std::size_t k : which) {
     const std::string n = std::to_string(k);
-    const std::string off = "o" + n + " + c * p.cs" + n;
+    const std::string off = "o" + n + " + (I)c * p.cs" + n;
     switch (d.kind(k)) {
-      case leaf_kind::value:
-        put(s, {indent, "const ", dtype_c_name(d.leaves[k]), " x", n, " = p.a", n, "[", off, "];\n"});
+      case leaf_kind::value: {
+        const std::string load = "p.a" + n + "[" + off + "]";
+        put(s, {indent, "const ", dtype_c_name(d.leaves[k]), " x", n, " = "});
+        if (cache && (static_cast<int>(k) == rd.cached ||
+                      std::find(rd.candidates.begin(), rd.candidates.end(), k) != rd.candidates.end()))
+          s += "v[i]";
+        else
+          s += load;
+        s += ";\n";
         break;
+      }
       case leaf_kind::lazy: put(s, {indent, "const long long x", n, " = ", off, ";\n"}); break;
       case leaf_kind::position: put(s, {indent, "const long long x", n, " = p.a", n, " + ", off, ";\n"}); break;
     }
   }
 }
+
+/// The row offsets of leaves `which` ("const I o3 = kc[0] * p.kst3[0];"), where a pass needs them:
+/// a pass that takes the row from registers leaves them unused.
+inline void put_row_offsets(std::string& s, const std::vector<std::size_t>& which, std::size_t kr, std::string_view indent) {
+  for (std::size_t k : which) {
+    const std::string n = std::to_string(k);
+    put(s, {indent, "const I o", n, " = "});
+    for (std::size_t j = 0; j < kr; ++j) {
+      const std::string J = std::to_string(j);
+      put(s, {j ? " + " : "", "kc[", J, "] * p.kst", n, "[", J, "]"});
+    }
+    s += ";\n";
+  }
+}
+
+/// The loop of a cached row kernel over a thread's groups of columns (the body sees q, w, i, c).
+inline void open_row_groups(std::string& s, std::string_view indent) {
+  put(s, {indent, "#pragma unroll\n", indent, "for (int q = 0; q < K / V; ++q) {\n", indent,
+          "  const int c0 = V * (lane + G * q);\n", indent, "  if (c0 < C) {\n", indent, "#pragma unroll\n", indent,
+          "    for (int w = 0; w < V; ++w) {\n", indent, "      const int i = q * V + w, c = c0 + w;\n"});
+}
+/// Loads the cached leaf's row into v (indent: inside `if (live)`).
+inline void put_row_cache_fill(std::string& s, const row_desc& rd, int V, std::string_view indent) {
+  const std::string n = std::to_string(rd.cached);
+  const std::string_view t = dtype_c_name(rd.desc.leaves[static_cast<std::size_t>(rd.cached)]);
+  put(s, {indent, "#pragma unroll\n", indent, "for (int q = 0; q < K / V; ++q) {  // the row, read once\n", indent,
+          "  const int c0 = V * (lane + G * q);\n", indent, "  if (c0 < C) {\n"});
+  if (V > 1) {
+    put(s, {indent, "    const loom::dev::vec<", t, ", V> u = *reinterpret_cast<const loom::dev::vec<", t, ", V>*>(p.a", n,
+            " + o", n, " + c0);\n", indent, "#pragma unroll\n", indent, "    for (int w = 0; w < V; ++w) v[q * V + w] = u.v[w];\n"});
+  } else {
+    put(s, {indent, "    v[q] = p.a", n, "[o", n, " + (I)c0 * p.cs", n, "];\n"});
+  }
+  put(s, {indent, "  }\n", indent, "}\n"});
+}
 }  // namespace detail
 
-/// Prints the row kernel of d for kept rank kr and G threads per row (32 or 256).
-LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t kr, int G) {
+/// Prints the row kernel of d for kept rank kr and G threads per row (32 or 256). K > 0: the
+/// cached form, which holds K elements per thread of the cached leaf's row in registers (the
+/// row's length at most G * K) in groups of V consecutive columns; the launch must fit it
+/// (rows.hpp: 16-byte aligned contiguous rows for V > 1).
+LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t kr, int G, int K = 0, int V = 1) {
   using detail::put;
   const kernel_desc& k = d.desc;
   const std::size_t n = k.leaves.size(), ns = d.stages.size();
   const std::string KR = std::to_string(kr);
+  const bool cache = K > 0 && d.cached >= 0;
+  if (!cache) K = 0, V = 1;
+  const std::string_view dst_t = dtype_c_name(k.dst);
+  const bool vstore = cache && V > 1 && static_cast<std::size_t>(V) * dtype_size(k.dst) <= 16;
   std::string s;
   s.reserve(8000);
   put(s, {"// loom row kernel: ", std::to_string(ns), " reduction(s) along each row, then the row; kept rank ", KR, ", ",
-          G == 32 ? "a warp" : "a block", " per row\nnamespace loom_gen_@ {\nstruct args {\n  ", dtype_c_name(k.dst), "* out;\n"});
+          G == 32 ? "a warp" : "a block", " per row"});
+  if (cache)
+    put(s, {"; the row of x", std::to_string(d.cached), " held in registers, ", std::to_string(K), " per thread in groups of ",
+            std::to_string(V)});
+  put(s, {"\nnamespace loom_gen_@ {\nstruct args {\n  ", dst_t, "* out;\n"});
   for (std::size_t i = 0; i < n; ++i) {
     const std::string x = std::to_string(i);
     if (k.kind(i) == leaf_kind::position)
@@ -6330,6 +6485,7 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
     put(s, {"  long long kst", x, "[", KR, "];\n  long long cs", x, ";\n"});
   }
   for (std::size_t j = 0; j < ns; ++j) put(s, {"  long long same", std::to_string(j), ";\n"});
+  s += "  unsigned long long hits;\n  long long ovec;\n";
   for (std::size_t size : {8u, 4u, 1u})
     for (std::size_t i = 0; i < k.scalars.size(); ++i)
       if (dtype_size(k.scalars[i]) == size) put(s, {"  ", dtype_c_name(k.scalars[i]), " s", std::to_string(i), ";\n"});
@@ -6349,31 +6505,78 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
             std::to_string(j), "\n"});
   }
   s += "}  // namespace loom_gen_@\n";
-  put(s, {"extern \"C\" __global__ void __launch_bounds__(", std::to_string(row_block_threads),
+  // The cached kernels: the plain loops (where a candidate misses) one element at a time, so
+  // that they do not raise the kernel's registers beside the cache; up to 16 cached elements a
+  // thread, at most 48 registers (5 blocks of 256 threads per multiprocessor, against 4 at the
+  // 60-64 that ptxas chose for softmax and layer norm).
+  const std::string_view unroll = cache ? "#pragma unroll 1\n" : "#pragma unroll 4\n";
+  const std::string min_blocks = cache && K <= 16 ? ", 5" : "";
+  put(s, {"extern \"C\" __global__ void __launch_bounds__(", std::to_string(row_block_threads), min_blocks,
           ") loom_rw_@(const LOOM_GRID_CONSTANT loom_gen_@::args p) {\n  using namespace loom_gen_@;\n  typedef long long I;\n"
-          "  constexpr int G = ", std::to_string(G), ", RPB = ", std::to_string(row_block_threads), " / G, KR = ", KR,
-          ";\n  __shared__ unsigned long long sh[2 * (", std::to_string(row_block_threads),
+          "  constexpr int G = ", std::to_string(G), ", RPB = ", std::to_string(row_block_threads), " / G, KR = ", KR});
+  if (cache) put(s, {", K = ", std::to_string(K), ", V = ", std::to_string(V)});
+  put(s, {";\n  __shared__ unsigned long long sh[2 * (", std::to_string(row_block_threads),
           " / 32)];  // the warps' accumulators (16 bytes each)\n"
-          "  const int lane = (int)threadIdx.x % G, grp = (int)threadIdx.x / G;\n"
-          "  for (I base = (I)blockIdx.x * RPB; base < p.R; base += (I)gridDim.x * RPB) {  // the same trips for the whole block\n"
-          "    const I row = base + grp;\n    const bool live = row < p.R;\n    I od = 0"});
-  for (std::size_t i = 0; i < n; ++i) put(s, {", o", std::to_string(i), " = 0"});
-  s += ";\n    if (live) {\n      I a = row;\n#pragma unroll\n      for (int j = KR - 1; j >= 0; --j) {\n        const I c = a % p.kext[j];\n"
-       "        a /= p.kext[j];\n        od += c * p.okst[j];\n";
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::string x = std::to_string(i);
-    put(s, {"        o", x, " += c * p.kst", x, "[j];\n"});
-  }
-  s += "      }\n    }\n";
+          "  const int lane = (int)threadIdx.x % G, grp = (int)threadIdx.x / G;\n"});
+  if (cache)
+    put(s, {"  const int C = (int)p.C;  // at most G * K\n  ", dtype_c_name(k.leaves[static_cast<std::size_t>(d.cached)]),
+            " v[K];  // the cached leaf's elements of this thread: columns V * (lane + G * q) + w\n"});
+  s += "  for (I base = (I)blockIdx.x * RPB; base < p.R; base += (I)gridDim.x * RPB) {  // the same trips for the whole block\n"
+       "    const I row = base + grp;\n    const bool live = row < p.R;\n"
+       "    I od = 0, kc[KR] = {};  // the row's kept coordinates; each pass computes the offsets it reads\n"
+       "    if (live) {\n      I a = row;\n#pragma unroll\n      for (int j = KR - 1; j >= 0; --j) {\n        kc[j] = a % p.kext[j];\n"
+       "        a /= p.kext[j];\n        od += kc[j] * p.okst[j];\n      }\n    }\n";
+  // A pass from the cached one on reads the row from v where every candidate it reads hits
+  // (one uniform test of the mask of its candidates), else from memory as the plain kernel does.
+  const auto mask_of = [&](const std::vector<std::size_t>& reads) {
+    std::uint64_t m = 0;
+    for (std::size_t c : d.candidates)
+      if (std::find(reads.begin(), reads.end(), c) != reads.end()) m |= std::uint64_t(1) << c;
+    return m;
+  };
+  const auto hex = [](std::uint64_t m) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string h = "0x";
+    for (int i = 60; i >= 0; i -= 4) h += digits[(m >> i) & 15u];
+    return h + "ull";
+  };
+  // Opens the pass's cached form (filling v first in the cached pass) and its test; returns
+  // whether the plain form follows as an else branch.
+  const auto open_cached = [&](std::size_t pass, std::uint64_t m, std::string_view indent) {
+    if (pass == d.cached_pass) detail::put_row_cache_fill(s, d, V, indent);
+    if (m == 0) {
+      put(s, {indent, "{\n"});
+      return false;
+    }
+    put(s, {indent, "if ((p.hits & ", hex(m), ") == ", hex(m), ") {  // the row from registers\n"});
+    return true;
+  };
   for (std::size_t j = 0; j < ns; ++j) {
     const row_stage& st = d.stages[j];
     const std::string J = std::to_string(j);
+    const std::uint64_t m = mask_of(st.reads);
+    const bool cached_here = cache && j >= d.cached_pass && (j == d.cached_pass || m != 0);
     put(s, {"    ", dtype_c_name(st.red.out), " r", J, ";\n    "});
     for (std::size_t t : st.twins) put(s, {"if (p.same", J, " == ", std::to_string(t), ") r", J, " = r", std::to_string(t), ";\n    else "});
-    put(s, {"{  // reduction ", J, ": ", st.red.reducer, "\n      st", J, "::acc_t acc = st", J, "::identity();\n"
-            "      if (live) {\n#pragma unroll 4\n        for (I c = lane; c < p.C; c += G) {\n"});
-    detail::put_row_loads(s, k, st.reads, "          ");
-    put(s, {"          st", J, "::fold(acc, ", st.element, ", c);\n        }\n      }\n      st", J, "::warp_combine(acc);\n"});
+    put(s, {"{  // reduction ", J, ": ", st.red.reducer, "\n      st", J, "::acc_t acc = st", J, "::identity();\n      if (live) {\n"});
+    detail::put_row_offsets(s, st.reads, kr, "        ");
+    bool plain = true;
+    if (cached_here) {
+      plain = open_cached(j, m, "        ");
+      detail::open_row_groups(s, "          ");
+      detail::put_row_loads(s, d, st.reads, "                ", true);
+      put(s, {"                st", J, "::fold(acc, ", st.element, ", c);\n              }\n            }\n          }\n        }",
+              plain ? " else {\n" : "\n"});
+    }
+    if (plain) {
+      const std::string_view in = cached_here ? "  " : "";
+      put(s, {in, unroll, in, "        for (I c = lane; c < p.C; c += G) {\n"});
+      detail::put_row_loads(s, d, st.reads, std::string(in) + "          ");
+      put(s, {in, "          st", J, "::fold(acc, ", st.element, ", c);\n", in, "        }\n"});
+      if (cached_here) s += "        }\n";
+    }
+    s += "      }\n";
+    put(s, {"      st", J, "::warp_combine(acc);\n"});
     if (G > 32) {
       put(s, {"      st", J, "::acc_t* w = reinterpret_cast<st", J, "::acc_t*>(sh);\n"
               "      if (lane % 32 == 0) w[lane / 32] = acc;\n      __syncthreads();\n      acc = w[0];\n"
@@ -6381,9 +6584,38 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
     }
     put(s, {"      r", J, " = st", J, "::finish(acc, p.C);\n    }\n"});
   }
-  s += "    if (live) {\n#pragma unroll 4\n      for (I c = lane; c < p.C; c += G) {\n";
-  detail::put_row_loads(s, k, d.out_reads, "        ");
-  put(s, {"        p.out[od + c * p.ocs] = loom::dev::cvt<", dtype_c_name(k.dst), ">(", k.element, ");\n      }\n    }\n  }\n}\n"});
+  // The output pass.
+  const std::uint64_t m = mask_of(d.out_reads);
+  const bool cached_out = cache && (ns == d.cached_pass || m != 0);
+  s += "    if (live) {\n";
+  detail::put_row_offsets(s, d.out_reads, kr, "      ");
+  bool plain = true;
+  if (cached_out) {
+    plain = open_cached(ns, m, "      ");
+    if (vstore) {
+      put(s, {"#pragma unroll\n        for (int q = 0; q < K / V; ++q) {\n          const int c0 = V * (lane + G * q);\n"
+              "          if (c0 < C) {\n            loom::dev::vec<", dst_t, ", V> y;\n#pragma unroll\n"
+              "            for (int w = 0; w < V; ++w) {\n              const int i = q * V + w, c = c0 + w;\n"});
+      detail::put_row_loads(s, d, d.out_reads, "              ", true);
+      put(s, {"              y.v[w] = loom::dev::cvt<", dst_t, ">(", k.element, ");\n            }\n"
+              "            if (p.ovec) {\n              *reinterpret_cast<loom::dev::vec<", dst_t, ", V>*>(p.out + od + c0) = y;\n"
+              "            } else {\n#pragma unroll\n              for (int w = 0; w < V; ++w) p.out[od + (I)(c0 + w) * p.ocs] = y.v[w];\n"
+              "            }\n          }\n        }\n      }", plain ? " else {\n" : "\n"});
+    } else {
+      detail::open_row_groups(s, "        ");
+      detail::put_row_loads(s, d, d.out_reads, "              ", true);
+      put(s, {"              p.out[od + (I)c * p.ocs] = loom::dev::cvt<", dst_t, ">(", k.element, ");\n            }\n          }\n"
+              "        }\n      }", plain ? " else {\n" : "\n"});
+    }
+  }
+  if (plain) {
+    const std::string_view in = cached_out ? "  " : "";
+    put(s, {in, unroll, in, "      for (I c = lane; c < p.C; c += G) {\n"});
+    detail::put_row_loads(s, d, d.out_reads, std::string(in) + "        ");
+    put(s, {in, "        p.out[od + (I)c * p.ocs] = loom::dev::cvt<", dst_t, ">(", k.element, ");\n", in, "      }\n"});
+    if (cached_out) s += "      }\n";
+  }
+  s += "    }\n  }\n}\n";
   return detail::hashed_kernel(s, 0x6c6f6f6d2d7277ull, "loom_rw_");  // "loom-rw"
 }
 
@@ -6410,6 +6642,8 @@ inline void pack_row_args(arg_block& out, const row_desc& d, const row_launch& r
     out.put_index(cs[i].stride[rl.kr]);
   }
   for (std::size_t j = 0; j < d.stages.size(); ++j) out.put_index(same[j]);
+  out.put(&rl.hits, 8);
+  out.put_index(rl.ovec ? 1 : 0);
   for (std::size_t size : {8u, 4u, 1u})
     for (std::size_t i = 0; i < d.desc.scalars.size(); ++i)
       if (dtype_size(d.desc.scalars[i]) == size) out.put(sv[i].bytes, size);
@@ -6485,24 +6719,33 @@ struct row_family {
     }();
     return d;
   }
-  /// The kernel for kept rank kr and G threads per row: printed once, then the same strings.
-  static const codegen::generated_kernel& generated(std::size_t kr, int G) {
+  /// The kernel for kept rank kr, G threads per row and the row cache (K, V): printed once,
+  /// then the same strings.
+  static constexpr std::size_t slot_count = 2 * max_rank * 7 * 2;
+  static std::size_t slot_of(std::size_t kr, int G, int K, int V) {
+    std::size_t k = 0;  // K: 0, 1, 2, 4, ..., 32
+    while (k < 6 && (K >> k) > 1) ++k;
+    k = K == 0 ? 0 : k + 1;
+    return (((G == 32 ? 0 : max_rank) + kr - 1) * 7 + k) * 2 + (V > 1 ? 1 : 0);
+  }
+  static const codegen::generated_kernel& generated(std::size_t kr, int G, int K = 0, int V = 1) {
     struct slot {
       std::once_flag once;
       codegen::generated_kernel k;
     };
-    static std::array<slot, 2 * max_rank> slots;
-    slot& s = slots[(G == 32 ? 0 : max_rank) + kr - 1];
+    static std::array<slot, slot_count> slots;
+    slot& s = slots[slot_of(kr, G, K, V)];
     std::call_once(s.once, [&] {
-      codegen::kernel_text t = codegen::print_row_kernel(desc(), kr, G);
+      codegen::kernel_text t = codegen::print_row_kernel(desc(), kr, G, K, V);
       s.k = codegen::generated_kernel{std::move(t.name), t.source()};
     });
     return s.k;
   }
-  static const kernel_handle& kernel(std::size_t kr, int G) {
-    static std::array<runtime::cached_kernel, 2 * max_rank> kernels;
-    return kernels[(G == 32 ? 0 : max_rank) + kr - 1].get([&] {
-      const codegen::generated_kernel& g = generated(kr, G);
+  static const codegen::generated_kernel& generated(const codegen::row_launch& rl) { return generated(rl.kr, rl.G, rl.K, rl.V); }
+  static const kernel_handle& kernel(const codegen::row_launch& rl) {
+    static std::array<runtime::cached_kernel, slot_count> kernels;
+    return kernels[slot_of(rl.kr, rl.G, rl.K, rl.V)].get([&] {
+      const codegen::generated_kernel& g = generated(rl);
       return kernel_request{g.source, g.name, {}, {}};
     });
   }
@@ -6554,6 +6797,41 @@ inline bool same_cursor(const codegen::array_cursor& a, const codegen::array_cur
   for (std::size_t j = 0; j <= kr; ++j)
     if (a.stride[j] != b.stride[j]) return false;
   return true;
+}
+
+/// True where every row of cursor c starts on a 16-byte boundary and steps by one element along
+/// the row (kr kept axes), so that groups of w elements of size `es` load and store whole.
+inline bool aligned_rows(const codegen::array_cursor& c, std::size_t kr, std::size_t es, index_t w) {
+  if (c.stride[kr] != 1 || c.base % (es * static_cast<std::size_t>(w)) != 0) return false;
+  for (std::size_t j = 0; j < kr; ++j)
+    if (c.stride[j] % w != 0) return false;
+  return true;
+}
+
+/// The row cache of a launch: K elements of the cached leaf per thread (the smallest power of
+/// two that covers the row, at most 32 and 128 bytes), in 16-byte groups where the leaf's rows
+/// are aligned and contiguous and the row's length a multiple of the group, else one at a time;
+/// which candidate leaves read the cached array; whether the destination takes whole groups.
+inline void plan_row_cache(codegen::row_launch& rl, const codegen::row_desc& d, const codegen::array_cursor* cs) {
+  rl.K = 0;
+  rl.V = 1;
+  rl.hits = 0;
+  rl.ovec = false;
+  if (d.cached < 0) return;
+  const auto L = static_cast<std::size_t>(d.cached);
+  const std::size_t es = codegen::dtype_size(d.desc.leaves[L]);
+  const index_t per = (rl.C + rl.G - 1) / rl.G;
+  const int W = codegen::row_vector_width(d.desc.leaves[L]);
+  const bool vec = W > 1 && rl.C % W == 0 && aligned_rows(cs[1 + L], rl.kr, es, W);
+  int K = vec ? W : 1;
+  while (K < per) K *= 2;
+  if (K > 32 || static_cast<std::size_t>(K) * es > 128) return;
+  rl.K = K;
+  rl.V = vec ? W : 1;
+  for (std::size_t k : d.candidates)
+    if (same_cursor(cs[1 + k], cs[1 + L], rl.kr)) rl.hits |= std::uint64_t(1) << k;
+  const std::size_t ds = codegen::dtype_size(d.desc.dst);
+  rl.ovec = vec && static_cast<std::size_t>(W) * ds <= 16 && aligned_rows(cs[0], rl.kr, ds, W);
 }
 }  // namespace row_detail
 
@@ -6617,15 +6895,19 @@ row_plan<N> plan_rows(const N& n, const codegen::array_cursor& dst, const dims& 
     }
   }
   rl.G = rl.C <= 1024 ? 32 : 256;
+  row_detail::plan_row_cache(rl, d, pl.cs.data());
   pl.ok = true;
   return pl;
 }
 
-/// Blocks of a row launch: a group of G threads per row, at most 8 blocks per multiprocessor.
-inline unsigned row_grid(const codegen::row_launch& rl, int sm_count) {
+/// Blocks of a row launch: a group of G threads per row, a block for every 256 / G rows (the
+/// kernel strides over the rows only beyond 2^30 blocks). A grid of 8 blocks per multiprocessor
+/// striding over the rows ran 1.6 waves where the cached kernels fit 5 blocks per
+/// multiprocessor: the blocks of the second wave started after the first had done all their
+/// rows.
+inline unsigned row_grid(const codegen::row_launch& rl) {
   const index_t per_block = codegen::row_block_threads / rl.G;
-  return static_cast<unsigned>(
-      std::clamp<index_t>((rl.R + per_block - 1) / per_block, 1, index_t(8) * std::max(1, sm_count)));
+  return static_cast<unsigned>(std::clamp<index_t>((rl.R + per_block - 1) / per_block, 1, index_t(1) << 30));
 }
 
 /// The row plan of evaluating n into a new contiguous tensor (cuda::eval), for inspection
@@ -6652,7 +6934,7 @@ bool launch_rows(const codegen::array_cursor& dc, const N& n, const dims& dd, co
   codegen::arg_block args;
   codegen::pack_row_args(args, d, pl.rl, pl.cs.data(), pl.sv.data(), pl.same.data());
   void* params[] = {args.bytes};
-  runtime::launch(row_family<N, T>::kernel(pl.rl.kr, pl.rl.G), launch_dim(row_grid(pl.rl, sm)),
+  runtime::launch(row_family<N, T>::kernel(pl.rl), launch_dim(row_grid(pl.rl)),
                   launch_dim(codegen::row_block_threads), 0, st, params);
   return true;
 }
@@ -7188,6 +7470,13 @@ inline compiled_kernel compile_source(const std::string& source, const std::stri
 /// Multiprocessors to plan for: the device's, or an H100's where there is none.
 inline int planning_sm_count() { return available() ? device_info().sm_count : 132; }
 
+/// How a row launch holds its row: ", the row in registers (16 per thread, 4-element loads)".
+inline std::string row_cache_words(const codegen::row_launch& rl) {
+  if (rl.K == 0) return ", the row read from memory (L1/L2) by each pass";
+  return ", the row in registers (" + std::to_string(rl.K) + " per thread, " +
+         (rl.V > 1 ? std::to_string(rl.V) + "-element loads" : std::string("one element at a time")) + ")";
+}
+
 /// The row kernel (cuda/rows.hpp) that evaluating n into a new tensor launches, or null where
 /// its reductions run as kernels of their own.
 template <class N>
@@ -7196,7 +7485,7 @@ const codegen::generated_kernel* row_kernel_of(const N& n, codegen::row_launch* 
     const row_plan<N> pl = plan_rows_of_eval(n, planning_sm_count());
     if (!pl.ok) return nullptr;
     if (rl) *rl = pl.rl;
-    return &row_family<N, typename N::value_type>::generated(pl.rl.kr, pl.rl.G);
+    return &row_family<N, typename N::value_type>::generated(pl.rl);
   } else {
     return nullptr;
   }
@@ -7289,7 +7578,8 @@ compiled_kernel compile(const E& e, const options& o = {}) {
       codegen::row_launch rl;
       g = detail::row_kernel_of(n, &rl);
       if (g == nullptr) detail::several_kernels<N>();
-      layout = std::string("rows: ") + (rl.G == 32 ? "a warp" : "a block") + " per row, kept rank " + std::to_string(rl.kr);
+      layout = std::string("rows: ") + (rl.G == 32 ? "a warp" : "a block") + " per row, kept rank " + std::to_string(rl.kr) +
+               detail::row_cache_words(rl);
     }
     return detail::compile_source(g->source, g->name, std::move(layout), o);
   } else {
@@ -7329,7 +7619,8 @@ std::string explain(const E& e) {
       for (const auto& st : d.stages) twins += st.twins.empty() ? 0 : 1;
       s += "  cuda: one row kernel " + g->name + ": " + std::to_string(d.stages.size()) + " reduction(s) along rows of " +
            std::to_string(rl.C) + " (" + std::to_string(twins) + " computed once where they read the same arrays), then the row; " +
-           (rl.G == 32 ? "a warp" : "a block") + " per row, " + std::to_string(rl.R) + " rows\n";
+           (rl.G == 32 ? "a warp" : "a block") + " per row, " + std::to_string(rl.R) + " rows" + detail::row_cache_words(rl) +
+           "\n";
     } else if constexpr (detail::lone_reduction<N>) {
       codegen::reduce_launch rl;
       const codegen::generated_kernel& g = detail::reduction_kernel_of(n, &rl);
