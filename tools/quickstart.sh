@@ -7,6 +7,8 @@
 #
 # Environment: LOOM_BUILD_DIR (default build), LOOM_JOBS (default: the number of cores).
 set -euo pipefail
+# When this run started (tools/checks/sanitizers.sh cuts its set on a slow machine).
+export LOOM_QUICKSTART_START=${LOOM_QUICKSTART_START:-$(date +%s)}
 
 mode=${1:-demo}
 here=$(cd "$(dirname "$0")/.." && pwd)
