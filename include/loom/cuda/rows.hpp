@@ -178,15 +178,6 @@ inline bool same_cursor(const codegen::array_cursor& a, const codegen::array_cur
   return true;
 }
 
-/// True where every row of cursor c starts on a 16-byte boundary and steps by one element along
-/// the row (kr kept axes), so that groups of w elements of size `es` load and store whole.
-inline bool aligned_rows(const codegen::array_cursor& c, std::size_t kr, std::size_t es, index_t w) {
-  if (c.stride[kr] != 1 || c.base % (es * static_cast<std::size_t>(w)) != 0) return false;
-  for (std::size_t j = 0; j < kr; ++j)
-    if (c.stride[j] % w != 0) return false;
-  return true;
-}
-
 /// The row cache of a launch: K elements of the cached leaf per thread (the smallest power of
 /// two that covers the row, at most 32 and 128 bytes), in 16-byte groups where the leaf's rows
 /// are aligned and contiguous and the row's length a multiple of the group, else one at a time;
@@ -201,7 +192,10 @@ inline void plan_row_cache(codegen::row_launch& rl, const codegen::row_desc& d, 
   const std::size_t es = codegen::dtype_size(d.desc.leaves[L]);
   const index_t per = (rl.C + rl.G - 1) / rl.G;
   const int W = codegen::row_vector_width(d.desc.leaves[L]);
-  const bool vec = W > 1 && rl.C % W == 0 && aligned_rows(cs[1 + L], rl.kr, es, W);
+  const auto aligned_rows = [&](const codegen::array_cursor& c) {  // contiguous rows on 16-byte boundaries
+    return c.stride[rl.kr] == 1 && codegen::kept_starts_aligned(c, rl.kr, W);
+  };
+  const bool vec = W > 1 && rl.C % W == 0 && aligned_rows(cs[1 + L]);
   int K = vec ? W : 1;
   while (K < per) K *= 2;
   if (K > 32 || static_cast<std::size_t>(K) * es > 128) return;
@@ -210,7 +204,7 @@ inline void plan_row_cache(codegen::row_launch& rl, const codegen::row_desc& d, 
   for (std::size_t k : d.candidates)
     if (same_cursor(cs[1 + k], cs[1 + L], rl.kr)) rl.hits |= std::uint64_t(1) << k;
   const std::size_t ds = codegen::dtype_size(d.desc.dst);
-  rl.ovec = vec && static_cast<std::size_t>(W) * ds <= 16 && aligned_rows(cs[0], rl.kr, ds, W);
+  rl.ovec = vec && static_cast<std::size_t>(W) * ds <= 16 && aligned_rows(cs[0]);
 }
 }  // namespace row_detail
 

@@ -360,6 +360,16 @@ struct array_cursor {
   std::array<index_t, max_rank> stride{};
 };
 
+/// True where cursor c's element 0 of every kept index (its first kr strides) lies on a boundary
+/// of w elements: the base aligned to w elements and every kept stride a multiple of w, so that
+/// groups of w elements from there load and store whole (row kernels' rows, reduction chunks).
+inline bool kept_starts_aligned(const array_cursor& c, std::size_t kr, index_t w) {
+  if (c.base % (c.elem_size * static_cast<std::size_t>(w)) != 0) return false;
+  for (std::size_t j = 0; j < kr; ++j)
+    if (c.stride[j] % w != 0) return false;
+  return true;
+}
+
 /// A scalar's bytes (little-endian, as the host stores it) and its dtype.
 struct scalar_value {
   alignas(8) unsigned char bytes[8] = {};

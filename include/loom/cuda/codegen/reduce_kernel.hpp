@@ -432,11 +432,8 @@ inline void pack_reduce_args(arg_block& out, const reduce_desc& d, const reduce_
   int mode = flat ? 1 : 0;
   if (const int V = reduce_vector_width(d); flat && V > 1 && !rl.columns && n > 0 && rl.chunk % V == 0) {
     mode = 2;
-    for (std::size_t i = 0; mode == 2 && i < n; ++i) {
-      if (fs[i] != 1 || leaves[i].base % (static_cast<std::size_t>(V) * leaves[i].elem_size) != 0) mode = 1;
-      for (std::size_t k = 0; k < rl.kr; ++k)
-        if (leaves[i].stride[k] % V != 0) mode = 1;
-    }
+    for (std::size_t i = 0; mode == 2 && i < n; ++i)
+      if (fs[i] != 1 || !kept_starts_aligned(leaves[i], rl.kr, V)) mode = 1;
   }
   out.put_index(mode);
   for (std::size_t i = 0; i < n; ++i) out.put_index(flat && i < fs.size() ? fs[i] : 0);

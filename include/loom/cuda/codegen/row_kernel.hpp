@@ -224,23 +224,26 @@ inline void put_row_offsets(std::string& s, const std::vector<std::size_t>& whic
   }
 }
 
-/// The loop of a cached row kernel over a thread's groups of columns (the body sees q, w, i, c).
+/// Opens a cached row kernel's loop over a thread's groups of V columns: q, and c0, the group's
+/// first column, inside `if (c0 < C)` (two braces to close).
 inline void open_row_groups(std::string& s, std::string_view indent) {
-  put(s, {indent, "#pragma unroll\n", indent, "for (int q = 0; q < K / V; ++q) {\n", indent,
-          "  const int c0 = V * (lane + G * q);\n", indent, "  if (c0 < C) {\n", indent, "#pragma unroll\n", indent,
-          "    for (int w = 0; w < V; ++w) {\n", indent, "      const int i = q * V + w, c = c0 + w;\n"});
+  put(s, {"#pragma unroll\n", indent, "for (int q = 0; q < K / V; ++q) {\n", indent, "  const int c0 = V * (lane + G * q);\n", indent,
+          "  if (c0 < C) {\n"});
 }
-/// Loads the cached leaf's row into v (indent: inside `if (live)`).
+/// Opens the loop over a group's columns: w, i (its register in v) and c (its column).
+inline void open_group_columns(std::string& s, std::string_view indent) {
+  put(s, {"#pragma unroll\n", indent, "for (int w = 0; w < V; ++w) {\n", indent, "  const int i = q * V + w, c = c0 + w;\n"});
+}
+/// Loads the cached leaf's row into v (indent: inside `if (live)`): the row read once.
 inline void put_row_cache_fill(std::string& s, const row_desc& rd, int V, std::string_view indent) {
-  const std::string n = std::to_string(rd.cached);
+  const std::string n = std::to_string(rd.cached), in = std::string(indent) + "    ";
   const std::string_view t = dtype_c_name(rd.desc.leaves[static_cast<std::size_t>(rd.cached)]);
-  put(s, {indent, "#pragma unroll\n", indent, "for (int q = 0; q < K / V; ++q) {  // the row, read once\n", indent,
-          "  const int c0 = V * (lane + G * q);\n", indent, "  if (c0 < C) {\n"});
+  open_row_groups(s, indent);
   if (V > 1) {
-    put(s, {indent, "    const loom::dev::vec<", t, ", V> u = *reinterpret_cast<const loom::dev::vec<", t, ", V>*>(p.a", n,
-            " + o", n, " + c0);\n", indent, "#pragma unroll\n", indent, "    for (int w = 0; w < V; ++w) v[q * V + w] = u.v[w];\n"});
+    put(s, {in, "const loom::dev::vec<", t, ", V> u = *reinterpret_cast<const loom::dev::vec<", t, ", V>*>(p.a", n, " + o", n,
+            " + c0);\n#pragma unroll\n", in, "for (int w = 0; w < V; ++w) v[q * V + w] = u.v[w];\n"});
   } else {
-    put(s, {indent, "    v[q] = p.a", n, "[o", n, " + (I)c0 * p.cs", n, "];\n"});
+    put(s, {in, "v[q] = p.a", n, "[o", n, " + (I)c0 * p.cs", n, "];\n"});
   }
   put(s, {indent, "  }\n", indent, "}\n"});
 }
@@ -300,11 +303,10 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
             std::to_string(j), "\n"});
   }
   s += "}  // namespace loom_gen_@\n";
-  // The cached kernels: the plain loops (where a candidate misses) one element at a time, so
-  // that they do not raise the kernel's registers beside the cache; up to 16 cached elements a
-  // thread, at most 48 registers (5 blocks of 256 threads per multiprocessor, against 4 at the
-  // 60-64 that ptxas chose for softmax and layer norm).
-  const std::string_view unroll = cache ? "#pragma unroll 1\n" : "#pragma unroll 4\n";
+  // The cached kernels: the plain loops (where a candidate misses) one element at a time (put_pass
+  // below), so that they do not raise the kernel's registers beside the cache; up to 16 cached
+  // elements a thread, at most 48 registers (5 blocks of 256 threads per multiprocessor, against
+  // 4 at the 60-64 that ptxas chose for softmax and layer norm).
   const std::string min_blocks = cache && K <= 16 ? ", 5" : "";
   put(s, {"extern \"C\" __global__ void __launch_bounds__(", std::to_string(row_block_threads), min_blocks,
           ") loom_rw_@(const LOOM_GRID_CONSTANT loom_gen_@::args p) {\n  using namespace loom_gen_@;\n  typedef long long I;\n"
@@ -321,57 +323,55 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
        "    I od = 0, kc[KR] = {};  // the row's kept coordinates; each pass computes the offsets it reads\n"
        "    if (live) {\n      I a = row;\n#pragma unroll\n      for (int j = KR - 1; j >= 0; --j) {\n        kc[j] = a % p.kext[j];\n"
        "        a /= p.kext[j];\n        od += kc[j] * p.okst[j];\n      }\n    }\n";
-  // A pass from the cached one on reads the row from v where every candidate it reads hits
-  // (one uniform test of the mask of its candidates), else from memory as the plain kernel does.
-  const auto mask_of = [&](const std::vector<std::size_t>& reads) {
+  // One pass over the row (inside `if (live)`, at `in`): the statement `body` once per column c,
+  // after the declarations of the leaves it reads. A pass from the cached one on takes the row
+  // from v where every candidate it reads hits (one uniform test of their mask, filling v first
+  // in the cached pass), else reads memory as the plain kernel does; `vector_out`: the output
+  // pass's cached form gathers V results and stores them as one group where p.ovec allows.
+  const auto put_pass = [&](std::size_t pass, const std::vector<std::size_t>& reads, std::string_view body, bool vector_out,
+                            std::string_view in) {
     std::uint64_t m = 0;
     for (std::size_t c : d.candidates)
       if (std::find(reads.begin(), reads.end(), c) != reads.end()) m |= std::uint64_t(1) << c;
-    return m;
-  };
-  const auto hex = [](std::uint64_t m) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string h = "0x";
-    for (int i = 60; i >= 0; i -= 4) h += digits[(m >> i) & 15u];
-    return h + "ull";
-  };
-  // Opens the pass's cached form (filling v first in the cached pass) and its test; returns
-  // whether the plain form follows as an else branch.
-  const auto open_cached = [&](std::size_t pass, std::uint64_t m, std::string_view indent) {
-    if (pass == d.cached_pass) detail::put_row_cache_fill(s, d, V, indent);
-    if (m == 0) {
-      put(s, {indent, "{\n"});
-      return false;
+    detail::put_row_offsets(s, reads, kr, in);
+    const bool cached = cache && pass >= d.cached_pass && (pass == d.cached_pass || m != 0);
+    const bool plain = !cached || m != 0;
+    const std::string deeper = std::string(in) + "  ", group = deeper + "    ", inner = group + "  ";
+    if (cached) {
+      if (pass == d.cached_pass) detail::put_row_cache_fill(s, d, V, in);
+      if (m == 0)
+        put(s, {in, "{\n"});
+      else
+        put(s, {in, "if ((p.hits & ", std::to_string(m), "ull) == ", std::to_string(m), "ull) {  // the row from registers\n"});
+      detail::open_row_groups(s, deeper);
+      if (vector_out) put(s, {group, "loom::dev::vec<", dst_t, ", V> y;\n"});
+      detail::open_group_columns(s, group);
+      detail::put_row_loads(s, d, reads, inner, true);
+      if (vector_out) {
+        put(s, {inner, "y.v[w] = loom::dev::cvt<", dst_t, ">(", k.element, ");\n", group, "}\n", group, "if (p.ovec) {\n", inner,
+                "*reinterpret_cast<loom::dev::vec<", dst_t, ", V>*>(p.out + od + c0) = y;\n", group, "} else {\n#pragma unroll\n",
+                inner, "for (int w = 0; w < V; ++w) p.out[od + (I)(c0 + w) * p.ocs] = y.v[w];\n", group, "}\n"});
+      } else {
+        put(s, {inner, body, "\n", group, "}\n"});
+      }
+      put(s, {deeper, "  }\n", deeper, "}\n", in, "}", plain ? " else {\n" : "\n"});
     }
-    put(s, {indent, "if ((p.hits & ", hex(m), ") == ", hex(m), ") {  // the row from registers\n"});
-    return true;
+    if (plain) {
+      const std::string_view at = cached ? deeper : in;
+      put(s, {at, cached ? "#pragma unroll 1\n" : "#pragma unroll 4\n", at, "for (I c = lane; c < p.C; c += G) {\n"});
+      detail::put_row_loads(s, d, reads, std::string(at) + "  ");
+      put(s, {at, "  ", body, "\n", at, "}\n"});
+      if (cached) put(s, {in, "}\n"});
+    }
   };
   for (std::size_t j = 0; j < ns; ++j) {
     const row_stage& st = d.stages[j];
     const std::string J = std::to_string(j);
-    const std::uint64_t m = mask_of(st.reads);
-    const bool cached_here = cache && j >= d.cached_pass && (j == d.cached_pass || m != 0);
     put(s, {"    ", dtype_c_name(st.red.out), " r", J, ";\n    "});
     for (std::size_t t : st.twins) put(s, {"if (p.same", J, " == ", std::to_string(t), ") r", J, " = r", std::to_string(t), ";\n    else "});
     put(s, {"{  // reduction ", J, ": ", st.red.reducer, "\n      st", J, "::acc_t acc = st", J, "::identity();\n      if (live) {\n"});
-    detail::put_row_offsets(s, st.reads, kr, "        ");
-    bool plain = true;
-    if (cached_here) {
-      plain = open_cached(j, m, "        ");
-      detail::open_row_groups(s, "          ");
-      detail::put_row_loads(s, d, st.reads, "                ", true);
-      put(s, {"                st", J, "::fold(acc, ", st.element, ", c);\n              }\n            }\n          }\n        }",
-              plain ? " else {\n" : "\n"});
-    }
-    if (plain) {
-      const std::string_view in = cached_here ? "  " : "";
-      put(s, {in, unroll, in, "        for (I c = lane; c < p.C; c += G) {\n"});
-      detail::put_row_loads(s, d, st.reads, std::string(in) + "          ");
-      put(s, {in, "          st", J, "::fold(acc, ", st.element, ", c);\n", in, "        }\n"});
-      if (cached_here) s += "        }\n";
-    }
-    s += "      }\n";
-    put(s, {"      st", J, "::warp_combine(acc);\n"});
+    put_pass(j, st.reads, "st" + J + "::fold(acc, " + st.element + ", c);", false, "        ");
+    put(s, {"      }\n      st", J, "::warp_combine(acc);\n"});
     if (G > 32) {
       put(s, {"      st", J, "::acc_t* w = reinterpret_cast<st", J, "::acc_t*>(sh);\n"
               "      if (lane % 32 == 0) w[lane / 32] = acc;\n      __syncthreads();\n      acc = w[0];\n"
@@ -379,37 +379,9 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
     }
     put(s, {"      r", J, " = st", J, "::finish(acc, p.C);\n    }\n"});
   }
-  // The output pass.
-  const std::uint64_t m = mask_of(d.out_reads);
-  const bool cached_out = cache && (ns == d.cached_pass || m != 0);
-  s += "    if (live) {\n";
-  detail::put_row_offsets(s, d.out_reads, kr, "      ");
-  bool plain = true;
-  if (cached_out) {
-    plain = open_cached(ns, m, "      ");
-    if (vstore) {
-      put(s, {"#pragma unroll\n        for (int q = 0; q < K / V; ++q) {\n          const int c0 = V * (lane + G * q);\n"
-              "          if (c0 < C) {\n            loom::dev::vec<", dst_t, ", V> y;\n#pragma unroll\n"
-              "            for (int w = 0; w < V; ++w) {\n              const int i = q * V + w, c = c0 + w;\n"});
-      detail::put_row_loads(s, d, d.out_reads, "              ", true);
-      put(s, {"              y.v[w] = loom::dev::cvt<", dst_t, ">(", k.element, ");\n            }\n"
-              "            if (p.ovec) {\n              *reinterpret_cast<loom::dev::vec<", dst_t, ", V>*>(p.out + od + c0) = y;\n"
-              "            } else {\n#pragma unroll\n              for (int w = 0; w < V; ++w) p.out[od + (I)(c0 + w) * p.ocs] = y.v[w];\n"
-              "            }\n          }\n        }\n      }", plain ? " else {\n" : "\n"});
-    } else {
-      detail::open_row_groups(s, "        ");
-      detail::put_row_loads(s, d, d.out_reads, "              ", true);
-      put(s, {"              p.out[od + (I)c * p.ocs] = loom::dev::cvt<", dst_t, ">(", k.element, ");\n            }\n          }\n"
-              "        }\n      }", plain ? " else {\n" : "\n"});
-    }
-  }
-  if (plain) {
-    const std::string_view in = cached_out ? "  " : "";
-    put(s, {in, unroll, in, "      for (I c = lane; c < p.C; c += G) {\n"});
-    detail::put_row_loads(s, d, d.out_reads, std::string(in) + "        ");
-    put(s, {in, "        p.out[od + (I)c * p.ocs] = loom::dev::cvt<", dst_t, ">(", k.element, ");\n", in, "      }\n"});
-    if (cached_out) s += "      }\n";
-  }
+  s += "    if (live) {  // the output\n";
+  put_pass(ns, d.out_reads, "p.out[od + (I)c * p.ocs] = loom::dev::cvt<" + std::string(dst_t) + ">(" + k.element + ");", vstore,
+           "      ");
   s += "    }\n  }\n}\n";
   return detail::hashed_kernel(s, 0x6c6f6f6d2d7277ull, "loom_rw_");  // "loom-rw"
 }
