@@ -35,22 +35,26 @@ namespace vmath {
 /// Double: xsimd's: it saturates early - inf above log(2^1023.5) = 709.44 although e^x is finite
 /// up to 709.78, and 0 below -708.4, where e^x is a denormal down to -745.13 - so lanes near those
 /// ends take exp(x / 2)^2 instead: a few ulp, denormals kept.
+/// float exp's constants: log2(e), ln 2 in two parts (ln2_hi exact in 9 bits, so that k ln2_hi
+/// is exact), and the coefficients c6..c2 of (e^r - 1 - r) / r^2 on [-ln2/2, ln2/2], highest first.
+namespace exp_f32 {
+inline constexpr float log2e = 1.44269504088896341f, ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
+inline constexpr float c[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                               4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+}  // namespace exp_f32
+
 template <class B>
 LOOM_INLINE B exp(const B& x) {
   using T = typename B::value_type;
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float> && B::size == 16) {
     const __m512 v = _mm512_min_ps(_mm512_set1_ps(89.f), _mm512_max_ps(_mm512_set1_ps(-104.f), x));
-    const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(1.44269504088896341f)),
+    const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(exp_f32::log2e)),
                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), v);  // ln2 = 0.693359375 - 2.12e-4
-    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);  // (e^r - 1 - r) / r^2
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(exp_f32::ln2_hi), v);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(exp_f32::ln2_lo), r);
+    __m512 p = _mm512_set1_ps(exp_f32::c[0]);  // (e^r - 1 - r) / r^2
+    for (int j = 1; j < 6; ++j) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(exp_f32::c[j]));
     p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
     return B(_mm512_scalef_ps(_mm512_add_ps(p, _mm512_set1_ps(1.f)), k));
   } else
@@ -62,15 +66,11 @@ LOOM_INLINE B exp(const B& x) {
     // where e^x does. NaN passes through.
     using I = xsimd::batch<std::int32_t, typename B::arch_type>;
     const B v = xsimd::min(B(89.f), xsimd::max(B(-104.f), x));
-    const B k = xsimd::nearbyint(v * B(1.44269504088896341f));
-    B r = xsimd::fnma(k, B(0.693359375f), v);
-    r = xsimd::fnma(k, B(-2.12194440e-4f), r);
-    B p(1.9875691500e-4f);
-    p = xsimd::fma(p, r, B(1.3981999507e-3f));
-    p = xsimd::fma(p, r, B(8.3334519073e-3f));
-    p = xsimd::fma(p, r, B(4.1665795894e-2f));
-    p = xsimd::fma(p, r, B(1.6666665459e-1f));
-    p = xsimd::fma(p, r, B(5.0000001201e-1f));
+    const B k = xsimd::nearbyint(v * B(exp_f32::log2e));
+    B r = xsimd::fnma(k, B(exp_f32::ln2_hi), v);
+    r = xsimd::fnma(k, B(exp_f32::ln2_lo), r);
+    B p(exp_f32::c[0]);
+    for (int j = 1; j < 6; ++j) p = xsimd::fma(p, r, B(exp_f32::c[j]));
     p = xsimd::fma(p, r * r, r) + B(1.f);
     const I ki = xsimd::to_int(k);
     const I k1 = ki >> 1, k2 = ki - k1;
