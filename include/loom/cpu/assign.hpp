@@ -162,11 +162,14 @@ void execute_elementwise(Dst& dst, const N& n) {
   ev.prepare(s);
   w.prepare(s);
   using trav = traversal<N, T>;
-  if (a < s.rank)
-    run_blocked<typename trav::lane_class>(w, ev, s, a, block_side<T>(), trav::cost);
-  else
-    run_loop_nest<typename trav::lane_class>(
-        w, ev, s, choose_layout(contiguous, (count + 1) * dd.size() * sizeof(T), trav::cost), trav::cost);
+  if constexpr (std::remove_cvref_t<Dst>::shape_type::rank >= 2) {  // a space of rank 1 never blocks
+    if (a < s.rank) {
+      run_blocked<typename trav::lane_class>(w, ev, s, a, block_side<T>(), trav::cost);
+      return;
+    }
+  }
+  run_loop_nest<typename trav::lane_class>(
+      w, ev, s, choose_layout(contiguous, (count + 1) * dd.size() * sizeof(T), trav::cost), trav::cost);
 }
 
 /// Evaluates node n into the array dst (a tensor or a writable view): one loop nest, or the
