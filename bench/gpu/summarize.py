@@ -14,7 +14,7 @@ import os
 import re
 import sys
 
-ORDER = ["W1", "W2", "W3", "W4", "W5", "W6/sum", "W6/colsum", "W7", "W8", "W9"]
+ORDER = ["W1", "W2", "W3", "W4", "W5", "W6/sum", "W6/colsum", "W7", "W8", "W9", "trig"]
 PROBES = {"3": "W3", "4": "W4", "61": "W6/sum", "62": "W6/colsum", "7": "W7", "8": "W8", "9": "W9"}
 LOOM_DEFAULT = {"loom (extents at run time)", "loom", "loom (float32)"}
 

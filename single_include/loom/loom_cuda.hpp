@@ -633,10 +633,15 @@ struct binder<pad_node<Arg, A>> {
 // A kernel is described at run time by a kernel_desc (destination dtype, the element expression
 // the emitters printed, the dtypes of its leaves and scalars) and a layout_key; print_kernel()
 // turns the pair into CUDA C++. Everything here is ordinary run-time code, so the unit tests can
-// print every op x dtype x layout in loops; the templates at the bottom (kernel_family) only
-// bind an expression type to its description and keep the printed sources and loaded kernels in
-// function-local statics: one print per (type, destination dtype, layout key), one atomic load
-// per launch after the first (runtime::cached_kernel).
+// print every op x dtype x layout in loops; the template at the bottom (kernel_family) only
+// binds an expression type to its family_state, which keeps the printed sources and loaded
+// kernels: one print per (type, destination dtype, layout key), one atomic load per launch after
+// the first (runtime::cached_kernel). No other part is a template, so an expression type adds
+// little more than its description to a program's size and build time.
+//
+// Leaves bound at a launch to the very same elements (x * x: one array read twice) are loaded
+// once: a variant of the kernel with those leaves sharing a load (kernel_desc::same_as), found
+// by an atomic load and a comparison while launches keep binding the same arrays.
 //
 // A kernel takes one parameter, a struct `args` (the argument block): pointers, then extents and
 // strides (64-bit), then scalars by decreasing size. Fields sorted by alignment have no padding,
@@ -650,14 +655,17 @@ struct binder<pad_node<Arg, A>> {
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 // ---- begin loom/cuda/codegen/layout.hpp
@@ -3012,14 +3020,29 @@ struct kernel_desc {
   std::vector<leaf_kind> kinds;     ///< what each leaf parameter holds (empty: all values)
   std::vector<dtype> scalars;       ///< types of the scalar parameters, in emission order
   std::string element;              ///< the element expression over x<k> and p.s<k>
+  /// For each leaf, the leaf whose loaded value it takes (empty: each its own). A launch whose
+  /// leaves k and j < k read the very same elements (the same array and strides, x * x * x)
+  /// prints a kernel that loads them once (shared_leaves below).
+  std::vector<std::uint16_t> same_as;
+
+  /// The leaf whose load leaf i's value is.
+  [[nodiscard]] std::size_t source(std::size_t i) const { return i < same_as.size() ? same_as[i] : i; }
 
   [[nodiscard]] leaf_kind kind(std::size_t i) const { return i < kinds.size() ? kinds[i] : leaf_kind::value; }
-  /// True where some leaf is a position or lazy (generators, concat, pad): the kernel takes
-  /// scalar accesses only, one element per step.
+  /// True where the kernel takes scalar accesses only, one element per step: some leaf is a
+  /// position or lazy (generators, concat, pad), or the element is large. Vector accesses print
+  /// the element V + 1 times (the V lanes of the vector loop, the scalar tail); sin and cos carry
+  /// a Payne-Hanek argument reduction each, and every copy of them cost NVRTC about 25 ms of a
+  /// first call (sin(a) * 1.25f + cos(b) - 0.5f: 202 ms with 5 copies, 90 with one, on the 2-core
+  /// VM of 2026-11-27), where the kernel is bound more by their arithmetic than by load width.
   [[nodiscard]] bool scalar_only() const {
     for (leaf_kind k : kinds)
       if (k != leaf_kind::value) return true;
-    return false;
+    return large_element();
+  }
+  /// True where the element calls sin or cos.
+  [[nodiscard]] bool large_element() const {
+    return element.find("loom::dev::sin(") != std::string::npos || element.find("loom::dev::cos(") != std::string::npos;
   }
   /// Elements per 16-byte access of the widest array (destination or leaf); 1 where scalar_only.
   [[nodiscard]] int lanes() const {
@@ -3029,6 +3052,46 @@ struct kernel_desc {
     return static_cast<int>(16 / widest);
   }
 };
+
+/// The leaves of one launch that read the very same elements, for up to max_leaves leaves.
+struct leaf_sources {
+  static constexpr std::size_t max_leaves = 64;
+  std::array<std::uint16_t, max_leaves> same_as{};
+  std::size_t count = 0;
+  bool any = false;  ///< some leaf takes another's value
+
+  [[nodiscard]] bool equals(const std::vector<std::uint16_t>& v) const {
+    return v.size() == count && std::equal(v.begin(), v.end(), same_as.begin());
+  }
+};
+
+/// Finds, for every value leaf of d as the cursors `leaves` (planned: plan_layout's form, `rank`
+/// strides) bind it, the first leaf of the same dtype whose cursor is identical: both then read
+/// the same element at every index, and the kernel loads it once. Expressions of more than
+/// leaf_sources::max_leaves leaves load each leaf.
+inline leaf_sources shared_leaves(const kernel_desc& d, const array_cursor* leaves, std::size_t rank) {
+  leaf_sources r;
+  const std::size_t n = d.leaves.size();
+  if (n < 2 || n > leaf_sources::max_leaves) return r;
+  r.count = n;
+  for (std::size_t k = 0; k < n; ++k) {
+    r.same_as[k] = static_cast<std::uint16_t>(k);
+    // (a null base is no memory: an empty array, or a plan made without a device)
+    if (d.kind(k) != leaf_kind::value || leaves[k].elem_size == 0 || leaves[k].base == 0) continue;
+    for (std::size_t j = 0; j < k; ++j) {
+      if (r.same_as[j] != j || d.kind(j) != leaf_kind::value || d.leaves[j] != d.leaves[k]) continue;
+      const array_cursor &a = leaves[j], &b = leaves[k];
+      bool same = a.base == b.base && a.offset == b.offset && a.elem_size == b.elem_size;
+      for (std::size_t q = 0; same && q < rank; ++q) same = a.stride[q] == b.stride[q];
+      if (same) {
+        r.same_as[k] = static_cast<std::uint16_t>(j);
+        r.any = true;
+        break;
+      }
+    }
+  }
+  return r;
+}
 
 /// A printed kernel: its symbol and its source (the preamble, then `body`).
 struct kernel_text {
@@ -3212,10 +3275,11 @@ LOOM_NOINLINE inline std::string element_call(const kernel_desc& d, leaf_access 
       put(s, {", p.a", k, " + (long long)", a == leaf_access::at_offset ? "o" + k : std::string("i")});
       continue;
     }
+    const std::string from = std::to_string(d.source(i));  // the leaf whose load this is
     switch (a) {
-      case leaf_access::vector_lane: put(s, {", v", k, ".v[j]"}); break;
-      case leaf_access::at_i: put(s, {", p.a", k, "[i]"}); break;
-      case leaf_access::at_offset: put(s, {", p.a", k, "[o", k, "]"}); break;
+      case leaf_access::vector_lane: put(s, {", v", from, ".v[j]"}); break;
+      case leaf_access::at_i: put(s, {", p.a", from, "[i]"}); break;
+      case leaf_access::at_offset: put(s, {", p.a", from, "[o", from, "]"}); break;
     }
   }
   s += convert ? "))" : ")";
@@ -3228,6 +3292,7 @@ LOOM_NOINLINE inline std::string element_call(const kernel_desc& d, leaf_access 
 LOOM_NOINLINE inline void put_vector_body(std::string& s, const kernel_desc& d, std::string_view indent,
                                           std::string_view dst_index, bool broadcast) {
   for (std::size_t i = 0; i < d.leaves.size(); ++i) {
+    if (d.source(i) != i) continue;  // loaded as another leaf
     const std::string k = std::to_string(i);
     const std::string_view t = dtype_c_name(d.leaves[i]);
     const std::string at = broadcast ? "o" + k : std::string("i");
@@ -3483,49 +3548,131 @@ struct generated_kernel {
   std::string source;
 };
 
-/// The kernels of node type N assigned into elements of type D: the description, the source of
-/// each layout key (printed on first use, then the same string object), the cached kernel of
-/// each key (one atomic load per launch after the first), and kernels with baked extents.
-template <class N, class D>
-  requires emittable<N>
-struct kernel_family {
-  static const kernel_desc& desc() {
-    static const kernel_desc d = describe<N, D>();
-    return d;
-  }
+/// The kernels of one description: the source of each layout key (printed on first use, then the
+/// same string object), the cached kernel of each key (one atomic load per launch after the
+/// first), and kernels with baked extents. One object per expression type and destination type
+/// (kernel_family below), or per dtype for the copies of cuda/assign.hpp; none of it is a
+/// template, so an expression type adds only its description to a program.
+class family_state {
+ public:
+  explicit family_state(kernel_desc d) : desc_(std::move(d)) {}
+  family_state(const family_state&) = delete;
+  family_state& operator=(const family_state&) = delete;
 
-  static const generated_kernel& generated(layout_key key) {
-    struct slot {
-      std::once_flag once;
-      generated_kernel kernel;
-    };
-    static std::array<slot, layout_key::slots> slots;
-    slot& s = slots[key.slot()];
+  [[nodiscard]] const kernel_desc& desc() const noexcept { return desc_; }
+
+  /// The printed kernel of `key`: printed once, then the same object.
+  LOOM_NOINLINE const generated_kernel& generated(layout_key key) {
+    slot& s = slots_[key.slot()];
     std::call_once(s.once, [&] {
-      kernel_text t = print_kernel(desc(), key);
+      kernel_text t = print_kernel(desc_, key);
       s.kernel = generated_kernel{std::move(t.name), t.source()};
     });
     return s.kernel;
   }
 
-  static runtime::cached_kernel& cached(layout_key key) {
-    static std::array<runtime::cached_kernel, layout_key::slots> kernels;
-    return kernels[key.slot()];
-  }
-
   /// The loaded kernel for `key`: compiled (or read from the disk cache) on the first call.
-  static const kernel_handle& kernel(layout_key key) {
-    return cached(key).get([key] {
+  const kernel_handle& kernel(layout_key key) {
+    return kernels_[key.slot()].get([this, key] {
       const generated_kernel& g = generated(key);
       return kernel_request{g.source, g.name, {}, {}};
     });
   }
 
-  /// The kernel with the extents of one launch baked in (see baked_kernel below).
+  /// The kernel with the extents of one launch baked in (see baked_kernel above).
+  const kernel_handle& baked(const launch_shape& ls, const array_cursor* cs, std::size_t n) const {
+    return baked_kernel(desc_, ls, cs, n);
+  }
+
+  /// The description and printed kernel of `key` with some leaves loaded once (shared_leaves).
+  struct shared_variant {
+    std::size_t slot = 0;
+    kernel_desc desc;
+    generated_kernel kernel;
+    mutable std::atomic<const kernel_handle*> handle{nullptr};
+  };
+
+  /// The variant of (key, sources): printed on its first use, then found with one atomic load
+  /// and a comparison while launches keep asking for the same one (an expression type binds the
+  /// same arrays at every launch); another one is looked up under a lock.
+  LOOM_NOINLINE const shared_variant& shared(layout_key key, const leaf_sources& sources) {
+    std::atomic<const shared_variant*>& last = last_shared_[key.slot()];
+    if (const shared_variant* v = last.load(std::memory_order_acquire); v != nullptr && sources.equals(v->desc.same_as))
+      return *v;
+    std::lock_guard<std::mutex> lock(shared_mutex_);
+    for (const auto& v : shared_) {
+      if (v->slot == key.slot() && sources.equals(v->desc.same_as)) {
+        last.store(v.get(), std::memory_order_release);
+        return *v;
+      }
+    }
+    auto v = std::make_unique<shared_variant>();
+    v->slot = key.slot();
+    v->desc = desc_;
+    v->desc.same_as.assign(sources.same_as.begin(), sources.same_as.begin() + static_cast<std::ptrdiff_t>(sources.count));
+    kernel_text t = print_kernel(v->desc, key);
+    v->kernel = generated_kernel{std::move(t.name), t.source()};
+    shared_.push_back(std::move(v));
+    last.store(shared_.back().get(), std::memory_order_release);
+    return *shared_.back();
+  }
+
+  /// The loaded kernel of a shared variant: compiled (or read from the disk cache) once.
+  static const kernel_handle& shared_kernel(const shared_variant& v) {
+    if (const kernel_handle* k = v.handle.load(std::memory_order_acquire); LOOM_LIKELY(k != nullptr)) return *k;
+    const kernel_handle& k = runtime::module_cache::process().kernel(v.kernel.source, v.kernel.name, {}, {});
+    v.handle.store(&k, std::memory_order_release);
+    return k;
+  }
+
+ private:
+  struct slot {
+    std::once_flag once;
+    generated_kernel kernel;
+  };
+  kernel_desc desc_;
+  std::array<slot, layout_key::slots> slots_;
+  std::array<runtime::cached_kernel, layout_key::slots> kernels_;
+  std::mutex shared_mutex_;
+  std::vector<std::unique_ptr<shared_variant>> shared_;
+  std::array<std::atomic<const shared_variant*>, layout_key::slots> last_shared_{};
+};
+
+/// The kernels of node type N assigned into elements of type D: one family_state per type,
+/// described on first use.
+template <class N, class D>
+  requires emittable<N>
+struct kernel_family {
+  static family_state& state() {
+    static family_state s(describe<N, D>());
+    return s;
+  }
+  static const kernel_desc& desc() { return state().desc(); }
+  static const generated_kernel& generated(layout_key key) { return state().generated(key); }
+  static const kernel_handle& kernel(layout_key key) { return state().kernel(key); }
   static const kernel_handle& baked(const launch_shape& ls, const array_cursor* cs, std::size_t n) {
-    return baked_kernel(desc(), ls, cs, n);
+    return state().baked(ls, cs, n);
   }
 };
+
+/// The family of copying an array of dtype t into one of the same type (the description
+/// describe() gives a leaf): what an assignment whose operands overlap its destination runs after
+/// evaluating into a temporary. Process-wide, never destroyed (handles live as long).
+inline family_state& copy_family(dtype t) {
+  static const std::array<family_state*, 5> families = [] {
+    std::array<family_state*, 5> f{};
+    for (dtype d : {dtype::bool_, dtype::int32, dtype::int64, dtype::float32, dtype::float64}) {
+      kernel_desc k;
+      k.dst = k.value = d;
+      k.leaves = {d};
+      k.kinds = {leaf_kind::value};
+      k.element = "x0";
+      f[static_cast<std::size_t>(d)] = new family_state(std::move(k));
+    }
+    return f;
+  }();
+  return *families[static_cast<std::size_t>(t)];
+}
 
 }  // namespace loom::cuda::codegen
 // ---- end loom/cuda/codegen/kernel.hpp
@@ -7193,6 +7340,54 @@ bool launch_matmul_root(Dst& dst, const N& n, const dims& dd, const stream_ref& 
   }
 }
 
+/// The launch of a bound elementwise expression, for every expression type: the family's kernel
+/// for the planned layout, its argument block, the launch. cs[0] is the destination, cs[1..n)
+/// the leaves as bound, sv the scalars. An operand that overlaps the destination other than at
+/// the very index it is written (`fresh`: none can) sends the launch into a contiguous temporary
+/// on the same stream, which a copy kernel then writes over the destination.
+LOOM_NOINLINE inline void launch_bound(codegen::family_state& family, codegen::array_cursor* cs, std::size_t n,
+                                       const codegen::scalar_value* sv, const dims& dd, bool fresh,
+                                       const stream_ref& st, const options* o) {
+  for (std::size_t i = 1; i < n && !fresh; ++i) {
+    if (!codegen::alias_safe(cs[i], cs[0], dd)) {
+      const codegen::array_cursor dst = cs[0];
+      cuda::detail::device_buffer tmp(dd.size() * dst.elem_size, st);
+      codegen::array_cursor& t = cs[0];
+      t.base = reinterpret_cast<std::uintptr_t>(tmp.data());
+      t.offset = 0;
+      t.stride = {};
+      index_t span = 1;
+      for (std::size_t k = dd.rank; k-- > 0;) {
+        t.stride[k] = span;
+        span *= static_cast<index_t>(dd.e[k]);
+      }
+      launch_bound(family, cs, n, sv, dd, true, st, o);
+      codegen::array_cursor copy[2] = {dst, t};
+      const codegen::scalar_value none{};
+      launch_bound(codegen::copy_family(family.desc().dst), copy, 2, &none, dd, true, st, o);
+      return;  // the temporary is freed in stream order, after the copy that reads it
+    }
+  }
+  const codegen::launch_shape ls = codegen::plan_layout(dd, cs, n, family.desc().lanes());
+  const bool bake = o != nullptr ? o->bake_extents : bake_extents_default();
+  // Leaves that read the very same elements (x * x * x) are loaded once: a kernel of its own.
+  const codegen::leaf_sources sources = codegen::shared_leaves(family.desc(), cs + 1, ls.key.rank);
+  const codegen::family_state::shared_variant* shared = sources.any ? &family.shared(ls.key, sources) : nullptr;
+  const codegen::kernel_desc& desc = shared != nullptr ? shared->desc : family.desc();
+  const kernel_handle& k = bake ? codegen::baked_kernel(desc, ls, cs, n)
+                           : shared != nullptr ? codegen::family_state::shared_kernel(*shared)
+                                               : family.kernel(ls.key);
+  codegen::arg_block args;
+  codegen::pack_args(args, desc, ls, cs, sv, bake);
+  // A contiguous kernel in vector mode runs elements / lanes vectors and a tail of fewer than
+  // `lanes` elements on the same threads.
+  const index_t items = ls.key.cls == codegen::layout_class::contiguous && ls.vec
+                            ? std::max<index_t>(ls.elements / ls.lanes, ls.elements % ls.lanes)
+                            : ls.units;
+  void* params[] = {args.bytes};
+  runtime::launch(k, launch_dim(grid_blocks(items)), launch_dim(codegen::block_threads), 0, st, params);
+}
+
 /// Evaluates node n into the device array dst (tensor or writable view) as one kernel on stream
 /// *s (loom's default stream where s is null). `fresh`: dst is a temporary just allocated for an
 /// overlap, which nothing read can overlap (the spans of concat and pad operands reach past their
@@ -7261,32 +7456,7 @@ void execute(Dst& dst, const N& n, const stream_ref* s, const options* o, bool f
       }
     }
 
-    for (std::size_t i = 1; i < cs.size() && !fresh; ++i) {
-      if (!codegen::alias_safe(cs[i], cs[0], dd)) {
-        // Evaluate into a temporary on the same stream, then copy it over the destination.
-        cuda::detail::device_buffer tmp(dd.size() * sizeof(T), st);
-        using S = typename Dst::shape_type;
-        tensor_view<T, S> t(device_ptr<T>(static_cast<T*>(tmp.data())), dst.shape());
-        execute(t, n, &st, o, true);
-        execute(dst, as_node(tensor_view<const T, S>(t)), &st, o);
-        return;
-      }
-    }
-
-    using family = codegen::kernel_family<N, T>;
-    const codegen::kernel_desc& desc = family::desc();
-    const codegen::launch_shape ls = codegen::plan_layout(dd, cs.data(), cs.size(), desc.lanes());
-    const bool bake = o != nullptr ? o->bake_extents : bake_extents_default();
-    const kernel_handle& k = bake ? family::baked(ls, cs.data(), cs.size()) : family::kernel(ls.key);
-    codegen::arg_block args;
-    codegen::pack_args(args, desc, ls, cs.data(), sv.data(), bake);
-    // A contiguous kernel in vector mode runs elements / lanes vectors and a tail of fewer than
-    // `lanes` elements on the same threads.
-    const index_t items = ls.key.cls == codegen::layout_class::contiguous && ls.vec
-                              ? std::max<index_t>(ls.elements / ls.lanes, ls.elements % ls.lanes)
-                              : ls.units;
-    void* params[] = {args.bytes};
-    runtime::launch(k, launch_dim(grid_blocks(items)), launch_dim(codegen::block_threads), 0, st, params);
+    launch_bound(codegen::kernel_family<N, T>::state(), cs.data(), cs.size(), sv.data(), dd, fresh, st, o);
   }
 }
 
@@ -7407,19 +7577,36 @@ struct source_plan {
     }
     shape = codegen::plan_layout(d, cursors.data(), cursors.size(), lanes);
   }
+
+  using family = codegen::kernel_family<N, typename N::value_type>;
+
+  /// The variant a launch of this plan runs where some leaves read the same elements (loaded
+  /// once: codegen::shared_leaves), else null.
+  [[nodiscard]] const codegen::family_state::shared_variant* shared() const {
+    if (reshape_copied) return nullptr;
+    const codegen::leaf_sources sources = codegen::shared_leaves(family::desc(), cursors.data() + 1, shape.key.rank);
+    return sources.any ? &family::state().shared(shape.key, sources) : nullptr;
+  }
+  /// The description and the printed kernel a launch of this plan runs.
+  [[nodiscard]] const codegen::kernel_desc& desc() const {
+    const auto* v = shared();
+    return v != nullptr ? v->desc : family::desc();
+  }
+  [[nodiscard]] const codegen::generated_kernel& generated() const {
+    const auto* v = shared();
+    return v != nullptr ? v->kernel : family::generated(shape.key);
+  }
 };
 
 /// The kernel text of node n (baked or not).
 template <class N>
 codegen::kernel_text kernel_text_of(const N& n, const options& o) {
-  using T = typename N::value_type;
   const source_plan<N> plan(n);
-  using family = codegen::kernel_family<N, T>;
   if (o.bake_extents) {
     const codegen::baked_values bv{&plan.shape, plan.cursors.data()};
-    return codegen::print_kernel(family::desc(), plan.shape.key, &bv);
+    return codegen::print_kernel(plan.desc(), plan.shape.key, &bv);
   }
-  const codegen::generated_kernel& g = family::generated(plan.shape.key);
+  const codegen::generated_kernel& g = plan.generated();
   return {g.name, g.source.substr(codegen::preamble().size())};
 }
 
@@ -7509,7 +7696,7 @@ const std::string& kernel_source(const E& e) {
     detail::several_kernels<N>();
   } else {
     const detail::source_plan<N> plan(n);
-    return codegen::kernel_family<N, typename N::value_type>::generated(plan.shape.key).source;
+    return plan.generated().source;
   }
 }
 
@@ -7610,7 +7797,7 @@ std::string explain(const E& e) {
     const codegen::launch_shape& ls = plan.shape;
     if (plan.reshape_copied)
       s += "  cuda: a reshape's operand has strides that do not regroup: it is evaluated into a temporary first\n";
-    s += "  cuda: kernel " + family::generated(ls.key).name + ", " + ls.key.describe() + ", collapsed extents [";
+    s += "  cuda: kernel " + plan.generated().name + ", " + ls.key.describe() + ", collapsed extents [";
     for (std::size_t k = 0; k < ls.key.rank; ++k) s += (k ? ", " : "") + std::to_string(ls.extent[k]);
     s += "]";
     if (ls.key.cls != codegen::layout_class::strided)

@@ -638,6 +638,55 @@ TEST_CASE("cuda codegen: kernel_source is printed once per type and layout", "[c
   CHECK(baked16 != baked);
 }
 
+TEST_CASE("cuda codegen: leaves that read the very same elements are loaded once", "[cuda][codegen][source]") {
+  const auto x = cuda::view(fake_address<float>(1), shape<dyn>{4096});
+  const auto y = cuda::view(fake_address<float>(2), shape<dyn>{4096});
+  // W2 written out reads x five times: one 16-byte load of x per four elements, not five
+  const std::string& w2 = cuda::kernel_source(0.5f * x * (1.f + tanh(0.7978845608f * (x + 0.044715f * x * x * x))));
+  CHECK(w2.find("v0 = *reinterpret_cast") != std::string::npos);
+  for (const char* other : {"v1 =", "v2 =", "v3 =", "v4 ="}) CHECK(w2.find(other) == std::string::npos);
+  CHECK(w2.find("element(p, v0.v[j], v0.v[j], v0.v[j], v0.v[j], v0.v[j])") != std::string::npos);
+  CHECK(w2.find("element(p, p.a0[i], p.a0[i], p.a0[i], p.a0[i], p.a0[i])") != std::string::npos);
+
+  const std::string& xy = cuda::kernel_source(x * y + x);
+  CHECK(xy.find("element(p, v0.v[j], v1.v[j], v0.v[j])") != std::string::npos);
+  const std::string& each = cuda::kernel_source(x * y + y * x + exp(x) + x);  // each array loaded once
+  CHECK(each.find("element(p, v0.v[j], v1.v[j], v1.v[j], v0.v[j], v0.v[j], v0.v[j])") != std::string::npos);
+
+  // Not shared: the same memory with another stride, one element on, or as another type; and
+  // arrays without memory (a plan made with no device holds null addresses).
+  const auto shifted = cuda::view(fake_address<float>(1, 1), shape<dyn>{4096});
+  CHECK(cuda::kernel_source(x * shifted).find("element(p, v0.v[j], v1.v[j])") != std::string::npos);
+  const auto stepped = cuda::view(fake_address<float>(1), shape<dyn, dyn>{64, 64}, {64, 1});
+  const auto transposed = cuda::view(fake_address<float>(1), shape<dyn, dyn>{64, 64}, {1, 64});
+  CHECK(cuda::kernel_source(stepped + transposed).find("p.a0[o0], p.a1[o1]") != std::string::npos);
+  CHECK(cuda::kernel_source(stepped + stepped).find("v0.v[j], v0.v[j]") != std::string::npos);
+  const auto as_int = cuda::view(fake_address<std::int32_t>(1), shape<dyn>{4096});
+  CHECK(cuda::kernel_source(x + cast<float>(as_int)).find("v1 = ") != std::string::npos);
+  cuda::tensor<float, shape<dyn>> none(0);
+  CHECK(cuda::kernel_source(none * none).find("element(p, v0.v[j], v1.v[j])") != std::string::npos);
+
+  // The sharing is part of the kernel (its name hashes the body), and compiles.
+  CHECK(xy.find("loom_ew_c_") != std::string::npos);
+  if (cuda::nvrtc_available()) {
+    CHECK(cuda::compile(0.5f * x * (1.f + tanh(0.7978845608f * (x + 0.044715f * x * x * x)))).cubin_bytes > 0);
+    CHECK(cuda::compile(stepped + stepped).cubin_bytes > 0);
+  }
+}
+
+TEST_CASE("cuda codegen: sin and cos print their element once, in scalar accesses", "[cuda][codegen][source]") {
+  const auto x = cuda::view(fake_address<float>(1), shape<dyn>{4096});
+  const auto y = cuda::view(fake_address<float>(2), shape<dyn>{4096});
+  const std::string& trig = cuda::kernel_source(sin(x) * 1.25f + cos(y) - 0.5f);
+  CHECK(trig.find("constexpr int V = 1;") != std::string::npos);
+  CHECK(trig.find("constexpr I units = 0;") != std::string::npos);
+  std::size_t calls = 0;
+  for (std::size_t at = trig.find("element(p"); at != std::string::npos; at = trig.find("element(p", at + 1)) ++calls;
+  CHECK(calls == 1);
+  const std::string& plain = cuda::kernel_source(exp(x) * 1.25f + y);
+  CHECK(plain.find("constexpr int V = 4;") != std::string::npos);
+}
+
 TEST_CASE("cuda codegen: expression types print what the run-time printer prints", "[cuda][codegen][source]") {
   // Every op through its real expression type (make_map of device tensors), against the
   // description the matrix below builds at run time for the same op and dtype.

@@ -43,6 +43,7 @@ struct emulator {
   std::map<std::string, std::string> bodies;
   launch_fn launch = nullptr;
   std::size_t runs = 0, column_runs = 0, block_runs = 0, row_runs = 0, cached_row_runs = 0, vector_row_runs = 0;
+  std::size_t shared_runs = 0;  ///< elementwise kernels with some leaves loaded once
   bool plain_variant = true;  ///< rows_case also runs the kernel without the row cache
 };
 
@@ -72,9 +73,12 @@ void emu_assign(emulator& emu, Dst& dst, const N& n, unsigned block, unsigned ma
   cs[0] = cuda::detail::destination_cursor(dst, dd);
   cg::operand_sink sink{cs.data() + 1, sv.data()};
   cg::binder<N>::bind(n, sink, cpu::binding::identity(dd.rank).broadcast_operand(dd, ed));
-  const cg::kernel_desc& desc = cg::kernel_family<N, T>::desc();
-  cg::launch_shape ls = cg::plan_layout(dd, cs.data(), cs.size(), desc.lanes());
+  using family = cg::kernel_family<N, T>;
+  cg::launch_shape ls = cg::plan_layout(dd, cs.data(), cs.size(), family::desc().lanes());
   if (wide) ls.key.wide = true;
+  // as launch_bound: leaves that read the very same elements are loaded once
+  const cg::leaf_sources sources = cg::shared_leaves(family::desc(), cs.data() + 1, ls.key.rank);
+  const cg::kernel_desc& desc = sources.any ? family::state().shared(ls.key, sources).desc : family::desc();
   const cg::baked_values bv{&ls, cs.data()};
   const cg::kernel_text t = cg::print_kernel(desc, ls.key, bake ? &bv : nullptr);
   if (!emu.launch) {
@@ -90,10 +94,11 @@ void emu_assign(emulator& emu, Dst& dst, const N& n, unsigned block, unsigned ma
   if (dd.size() == 0) return;  // the backend launches nothing
   REQUIRE(emu.launch(t.name.c_str(), args.bytes, blocks, block) == 0);
   ++emu.runs;
+  if (sources.any) ++emu.shared_runs;
 }
 
 /// Reduction node n as cuda/reduce.hpp plans it (for a device of `sm` multiprocessors) into out,
-/// both stages run by the emulator with blocks of `block` threads (as threads, with a barrier).
+/// both stages run by the emulator with blocks of `block` threads (fibers meeting at barriers).
 template <class RN>
 void emu_reduce(emulator& emu, const RN& n, typename RN::value_type* out, int sm, unsigned block) {
   const auto pl = cuda::detail::plan_reduction(n, sm);
@@ -110,7 +115,7 @@ void emu_reduce(emulator& emu, const RN& n, typename RN::value_type* out, int sm
   const auto target = reinterpret_cast<std::uintptr_t>(rl.S > 1 ? static_cast<void*>(partial.data()) : static_cast<void*>(out));
   cg::arg_block args;
   cg::pack_reduce_args(args, d, rl, target, pl.leaves.data(), pl.scalars.data());
-  // At most 5 blocks (each emulated as `block` host threads): the kernels loop over their work
+  // At most 5 blocks (each emulated as `block` fibers): the kernels loop over their work
   // items with the grid's stride, so fewer blocks than the device would get cover them all.
   const unsigned grid = std::min(cuda::detail::reduce_grid(rl, sm, block), 5u);
   REQUIRE(emu.launch(main.name.c_str(), args.bytes, grid, block) == 0);
@@ -290,6 +295,17 @@ void run_cases(emulator& emu) {
                  cuda::view(reinterpret_cast<bool*>(o.data()) + off, shape<dyn>{n}), logic, dx, dy);
       }
       {
+        // x is one array read as three leaves (loaded once); x and x shifted by one are two
+        auto repeated = [](const auto& x, const auto& y) { return x * x + y * x - x; };
+        const tensor<float, shape<dyn>> want = repeated(hx, hy);
+        run_case(emu, "contiguous, one array read three times", want.data(), n,
+                 cuda::view(ob.data() + off, shape<dyn>{n}), repeated, dx, dy);
+        auto shifted = [](const auto& x, const auto& x1) { return x * x1 + x; };
+        const tensor<float, shape<dyn>> want2 = shifted(hx, view(xb.data() + off + 1, shape<dyn>{n}));
+        run_case(emu, "contiguous, an array and itself one element on", want2.data(), n,
+                 cuda::view(ob.data() + off, shape<dyn>{n}), shifted, dx, cuda::view(xb.data() + off + 1, shape<dyn>{n}));
+      }
+      {
         auto scaled = [](const auto& x) { return x * 3e9f; };  // stored into int32: saturates
         tensor<std::int32_t, shape<dyn>> want(n);
         want = scaled(hx);
@@ -317,6 +333,9 @@ void run_cases(emulator& emu) {
       auto rowcol = [](const auto& x, const auto& r, const auto& c) { return x * r - c; };
       const tensor<float, shape<dyn, dyn>> want = rowcol(hx, hr, hc);
       run_case(emu, "x * row - col", want.data(), rows * inner, dout, rowcol, dx, dr, dc);
+      auto repeated = [](const auto& x, const auto& r, const auto& c) { return x * r - c + x * x + r * c; };
+      const tensor<float, shape<dyn, dyn>> want1 = repeated(hx, hr, hc);
+      run_case(emu, "x, row and col each read twice", want1.data(), rows * inner, dout, repeated, dx, dr, dc);
       tensor<float, shape<dyn, dyn>> want2(rows, inner);
       want2 = hr + 1.f;
       run_case(emu, "row into the destination", want2.data(), rows * inner, dout, [](const auto& r) { return r + 1.f; }, dr);
@@ -343,7 +362,7 @@ void run_cases(emulator& emu) {
       std::vector<float> xb(r * c), ob(r * c);
       fill(xb.data(), xb.size(), 9);
       const std::array<index_t, 2> tst{1, index_t(c)}, fst{-index_t(c), -1};
-      auto f = [](const auto& t) { return sin(t) + 1.f; };
+      auto f = [](const auto& t) { return sin(t) * t + 1.f; };
       const tensor<float, shape<dyn, dyn>> want = f(view(xb.data(), shape<dyn, dyn>{c, r}, tst));
       run_case(emu, "transposed", want.data(), r * c, cuda::view(ob.data(), shape<dyn, dyn>{c, r}), f,
                cuda::view(xb.data(), shape<dyn, dyn>{c, r}, tst));
@@ -633,25 +652,66 @@ std::string host_compiler() {
 
 const char* const emulation_prelude = R"(// CUDA built-ins emulated on the host: elementwise kernels one thread at a
 // time; reduction and row kernels (shared memory, __syncthreads, warp shuffles) with a block's
-// threads as host threads meeting at a barrier.
+// threads as fibers (ucontext) on this one thread: each runs to its next __syncthreads, then the
+// next one does, so a barrier is a switch of stacks rather than a meeting of OS threads.
 #include <math.h>
 #include <string.h>
-#include <barrier>
+#include <ucontext.h>
+#include <functional>
 #include <memory>
-#include <thread>
 #include <vector>
 struct loom_emu_dim { unsigned x = 1, y = 1, z = 1; };
-static thread_local loom_emu_dim blockIdx, blockDim, gridDim, threadIdx;
-static std::barrier<>* loom_emu_bar = nullptr;
-static inline void __syncthreads() { loom_emu_bar->arrive_and_wait(); }
+static loom_emu_dim blockIdx, blockDim, gridDim, threadIdx;
+struct loom_emu_fiber {
+  ucontext_t context;
+  std::unique_ptr<char[]> stack;
+  bool done = false;
+};
+static ucontext_t loom_emu_scheduler;
+static std::vector<loom_emu_fiber> loom_emu_fibers;
+static const std::function<void()>* loom_emu_body = nullptr;
+static inline void __syncthreads() {
+  swapcontext(&loom_emu_fibers[threadIdx.x].context, &loom_emu_scheduler);
+}
+static void loom_emu_fiber_main() {
+  (*loom_emu_body)();
+  loom_emu_fibers[threadIdx.x].done = true;  // then back to the scheduler (uc_link)
+}
+// Runs body() as `block` threads of one block: round after round, every thread that has not
+// returned runs up to its next __syncthreads.
+static void loom_emu_run_block(unsigned block, const std::function<void()>& body) {
+  constexpr std::size_t stack_bytes = 256 * 1024;
+  loom_emu_body = &body;
+  if (loom_emu_fibers.size() < block) loom_emu_fibers.resize(block);
+  for (unsigned t = 0; t < block; ++t) {
+    loom_emu_fiber& f = loom_emu_fibers[t];
+    if (!f.stack) f.stack.reset(new char[stack_bytes]);
+    f.done = false;
+    getcontext(&f.context);
+    f.context.uc_stack.ss_sp = f.stack.get();
+    f.context.uc_stack.ss_size = stack_bytes;
+    f.context.uc_link = &loom_emu_scheduler;
+    makecontext(&f.context, loom_emu_fiber_main, 0);
+  }
+  for (bool running = true; running;) {
+    running = false;
+    for (unsigned t = 0; t < block; ++t) {
+      if (loom_emu_fibers[t].done) continue;
+      threadIdx.x = t;
+      swapcontext(&loom_emu_scheduler, &loom_emu_fibers[t].context);
+      running = running || !loom_emu_fibers[t].done;
+    }
+  }
+}
 // A shuffle: every thread of the block calls it at once (row kernels keep their trips uniform).
 static unsigned long long loom_emu_lanes[1024];
 template <class T>
 static inline T __shfl_xor_sync(unsigned, T v, int h) {
-  memcpy(&loom_emu_lanes[threadIdx.x], &v, sizeof(T));
+  const unsigned me = threadIdx.x;
+  memcpy(&loom_emu_lanes[me], &v, sizeof(T));
   __syncthreads();
   T r;
-  memcpy(&r, &loom_emu_lanes[threadIdx.x ^ unsigned(h)], sizeof(T));
+  memcpy(&r, &loom_emu_lanes[me ^ unsigned(h)], sizeof(T));
   __syncthreads();
   return r;
 }
@@ -682,12 +742,10 @@ TEST_CASE("cuda emulation: generated kernels run on the host compute what the CP
       const std::string call = name + "(*reinterpret_cast<const loom_gen_" + hash + "::args*>(args));";
       out << "  if (std::strcmp(name, \"" << name << "\") == 0) {\n";
       if (name.rfind("loom_rd_", 0) == 0 || name.rfind("loom_rw_", 0) == 0) {  // cooperative: the block's threads at once
-        out << "    for (unsigned b = 0; b < grid; ++b) {\n"
-            << "      std::barrier<> bar(block);\n      loom_emu_bar = &bar;\n      std::vector<std::thread> ts;\n"
-            << "      for (unsigned t = 0; t < block; ++t) ts.emplace_back([=] {\n"
-            << "        gridDim.x = grid; blockDim.x = block; blockIdx.x = b; threadIdx.x = t;\n"
-            << "        " << call << "\n      });\n"
-            << "      for (auto& th : ts) th.join();\n    }\n    return 0;\n  }\n";
+        out << "    gridDim.x = grid; blockDim.x = block;\n"
+            << "    const std::function<void()> body = [&] { " << call << " };\n"
+            << "    for (unsigned b = 0; b < grid; ++b) {\n"
+            << "      blockIdx.x = b;\n      loom_emu_run_block(block, body);\n    }\n    return 0;\n  }\n";
       } else {
         out << "    gridDim.x = grid; blockDim.x = block;\n"
             << "    for (unsigned b = 0; b < grid; ++b) for (unsigned t = 0; t < block; ++t) {\n"
@@ -718,6 +776,7 @@ TEST_CASE("cuda emulation: generated kernels run on the host compute what the CP
   REQUIRE(emu.launch != nullptr);
   run_cases(emu);  // run and compare
   CHECK(emu.runs > 2000);
+  CHECK(emu.shared_runs > 500);  // leaves loaded once: contiguous, broadcast, strided
   CHECK(emu.column_runs > 50);  // both reduction strategies ran
   CHECK(emu.block_runs > 50);
   CHECK(emu.row_runs > 60);

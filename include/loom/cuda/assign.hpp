@@ -320,6 +320,54 @@ bool launch_matmul_root(Dst& dst, const N& n, const dims& dd, const stream_ref& 
   }
 }
 
+/// The launch of a bound elementwise expression, for every expression type: the family's kernel
+/// for the planned layout, its argument block, the launch. cs[0] is the destination, cs[1..n)
+/// the leaves as bound, sv the scalars. An operand that overlaps the destination other than at
+/// the very index it is written (`fresh`: none can) sends the launch into a contiguous temporary
+/// on the same stream, which a copy kernel then writes over the destination.
+LOOM_NOINLINE inline void launch_bound(codegen::family_state& family, codegen::array_cursor* cs, std::size_t n,
+                                       const codegen::scalar_value* sv, const dims& dd, bool fresh,
+                                       const stream_ref& st, const options* o) {
+  for (std::size_t i = 1; i < n && !fresh; ++i) {
+    if (!codegen::alias_safe(cs[i], cs[0], dd)) {
+      const codegen::array_cursor dst = cs[0];
+      cuda::detail::device_buffer tmp(dd.size() * dst.elem_size, st);
+      codegen::array_cursor& t = cs[0];
+      t.base = reinterpret_cast<std::uintptr_t>(tmp.data());
+      t.offset = 0;
+      t.stride = {};
+      index_t span = 1;
+      for (std::size_t k = dd.rank; k-- > 0;) {
+        t.stride[k] = span;
+        span *= static_cast<index_t>(dd.e[k]);
+      }
+      launch_bound(family, cs, n, sv, dd, true, st, o);
+      codegen::array_cursor copy[2] = {dst, t};
+      const codegen::scalar_value none{};
+      launch_bound(codegen::copy_family(family.desc().dst), copy, 2, &none, dd, true, st, o);
+      return;  // the temporary is freed in stream order, after the copy that reads it
+    }
+  }
+  const codegen::launch_shape ls = codegen::plan_layout(dd, cs, n, family.desc().lanes());
+  const bool bake = o != nullptr ? o->bake_extents : bake_extents_default();
+  // Leaves that read the very same elements (x * x * x) are loaded once: a kernel of its own.
+  const codegen::leaf_sources sources = codegen::shared_leaves(family.desc(), cs + 1, ls.key.rank);
+  const codegen::family_state::shared_variant* shared = sources.any ? &family.shared(ls.key, sources) : nullptr;
+  const codegen::kernel_desc& desc = shared != nullptr ? shared->desc : family.desc();
+  const kernel_handle& k = bake ? codegen::baked_kernel(desc, ls, cs, n)
+                           : shared != nullptr ? codegen::family_state::shared_kernel(*shared)
+                                               : family.kernel(ls.key);
+  codegen::arg_block args;
+  codegen::pack_args(args, desc, ls, cs, sv, bake);
+  // A contiguous kernel in vector mode runs elements / lanes vectors and a tail of fewer than
+  // `lanes` elements on the same threads.
+  const index_t items = ls.key.cls == codegen::layout_class::contiguous && ls.vec
+                            ? std::max<index_t>(ls.elements / ls.lanes, ls.elements % ls.lanes)
+                            : ls.units;
+  void* params[] = {args.bytes};
+  runtime::launch(k, launch_dim(grid_blocks(items)), launch_dim(codegen::block_threads), 0, st, params);
+}
+
 /// Evaluates node n into the device array dst (tensor or writable view) as one kernel on stream
 /// *s (loom's default stream where s is null). `fresh`: dst is a temporary just allocated for an
 /// overlap, which nothing read can overlap (the spans of concat and pad operands reach past their
@@ -388,32 +436,7 @@ void execute(Dst& dst, const N& n, const stream_ref* s, const options* o, bool f
       }
     }
 
-    for (std::size_t i = 1; i < cs.size() && !fresh; ++i) {
-      if (!codegen::alias_safe(cs[i], cs[0], dd)) {
-        // Evaluate into a temporary on the same stream, then copy it over the destination.
-        cuda::detail::device_buffer tmp(dd.size() * sizeof(T), st);
-        using S = typename Dst::shape_type;
-        tensor_view<T, S> t(device_ptr<T>(static_cast<T*>(tmp.data())), dst.shape());
-        execute(t, n, &st, o, true);
-        execute(dst, as_node(tensor_view<const T, S>(t)), &st, o);
-        return;
-      }
-    }
-
-    using family = codegen::kernel_family<N, T>;
-    const codegen::kernel_desc& desc = family::desc();
-    const codegen::launch_shape ls = codegen::plan_layout(dd, cs.data(), cs.size(), desc.lanes());
-    const bool bake = o != nullptr ? o->bake_extents : bake_extents_default();
-    const kernel_handle& k = bake ? family::baked(ls, cs.data(), cs.size()) : family::kernel(ls.key);
-    codegen::arg_block args;
-    codegen::pack_args(args, desc, ls, cs.data(), sv.data(), bake);
-    // A contiguous kernel in vector mode runs elements / lanes vectors and a tail of fewer than
-    // `lanes` elements on the same threads.
-    const index_t items = ls.key.cls == codegen::layout_class::contiguous && ls.vec
-                              ? std::max<index_t>(ls.elements / ls.lanes, ls.elements % ls.lanes)
-                              : ls.units;
-    void* params[] = {args.bytes};
-    runtime::launch(k, launch_dim(grid_blocks(items)), launch_dim(codegen::block_threads), 0, st, params);
+    launch_bound(codegen::kernel_family<N, T>::state(), cs.data(), cs.size(), sv.data(), dd, fresh, st, o);
   }
 }
 

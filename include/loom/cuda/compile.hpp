@@ -81,19 +81,36 @@ struct source_plan {
     }
     shape = codegen::plan_layout(d, cursors.data(), cursors.size(), lanes);
   }
+
+  using family = codegen::kernel_family<N, typename N::value_type>;
+
+  /// The variant a launch of this plan runs where some leaves read the same elements (loaded
+  /// once: codegen::shared_leaves), else null.
+  [[nodiscard]] const codegen::family_state::shared_variant* shared() const {
+    if (reshape_copied) return nullptr;
+    const codegen::leaf_sources sources = codegen::shared_leaves(family::desc(), cursors.data() + 1, shape.key.rank);
+    return sources.any ? &family::state().shared(shape.key, sources) : nullptr;
+  }
+  /// The description and the printed kernel a launch of this plan runs.
+  [[nodiscard]] const codegen::kernel_desc& desc() const {
+    const auto* v = shared();
+    return v != nullptr ? v->desc : family::desc();
+  }
+  [[nodiscard]] const codegen::generated_kernel& generated() const {
+    const auto* v = shared();
+    return v != nullptr ? v->kernel : family::generated(shape.key);
+  }
 };
 
 /// The kernel text of node n (baked or not).
 template <class N>
 codegen::kernel_text kernel_text_of(const N& n, const options& o) {
-  using T = typename N::value_type;
   const source_plan<N> plan(n);
-  using family = codegen::kernel_family<N, T>;
   if (o.bake_extents) {
     const codegen::baked_values bv{&plan.shape, plan.cursors.data()};
-    return codegen::print_kernel(family::desc(), plan.shape.key, &bv);
+    return codegen::print_kernel(plan.desc(), plan.shape.key, &bv);
   }
-  const codegen::generated_kernel& g = family::generated(plan.shape.key);
+  const codegen::generated_kernel& g = plan.generated();
   return {g.name, g.source.substr(codegen::preamble().size())};
 }
 
@@ -183,7 +200,7 @@ const std::string& kernel_source(const E& e) {
     detail::several_kernels<N>();
   } else {
     const detail::source_plan<N> plan(n);
-    return codegen::kernel_family<N, typename N::value_type>::generated(plan.shape.key).source;
+    return plan.generated().source;
   }
 }
 
@@ -284,7 +301,7 @@ std::string explain(const E& e) {
     const codegen::launch_shape& ls = plan.shape;
     if (plan.reshape_copied)
       s += "  cuda: a reshape's operand has strides that do not regroup: it is evaluated into a temporary first\n";
-    s += "  cuda: kernel " + family::generated(ls.key).name + ", " + ls.key.describe() + ", collapsed extents [";
+    s += "  cuda: kernel " + plan.generated().name + ", " + ls.key.describe() + ", collapsed extents [";
     for (std::size_t k = 0; k < ls.key.rank; ++k) s += (k ? ", " : "") + std::to_string(ls.extent[k]);
     s += "]";
     if (ls.key.cls != codegen::layout_class::strided)

@@ -3,10 +3,15 @@
 // A kernel is described at run time by a kernel_desc (destination dtype, the element expression
 // the emitters printed, the dtypes of its leaves and scalars) and a layout_key; print_kernel()
 // turns the pair into CUDA C++. Everything here is ordinary run-time code, so the unit tests can
-// print every op x dtype x layout in loops; the templates at the bottom (kernel_family) only
-// bind an expression type to its description and keep the printed sources and loaded kernels in
-// function-local statics: one print per (type, destination dtype, layout key), one atomic load
-// per launch after the first (runtime::cached_kernel).
+// print every op x dtype x layout in loops; the template at the bottom (kernel_family) only
+// binds an expression type to its family_state, which keeps the printed sources and loaded
+// kernels: one print per (type, destination dtype, layout key), one atomic load per launch after
+// the first (runtime::cached_kernel). No other part is a template, so an expression type adds
+// little more than its description to a program's size and build time.
+//
+// Leaves bound at a launch to the very same elements (x * x: one array read twice) are loaded
+// once: a variant of the kernel with those leaves sharing a load (kernel_desc::same_as), found
+// by an atomic load and a comparison while launches keep binding the same arrays.
 //
 // A kernel takes one parameter, a struct `args` (the argument block): pointers, then extents and
 // strides (64-bit), then scalars by decreasing size. Fields sorted by alignment have no padding,
@@ -21,14 +26,17 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "loom/core/config.hpp"
@@ -53,14 +61,29 @@ struct kernel_desc {
   std::vector<leaf_kind> kinds;     ///< what each leaf parameter holds (empty: all values)
   std::vector<dtype> scalars;       ///< types of the scalar parameters, in emission order
   std::string element;              ///< the element expression over x<k> and p.s<k>
+  /// For each leaf, the leaf whose loaded value it takes (empty: each its own). A launch whose
+  /// leaves k and j < k read the very same elements (the same array and strides, x * x * x)
+  /// prints a kernel that loads them once (shared_leaves below).
+  std::vector<std::uint16_t> same_as;
+
+  /// The leaf whose load leaf i's value is.
+  [[nodiscard]] std::size_t source(std::size_t i) const { return i < same_as.size() ? same_as[i] : i; }
 
   [[nodiscard]] leaf_kind kind(std::size_t i) const { return i < kinds.size() ? kinds[i] : leaf_kind::value; }
-  /// True where some leaf is a position or lazy (generators, concat, pad): the kernel takes
-  /// scalar accesses only, one element per step.
+  /// True where the kernel takes scalar accesses only, one element per step: some leaf is a
+  /// position or lazy (generators, concat, pad), or the element is large. Vector accesses print
+  /// the element V + 1 times (the V lanes of the vector loop, the scalar tail); sin and cos carry
+  /// a Payne-Hanek argument reduction each, and every copy of them cost NVRTC about 25 ms of a
+  /// first call (sin(a) * 1.25f + cos(b) - 0.5f: 202 ms with 5 copies, 90 with one, on the 2-core
+  /// VM of 2026-11-27), where the kernel is bound more by their arithmetic than by load width.
   [[nodiscard]] bool scalar_only() const {
     for (leaf_kind k : kinds)
       if (k != leaf_kind::value) return true;
-    return false;
+    return large_element();
+  }
+  /// True where the element calls sin or cos.
+  [[nodiscard]] bool large_element() const {
+    return element.find("loom::dev::sin(") != std::string::npos || element.find("loom::dev::cos(") != std::string::npos;
   }
   /// Elements per 16-byte access of the widest array (destination or leaf); 1 where scalar_only.
   [[nodiscard]] int lanes() const {
@@ -70,6 +93,46 @@ struct kernel_desc {
     return static_cast<int>(16 / widest);
   }
 };
+
+/// The leaves of one launch that read the very same elements, for up to max_leaves leaves.
+struct leaf_sources {
+  static constexpr std::size_t max_leaves = 64;
+  std::array<std::uint16_t, max_leaves> same_as{};
+  std::size_t count = 0;
+  bool any = false;  ///< some leaf takes another's value
+
+  [[nodiscard]] bool equals(const std::vector<std::uint16_t>& v) const {
+    return v.size() == count && std::equal(v.begin(), v.end(), same_as.begin());
+  }
+};
+
+/// Finds, for every value leaf of d as the cursors `leaves` (planned: plan_layout's form, `rank`
+/// strides) bind it, the first leaf of the same dtype whose cursor is identical: both then read
+/// the same element at every index, and the kernel loads it once. Expressions of more than
+/// leaf_sources::max_leaves leaves load each leaf.
+inline leaf_sources shared_leaves(const kernel_desc& d, const array_cursor* leaves, std::size_t rank) {
+  leaf_sources r;
+  const std::size_t n = d.leaves.size();
+  if (n < 2 || n > leaf_sources::max_leaves) return r;
+  r.count = n;
+  for (std::size_t k = 0; k < n; ++k) {
+    r.same_as[k] = static_cast<std::uint16_t>(k);
+    // (a null base is no memory: an empty array, or a plan made without a device)
+    if (d.kind(k) != leaf_kind::value || leaves[k].elem_size == 0 || leaves[k].base == 0) continue;
+    for (std::size_t j = 0; j < k; ++j) {
+      if (r.same_as[j] != j || d.kind(j) != leaf_kind::value || d.leaves[j] != d.leaves[k]) continue;
+      const array_cursor &a = leaves[j], &b = leaves[k];
+      bool same = a.base == b.base && a.offset == b.offset && a.elem_size == b.elem_size;
+      for (std::size_t q = 0; same && q < rank; ++q) same = a.stride[q] == b.stride[q];
+      if (same) {
+        r.same_as[k] = static_cast<std::uint16_t>(j);
+        r.any = true;
+        break;
+      }
+    }
+  }
+  return r;
+}
 
 /// A printed kernel: its symbol and its source (the preamble, then `body`).
 struct kernel_text {
@@ -253,10 +316,11 @@ LOOM_NOINLINE inline std::string element_call(const kernel_desc& d, leaf_access 
       put(s, {", p.a", k, " + (long long)", a == leaf_access::at_offset ? "o" + k : std::string("i")});
       continue;
     }
+    const std::string from = std::to_string(d.source(i));  // the leaf whose load this is
     switch (a) {
-      case leaf_access::vector_lane: put(s, {", v", k, ".v[j]"}); break;
-      case leaf_access::at_i: put(s, {", p.a", k, "[i]"}); break;
-      case leaf_access::at_offset: put(s, {", p.a", k, "[o", k, "]"}); break;
+      case leaf_access::vector_lane: put(s, {", v", from, ".v[j]"}); break;
+      case leaf_access::at_i: put(s, {", p.a", from, "[i]"}); break;
+      case leaf_access::at_offset: put(s, {", p.a", from, "[o", from, "]"}); break;
     }
   }
   s += convert ? "))" : ")";
@@ -269,6 +333,7 @@ LOOM_NOINLINE inline std::string element_call(const kernel_desc& d, leaf_access 
 LOOM_NOINLINE inline void put_vector_body(std::string& s, const kernel_desc& d, std::string_view indent,
                                           std::string_view dst_index, bool broadcast) {
   for (std::size_t i = 0; i < d.leaves.size(); ++i) {
+    if (d.source(i) != i) continue;  // loaded as another leaf
     const std::string k = std::to_string(i);
     const std::string_view t = dtype_c_name(d.leaves[i]);
     const std::string at = broadcast ? "o" + k : std::string("i");
@@ -524,48 +589,130 @@ struct generated_kernel {
   std::string source;
 };
 
-/// The kernels of node type N assigned into elements of type D: the description, the source of
-/// each layout key (printed on first use, then the same string object), the cached kernel of
-/// each key (one atomic load per launch after the first), and kernels with baked extents.
-template <class N, class D>
-  requires emittable<N>
-struct kernel_family {
-  static const kernel_desc& desc() {
-    static const kernel_desc d = describe<N, D>();
-    return d;
-  }
+/// The kernels of one description: the source of each layout key (printed on first use, then the
+/// same string object), the cached kernel of each key (one atomic load per launch after the
+/// first), and kernels with baked extents. One object per expression type and destination type
+/// (kernel_family below), or per dtype for the copies of cuda/assign.hpp; none of it is a
+/// template, so an expression type adds only its description to a program.
+class family_state {
+ public:
+  explicit family_state(kernel_desc d) : desc_(std::move(d)) {}
+  family_state(const family_state&) = delete;
+  family_state& operator=(const family_state&) = delete;
 
-  static const generated_kernel& generated(layout_key key) {
-    struct slot {
-      std::once_flag once;
-      generated_kernel kernel;
-    };
-    static std::array<slot, layout_key::slots> slots;
-    slot& s = slots[key.slot()];
+  [[nodiscard]] const kernel_desc& desc() const noexcept { return desc_; }
+
+  /// The printed kernel of `key`: printed once, then the same object.
+  LOOM_NOINLINE const generated_kernel& generated(layout_key key) {
+    slot& s = slots_[key.slot()];
     std::call_once(s.once, [&] {
-      kernel_text t = print_kernel(desc(), key);
+      kernel_text t = print_kernel(desc_, key);
       s.kernel = generated_kernel{std::move(t.name), t.source()};
     });
     return s.kernel;
   }
 
-  static runtime::cached_kernel& cached(layout_key key) {
-    static std::array<runtime::cached_kernel, layout_key::slots> kernels;
-    return kernels[key.slot()];
-  }
-
   /// The loaded kernel for `key`: compiled (or read from the disk cache) on the first call.
-  static const kernel_handle& kernel(layout_key key) {
-    return cached(key).get([key] {
+  const kernel_handle& kernel(layout_key key) {
+    return kernels_[key.slot()].get([this, key] {
       const generated_kernel& g = generated(key);
       return kernel_request{g.source, g.name, {}, {}};
     });
   }
 
-  /// The kernel with the extents of one launch baked in (see baked_kernel below).
+  /// The kernel with the extents of one launch baked in (see baked_kernel above).
+  const kernel_handle& baked(const launch_shape& ls, const array_cursor* cs, std::size_t n) const {
+    return baked_kernel(desc_, ls, cs, n);
+  }
+
+  /// The description and printed kernel of `key` with some leaves loaded once (shared_leaves).
+  struct shared_variant {
+    std::size_t slot = 0;
+    kernel_desc desc;
+    generated_kernel kernel;
+    mutable std::atomic<const kernel_handle*> handle{nullptr};
+  };
+
+  /// The variant of (key, sources): printed on its first use, then found with one atomic load
+  /// and a comparison while launches keep asking for the same one (an expression type binds the
+  /// same arrays at every launch); another one is looked up under a lock.
+  LOOM_NOINLINE const shared_variant& shared(layout_key key, const leaf_sources& sources) {
+    std::atomic<const shared_variant*>& last = last_shared_[key.slot()];
+    if (const shared_variant* v = last.load(std::memory_order_acquire); v != nullptr && sources.equals(v->desc.same_as))
+      return *v;
+    std::lock_guard<std::mutex> lock(shared_mutex_);
+    for (const auto& v : shared_) {
+      if (v->slot == key.slot() && sources.equals(v->desc.same_as)) {
+        last.store(v.get(), std::memory_order_release);
+        return *v;
+      }
+    }
+    auto v = std::make_unique<shared_variant>();
+    v->slot = key.slot();
+    v->desc = desc_;
+    v->desc.same_as.assign(sources.same_as.begin(), sources.same_as.begin() + static_cast<std::ptrdiff_t>(sources.count));
+    kernel_text t = print_kernel(v->desc, key);
+    v->kernel = generated_kernel{std::move(t.name), t.source()};
+    shared_.push_back(std::move(v));
+    last.store(shared_.back().get(), std::memory_order_release);
+    return *shared_.back();
+  }
+
+  /// The loaded kernel of a shared variant: compiled (or read from the disk cache) once.
+  static const kernel_handle& shared_kernel(const shared_variant& v) {
+    if (const kernel_handle* k = v.handle.load(std::memory_order_acquire); LOOM_LIKELY(k != nullptr)) return *k;
+    const kernel_handle& k = runtime::module_cache::process().kernel(v.kernel.source, v.kernel.name, {}, {});
+    v.handle.store(&k, std::memory_order_release);
+    return k;
+  }
+
+ private:
+  struct slot {
+    std::once_flag once;
+    generated_kernel kernel;
+  };
+  kernel_desc desc_;
+  std::array<slot, layout_key::slots> slots_;
+  std::array<runtime::cached_kernel, layout_key::slots> kernels_;
+  std::mutex shared_mutex_;
+  std::vector<std::unique_ptr<shared_variant>> shared_;
+  std::array<std::atomic<const shared_variant*>, layout_key::slots> last_shared_{};
+};
+
+/// The kernels of node type N assigned into elements of type D: one family_state per type,
+/// described on first use.
+template <class N, class D>
+  requires emittable<N>
+struct kernel_family {
+  static family_state& state() {
+    static family_state s(describe<N, D>());
+    return s;
+  }
+  static const kernel_desc& desc() { return state().desc(); }
+  static const generated_kernel& generated(layout_key key) { return state().generated(key); }
+  static const kernel_handle& kernel(layout_key key) { return state().kernel(key); }
   static const kernel_handle& baked(const launch_shape& ls, const array_cursor* cs, std::size_t n) {
-    return baked_kernel(desc(), ls, cs, n);
+    return state().baked(ls, cs, n);
   }
 };
+
+/// The family of copying an array of dtype t into one of the same type (the description
+/// describe() gives a leaf): what an assignment whose operands overlap its destination runs after
+/// evaluating into a temporary. Process-wide, never destroyed (handles live as long).
+inline family_state& copy_family(dtype t) {
+  static const std::array<family_state*, 5> families = [] {
+    std::array<family_state*, 5> f{};
+    for (dtype d : {dtype::bool_, dtype::int32, dtype::int64, dtype::float32, dtype::float64}) {
+      kernel_desc k;
+      k.dst = k.value = d;
+      k.leaves = {d};
+      k.kinds = {leaf_kind::value};
+      k.element = "x0";
+      f[static_cast<std::size_t>(d)] = new family_state(std::move(k));
+    }
+    return f;
+  }();
+  return *families[static_cast<std::size_t>(t)];
+}
 
 }  // namespace loom::cuda::codegen
