@@ -223,7 +223,10 @@ log "targets:$TARGETS; loom probes: $PROBES"
 # The card, the tools and the date (first, so that every later failure still has them).
 {
   echo "date_utc: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "git: $(git -C "$here" rev-parse --short HEAD 2>/dev/null) $(git -C "$here" status --porcelain 2>/dev/null | wc -l) local changes"
+  # The device's copy of the tree may carry an older .git than its files: the headers' own hash
+  # names the code that ran (compare with the same line run on the checkout).
+  echo "git: $(git -C "$here" rev-parse --short HEAD 2>/dev/null) (may be stale on a copied tree)"
+  echo "include_sha256: $(cd "$here" && find include -type f -name '*.hpp' | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)"
   echo "host: $(uname -srm), $(nproc) cores"
   if command -v nvidia-smi >/dev/null 2>&1; then
     echo "nvidia-smi: $(nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem,power.limit --format=csv,noheader 2>&1 | head -1)"
