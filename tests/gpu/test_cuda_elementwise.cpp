@@ -383,6 +383,33 @@ TEST_CASE("cuda elementwise: aliasing", "[cuda][gpu][aliasing]") {
   auto b = to_host(dbuf);
   CHECK(b(0) == 0.f);
   for (std::size_t i = 0; i < 1024; ++i) CHECK(b(i + 1) == 2.f * float(i));
+  // Overlaps whose launches into the temporary collapse (rank 2 -> 1) or widen (vector steps
+  // of a broadcast) the cursors: the copy back reads the temporary as it was laid out.
+  {
+    tensor<float, shape<dyn>> big(8 * 64 + 8);
+    for (std::size_t i = 0; i < big.size(); ++i) big(i) = float(i % 97);
+    tensor<float, shape<dyn>> row(64);
+    for (std::size_t i = 0; i < 64; ++i) row(i) = float(i) * 0.5f;
+    for (std::size_t shift : {1u, 4u}) {
+      auto dbig = to_device(big);
+      auto drow = to_device(row);
+      auto to = cuda::view(dbig.data() + shift, shape<dyn, dyn>{8, 64});
+      auto from = cuda::view(dbig.data(), shape<dyn, dyn>{8, 64});
+      to = from * 2.f;  // contiguous, collapsed to rank 1
+      auto h = to_host(dbig);
+      std::size_t bad = 0;
+      for (std::size_t i = 0; i < 8 * 64; ++i) bad += h(i + shift) != 2.f * big(i);
+      for (std::size_t i = 0; i < shift; ++i) bad += h(i) != big(i);
+      CHECK(bad == 0);
+      auto dbig2 = to_device(big);
+      auto to2 = cuda::view(dbig2.data() + shift, shape<dyn, dyn>{8, 64});
+      to2 = cuda::view(dbig2.data(), shape<dyn, dyn>{8, 64}) + drow;  // broadcast, vector steps
+      auto h2 = to_host(dbig2);
+      bad = 0;
+      for (std::size_t i = 0; i < 8 * 64; ++i) bad += h2(i + shift) != big(i) + row(i % 64);
+      CHECK(bad == 0);
+    }
+  }
   // A transposed read of the destination.
   tensor<float, shape<dyn, dyn>> m(33, 33);
   loom_test::randomize(m, 9);

@@ -330,9 +330,10 @@ LOOM_NOINLINE inline void launch_bound(codegen::family_state& family, codegen::a
                                        const stream_ref& st, const options* o) {
   for (std::size_t i = 1; i < n && !fresh; ++i) {
     if (!codegen::alias_safe(cs[i], cs[0], dd)) {
+      // (plan_layout rewrites the cursors it is given: the copy takes the two as they are here)
       const codegen::array_cursor dst = cs[0];
       cuda::detail::device_buffer tmp(dd.size() * dst.elem_size, st);
-      codegen::array_cursor& t = cs[0];
+      codegen::array_cursor t = dst;
       t.base = reinterpret_cast<std::uintptr_t>(tmp.data());
       t.offset = 0;
       t.stride = {};
@@ -341,6 +342,7 @@ LOOM_NOINLINE inline void launch_bound(codegen::family_state& family, codegen::a
         t.stride[k] = span;
         span *= static_cast<index_t>(dd.e[k]);
       }
+      cs[0] = t;
       launch_bound(family, cs, n, sv, dd, true, st, o);
       codegen::array_cursor copy[2] = {dst, t};
       const codegen::scalar_value none{};
