@@ -3589,8 +3589,15 @@ class family_state {
     std::size_t slot = 0;
     kernel_desc desc;
     generated_kernel kernel;
-    mutable std::atomic<const kernel_handle*> handle{nullptr};
+    mutable runtime::cached_kernel loaded;
   };
+
+  /// The variant a launch of shape ls with these (planned) leaf cursors runs where some of its
+  /// leaves read the very same elements, else null (the family's own kernel for ls.key).
+  const shared_variant* variant(const launch_shape& ls, const array_cursor* leaves) {
+    const leaf_sources sources = shared_leaves(desc_, leaves, ls.key.rank);
+    return sources.any ? &shared(ls.key, sources) : nullptr;
+  }
 
   /// The variant of (key, sources): printed on its first use, then found with one atomic load
   /// and a comparison while launches keep asking for the same one (an expression type binds the
@@ -3619,10 +3626,7 @@ class family_state {
 
   /// The loaded kernel of a shared variant: compiled (or read from the disk cache) once.
   static const kernel_handle& shared_kernel(const shared_variant& v) {
-    if (const kernel_handle* k = v.handle.load(std::memory_order_acquire); LOOM_LIKELY(k != nullptr)) return *k;
-    const kernel_handle& k = runtime::module_cache::process().kernel(v.kernel.source, v.kernel.name, {}, {});
-    v.handle.store(&k, std::memory_order_release);
-    return k;
+    return v.loaded.get([&v] { return kernel_request{v.kernel.source, v.kernel.name, {}, {}}; });
   }
 
  private:
@@ -7373,8 +7377,7 @@ LOOM_NOINLINE inline void launch_bound(codegen::family_state& family, codegen::a
   const codegen::launch_shape ls = codegen::plan_layout(dd, cs, n, family.desc().lanes());
   const bool bake = o != nullptr ? o->bake_extents : bake_extents_default();
   // Leaves that read the very same elements (x * x * x) are loaded once: a kernel of its own.
-  const codegen::leaf_sources sources = codegen::shared_leaves(family.desc(), cs + 1, ls.key.rank);
-  const codegen::family_state::shared_variant* shared = sources.any ? &family.shared(ls.key, sources) : nullptr;
+  const codegen::family_state::shared_variant* shared = family.variant(ls, cs + 1);
   const codegen::kernel_desc& desc = shared != nullptr ? shared->desc : family.desc();
   const kernel_handle& k = bake ? codegen::baked_kernel(desc, ls, cs, n)
                            : shared != nullptr ? codegen::family_state::shared_kernel(*shared)
@@ -7585,9 +7588,7 @@ struct source_plan {
   /// The variant a launch of this plan runs where some leaves read the same elements (loaded
   /// once: codegen::shared_leaves), else null.
   [[nodiscard]] const codegen::family_state::shared_variant* shared() const {
-    if (reshape_copied) return nullptr;
-    const codegen::leaf_sources sources = codegen::shared_leaves(family::desc(), cursors.data() + 1, shape.key.rank);
-    return sources.any ? &family::state().shared(shape.key, sources) : nullptr;
+    return reshape_copied ? nullptr : family::state().variant(shape, cursors.data() + 1);
   }
   /// The description and the printed kernel a launch of this plan runs.
   [[nodiscard]] const codegen::kernel_desc& desc() const {

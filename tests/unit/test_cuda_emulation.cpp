@@ -77,8 +77,8 @@ void emu_assign(emulator& emu, Dst& dst, const N& n, unsigned block, unsigned ma
   cg::launch_shape ls = cg::plan_layout(dd, cs.data(), cs.size(), family::desc().lanes());
   if (wide) ls.key.wide = true;
   // as launch_bound: leaves that read the very same elements are loaded once
-  const cg::leaf_sources sources = cg::shared_leaves(family::desc(), cs.data() + 1, ls.key.rank);
-  const cg::kernel_desc& desc = sources.any ? family::state().shared(ls.key, sources).desc : family::desc();
+  const cg::family_state::shared_variant* shared = family::state().variant(ls, cs.data() + 1);
+  const cg::kernel_desc& desc = shared != nullptr ? shared->desc : family::desc();
   const cg::baked_values bv{&ls, cs.data()};
   const cg::kernel_text t = cg::print_kernel(desc, ls.key, bake ? &bv : nullptr);
   if (!emu.launch) {
@@ -94,7 +94,7 @@ void emu_assign(emulator& emu, Dst& dst, const N& n, unsigned block, unsigned ma
   if (dd.size() == 0) return;  // the backend launches nothing
   REQUIRE(emu.launch(t.name.c_str(), args.bytes, blocks, block) == 0);
   ++emu.runs;
-  if (sources.any) ++emu.shared_runs;
+  if (shared != nullptr) ++emu.shared_runs;
 }
 
 /// Reduction node n as cuda/reduce.hpp plans it (for a device of `sm` multiprocessors) into out,

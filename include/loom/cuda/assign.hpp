@@ -353,8 +353,7 @@ LOOM_NOINLINE inline void launch_bound(codegen::family_state& family, codegen::a
   const codegen::launch_shape ls = codegen::plan_layout(dd, cs, n, family.desc().lanes());
   const bool bake = o != nullptr ? o->bake_extents : bake_extents_default();
   // Leaves that read the very same elements (x * x * x) are loaded once: a kernel of its own.
-  const codegen::leaf_sources sources = codegen::shared_leaves(family.desc(), cs + 1, ls.key.rank);
-  const codegen::family_state::shared_variant* shared = sources.any ? &family.shared(ls.key, sources) : nullptr;
+  const codegen::family_state::shared_variant* shared = family.variant(ls, cs + 1);
   const codegen::kernel_desc& desc = shared != nullptr ? shared->desc : family.desc();
   const kernel_handle& k = bake ? codegen::baked_kernel(desc, ls, cs, n)
                            : shared != nullptr ? codegen::family_state::shared_kernel(*shared)

@@ -87,9 +87,7 @@ struct source_plan {
   /// The variant a launch of this plan runs where some leaves read the same elements (loaded
   /// once: codegen::shared_leaves), else null.
   [[nodiscard]] const codegen::family_state::shared_variant* shared() const {
-    if (reshape_copied) return nullptr;
-    const codegen::leaf_sources sources = codegen::shared_leaves(family::desc(), cursors.data() + 1, shape.key.rank);
-    return sources.any ? &family::state().shared(shape.key, sources) : nullptr;
+    return reshape_copied ? nullptr : family::state().variant(shape, cursors.data() + 1);
   }
   /// The description and the printed kernel a launch of this plan runs.
   [[nodiscard]] const codegen::kernel_desc& desc() const {

@@ -630,8 +630,15 @@ class family_state {
     std::size_t slot = 0;
     kernel_desc desc;
     generated_kernel kernel;
-    mutable std::atomic<const kernel_handle*> handle{nullptr};
+    mutable runtime::cached_kernel loaded;
   };
+
+  /// The variant a launch of shape ls with these (planned) leaf cursors runs where some of its
+  /// leaves read the very same elements, else null (the family's own kernel for ls.key).
+  const shared_variant* variant(const launch_shape& ls, const array_cursor* leaves) {
+    const leaf_sources sources = shared_leaves(desc_, leaves, ls.key.rank);
+    return sources.any ? &shared(ls.key, sources) : nullptr;
+  }
 
   /// The variant of (key, sources): printed on its first use, then found with one atomic load
   /// and a comparison while launches keep asking for the same one (an expression type binds the
@@ -660,10 +667,7 @@ class family_state {
 
   /// The loaded kernel of a shared variant: compiled (or read from the disk cache) once.
   static const kernel_handle& shared_kernel(const shared_variant& v) {
-    if (const kernel_handle* k = v.handle.load(std::memory_order_acquire); LOOM_LIKELY(k != nullptr)) return *k;
-    const kernel_handle& k = runtime::module_cache::process().kernel(v.kernel.source, v.kernel.name, {}, {});
-    v.handle.store(&k, std::memory_order_release);
-    return k;
+    return v.loaded.get([&v] { return kernel_request{v.kernel.source, v.kernel.name, {}, {}}; });
   }
 
  private:
