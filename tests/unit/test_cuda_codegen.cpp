@@ -994,6 +994,35 @@ TEST_CASE("cuda codegen: row kernels (reductions along rows, broadcast back) pri
   CHECK(sd.desc.element == "loom::dev::div(loom::dev::exp(loom::dev::sub(x0, r0)), r2)");
   CHECK(cg::detail::renumbered("loom::dev::add(x12, p.a13[x13]) * p.s4 + max(x14)", 12, 3) ==
         "loom::dev::add(x0, p.a1[x1]) * p.s1 + max(x2)");
+  // The kernel bound to its arrays (softmax over one array): the repeated max is a copy, the row
+  // is taken from registers without a test, the sum adds each thread's operands pairwise in float
+  // and folds once; with up to 8 values a thread it keeps exp(x - max) for the quotient, so exp
+  // is printed once. The general kernel tests p.same and p.hits instead.
+  {
+    const auto body = [](const cg::kernel_text& t) { return t.body; };
+    const auto count = [](const std::string& text, const std::string& what) {
+      std::size_t n = 0;
+      for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+      return n;
+    };
+    const std::string kept = body(cg::print_row_kernel(sd, 1, 256, 8, 4, true));
+    CHECK(count(kept, "loom::dev::exp(") == 1);
+    CHECK(kept.find("loom::dev::div(e2[i], r2)") != std::string::npos);
+    CHECK(kept.find("const float r1 = r0;") != std::string::npos);
+    CHECK(kept.find("p.same") == std::string::npos);
+    CHECK(kept.find("p.hits &") == std::string::npos);
+    CHECK(kept.find("t[i] += t[i + 4];") != std::string::npos);
+    CHECK(kept.find("st2::fold(acc, t[0], 0);") != std::string::npos);
+    CHECK(kept.find("b.i = __shfl_xor_sync") == std::string::npos);  // no index travels for max and sum
+    const std::string wide = body(cg::print_row_kernel(sd, 1, 256, 16, 4, true));
+    CHECK(count(wide, "loom::dev::exp(") == 2);  // 16 a thread: recomputed (see row_kernel.hpp)
+    CHECK(wide.find("t[i] += t[i + 8];") != std::string::npos);
+    const std::string general = body(cg::print_row_kernel(sd, 1, 256, 16, 4));
+    CHECK(general.find("if (p.same1 == 0) r1 = r0;") != std::string::npos);
+    CHECK(general.find("p.hits &") != std::string::npos);
+    const cg::row_desc& ad = cuda::detail::row_family<decltype(as_node(cast<float>(argmax(f, axis<1>, keepdims)) + f)), float>::desc();
+    CHECK(body(cg::print_row_kernel(ad, 1, 32)).find("b.i = __shfl_xor_sync") != std::string::npos);
+  }
   // kernel_source / explain / compile name the row kernel; other reductions say why there is none
   CHECK(cuda::kernel_source(softmax(f)).find("loom_rw_") != std::string::npos);
   CHECK(&cuda::kernel_source(softmax(f)) == &cuda::kernel_source(softmax(f)));
@@ -1020,7 +1049,11 @@ TEST_CASE("cuda codegen: row kernels (reductions along rows, broadcast back) pri
       for (auto [G, K, V] : {std::tuple{32, 1, 1}, {32, most, W}, {256, 8, 1}, {256, std::min(16, most), W}})
         add_kernel(set, cg::print_row_kernel(d, 1, G, K, V));
       add_kernel(set, cg::print_row_kernel(d, 2, 256, 4, 1));
+      // bound to its arrays: keeping an operand for the output (K <= 8) and not
+      add_kernel(set, cg::print_row_kernel(d, 1, 256, 8, W, true));
+      add_kernel(set, cg::print_row_kernel(d, 1, 256, std::min(16, most), W, true));
     }
+    add_kernel(set, cg::print_row_kernel(d, 1, 256, 0, 1, true));
   };
   add_all(softmax(f));
   add_all(softmax(d));
@@ -1034,7 +1067,7 @@ TEST_CASE("cuda codegen: row kernels (reductions along rows, broadcast back) pri
   add_all(f - max(concat<1>(f, f) + iota<float>(shape<dyn, dyn>{4, 10}), axis<1>, keepdims));
   add_all(f * mean(pad<1>(f, 1, 1, 0.5f), axis<1>, keepdims));
   WARN(set.size() << " row kernels");
-  CHECK(set.size() == 110);  // 6 plain and 5 cached kernels for each of the 10 expressions
+  CHECK(set.size() == 140);  // 6 plain, 5 cached and 3 bound kernels for each of the 10 expressions
   compile_for_sm80_and_sm90(set);
 }
 

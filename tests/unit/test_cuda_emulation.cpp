@@ -44,7 +44,9 @@ struct emulator {
   launch_fn launch = nullptr;
   std::size_t runs = 0, column_runs = 0, block_runs = 0, row_runs = 0, cached_row_runs = 0, vector_row_runs = 0;
   std::size_t shared_runs = 0;  ///< elementwise kernels with some leaves loaded once
+  std::size_t bound_row_runs = 0, kept_row_runs = 0;  ///< row kernels bound to their arrays; keeping an operand
   bool plain_variant = true;  ///< rows_case also runs the kernel without the row cache
+  int expect_bound = -1;      ///< rows_case checks the plan's binding (1: bound, 0: general, -1: not checked)
 };
 
 template <class T>
@@ -162,9 +164,11 @@ void reduce_case(emulator& emu, const char* what, Build build, const Hs&... hs) 
 
 /// build(host views) as one row kernel (cuda/rows.hpp) against the CPU library: the plan for a
 /// device of 4 multiprocessors, blocks of 256 emulated threads, at most 2 blocks (the kernel
-/// strides over the rows). Three launches: as planned into a fresh array whose rows (rank 2)
-/// lie 3 elements apart beyond their length, as planned into a contiguous one (so that the row
-/// cache's whole-group stores run), and without the row cache into the padded one.
+/// strides over the rows). Up to four launches: as planned into a fresh array whose rows (rank
+/// 2) lie 3 elements apart beyond their length, as planned into a contiguous one (so that the row
+/// cache's whole-group stores run), and, with emu.plain_variant, into the padded one the general
+/// kernel without the row cache and, where the plan was bound to its arrays, the general kernel
+/// with it (the tests of p.same and p.hits that the bound kernel leaves out).
 /// `expect_rows`: the row kernel must apply (else the plan must refuse it); `expect_K`: the row
 /// cache's elements per thread planned for the contiguous destination (-1: not checked).
 template <class Build, class... Hs>
@@ -176,8 +180,9 @@ void rows_case(emulator& emu, const char* what, bool expect_rows, int expect_K, 
   using N = decltype(n);
   static_assert(cuda::detail::row_rank_v<N> > 0, "not a row expression");
   constexpr int sm = 4;  // (the multiprocessors only decide whether few long rows take this way: 4 or more here)
-  for (int variant : {0, 1, 2}) {
-    const bool padded = variant != 1, plain = variant == 2;
+  bool planned_bound = false;
+  for (int variant : {0, 1, 2, 3}) {
+    const bool padded = variant != 1, plain = variant == 2, general = variant >= 2;
     const dims dd = want.shape().to_dims();
     std::array<index_t, S::rank> st{};
     index_t span = 1;
@@ -194,9 +199,16 @@ void rows_case(emulator& emu, const char* what, bool expect_rows, int expect_K, 
     REQUIRE(pl.ok == expect_rows);
     if (!pl.ok) return;
     if (variant == 1 && expect_K >= 0) CHECK(pl.rl.K == expect_K);
+    if (variant == 0) {
+      planned_bound = pl.rl.bound;
+      if (emu.expect_bound >= 0) CHECK(pl.rl.bound == (emu.expect_bound == 1));
+    }
     if (variant == 1 && !pl.rl.ovec) continue;  // the same kernel as variant 0
-    if (plain && (pl.rl.K == 0 || !emu.plain_variant)) continue;
+    if (general && !emu.plain_variant) continue;
+    if (plain && pl.rl.K == 0 && !planned_bound) continue;  // the same kernel as variant 0
+    if (variant == 3 && (pl.rl.K == 0 || !planned_bound)) continue;
     if (plain) pl.rl.K = 0, pl.rl.V = 1, pl.rl.hits = 0, pl.rl.ovec = false;
+    if (general) pl.rl.bound = false;
     const auto& g = cuda::detail::row_family<N, T>::generated(pl.rl);
     if (!emu.launch) {
       emu.bodies.emplace(g.name, g.source.substr(cg::preamble().size()));
@@ -207,6 +219,9 @@ void rows_case(emulator& emu, const char* what, bool expect_rows, int expect_K, 
     REQUIRE(emu.launch(g.name.c_str(), args.bytes, std::min(cuda::detail::row_grid(pl.rl), 2u),
                        cg::row_block_threads) == 0);
     ++emu.row_runs;
+    if (pl.rl.bound) ++emu.bound_row_runs;
+    if (g.source.find("[i] = ") != std::string::npos && g.source.find("its operand, which the output repeats") != std::string::npos)
+      ++emu.kept_row_runs;
     if (pl.rl.K > 0) ++emu.cached_row_runs;
     if (pl.rl.ovec) ++emu.vector_row_runs;
     ++emu.runs;
@@ -582,18 +597,24 @@ void run_cases(emulator& emu) {
     // a thread); softmax, layer norm and the two-array case at every size (the emulation's time
     // goes with the launches and the rows: ~40 s here).
     const bool all = c == 17 || c == 1024 || c == 4099;
-    emu.plain_variant = all;
+    // Softmax and layer norm over one array take the kernel bound to it (the general one runs
+    // beside it at the sizes in `all`); the two-array case cannot (x and y are different rows).
+    emu.plain_variant = all || c == 16;
+    emu.expect_bound = 1;
     rows_case(emu, "softmax", true, cache_K(c), [](const auto& x) {
       auto e = exp(x - max(x, axis<1>, keepdims));
       return e / sum(e, axis<1>, keepdims);
     }, hx);
+    emu.expect_bound = cache_K(c) == 0 ? 1 : 0;  // (without the row cache only repeated reductions bind)
     rows_case(emu, "two arrays of one shape: y cached, x read from memory", true, cache_K(c), [](const auto& x, const auto& y) {
       return (x - mean(y, axis<1>, keepdims)) * max(x, axis<1>, keepdims) + y;
     }, hx, view(yb.data(), shape<dyn, dyn>{r, c}));
+    emu.expect_bound = 1;
     rows_case(emu, "layer norm", true, cache_K(c), [](const auto& x, const auto& g, const auto& b) {
       auto d = x - mean(x, axis<1>, keepdims);
       return d * rsqrt(mean(d * d, axis<1>, keepdims) + 1e-5f) * g + b;
     }, hx, hg, hb);
+    emu.expect_bound = -1;
     if (!all) continue;
     rows_case(emu, "softmax of rows that start one element off 16 bytes", true, cache_K(c, false),
               [](const auto& x) {
@@ -782,6 +803,8 @@ TEST_CASE("cuda emulation: generated kernels run on the host compute what the CP
   CHECK(emu.row_runs > 60);
   CHECK(emu.cached_row_runs > 50);  // the row cache, one element at a time and in groups
   CHECK(emu.vector_row_runs > 10);  // and whole-group stores
+  CHECK(emu.bound_row_runs > 30);   // kernels bound to their arrays (and the general ones beside them)
+  CHECK(emu.kept_row_runs > 5);     // a reduction's operand kept for the output (softmax's exp, K <= 8)
   ::dlclose(so);
   fs::remove_all(dir);
 }

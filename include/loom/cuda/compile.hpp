@@ -134,9 +134,10 @@ inline int planning_sm_count() { return available() ? device_info().sm_count : 1
 
 /// How a row launch holds its row: ", the row in registers (16 per thread, 4-element loads)".
 inline std::string row_cache_words(const codegen::row_launch& rl) {
-  if (rl.K == 0) return ", the row read from memory (L1/L2) by each pass";
+  const std::string bound = rl.bound ? ", bound to its arrays" : ", general (tests which arrays repeat)";
+  if (rl.K == 0) return ", the row read from memory (L1/L2) by each pass" + bound;
   return ", the row in registers (" + std::to_string(rl.K) + " per thread, " +
-         (rl.V > 1 ? std::to_string(rl.V) + "-element loads" : std::string("one element at a time")) + ")";
+         (rl.V > 1 ? std::to_string(rl.V) + "-element loads" : std::string("one element at a time")) + ")" + bound;
 }
 
 /// The row kernel (cuda/rows.hpp) that evaluating n into a new tensor launches, or null where

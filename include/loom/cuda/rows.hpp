@@ -98,32 +98,34 @@ struct row_family {
     }();
     return d;
   }
-  /// The kernel for kept rank kr, G threads per row and the row cache (K, V): printed once,
-  /// then the same strings.
-  static constexpr std::size_t slot_count = 2 * max_rank * 7 * 2;
-  static std::size_t slot_of(std::size_t kr, int G, int K, int V) {
+  /// The kernel for kept rank kr, G threads per row, the row cache (K, V) and the binding
+  /// (bound or general): printed once, then the same strings.
+  static constexpr std::size_t slot_count = 2 * max_rank * 7 * 2 * 2;
+  static std::size_t slot_of(std::size_t kr, int G, int K, int V, bool bound) {
     std::size_t k = 0;  // K: 0, 1, 2, 4, ..., 32
     while (k < 6 && (K >> k) > 1) ++k;
     k = K == 0 ? 0 : k + 1;
-    return (((G == 32 ? 0 : max_rank) + kr - 1) * 7 + k) * 2 + (V > 1 ? 1 : 0);
+    return ((((G == 32 ? 0 : max_rank) + kr - 1) * 7 + k) * 2 + (V > 1 ? 1 : 0)) * 2 + (bound ? 1 : 0);
   }
-  static const codegen::generated_kernel& generated(std::size_t kr, int G, int K = 0, int V = 1) {
+  static const codegen::generated_kernel& generated(std::size_t kr, int G, int K = 0, int V = 1, bool bound = false) {
     struct slot {
       std::once_flag once;
       codegen::generated_kernel k;
     };
     static std::array<slot, slot_count> slots;
-    slot& s = slots[slot_of(kr, G, K, V)];
+    slot& s = slots[slot_of(kr, G, K, V, bound)];
     std::call_once(s.once, [&] {
-      codegen::kernel_text t = codegen::print_row_kernel(desc(), kr, G, K, V);
+      codegen::kernel_text t = codegen::print_row_kernel(desc(), kr, G, K, V, bound);
       s.k = codegen::generated_kernel{std::move(t.name), t.source()};
     });
     return s.k;
   }
-  static const codegen::generated_kernel& generated(const codegen::row_launch& rl) { return generated(rl.kr, rl.G, rl.K, rl.V); }
+  static const codegen::generated_kernel& generated(const codegen::row_launch& rl) {
+    return generated(rl.kr, rl.G, rl.K, rl.V, rl.bound);
+  }
   static const kernel_handle& kernel(const codegen::row_launch& rl) {
     static std::array<runtime::cached_kernel, slot_count> kernels;
-    return kernels[slot_of(rl.kr, rl.G, rl.K, rl.V)].get([&] {
+    return kernels[slot_of(rl.kr, rl.G, rl.K, rl.V, rl.bound)].get([&] {
       const codegen::generated_kernel& g = generated(rl);
       return kernel_request{g.source, g.name, {}, {}};
     });
@@ -269,6 +271,13 @@ row_plan<N> plan_rows(const N& n, const codegen::array_cursor& dst, const dims& 
   }
   rl.G = rl.C <= 1024 ? 32 : 256;
   row_detail::plan_row_cache(rl, d, pl.cs.data());
+  // The bound kernel where every repeated reduction reuses its first twin and (with the cache)
+  // every candidate reads the cached array: softmax and layer norm written over one array.
+  rl.bound = true;
+  for (std::size_t j = 0; j < d.stages.size(); ++j)
+    rl.bound = rl.bound && pl.same[j] == (d.stages[j].twins.empty() ? -1 : static_cast<long long>(d.stages[j].twins.front()));
+  if (rl.K > 0)
+    for (std::size_t k : d.candidates) rl.bound = rl.bound && ((rl.hits >> k) & 1u) != 0;
   pl.ok = true;
   return pl;
 }

@@ -168,6 +168,11 @@ struct row_launch {
   int K = 0, V = 1;
   std::uint64_t hits = 0;  ///< bit k: leaf k reads the cached leaf's array with its strides
   bool ovec = false;       ///< the destination takes V-element stores (contiguous, aligned rows)
+  /// The kernel for this binding: every repeated reduction reads its first twin's arrays (and,
+  /// with the row cache, every candidate the cached array), so the kernel tests neither p.same
+  /// nor p.hits -- it copies the twin's row value and takes the row from registers -- and the
+  /// compiler, seeing one path, computes a value the output repeats (softmax's exp) once.
+  bool bound = false;
 };
 
 /// The row cache's group width for leaf type t: the elements of 16 bytes.
@@ -252,8 +257,13 @@ inline void put_row_cache_fill(std::string& s, const row_desc& rd, int V, std::s
 /// Prints the row kernel of d for kept rank kr and G threads per row (32 or 256). K > 0: the
 /// cached form, which holds K elements per thread of the cached leaf's row in registers (the
 /// row's length at most G * K) in groups of V consecutive columns; the launch must fit it
-/// (rows.hpp: 16-byte aligned contiguous rows for V > 1).
-LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t kr, int G, int K = 0, int V = 1) {
+/// (rows.hpp: 16-byte aligned contiguous rows for V > 1). `bound`: the kernel for launches
+/// whose repeated reductions all read their first twin's arrays and whose candidates all read
+/// the cached one (row_launch::bound); it has no other path. In the cached passes a float sum
+/// or mean adds the thread's K operands pairwise in float and folds that one value into its
+/// double accumulator (one conversion a thread, not one an element).
+LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t kr, int G, int K = 0, int V = 1,
+                                                  bool bound = false) {
   using detail::put;
   const kernel_desc& k = d.desc;
   const std::size_t n = k.leaves.size(), ns = d.stages.size();
@@ -269,6 +279,7 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
   if (cache)
     put(s, {"; the row of x", std::to_string(d.cached), " held in registers, ", std::to_string(K), " per thread in groups of ",
             std::to_string(V)});
+  if (bound) s += "; bound to its arrays (repeated reductions and the cache's candidates not tested)";
   put(s, {"\nnamespace loom_gen_@ {\nstruct args {\n  ", dst_t, "* out;\n"});
   for (std::size_t i = 0; i < n; ++i) {
     const std::string x = std::to_string(i);
@@ -294,13 +305,14 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
     detail::put_reducer(s, d.stages[j].red);
     // The group's combine: a butterfly over the warp's lanes (every lane ends with the same
     // bits: each step combines the same two values in either order).
+    // Only argmax / argmin carry an index: the others' i stays -1 and is not shuffled.
     const std::string_view v = d.stages[j].red.acc_c_name();
     const bool small = v == "bool";
     put(s, {"__device__ __forceinline__ void warp_combine(acc_t& a) {\n#pragma unroll\n"
             "  for (int h = ", std::to_string(std::min(G, 32) / 2), "; h > 0; h >>= 1) {\n    acc_t b;\n    b.v = ",
             small ? "(bool)__shfl_xor_sync(0xffffffffu, (int)a.v, h)" : "__shfl_xor_sync(0xffffffffu, a.v, h)",
-            ";\n    b.i = __shfl_xor_sync(0xffffffffu, a.i, h);\n    combine(a, b);\n  }\n}\n}  // namespace st",
-            std::to_string(j), "\n"});
+            d.stages[j].red.is_arg() ? ";\n    b.i = __shfl_xor_sync(0xffffffffu, a.i, h);" : ";\n    b.i = a.i;",
+            "\n    combine(a, b);\n  }\n}\n}  // namespace st", std::to_string(j), "\n"});
   }
   s += "}  // namespace loom_gen_@\n";
   // The cached kernels: the plain loops (where a candidate misses) one element at a time (put_pass
@@ -308,6 +320,73 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
   // elements a thread, at most 48 registers (5 blocks of 256 threads per multiprocessor, against
   // 4 at the 60-64 that ptxas chose for softmax and layer norm).
   const std::string min_blocks = cache && K <= 16 ? ", 5" : "";
+  // Which passes take the row from registers: from the cached pass on, those reading a candidate.
+  const auto candidate_mask = [&](const std::vector<std::size_t>& reads) {
+    std::uint64_t m = 0;
+    for (std::size_t c : d.candidates)
+      if (std::find(reads.begin(), reads.end(), c) != reads.end()) m |= std::uint64_t(1) << c;
+    return m;
+  };
+  const auto cached_pass = [&](std::size_t pass, const std::vector<std::size_t>& reads) {
+    return cache && pass >= d.cached_pass && (pass == d.cached_pass || candidate_mask(reads) != 0);
+  };
+  // A bound kernel with the row cache keeps a reduction's operand values e<j>[K] where the
+  // output computes the same (softmax's exp(x - max) in the sum and in the quotient): texts
+  // compared with the candidates named as the cached leaf and repeated reductions as their first
+  // twin, which the binding makes the same values. (The compiler does not find it by itself:
+  // neither pass's `c0 < C` branch dominates the other's.) Up to 8 values a thread: at 16
+  // (softmax over 4096 columns) ptxas spilled 40 bytes under the 48-register bound of 5 blocks
+  // per multiprocessor, or took 64 registers (4 blocks) without it, where recomputing the exp
+  // fit in 48 with no spill.
+  std::vector<char> keep(ns, 0);
+  std::string out_text = k.element;
+  std::vector<std::size_t> out_reads = d.out_reads;
+  if (bound && cache && K <= 8 && cached_pass(ns, d.out_reads)) {
+    const auto L = static_cast<std::size_t>(d.cached);
+    const auto root = [&](std::size_t j) {
+      while (!d.stages[j].twins.empty()) j = d.stages[j].twins.front();
+      return j;
+    };
+    const auto ident = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'; };
+    const auto canonical = [&](std::string_view text) {
+      std::string o;
+      for (std::size_t i = 0; i < text.size();) {
+        if ((text[i] == 'x' || text[i] == 'r') && (i == 0 || (!ident(text[i - 1]) && text[i - 1] != '.' && text[i - 1] != ':'))) {
+          std::size_t e = i + 1;
+          while (e < text.size() && text[e] >= '0' && text[e] <= '9') ++e;
+          if (e > i + 1 && (e == text.size() || !ident(text[e]))) {
+            std::size_t v = std::stoull(std::string(text.substr(i + 1, e - i - 1)));
+            if (text[i] == 'x' && std::find(d.candidates.begin(), d.candidates.end(), v) != d.candidates.end()) v = L;
+            if (text[i] == 'r' && v < ns) v = root(v);
+            o += text[i];
+            o += std::to_string(v);
+            i = e;
+            continue;
+          }
+        }
+        o += text[i++];
+      }
+      return o;
+    };
+    std::string co = canonical(k.element);
+    for (std::size_t j = ns; j-- > 0;) {
+      const row_stage& st = d.stages[j];
+      if (!st.twins.empty() || !cached_pass(j, st.reads) || st.element.find('(') == std::string::npos) continue;
+      const std::string ce = canonical(st.element), name = "e" + std::to_string(j) + "[i]";
+      for (std::size_t at = co.find(ce); at != std::string::npos; at = co.find(ce, at + name.size())) {
+        if (at > 0 && (co[at - 1] == ':' || ident(co[at - 1]))) {  // inside a longer name
+          at += 1;
+          continue;
+        }
+        co.replace(at, ce.size(), name);
+        keep[j] = 1;
+      }
+    }
+    if (std::find(keep.begin(), keep.end(), 1) != keep.end()) {
+      out_text = std::move(co);
+      if (std::find(out_reads.begin(), out_reads.end(), L) == out_reads.end()) out_reads.push_back(L);
+    }
+  }
   put(s, {"extern \"C\" __global__ void __launch_bounds__(", std::to_string(row_block_threads), min_blocks,
           ") loom_rw_@(const LOOM_GRID_CONSTANT loom_gen_@::args p) {\n  using namespace loom_gen_@;\n  typedef long long I;\n"
           "  constexpr int G = ", std::to_string(G), ", RPB = ", std::to_string(row_block_threads), " / G, KR = ", KR});
@@ -325,36 +404,53 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
        "        a /= p.kext[j];\n        od += kc[j] * p.okst[j];\n      }\n    }\n";
   // One pass over the row (inside `if (live)`, at `in`): the statement `body` once per column c,
   // after the declarations of the leaves it reads. A pass from the cached one on takes the row
-  // from v where every candidate it reads hits (one uniform test of their mask, filling v first
-  // in the cached pass), else reads memory as the plain kernel does; `vector_out`: the output
-  // pass's cached form gathers V results and stores them as one group where p.ovec allows.
+  // from v where every candidate it reads hits (one uniform test of their mask, none in the bound
+  // kernel; filling v first in the cached pass), else reads memory as the plain kernel does;
+  // `vector_out`: the output pass's cached form gathers V results and stores them as one group
+  // where p.ovec allows. `pair`: a sum's stage whose cached form keeps the thread's operands in
+  // t[K] of its operand type, adds them pairwise and folds the total.
   const auto put_pass = [&](std::size_t pass, const std::vector<std::size_t>& reads, std::string_view body, bool vector_out,
-                            std::string_view in) {
-    std::uint64_t m = 0;
-    for (std::size_t c : d.candidates)
-      if (std::find(reads.begin(), reads.end(), c) != reads.end()) m |= std::uint64_t(1) << c;
+                            std::string_view in, const row_stage* pair = nullptr, std::size_t pair_stage = 0) {
+    const std::uint64_t m = candidate_mask(reads);
     detail::put_row_offsets(s, reads, kr, in);
-    const bool cached = cache && pass >= d.cached_pass && (pass == d.cached_pass || m != 0);
-    const bool plain = !cached || m != 0;
+    const bool cached = cached_pass(pass, reads);
+    const bool tested = m != 0 && !bound;
+    const bool plain = !cached || tested;
     const std::string deeper = std::string(in) + "  ", group = deeper + "    ", inner = group + "  ";
     if (cached) {
       if (pass == d.cached_pass) detail::put_row_cache_fill(s, d, V, in);
-      if (m == 0)
+      if (!tested)
         put(s, {in, "{\n"});
       else
         put(s, {in, "if ((p.hits & ", std::to_string(m), "ull) == ", std::to_string(m), "ull) {  // the row from registers\n"});
+      if (pair)
+        put(s, {deeper, dtype_c_name(pair->red.op.value), " t[K];  // this thread's operands, added pairwise\n#pragma unroll\n",
+                deeper, "for (int i = 0; i < K; ++i) t[i] = 0;\n"});
       detail::open_row_groups(s, deeper);
       if (vector_out) put(s, {group, "loom::dev::vec<", dst_t, ", V> y;\n"});
       detail::open_group_columns(s, group);
       detail::put_row_loads(s, d, reads, inner, true);
-      if (vector_out) {
-        put(s, {inner, "y.v[w] = loom::dev::cvt<", dst_t, ">(", k.element, ");\n", group, "}\n", group, "if (p.ovec) {\n", inner,
+      const std::string kept = pass < ns && keep[pass] ? "e" + std::to_string(pass) + "[i] = " : std::string();
+      if (pair) {
+        put(s, {inner, "t[i] = ", kept, pair->element, ";\n", group, "}\n"});
+      } else if (!kept.empty()) {
+        put(s, {inner, "st", std::to_string(pass), "::fold(acc, ", kept, d.stages[pass].element, ", c);\n", group, "}\n"});
+      } else if (vector_out) {
+        put(s, {inner, "y.v[w] = loom::dev::cvt<", dst_t, ">(", out_text, ");\n", group, "}\n", group, "if (p.ovec) {\n", inner,
                 "*reinterpret_cast<loom::dev::vec<", dst_t, ", V>*>(p.out + od + c0) = y;\n", group, "} else {\n#pragma unroll\n",
                 inner, "for (int w = 0; w < V; ++w) p.out[od + (I)(c0 + w) * p.ocs] = y.v[w];\n", group, "}\n"});
       } else {
         put(s, {inner, body, "\n", group, "}\n"});
       }
-      put(s, {deeper, "  }\n", deeper, "}\n", in, "}", plain ? " else {\n" : "\n"});
+      put(s, {deeper, "  }\n", deeper, "}\n"});
+      if (pair) {
+        const std::string J = std::to_string(pair_stage);
+        for (int h = K / 2; h > 0; h /= 2)  // (a loop over h leaves t in local memory)
+          put(s, {"#pragma unroll\n", deeper, "for (int i = 0; i < ", std::to_string(h), "; ++i) t[i] += t[i + ", std::to_string(h),
+                  "];\n"});
+        put(s, {deeper, "st", J, "::fold(acc, t[0], 0);\n"});
+      }
+      put(s, {in, "}", plain ? " else {\n" : "\n"});
     }
     if (plain) {
       const std::string_view at = cached ? deeper : in;
@@ -367,10 +463,17 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
   for (std::size_t j = 0; j < ns; ++j) {
     const row_stage& st = d.stages[j];
     const std::string J = std::to_string(j);
+    if (bound && !st.twins.empty()) {
+      const std::string T = std::to_string(st.twins.front());
+      put(s, {"    const ", dtype_c_name(st.red.out), " r", J, " = r", T, ";  // reduction ", J, " repeats ", T, "\n"});
+      continue;
+    }
+    if (keep[j]) put(s, {"    ", dtype_c_name(st.red.op.value), " e", J, "[K];  // its operand, which the output repeats\n"});
     put(s, {"    ", dtype_c_name(st.red.out), " r", J, ";\n    "});
     for (std::size_t t : st.twins) put(s, {"if (p.same", J, " == ", std::to_string(t), ") r", J, " = r", std::to_string(t), ";\n    else "});
     put(s, {"{  // reduction ", J, ": ", st.red.reducer, "\n      st", J, "::acc_t acc = st", J, "::identity();\n      if (live) {\n"});
-    put_pass(j, st.reads, "st" + J + "::fold(acc, " + st.element + ", c);", false, "        ");
+    const bool pair = (st.red.reducer == "sum" || st.red.reducer == "mean") && st.red.op.value == dtype::float32;
+    put_pass(j, st.reads, "st" + J + "::fold(acc, " + st.element + ", c);", false, "        ", pair ? &st : nullptr, j);
     put(s, {"      }\n      st", J, "::warp_combine(acc);\n"});
     if (G > 32) {
       put(s, {"      st", J, "::acc_t* w = reinterpret_cast<st", J, "::acc_t*>(sh);\n"
@@ -380,7 +483,7 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
     put(s, {"      r", J, " = st", J, "::finish(acc, p.C);\n    }\n"});
   }
   s += "    if (live) {  // the output\n";
-  put_pass(ns, d.out_reads, "p.out[od + (I)c * p.ocs] = loom::dev::cvt<" + std::string(dst_t) + ">(" + k.element + ");", vstore,
+  put_pass(ns, out_reads, "p.out[od + (I)c * p.ocs] = loom::dev::cvt<" + std::string(dst_t) + ">(" + out_text + ");", vstore,
            "      ");
   s += "    }\n  }\n}\n";
   return detail::hashed_kernel(s, 0x6c6f6f6d2d7277ull, "loom_rw_");  // "loom-rw"
