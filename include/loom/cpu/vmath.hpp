@@ -60,22 +60,35 @@ LOOM_INLINE B exp(const B& x) {
   } else
 #endif
   if constexpr (std::is_same_v<T, float>) {
-    // Other float packets: the same reduction and polynomial; p * 2^k as p * 2^k1 * 2^k2 with
-    // k1 = floor(k / 2), k2 = k - k1 (each a normal power of two for k in [-150, 128]), so the
-    // first product is exact and the second rounds once, into the denormals or to inf exactly
-    // where e^x does. NaN passes through.
+    // Other float packets: the same reduction and polynomial. Where every lane has |x| < 86.6
+    // (k in [-125, 125], e^x a normal float), p * 2^k is p with k added to its exponent field,
+    // which is exact; the test replaces the clamp. Elsewhere (and for NaN, which fails the test)
+    // p * 2^k as p * 2^k1 * 2^k2 with k1 = floor(k / 2), k2 = k - k1 (each a normal power of two
+    // for k in [-150, 128]), so the first product is exact and the second rounds once, into the
+    // denormals or to inf exactly where e^x does. Both ways give the same bits where both apply.
+    // NaN passes through: the clamp keeps it (maxps and minps return their second operand, x,
+    // where either is NaN), so p is NaN and so is the product, whatever the scales hold. (On
+    // AVX2: 19 vector instructions a packet on the first way against 25 with the clamp, the two
+    // scales and a NaN select.)
     using I = xsimd::batch<std::int32_t, typename B::arch_type>;
-    const B v = xsimd::min(B(89.f), xsimd::max(B(-104.f), x));
-    const B k = xsimd::nearbyint(v * B(exp_f32::log2e));
-    B r = xsimd::fnma(k, B(exp_f32::ln2_hi), v);
-    r = xsimd::fnma(k, B(exp_f32::ln2_lo), r);
-    B p(exp_f32::c[0]);
-    for (int j = 1; j < 6; ++j) p = xsimd::fma(p, r, B(exp_f32::c[j]));
-    p = xsimd::fma(p, r * r, r) + B(1.f);
+    const auto poly = [](const B& v, B& k) {
+      k = xsimd::nearbyint(v * B(exp_f32::log2e));
+      B r = xsimd::fnma(k, B(exp_f32::ln2_hi), v);
+      r = xsimd::fnma(k, B(exp_f32::ln2_lo), r);
+      B p(exp_f32::c[0]);
+      for (int j = 1; j < 6; ++j) p = xsimd::fma(p, r, B(exp_f32::c[j]));
+      return xsimd::fma(p, r * r, r) + B(1.f);
+    };
+    B k;
+    if (LOOM_LIKELY(xsimd::all(xsimd::abs(x) < B(86.6f)))) {
+      const B p = poly(x, k);
+      return xsimd::bitwise_cast<B>(xsimd::bitwise_cast<I>(p) + (xsimd::to_int(k) << 23));
+    }
+    const B p = poly(xsimd::min(B(89.f), xsimd::max(B(-104.f), x)), k);
     const I ki = xsimd::to_int(k);
     const I k1 = ki >> 1, k2 = ki - k1;
     const B s1 = xsimd::bitwise_cast<B>((k1 + I(127)) << 23), s2 = xsimd::bitwise_cast<B>((k2 + I(127)) << 23);
-    return xsimd::select(x != x, x, p * s1 * s2);
+    return p * s1 * s2;
   } else {
     constexpr T hi = std::is_same_v<T, float> ? T(88.f) : T(709.0);
     constexpr T lo = std::is_same_v<T, float> ? T(-87.f) : T(-708.0);
