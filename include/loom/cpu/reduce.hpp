@@ -286,21 +286,10 @@ struct nan_flags {
     else
       return xsimd::isnan(P(A(0)));  // none NaN
   }
-  LOOM_INLINE void add(const P& x) {
-#if defined(__AVX512F__)
-    if constexpr (mask_register) {
-      if constexpr (std::is_same_v<A, float>)
-        f = _mm512_mask_cmp_ps_mask(f, x, x, _CMP_ORD_Q);
-      else
-        f = _mm512_mask_cmp_pd_mask(f, x, x, _CMP_ORD_Q);
-      return;
-    }
-#endif
-    if constexpr (!mask_register) f = f | xsimd::isnan(x);
-  }
+  LOOM_INLINE void add(const P& x) { add2(x, x); }
   /// Adds two packets with one compare where the instruction set has an unordered compare of two
   /// operands (true where either lane is NaN): the max pass of a softmax on AVX2 spent a compare
-  /// and an or on every packet.
+  /// and an or on every packet. (add(x) is add2(x, x): x unordered with itself is NaN.)
   LOOM_INLINE void add2(const P& x, const P& y) {
 #if defined(__AVX512F__)
     if constexpr (mask_register) {
@@ -331,8 +320,7 @@ struct nan_flags {
       return;
     }
 #endif
-    add(x);
-    add(y);
+    if constexpr (!mask_register) f = f | xsimd::isnan(x) | xsimd::isnan(y);
   }
   LOOM_INLINE bool any() const {
     if constexpr (mask_register)
