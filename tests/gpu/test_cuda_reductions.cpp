@@ -146,9 +146,11 @@ TEST_CASE("cuda reductions: row kernels (softmax, log-softmax, norms) over many 
   LOOM_REQUIRE_GPU();
   // Rows of up to 1024 take a warp each, longer ones a block; few long rows go the split way.
   // The row cache: 1024 and 4096 (16-byte groups), 1025 and 4097 (one element at a time),
-  // 8192 (32 per thread), 8196 (none: beyond 32 per thread).
-  for (auto [r, c] : {std::pair<std::size_t, std::size_t>{1, 1}, {1000, 7}, {517, 1024}, {300, 1025}, {257, 4097}, {140, 4096},
-                      {133, 8192}, {133, 8196}, {3, 70000}}) {
+  // 8192 (32 per thread), 8196 (none: beyond 32 per thread). Softmax over one array takes the
+  // kernel bound to it, which keeps exp(x - max) for the quotient at up to 8 a thread (7, 100,
+  // 2048); over two arrays the general kernel.
+  for (auto [r, c] : {std::pair<std::size_t, std::size_t>{1, 1}, {1000, 7}, {700, 100}, {517, 1024}, {300, 1025}, {200, 2048},
+                      {257, 4097}, {140, 4096}, {133, 8192}, {133, 8196}, {3, 70000}}) {
     INFO(r << " x " << c);
     tensor<float, shape<dyn, dyn>> x(r, c);
     tensor<float, shape<dyn>> g(c);
@@ -159,6 +161,13 @@ TEST_CASE("cuda reductions: row kernels (softmax, log-softmax, norms) over many 
       return e / sum(e, axis<1>, keepdims);
     };
     check_same("softmax", 1e-5, softmax, x);
+    const tensor<float, shape<dyn, dyn>> copy = x;
+    check_same("softmax of x with the max of a copy of x (the general row kernel)", 1e-5,
+               [](const auto& a, const auto& b) {
+                 auto e = exp(a - max(b, axis<1>, keepdims));
+                 return e / sum(e, axis<1>, keepdims);
+               },
+               x, copy);
     check_same("log-softmax", 1e-5,
                [](const auto& a) {
                  auto d = a - max(a, axis<1>, keepdims);
