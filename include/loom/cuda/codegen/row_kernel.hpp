@@ -170,8 +170,9 @@ struct row_launch {
   bool ovec = false;       ///< the destination takes V-element stores (contiguous, aligned rows)
   /// The kernel for this binding: every repeated reduction reads its first twin's arrays (and,
   /// with the row cache, every candidate the cached array), so the kernel tests neither p.same
-  /// nor p.hits -- it copies the twin's row value and takes the row from registers -- and the
-  /// compiler, seeing one path, computes a value the output repeats (softmax's exp) once.
+  /// nor p.hits: it copies the twin's row value and takes the row from registers, one path per
+  /// pass (and, at up to 8 values a thread, keeps an operand the output repeats: see
+  /// print_row_kernel).
   bool bound = false;
 };
 
@@ -373,13 +374,14 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
       const row_stage& st = d.stages[j];
       if (!st.twins.empty() || !cached_pass(j, st.reads) || st.element.find('(') == std::string::npos) continue;
       const std::string ce = canonical(st.element), name = "e" + std::to_string(j) + "[i]";
-      for (std::size_t at = co.find(ce); at != std::string::npos; at = co.find(ce, at + name.size())) {
+      for (std::size_t at = co.find(ce); at != std::string::npos;) {
         if (at > 0 && (co[at - 1] == ':' || ident(co[at - 1]))) {  // inside a longer name
-          at += 1;
+          at = co.find(ce, at + 1);
           continue;
         }
         co.replace(at, ce.size(), name);
         keep[j] = 1;
+        at = co.find(ce, at + name.size());
       }
     }
     if (std::find(keep.begin(), keep.end(), 1) != keep.end()) {
