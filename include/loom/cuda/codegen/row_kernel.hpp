@@ -63,37 +63,44 @@ struct row_desc {
 
 namespace detail {
 
-/// `text` with leaf numbers shifted down by l0 and scalar numbers by s0 (x5 -> x0, p.a5 -> p.a0,
-/// p.s3 -> p.s0 for l0 = 5, s0 = 3): the key of a reduction's computation apart from which
-/// leaves and scalars it reads.
-LOOM_NOINLINE inline std::string renumbered(std::string_view text, std::size_t l0, std::size_t s0) {
+/// Whether c can be part of an identifier.
+inline bool ident_char(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'; }
+
+/// `text` with the number of every numbered name of an element -- leaves x<n>, row values r<n>,
+/// arrays p.a<n>, scalars p.s<n> -- replaced by f(kind, n), kind 'x', 'r', 'a' or 's'.
+template <class F>
+std::string renumber_names(std::string_view text, F&& f) {
   std::string out;
   out.reserve(text.size());
-  const auto ident = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'; };
   for (std::size_t i = 0; i < text.size();) {
+    const bool start = i == 0 || !ident_char(text[i - 1]);
     std::size_t digits = 0;
-    std::size_t base = 0;
-    if (text[i] == 'x' && (i == 0 || (!ident(text[i - 1]) && text[i - 1] != '.'))) {
+    char kind = 0;
+    if ((text[i] == 'x' || text[i] == 'r') && start && (i == 0 || (text[i - 1] != '.' && text[i - 1] != ':'))) {
       digits = i + 1;
-      base = l0;
-    } else if (text.compare(i, 3, "p.a") == 0 && (i == 0 || !ident(text[i - 1]))) {
+      kind = text[i];
+    } else if ((text.compare(i, 3, "p.a") == 0 || text.compare(i, 3, "p.s") == 0) && start) {
       digits = i + 3;
-      base = l0;
-    } else if (text.compare(i, 3, "p.s") == 0 && (i == 0 || !ident(text[i - 1]))) {
-      digits = i + 3;
-      base = s0;
+      kind = text[i + 2];
     }
     std::size_t e = digits;
     while (digits && e < text.size() && text[e] >= '0' && text[e] <= '9') ++e;
-    if (digits == 0 || e == digits) {
+    if (digits == 0 || e == digits || (e < text.size() && ident_char(text[e]))) {
       out += text[i++];
       continue;
     }
     out.append(text.substr(i, digits - i));
-    out += std::to_string(std::stoull(std::string(text.substr(digits, e - digits))) - base);
+    out += std::to_string(f(kind, static_cast<std::size_t>(std::stoull(std::string(text.substr(digits, e - digits))))));
     i = e;
   }
   return out;
+}
+
+/// `text` with leaf numbers shifted down by l0 and scalar numbers by s0 (x5 -> x0, p.a5 -> p.a0,
+/// p.s3 -> p.s0 for l0 = 5, s0 = 3): the key of a reduction's computation apart from which
+/// leaves and scalars it reads.
+LOOM_NOINLINE inline std::string renumbered(std::string_view text, std::size_t l0, std::size_t s0) {
+  return renumber_names(text, [&](char kind, std::size_t n) { return kind == 'x' || kind == 'a' ? n - l0 : kind == 's' ? n - s0 : n; });
 }
 
 }  // namespace detail
@@ -348,26 +355,11 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
       while (!d.stages[j].twins.empty()) j = d.stages[j].twins.front();
       return j;
     };
-    const auto ident = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'; };
     const auto canonical = [&](std::string_view text) {
-      std::string o;
-      for (std::size_t i = 0; i < text.size();) {
-        if ((text[i] == 'x' || text[i] == 'r') && (i == 0 || (!ident(text[i - 1]) && text[i - 1] != '.' && text[i - 1] != ':'))) {
-          std::size_t e = i + 1;
-          while (e < text.size() && text[e] >= '0' && text[e] <= '9') ++e;
-          if (e > i + 1 && (e == text.size() || !ident(text[e]))) {
-            std::size_t v = std::stoull(std::string(text.substr(i + 1, e - i - 1)));
-            if (text[i] == 'x' && std::find(d.candidates.begin(), d.candidates.end(), v) != d.candidates.end()) v = L;
-            if (text[i] == 'r' && v < ns) v = root(v);
-            o += text[i];
-            o += std::to_string(v);
-            i = e;
-            continue;
-          }
-        }
-        o += text[i++];
-      }
-      return o;
+      return detail::renumber_names(text, [&](char kind, std::size_t n) {
+        if (kind == 'x' && std::find(d.candidates.begin(), d.candidates.end(), n) != d.candidates.end()) return L;
+        return kind == 'r' && n < ns ? root(n) : n;
+      });
     };
     std::string co = canonical(k.element);
     for (std::size_t j = ns; j-- > 0;) {
@@ -375,7 +367,7 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
       if (!st.twins.empty() || !cached_pass(j, st.reads) || st.element.find('(') == std::string::npos) continue;
       const std::string ce = canonical(st.element), name = "e" + std::to_string(j) + "[i]";
       for (std::size_t at = co.find(ce); at != std::string::npos;) {
-        if (at > 0 && (co[at - 1] == ':' || ident(co[at - 1]))) {  // inside a longer name
+        if (at > 0 && (co[at - 1] == ':' || detail::ident_char(co[at - 1]))) {  // inside a longer name
           at = co.find(ce, at + 1);
           continue;
         }
@@ -409,10 +401,10 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
   // from v where every candidate it reads hits (one uniform test of their mask, none in the bound
   // kernel; filling v first in the cached pass), else reads memory as the plain kernel does;
   // `vector_out`: the output pass's cached form gathers V results and stores them as one group
-  // where p.ovec allows. `pair`: a sum's stage whose cached form keeps the thread's operands in
-  // t[K] of its operand type, adds them pairwise and folds the total.
+  // where p.ovec allows. `pair`: the pass of a sum's stage whose cached form keeps the thread's
+  // operands in t[K] of its operand type, adds them pairwise and folds the total.
   const auto put_pass = [&](std::size_t pass, const std::vector<std::size_t>& reads, std::string_view body, bool vector_out,
-                            std::string_view in, const row_stage* pair = nullptr, std::size_t pair_stage = 0) {
+                            std::string_view in, bool pair = false) {
     const std::uint64_t m = candidate_mask(reads);
     detail::put_row_offsets(s, reads, kr, in);
     const bool cached = cached_pass(pass, reads);
@@ -426,7 +418,7 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
       else
         put(s, {in, "if ((p.hits & ", std::to_string(m), "ull) == ", std::to_string(m), "ull) {  // the row from registers\n"});
       if (pair)
-        put(s, {deeper, dtype_c_name(pair->red.op.value), " t[K];  // this thread's operands, added pairwise\n#pragma unroll\n",
+        put(s, {deeper, dtype_c_name(d.stages[pass].red.op.value), " t[K];  // this thread's operands, added pairwise\n#pragma unroll\n",
                 deeper, "for (int i = 0; i < K; ++i) t[i] = 0;\n"});
       detail::open_row_groups(s, deeper);
       if (vector_out) put(s, {group, "loom::dev::vec<", dst_t, ", V> y;\n"});
@@ -434,7 +426,7 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
       detail::put_row_loads(s, d, reads, inner, true);
       const std::string kept = pass < ns && keep[pass] ? "e" + std::to_string(pass) + "[i] = " : std::string();
       if (pair) {
-        put(s, {inner, "t[i] = ", kept, pair->element, ";\n", group, "}\n"});
+        put(s, {inner, "t[i] = ", kept, d.stages[pass].element, ";\n", group, "}\n"});
       } else if (!kept.empty()) {
         put(s, {inner, "st", std::to_string(pass), "::fold(acc, ", kept, d.stages[pass].element, ", c);\n", group, "}\n"});
       } else if (vector_out) {
@@ -446,7 +438,7 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
       }
       put(s, {deeper, "  }\n", deeper, "}\n"});
       if (pair) {
-        const std::string J = std::to_string(pair_stage);
+        const std::string J = std::to_string(pass);
         for (int h = K / 2; h > 0; h /= 2)  // (a loop over h leaves t in local memory)
           put(s, {"#pragma unroll\n", deeper, "for (int i = 0; i < ", std::to_string(h), "; ++i) t[i] += t[i + ", std::to_string(h),
                   "];\n"});
@@ -475,7 +467,7 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
     for (std::size_t t : st.twins) put(s, {"if (p.same", J, " == ", std::to_string(t), ") r", J, " = r", std::to_string(t), ";\n    else "});
     put(s, {"{  // reduction ", J, ": ", st.red.reducer, "\n      st", J, "::acc_t acc = st", J, "::identity();\n      if (live) {\n"});
     const bool pair = (st.red.reducer == "sum" || st.red.reducer == "mean") && st.red.op.value == dtype::float32;
-    put_pass(j, st.reads, "st" + J + "::fold(acc, " + st.element + ", c);", false, "        ", pair ? &st : nullptr, j);
+    put_pass(j, st.reads, "st" + J + "::fold(acc, " + st.element + ", c);", false, "        ", pair);
     put(s, {"      }\n      st", J, "::warp_combine(acc);\n"});
     if (G > 32) {
       put(s, {"      st", J, "::acc_t* w = reinterpret_cast<st", J, "::acc_t*>(sh);\n"
