@@ -6394,10 +6394,21 @@ inline constexpr std::size_t max_occurrences = 128;
 /// The largest number of rows (outputs) in one tile, which bounds every per-tile buffer.
 inline constexpr std::size_t max_tile_rows = 1024;
 
-/// Bytes of the destination one tile covers (its rows are re-read from L1 by every pass). Small:
-/// the passes over one tile then overlap the memory reads of the next (W3 softmax over 4096 x 1024
-/// floats at 1 thread, measured 2026-11-27: 2.0 ms with 4 KiB tiles, 2.1-2.2 with 8, 2.7 with 24).
+/// Bytes of the destination one tile covers (its rows are re-read from L1 / L2 by every pass).
+/// Two costs pull apart: each tile pays a fixed cost (each pass's call, its evaluator copy and
+/// loop set-up, the row values' kernels: about 1100 instructions a tile in W4's layer norm), and a
+/// large tile's first pass waits for memory that a small one finds already prefetched. Which
+/// wins depends on how fast the arithmetic is, so the size follows the vector width:
+/// * AVX-512 (the Zen 4 of bench/RESULTS.md, 2026-11-27): W3 softmax over 4096 x 1024 floats at
+///   1 thread took 2.0 ms with 4 KiB tiles, 2.1-2.2 with 8, 2.7 with 24.
+/// * Narrower vectors (the Zen 3, AVX2, of 2026-11-27, 23:00 UTC): the arithmetic is slower and
+///   the fixed costs weigh more; with 32 KiB tiles W3 at 2 threads went from 0.81-0.93x the
+///   hand-written kernel to 0.87-0.98x, W4 from 0.83-1.08x to 1.11-1.46x (16 KiB: between).
+#if defined(__AVX512F__)
 inline constexpr std::size_t tile_target_bytes = 4 * 1024;
+#else
+inline constexpr std::size_t tile_target_bytes = 32 * 1024;
+#endif
 
 namespace detail {
 
@@ -6996,12 +7007,18 @@ inline constexpr bool along_columns_v = requires { M::columns; };
 /// Reads a slot's buffer through an index cursor (the tile loop points it at the thread's buffer
 /// for each tile): one value per row of the tile (reductions, row values; stride 0 along the
 /// columns), or a row of values per row (caches). Any inner stride, whatever the layout class.
+///
+/// A per-row value (stride 0 along the run) is read once, by set_row, into `value`: the loops run
+/// on copies of their evaluators, so it then stays in a register, where reading it at each packet
+/// reloaded it after every packet store (which may alias anything) - a broadcast from memory a
+/// packet in softmax's exp pass and in its division.
 template <class T, bool PerRow = true>
 struct slot_reader {
   cursor c;
   const T* row = nullptr;
   index_t inner = 0;
   std::size_t outer = 0;
+  T value{};
 
   /// Binds to entry e's slot in the space of b (the context's current space).
   void bind(const reduce_context& ctx, const reduce_entry& e, const binding& b) {
@@ -7020,11 +7037,15 @@ struct slot_reader {
     outer = s.outer_rank();
     inner = c.stride[outer];
   }
-  LOOM_INLINE void set_row(const index_t* idx) { row = static_cast<const T*>(c.base) + cursor_row(c, outer, idx); }
+  LOOM_INLINE void set_row(const index_t* idx) {
+    row = static_cast<const T*>(c.base) + cursor_row(c, outer, idx);
+    if constexpr (PerRow)
+      if (inner == 0) value = *row;  // (the slot's runner has written the row's value)
+  }
   template <class M>
   LOOM_INLINE T scalar(index_t i) const {
     if constexpr (along_columns_v<M>)
-      return PerRow ? row[0] : row[i];
+      return PerRow ? value : row[i];
     else
       return row[i * inner];
   }
@@ -7032,11 +7053,11 @@ struct slot_reader {
   LOOM_INLINE packet_t<T, F> packet(index_t i) const {
     if constexpr (along_columns_v<M>) {
       if constexpr (PerRow)
-        return broadcast_packet<F>(row[0]);
+        return broadcast_packet<F>(value);
       else
         return load_packet<F>(row + i);
     } else {
-      if (inner == 0) return broadcast_packet<F>(row[0]);
+      if (inner == 0) return broadcast_packet<F>(PerRow ? value : row[0]);
       if (inner == 1) return load_packet<F>(row + i);
       return gather_packet<F>(row + i * inner, inner);
     }

@@ -122,12 +122,18 @@ inline constexpr bool along_columns_v = requires { M::columns; };
 /// Reads a slot's buffer through an index cursor (the tile loop points it at the thread's buffer
 /// for each tile): one value per row of the tile (reductions, row values; stride 0 along the
 /// columns), or a row of values per row (caches). Any inner stride, whatever the layout class.
+///
+/// A per-row value (stride 0 along the run) is read once, by set_row, into `value`: the loops run
+/// on copies of their evaluators, so it then stays in a register, where reading it at each packet
+/// reloaded it after every packet store (which may alias anything) - a broadcast from memory a
+/// packet in softmax's exp pass and in its division.
 template <class T, bool PerRow = true>
 struct slot_reader {
   cursor c;
   const T* row = nullptr;
   index_t inner = 0;
   std::size_t outer = 0;
+  T value{};
 
   /// Binds to entry e's slot in the space of b (the context's current space).
   void bind(const reduce_context& ctx, const reduce_entry& e, const binding& b) {
@@ -146,11 +152,15 @@ struct slot_reader {
     outer = s.outer_rank();
     inner = c.stride[outer];
   }
-  LOOM_INLINE void set_row(const index_t* idx) { row = static_cast<const T*>(c.base) + cursor_row(c, outer, idx); }
+  LOOM_INLINE void set_row(const index_t* idx) {
+    row = static_cast<const T*>(c.base) + cursor_row(c, outer, idx);
+    if constexpr (PerRow)
+      if (inner == 0) value = *row;  // (the slot's runner has written the row's value)
+  }
   template <class M>
   LOOM_INLINE T scalar(index_t i) const {
     if constexpr (along_columns_v<M>)
-      return PerRow ? row[0] : row[i];
+      return PerRow ? value : row[i];
     else
       return row[i * inner];
   }
@@ -158,11 +168,11 @@ struct slot_reader {
   LOOM_INLINE packet_t<T, F> packet(index_t i) const {
     if constexpr (along_columns_v<M>) {
       if constexpr (PerRow)
-        return broadcast_packet<F>(row[0]);
+        return broadcast_packet<F>(value);
       else
         return load_packet<F>(row + i);
     } else {
-      if (inner == 0) return broadcast_packet<F>(row[0]);
+      if (inner == 0) return broadcast_packet<F>(PerRow ? value : row[0]);
       if (inner == 1) return load_packet<F>(row + i);
       return gather_packet<F>(row + i * inner, inner);
     }

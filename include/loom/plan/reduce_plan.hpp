@@ -46,10 +46,21 @@ inline constexpr std::size_t max_occurrences = 128;
 /// The largest number of rows (outputs) in one tile, which bounds every per-tile buffer.
 inline constexpr std::size_t max_tile_rows = 1024;
 
-/// Bytes of the destination one tile covers (its rows are re-read from L1 by every pass). Small:
-/// the passes over one tile then overlap the memory reads of the next (W3 softmax over 4096 x 1024
-/// floats at 1 thread, measured 2026-11-27: 2.0 ms with 4 KiB tiles, 2.1-2.2 with 8, 2.7 with 24).
+/// Bytes of the destination one tile covers (its rows are re-read from L1 / L2 by every pass).
+/// Two costs pull apart: each tile pays a fixed cost (each pass's call, its evaluator copy and
+/// loop set-up, the row values' kernels: about 1100 instructions a tile in W4's layer norm), and a
+/// large tile's first pass waits for memory that a small one finds already prefetched. Which
+/// wins depends on how fast the arithmetic is, so the size follows the vector width:
+/// * AVX-512 (the Zen 4 of bench/RESULTS.md, 2026-11-27): W3 softmax over 4096 x 1024 floats at
+///   1 thread took 2.0 ms with 4 KiB tiles, 2.1-2.2 with 8, 2.7 with 24.
+/// * Narrower vectors (the Zen 3, AVX2, of 2026-11-27, 23:00 UTC): the arithmetic is slower and
+///   the fixed costs weigh more; with 32 KiB tiles W3 at 2 threads went from 0.81-0.93x the
+///   hand-written kernel to 0.87-0.98x, W4 from 0.83-1.08x to 1.11-1.46x (16 KiB: between).
+#if defined(__AVX512F__)
 inline constexpr std::size_t tile_target_bytes = 4 * 1024;
+#else
+inline constexpr std::size_t tile_target_bytes = 32 * 1024;
+#endif
 
 namespace detail {
 
