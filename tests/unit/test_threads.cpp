@@ -180,3 +180,49 @@ TEST_CASE("streaming stores give the same elements as cached stores", "[threads]
   }
   set_num_threads(0);
 }
+
+TEST_CASE("a softmax too large for the caches gives the same bits with any number of threads",
+          "[threads][streaming][reduce]") {
+  // Above the streaming threshold (the consumer's traffic over 24 MiB), with rows on and off the
+  // packet alignment: the tiles are split among the threads, and every element must take the
+  // same path (packet or scalar tail) whatever the split.
+  for (auto [rows, cols] : {std::pair<std::size_t, std::size_t>{2304, 1024}, {2300, 1030}}) {
+    INFO(rows << " x " << cols);
+    tensor<float, shape<dyn, dyn>> x(rows, cols);
+    loom_test::randomize(x, 7, -6, 6);
+    auto softmax = [&](auto& o) {
+      auto e = exp(x - max(x, axis<1>, keepdims));
+      o = e / sum(e, axis<1>, keepdims);
+    };
+    auto log_softmax = [&](auto& o) {
+      auto c = x - max(x, axis<1>, keepdims);
+      o = c - log(sum(exp(c), axis<1>, keepdims));
+    };
+    set_num_threads(1);
+    tensor<float, shape<dyn, dyn>> one(rows, cols), log_one(rows, cols);
+    softmax(one);
+    log_softmax(log_one);
+    std::vector<double> want(rows * cols), log_want(rows * cols);
+    for (std::size_t r = 0; r < rows; ++r) {
+      double m = -INFINITY, s = 0;
+      for (std::size_t c = 0; c < cols; ++c) m = std::max(m, double(x(r, c)));
+      for (std::size_t c = 0; c < cols; ++c) s += std::exp(double(x(r, c)) - m);
+      for (std::size_t c = 0; c < cols; ++c) {
+        want[r * cols + c] = std::exp(double(x(r, c)) - m) / s;
+        log_want[r * cols + c] = double(x(r, c)) - m - std::log(s);
+      }
+    }
+    loom_test::check_close(one.data(), want, 2e-6, 1e-12, "softmax");
+    loom_test::check_close(log_one.data(), log_want, 2e-6, 2e-6, "log-softmax");
+    for (unsigned t : {2u, 3u}) {
+      INFO("threads = " << t);
+      set_num_threads(t);
+      tensor<float, shape<dyn, dyn>> many(rows, cols), log_many(rows, cols);
+      softmax(many);
+      log_softmax(log_many);
+      CHECK(std::memcmp(one.data(), many.data(), one.size() * sizeof(float)) == 0);
+      CHECK(std::memcmp(log_one.data(), log_many.data(), one.size() * sizeof(float)) == 0);
+    }
+  }
+  set_num_threads(0);
+}
