@@ -6403,7 +6403,7 @@ inline constexpr std::size_t max_tile_rows = 1024;
 ///   1 thread took 2.0 ms with 4 KiB tiles, 2.1-2.2 with 8, 2.7 with 24.
 /// * Narrower vectors (the Zen 3, AVX2, of 2026-11-27, 23:00 UTC): the arithmetic is slower and
 ///   the fixed costs weigh more; with 32 KiB tiles W3 at 2 threads went from 0.81-0.93x the
-///   hand-written kernel to 0.87-0.98x, W4 from 0.83-1.08x to 1.11-1.46x (16 KiB: between).
+///   hand-written kernel to 0.87-0.98x, W4 from 0.83-1.08x to 1.26-1.46x (16 KiB: between).
 #if defined(__AVX512F__)
 inline constexpr std::size_t tile_target_bytes = 4 * 1024;
 #else
