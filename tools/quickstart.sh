@@ -36,14 +36,19 @@ case "$mode" in
     "$build/examples/example_demo"
     ;;
   test)
+    # Each stage's end is printed with the seconds since the start (CI's budget is 30 minutes).
+    elapsed() { echo "$(($(date +%s) - LOOM_QUICKSTART_START)) s"; }
     cmake --build "$build" -j "$jobs"
+    echo "quickstart: built ($(elapsed))"
     (cd "$build" && ctest -j "$jobs" --output-on-failure)
+    echo "quickstart: tests passed ($(elapsed))"
     for extra in "$here"/tools/checks/*.sh; do
       [[ -e $extra ]] || continue
       echo "quickstart: $(basename "$extra")"
       bash "$extra" "$build"
+      echo "quickstart: $(basename "$extra") done ($(elapsed))"
     done
-    echo "quickstart: all tests passed"
+    echo "quickstart: all tests passed ($(elapsed))"
     ;;
   *)
     echo "usage: $0 demo|test" >&2
