@@ -27,17 +27,16 @@ via_single_header() {
   "$tmp/single"
 }
 
+ways=(package subdirectory single_header)
 pids=()
-for way in package subdirectory single_header; do
-  (set -euo pipefail; "via_$way") >"$tmp/$way.log" 2>&1 &
+for way in "${ways[@]}"; do
+  ("via_$way") >"$tmp/$way.log" 2>&1 &  # a subshell: set -e stops the way at its first failure
   pids+=($!)
 done
 failed=()
-i=0
-for way in package subdirectory single_header; do
-  wait "${pids[$i]}" || failed+=("$way")
-  cat "$tmp/$way.log"
-  i=$((i + 1))
+for i in "${!ways[@]}"; do
+  wait "${pids[$i]}" || failed+=("${ways[$i]}")
+  cat "$tmp/${ways[$i]}.log"
 done
 if ((${#failed[@]})); then
   echo "packaging: failed: ${failed[*]}" >&2
