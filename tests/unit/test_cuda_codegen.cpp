@@ -18,6 +18,7 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -349,6 +350,51 @@ TEMPLATE_TEST_CASE("cuda codegen: device conversions are detail::convert", "[cud
   CHECK(dev::cvt<int>(-3e9) == std::numeric_limits<int>::min());
   CHECK(dev::cvt<long long>(std::numeric_limits<double>::quiet_NaN()) == 0);
   CHECK(dev::cvt<int>(2147483520.f) == 2147483520);
+}
+
+TEST_CASE("cuda codegen: div_row is the correctly rounded quotient wherever it says ok", "[cuda][codegen][preamble]") {
+  // Divisors over [2^-24, 2^25] and dividends over every binade, zeros, infinities, NaN and
+  // subnormals, with mantissas at the ends of the range; where ok stays true the bits are x / s.
+  std::mt19937_64 g(20261128);
+  const auto from_bits = [](std::uint32_t b) { return std::bit_cast<float>(b); };
+  const auto mantissa = [&] {
+    const std::uint32_t m = static_cast<std::uint32_t>(g()) & 0x7fffffu;
+    switch (g() % 4) {
+      case 0: return 0x7fffffu - m % 8;
+      case 1: return m % 8;
+      default: return m;
+    }
+  };
+  std::size_t fast = 0, slow = 0;
+  for (int n = 0; n < 2000000; ++n) {
+    const float s = from_bits((std::uint32_t(127 - 24 + g() % 50) << 23 | mantissa()) | std::uint32_t(g() % 2) << 31);
+    std::uint32_t xb = std::uint32_t(g() % 256) << 23 | mantissa();
+    if (g() % 64 == 0) xb = g() % 2 ? 0u : 0x7f800000u;
+    const float x = from_bits(xb | std::uint32_t(g() % 2) << 31);
+    const dev::row_divisor d = dev::row_divisor_of(s);
+    bool ok = d.fast;
+    const float q = dev::div_row(x, d, ok);
+    if (!ok) {
+      ++slow;
+      continue;
+    }
+    ++fast;
+    if (std::bit_cast<std::uint32_t>(q) != std::bit_cast<std::uint32_t>(x / s)) {
+      FAIL_CHECK("x = " << x << ", s = " << s << ": div_row " << q << ", x / s " << x / s);
+      break;
+    }
+  }
+  CHECK(fast > 900000);  // most of the cases take the fast path
+  CHECK(slow > 100000);
+  CHECK_FALSE(dev::row_divisor_of(0x1p30f).fast);  // a divisor out of range: the kernel starts ok from d.fast
+  CHECK_FALSE(dev::row_divisor_of(0.f).fast);
+  CHECK_FALSE(dev::row_divisor_of(std::numeric_limits<float>::quiet_NaN()).fast);
+  bool ok = true;
+  (void)dev::div_row(std::numeric_limits<float>::infinity(), dev::row_divisor_of(3.f), ok);
+  CHECK_FALSE(ok);
+  ok = true;
+  CHECK(std::signbit(dev::div_row(-0.f, dev::row_divisor_of(3.f), ok)));
+  CHECK(ok);
 }
 
 TEST_CASE("cuda codegen: the preamble is one embedded string", "[cuda][codegen][preamble]") {
@@ -1016,9 +1062,24 @@ TEST_CASE("cuda codegen: row kernels (reductions along rows, broadcast back) pri
     CHECK(kept.find("t[i] += t[i + 4];") != std::string::npos);
     CHECK(kept.find("st2::fold(acc, t[0], 0);") != std::string::npos);
     CHECK(kept.find("b.i = __shfl_xor_sync") == std::string::npos);  // no index travels for max and sum
+    // the quotient: one reciprocal a row, div_row() per element, div() again for a group out of
+    // div_row's ranges
+    CHECK(kept.find("const loom::dev::row_divisor d2 = loom::dev::row_divisor_of(r2);") != std::string::npos);
+    CHECK(kept.find("loom::dev::div_row(e2[i], d2, ok)") != std::string::npos);
+    CHECK(kept.find("bool ok = d2.fast;") != std::string::npos);
+    CHECK(kept.find("__launch_bounds__(256, 5)") != std::string::npos);
     const std::string wide = body(cg::print_row_kernel(sd, 1, 256, 16, 4, true));
-    CHECK(count(wide, "loom::dev::exp(") == 2);  // 16 a thread: recomputed (see row_kernel.hpp)
+    CHECK(count(wide, "loom::dev::exp(") == 1);  // 16 a thread: kept too, without the 5-block bound
+    CHECK(wide.find("__launch_bounds__(256)") != std::string::npos);
     CHECK(wide.find("t[i] += t[i + 8];") != std::string::npos);
+    CHECK(wide.find("loom::dev::div_row(e2[i], d2, ok)") != std::string::npos);
+    // a division by something else than a float row value is left to div()
+    std::vector<std::size_t> used;
+    CHECK(cg::detail::row_divisions("loom::dev::div(x0, loom::dev::add(r2, x1))", sd, used) ==
+          "loom::dev::div(x0, loom::dev::add(r2, x1))");
+    CHECK(cg::detail::row_divisions("loom::dev::div(loom::dev::div(x0, r2), r0) + loom::dev::div(x1, r2)", sd, used) ==
+          "loom::dev::div_row(loom::dev::div_row(x0, d2, ok), d0, ok) + loom::dev::div_row(x1, d2, ok)");
+    CHECK(used == std::vector<std::size_t>{0, 2});
     const std::string general = body(cg::print_row_kernel(sd, 1, 256, 16, 4));
     CHECK(general.find("if (p.same1 == 0) r1 = r0;") != std::string::npos);
     CHECK(general.find("p.hits &") != std::string::npos);

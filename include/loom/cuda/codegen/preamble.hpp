@@ -148,6 +148,41 @@ LOOM_CUDA_DEVICE_CODE(
         return a / b;
       }
     }
+    // ------------------------------------------------------------------ division by a row's value
+    // A row kernel's output divides many elements by one float of the row (softmax's sum). The
+    // quotient stays the correctly rounded x / s: y = 1 / s once a row (correctly rounded), then
+    // per element q0 = x * y (within an ulp), the exact remainder x - s * q0 (an fma) and one
+    // correction q0 + r * y, which is x / s rounded to nearest (Markstein's theorem) where
+    // nothing underflows or overflows: |s| in [2^-20, 2^21) and |x| in [2^-60, 2^81) keep the
+    // quotient within [2^-81, 2^101) and the remainder exact. The sign is q0's, so that a zero x
+    // gives the zero x / s gives. Outside those ranges (and for inf and NaN) `ok` turns false
+    // and the kernel divides those elements again with div().
+    LOOM_DFN unsigned f32_bits(float x) {
+      union {
+        float f;
+        unsigned u;
+      } c;
+      c.f = x;
+      return c.u;
+    }
+    struct row_divisor {
+      float s, y;
+      bool fast;
+    };
+    LOOM_DFN row_divisor row_divisor_of(float s) {
+      row_divisor d;
+      d.s = s;
+      d.y = 1.0f / s;
+      d.fast = (f32_bits(s) & 0x7fffffffu) - 0x35800000u < 0x4a000000u - 0x35800000u;
+      return d;
+    }
+    LOOM_DFN float div_row(float x, const row_divisor& d, bool& ok) {
+      const float q0 = x * d.y;
+      const float q = ::copysignf(::fmaf(::fmaf(-d.s, q0, x), d.y, q0), q0);
+      const unsigned b = f32_bits(x) & 0x7fffffffu;
+      ok = ok & ((b - 0x21800000u < 0x68000000u - 0x21800000u) | (b == 0u));
+      return q;
+    }
     template <class T> LOOM_DFN T maximum(T a, T b) {
       if constexpr (is_floating<T>::value) {
         if (a != a || b != b) return a + b;

@@ -247,6 +247,36 @@ inline void open_row_groups(std::string& s, std::string_view indent) {
 inline void open_group_columns(std::string& s, std::string_view indent) {
   put(s, {"#pragma unroll\n", indent, "for (int w = 0; w < V; ++w) {\n", indent, "  const int i = q * V + w, c = c0 + w;\n"});
 }
+/// The output text with each `loom::dev::div(A, rJ)` whose divisor is a float32 row value rJ
+/// written `loom::dev::div_row(A, dJ, ok)`; J, once each, appended to `used` in order of first use.
+inline std::string row_divisions(std::string_view text, const row_desc& rd, std::vector<std::size_t>& used) {
+  static constexpr std::string_view call = "loom::dev::div(";
+  std::string s(text);
+  for (std::size_t at = s.find(call); at != std::string::npos; at = s.find(call, at + 1)) {
+    const std::size_t open = at + call.size();
+    std::size_t comma = std::string::npos, close = std::string::npos;
+    int depth = 0;
+    for (std::size_t i = open; i < s.size() && close == std::string::npos; ++i) {
+      if (s[i] == '(') ++depth;
+      if (s[i] == ')' && depth-- == 0) close = i;
+      if (s[i] == ',' && depth == 0) comma = i;
+    }
+    if (comma == std::string::npos || close == std::string::npos) continue;
+    std::string_view divisor = std::string_view(s).substr(comma + 1, close - comma - 1);
+    while (!divisor.empty() && divisor.front() == ' ') divisor.remove_prefix(1);
+    if (divisor.size() < 2 || divisor[0] != 'r' ||
+        !std::all_of(divisor.begin() + 1, divisor.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      continue;
+    const auto j = static_cast<std::size_t>(std::stoul(std::string(divisor.substr(1))));
+    if (j >= rd.stages.size() || rd.stages[j].red.out != dtype::float32) continue;
+    if (std::find(used.begin(), used.end(), j) == used.end()) used.push_back(j);
+    const std::string tail = ", d" + std::to_string(j) + ", ok)";
+    s.replace(comma, close + 1 - comma, tail);
+    s.replace(at, call.size(), "loom::dev::div_row(");
+  }
+  return s;
+}
+
 /// Loads the cached leaf's row into v (indent: inside `if (live)`): the row read once.
 inline void put_row_cache_fill(std::string& s, const row_desc& rd, int V, std::string_view indent) {
   const std::string n = std::to_string(rd.cached), in = std::string(indent) + "    ";
@@ -323,11 +353,6 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
             "\n    combine(a, b);\n  }\n}\n}  // namespace st", std::to_string(j), "\n"});
   }
   s += "}  // namespace loom_gen_@\n";
-  // The cached kernels: the plain loops (where a candidate misses) one element at a time (put_pass
-  // below), so that they do not raise the kernel's registers beside the cache; up to 16 cached
-  // elements a thread, at most 48 registers (5 blocks of 256 threads per multiprocessor, against
-  // 4 at the 60-64 that ptxas chose for softmax and layer norm).
-  const std::string min_blocks = cache && K <= 16 ? ", 5" : "";
   // Which passes take the row from registers: from the cached pass on, those reading a candidate.
   const auto candidate_mask = [&](const std::vector<std::size_t>& reads) {
     std::uint64_t m = 0;
@@ -342,14 +367,11 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
   // output computes the same (softmax's exp(x - max) in the sum and in the quotient): texts
   // compared with the candidates named as the cached leaf and repeated reductions as their first
   // twin, which the binding makes the same values. (The compiler does not find it by itself:
-  // neither pass's `c0 < C` branch dominates the other's.) Up to 8 values a thread: at 16
-  // (softmax over 4096 columns) ptxas spilled 40 bytes under the 48-register bound of 5 blocks
-  // per multiprocessor, or took 64 registers (4 blocks) without it, where recomputing the exp
-  // fit in 48 with no spill.
+  // neither pass's `c0 < C` branch dominates the other's.) Up to 16 values a thread.
   std::vector<char> keep(ns, 0);
   std::string out_text = k.element;
   std::vector<std::size_t> out_reads = d.out_reads;
-  if (bound && cache && K <= 8 && cached_pass(ns, d.out_reads)) {
+  if (bound && cache && K <= 16 && cached_pass(ns, d.out_reads)) {
     const auto L = static_cast<std::size_t>(d.cached);
     const auto root = [&](std::size_t j) {
       while (!d.stages[j].twins.empty()) j = d.stages[j].twins.front();
@@ -381,6 +403,21 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
       if (std::find(out_reads.begin(), out_reads.end(), L) == out_reads.end()) out_reads.push_back(L);
     }
   }
+  // The cached kernels: the plain loops (where a candidate misses) one element at a time (put_pass
+  // below), so that they do not raise the kernel's registers beside the cache; up to 16 cached
+  // elements a thread, at most 48 registers (5 blocks of 256 threads per multiprocessor, against
+  // 4 at the 60-64 that ptxas chose for softmax and layer norm). Except where more than 8 values
+  // a thread are kept as well: at 16 (softmax over 4096 columns) ptxas spilled 40 bytes under
+  // 48 registers and took 64 without the bound; on the H200 (2026-11-28) the kept exp at 64
+  // registers ran 0.1511 ms against 0.1540 recomputing it at 48, and 0.1576 with the spill.
+  const bool kept_wide = K > 8 && std::find(keep.begin(), keep.end(), 1) != keep.end();
+  const std::string min_blocks = cache && K <= 16 && !kept_wide ? ", 5" : "";
+  // The cached output's divisions by a float row value (softmax's quotient): one reciprocal a
+  // row and div_row() per element (preamble.hpp), the same correctly rounded quotients as div();
+  // a group where div_row() says `ok` is false divides again with div(). On the H200 the
+  // softmax kernel above ran 0.1461 ms with it against 0.1511 without.
+  std::vector<std::size_t> divisors;
+  const std::string fast_out = cache && vstore && cached_pass(ns, out_reads) ? detail::row_divisions(out_text, d, divisors) : out_text;
   put(s, {"extern \"C\" __global__ void __launch_bounds__(", std::to_string(row_block_threads), min_blocks,
           ") loom_rw_@(const LOOM_GRID_CONSTANT loom_gen_@::args p) {\n  using namespace loom_gen_@;\n  typedef long long I;\n"
           "  constexpr int G = ", std::to_string(G), ", RPB = ", std::to_string(row_block_threads), " / G, KR = ", KR});
@@ -422,6 +459,11 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
                 deeper, "for (int i = 0; i < K; ++i) t[i] = 0;\n"});
       detail::open_row_groups(s, deeper);
       if (vector_out) put(s, {group, "loom::dev::vec<", dst_t, ", V> y;\n"});
+      if (vector_out && !divisors.empty()) {
+        put(s, {group, "bool ok = "});
+        for (std::size_t j = 0; j < divisors.size(); ++j) put(s, {j ? " && d" : "d", std::to_string(divisors[j]), ".fast"});
+        s += ";\n";
+      }
       detail::open_group_columns(s, group);
       detail::put_row_loads(s, d, reads, inner, true);
       const std::string kept = pass < ns && keep[pass] ? "e" + std::to_string(pass) + "[i] = " : std::string();
@@ -429,6 +471,15 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
         put(s, {inner, "t[i] = ", kept, d.stages[pass].element, ";\n", group, "}\n"});
       } else if (!kept.empty()) {
         put(s, {inner, "st", std::to_string(pass), "::fold(acc, ", kept, d.stages[pass].element, ", c);\n", group, "}\n"});
+      } else if (vector_out && !divisors.empty()) {
+        put(s, {inner, "y.v[w] = loom::dev::cvt<", dst_t, ">(", fast_out, ");\n", group, "}\n", group,
+                "if (!ok) {  // a quotient out of div_row's ranges: the group divides again\n"});
+        detail::open_group_columns(s, inner);
+        detail::put_row_loads(s, d, reads, inner + "  ", true);
+        put(s, {inner, "  y.v[w] = loom::dev::cvt<", dst_t, ">(", out_text, ");\n", inner, "}\n", group, "}\n", group,
+                "if (p.ovec) {\n", inner, "*reinterpret_cast<loom::dev::vec<", dst_t, ", V>*>(p.out + od + c0) = y;\n", group,
+                "} else {\n#pragma unroll\n", inner, "for (int w = 0; w < V; ++w) p.out[od + (I)(c0 + w) * p.ocs] = y.v[w];\n",
+                group, "}\n"});
       } else if (vector_out) {
         put(s, {inner, "y.v[w] = loom::dev::cvt<", dst_t, ">(", out_text, ");\n", group, "}\n", group, "if (p.ovec) {\n", inner,
                 "*reinterpret_cast<loom::dev::vec<", dst_t, ", V>*>(p.out + od + c0) = y;\n", group, "} else {\n#pragma unroll\n",
@@ -476,6 +527,8 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
     }
     put(s, {"      r", J, " = st", J, "::finish(acc, p.C);\n    }\n"});
   }
+  for (std::size_t j : divisors)
+    put(s, {"    const loom::dev::row_divisor d", std::to_string(j), " = loom::dev::row_divisor_of(r", std::to_string(j), ");\n"});
   s += "    if (live) {  // the output\n";
   put_pass(ns, out_reads, "p.out[od + (I)c * p.ocs] = loom::dev::cvt<" + std::string(dst_t) + ">(" + out_text + ");", vstore,
            "      ");
