@@ -7,10 +7,12 @@
 #include <loom/cuda.hpp>
 #include <loom/loom.hpp>
 
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <random>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -142,13 +144,52 @@ TEST_CASE("cuda reductions: softmax, layer norm, RMS norm and nested reductions 
   }
 }
 
+TEST_CASE("cuda reductions: a row kernel's division by the row's value is the correctly rounded quotient", "[cuda][gpu][reduce][rows]") {
+  LOOM_REQUIRE_GPU();
+  // x / max(|x|) over rows of 1024 and 4096 (16-byte groups: one reciprocal a row and div_row,
+  // preamble.hpp) and 1025 (one element at a time: div). The max is exact in any order, so the
+  // quotients must be the CPU's to the bit. The rows mix every binade, subnormals, signed zeros
+  // and infinities; their largest magnitudes put the divisor inside div_row's range (2^-20 ..
+  // 2^21) for some rows and outside it for others, and the dividends on both sides of theirs.
+  std::mt19937_64 g(1128);
+  for (std::size_t c : {1024u, 4096u, 1025u}) {
+    INFO(c << " columns");
+    const std::size_t r = 24;
+    tensor<float, shape<dyn, dyn>> x(r, c);
+    for (std::size_t i = 0; i < r; ++i) {
+      const int top = i % 3 == 0 ? 100 : i % 3 == 1 ? 5 : -30;  // the row's largest binade
+      for (std::size_t j = 0; j < c; ++j) {
+        std::uint32_t e = static_cast<std::uint32_t>(127 + top - static_cast<int>(g() % 200));
+        if (e > 254u) e = 0;  // below the normal range: a subnormal (or zero)
+        std::uint32_t bits = e << 23 | (static_cast<std::uint32_t>(g()) & 0x7fffffu) | std::uint32_t(g() % 2) << 31;
+        if (g() % 97 == 0) bits = std::uint32_t(g() % 2) << 31;  // signed zeros
+        x(i, j) = std::bit_cast<float>(bits);
+      }
+      x(i, g() % c) = std::ldexp(1.5f, top);
+      if (i == 5) x(i, c / 2) = -std::numeric_limits<float>::infinity();  // divisor inf: every quotient 0 or NaN
+    }
+    const auto build = [](const auto& a) { return a / max(abs(a), axis<1>, keepdims); };
+    const auto want = eval(build(x));
+    const auto got = to_host(cuda::eval(build(to_device(x))));
+    std::size_t bad = 0, first = 0;
+    for (std::size_t k = 0; k < want.size(); ++k) {
+      const float w = want.data()[k], v = got.data()[k];
+      const bool same = std::isnan(w) ? std::isnan(v) : std::bit_cast<std::uint32_t>(w) == std::bit_cast<std::uint32_t>(v);
+      if (!same && bad++ == 0) first = k;
+    }
+    INFO("first at " << first << ": " << double(x.data()[first]) << " gives " << double(got.data()[first]) << ", the CPU "
+                     << double(want.data()[first]));
+    CHECK(bad == 0);
+  }
+}
+
 TEST_CASE("cuda reductions: row kernels (softmax, log-softmax, norms) over many rows, in place, strided", "[cuda][gpu][reduce][rows]") {
   LOOM_REQUIRE_GPU();
   // Rows of up to 1024 take a warp each, longer ones a block; few long rows go the split way.
   // The row cache: 1024 and 4096 (16-byte groups), 1025 and 4097 (one element at a time),
   // 8192 (32 per thread), 8196 (none: beyond 32 per thread). Softmax over one array takes the
-  // kernel bound to it, which keeps exp(x - max) for the quotient at up to 8 a thread (7, 100,
-  // 2048); over two arrays the general kernel.
+  // kernel bound to it, which keeps exp(x - max) for the quotient at up to 16 a thread (7, 100,
+  // 2048, 4096); over two arrays the general kernel.
   for (auto [r, c] : {std::pair<std::size_t, std::size_t>{1, 1}, {1000, 7}, {700, 100}, {517, 1024}, {300, 1025}, {200, 2048},
                       {257, 4097}, {140, 4096}, {133, 8192}, {133, 8196}, {3, 70000}}) {
     INFO(r << " x " << c);

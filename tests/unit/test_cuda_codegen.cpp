@@ -1080,6 +1080,10 @@ TEST_CASE("cuda codegen: row kernels (reductions along rows, broadcast back) pri
     CHECK(cg::detail::row_divisions("loom::dev::div(loom::dev::div(x0, r2), r0) + loom::dev::div(x1, r2)", sd, used) ==
           "loom::dev::div_row(loom::dev::div_row(x0, d2, ok), d0, ok) + loom::dev::div_row(x1, d2, ok)");
     CHECK(used == std::vector<std::size_t>{0, 2});
+    const cg::row_desc& qd = cuda::detail::row_family<decltype(as_node(f / max(abs(f), axis<1>, keepdims))), float>::desc();
+    const std::string scaled = body(cg::print_row_kernel(qd, 1, 256, 16, 4, true));
+    CHECK(scaled.find("loom::dev::div_row(x0, d0, ok)") != std::string::npos);
+    CHECK(scaled.find("__launch_bounds__(256, 5)") != std::string::npos);  // nothing kept: the 5-block bound stays
     const std::string general = body(cg::print_row_kernel(sd, 1, 256, 16, 4));
     CHECK(general.find("if (p.same1 == 0) r1 = r0;") != std::string::npos);
     CHECK(general.find("p.hits &") != std::string::npos);
@@ -1129,8 +1133,9 @@ TEST_CASE("cuda codegen: row kernels (reductions along rows, broadcast back) pri
   add_all(t - mean(t, axes<1, 2>, keepdims));
   add_all(f - max(concat<1>(f, f) + iota<float>(shape<dyn, dyn>{4, 10}), axis<1>, keepdims));
   add_all(f * mean(pad<1>(f, 1, 1, 0.5f), axis<1>, keepdims));
+  add_all(f / max(abs(f), axis<1>, keepdims));  // div_row without a kept operand
   WARN(set.size() << " row kernels");
-  CHECK(set.size() == 140);  // 6 plain, 5 cached and 3 bound kernels for each of the 10 expressions
+  CHECK(set.size() == 154);  // 6 plain, 5 cached and 3 bound kernels for each of the 11 expressions
   compile_for_sm80_and_sm90(set);
 }
 
