@@ -6880,17 +6880,15 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
         put(s, {inner, "t[i] = ", kept, d.stages[pass].element, ";\n", group, "}\n"});
       } else if (!kept.empty()) {
         put(s, {inner, "st", std::to_string(pass), "::fold(acc, ", kept, d.stages[pass].element, ", c);\n", group, "}\n"});
-      } else if (vector_out && !divisors.empty()) {
-        put(s, {inner, "y.v[w] = loom::dev::cvt<", dst_t, ">(", fast_out, ");\n", group, "}\n", group,
-                "if (!ok) {  // a quotient out of div_row's ranges: the group divides again\n"});
-        detail::open_group_columns(s, inner);
-        detail::put_row_loads(s, d, reads, inner + "  ", true);
-        put(s, {inner, "  y.v[w] = loom::dev::cvt<", dst_t, ">(", out_text, ");\n", inner, "}\n", group, "}\n", group,
-                "if (p.ovec) {\n", inner, "*reinterpret_cast<loom::dev::vec<", dst_t, ", V>*>(p.out + od + c0) = y;\n", group,
-                "} else {\n#pragma unroll\n", inner, "for (int w = 0; w < V; ++w) p.out[od + (I)(c0 + w) * p.ocs] = y.v[w];\n",
-                group, "}\n"});
       } else if (vector_out) {
-        put(s, {inner, "y.v[w] = loom::dev::cvt<", dst_t, ">(", out_text, ");\n", group, "}\n", group, "if (p.ovec) {\n", inner,
+        put(s, {inner, "y.v[w] = loom::dev::cvt<", dst_t, ">(", divisors.empty() ? out_text : fast_out, ");\n", group, "}\n"});
+        if (!divisors.empty()) {
+          put(s, {group, "if (!ok) {  // a quotient out of div_row's ranges: the group divides again\n"});
+          detail::open_group_columns(s, inner);
+          detail::put_row_loads(s, d, reads, inner + "  ", true);
+          put(s, {inner, "  y.v[w] = loom::dev::cvt<", dst_t, ">(", out_text, ");\n", inner, "}\n", group, "}\n"});
+        }
+        put(s, {group, "if (p.ovec) {\n", inner,
                 "*reinterpret_cast<loom::dev::vec<", dst_t, ", V>*>(p.out + od + c0) = y;\n", group, "} else {\n#pragma unroll\n",
                 inner, "for (int w = 0; w < V; ++w) p.out[od + (I)(c0 + w) * p.ocs] = y.v[w];\n", group, "}\n"});
       } else {
