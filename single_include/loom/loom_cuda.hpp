@@ -6881,7 +6881,7 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
       } else if (!kept.empty()) {
         put(s, {inner, "st", std::to_string(pass), "::fold(acc, ", kept, d.stages[pass].element, ", c);\n", group, "}\n"});
       } else if (vector_out) {
-        put(s, {inner, "y.v[w] = loom::dev::cvt<", dst_t, ">(", divisors.empty() ? out_text : fast_out, ");\n", group, "}\n"});
+        put(s, {inner, "y.v[w] = loom::dev::cvt<", dst_t, ">(", fast_out, ");\n", group, "}\n"});
         if (!divisors.empty()) {
           put(s, {group, "if (!ok) {  // a quotient out of div_row's ranges: the group divides again\n"});
           detail::open_group_columns(s, inner);

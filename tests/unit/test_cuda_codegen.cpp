@@ -1034,6 +1034,8 @@ TEST_CASE("cuda codegen: row kernels (reductions along rows, broadcast back) pri
 
   // The description: nested reductions first, the repeated max a candidate to reuse.
   const cg::row_desc& sd = cuda::detail::row_family<decltype(as_node(softmax(f))), float>::desc();
+  // x over its row's largest magnitude: a division by a row value with no operand to keep
+  const cg::row_desc& qd = cuda::detail::row_family<decltype(as_node(f / max(abs(f), axis<1>, keepdims))), float>::desc();
   REQUIRE(sd.stages.size() == 3);
   CHECK(sd.stages[0].red.reducer == "max");
   CHECK(sd.stages[1].twins == std::vector<std::size_t>{0});
@@ -1080,7 +1082,6 @@ TEST_CASE("cuda codegen: row kernels (reductions along rows, broadcast back) pri
     CHECK(cg::detail::row_divisions("loom::dev::div(loom::dev::div(x0, r2), r0) + loom::dev::div(x1, r2)", sd, used) ==
           "loom::dev::div_row(loom::dev::div_row(x0, d2, ok), d0, ok) + loom::dev::div_row(x1, d2, ok)");
     CHECK(used == std::vector<std::size_t>{0, 2});
-    const cg::row_desc& qd = cuda::detail::row_family<decltype(as_node(f / max(abs(f), axis<1>, keepdims))), float>::desc();
     const std::string scaled = body(cg::print_row_kernel(qd, 1, 256, 16, 4, true));
     CHECK(scaled.find("loom::dev::div_row(x0, d0, ok)") != std::string::npos);
     CHECK(scaled.find("__launch_bounds__(256, 5)") != std::string::npos);  // nothing kept: the 5-block bound stays
@@ -1133,11 +1134,9 @@ TEST_CASE("cuda codegen: row kernels (reductions along rows, broadcast back) pri
   add_all(t - mean(t, axes<1, 2>, keepdims));
   add_all(f - max(concat<1>(f, f) + iota<float>(shape<dyn, dyn>{4, 10}), axis<1>, keepdims));
   add_all(f * mean(pad<1>(f, 1, 1, 0.5f), axis<1>, keepdims));
-  {  // div_row without a kept operand: the bound kernels that print it (a block and a warp a row)
-    const cg::row_desc& qd = cuda::detail::row_family<decltype(as_node(f / max(abs(f), axis<1>, keepdims))), float>::desc();
-    add_kernel(set, cg::print_row_kernel(qd, 1, 256, 16, 4, true));
-    add_kernel(set, cg::print_row_kernel(qd, 1, 32, 8, 4, true));
-  }
+  // div_row without a kept operand: the bound kernels that print it (a block and a warp a row)
+  add_kernel(set, cg::print_row_kernel(qd, 1, 256, 16, 4, true));
+  add_kernel(set, cg::print_row_kernel(qd, 1, 32, 8, 4, true));
   WARN(set.size() << " row kernels");
   CHECK(set.size() == 142);  // 6 plain, 5 cached and 3 bound kernels for each of the 10 expressions, and 2
   compile_for_sm80_and_sm90(set);
