@@ -189,11 +189,14 @@ struct evaluator<reduce_node<Red, Arg, Mask, Keep>> {
   using value_type = typename node_type::value_type;
   using held = tensor<value_type, typename node_type::shape_type>;
 
+  // A tiled reduction reads its slot's buffer through the slot reader (index_read); any other
+  // reads its values (the plan's or its own materialised result) through c.
+  slot_reader<value_type> slot;
   cursor c;
   const value_type* row = nullptr;
   index_t inner = 0;
   std::size_t outer = 0;
-  bool index_read = false;  // reads a slot's buffer through an index cursor (any inner stride)
+  bool index_read = false;
   std::shared_ptr<held> own;
 
   evaluator(const node_type& n, const binding& b) {
@@ -201,9 +204,7 @@ struct evaluator<reduce_node<Red, Arg, Mask, Keep>> {
     const reduce_entry* e = ctx ? ctx->find(&n, &detail::type_tag<node_type>::id) : nullptr;
     if (e && e->cls == occurrence_class::tiled) {
       index_read = true;
-      slot_reader<value_type> r;
-      r.bind(*ctx, *e, b);
-      c = r.c;
+      slot.bind(*ctx, *e, b);
       return;
     }
     const void* data;
@@ -227,27 +228,27 @@ struct evaluator<reduce_node<Red, Arg, Mask, Keep>> {
   }
   template <class Fn>
   void for_each_cursor(Fn&& f) {
-    f(c);
+    f(index_read ? slot.c : c);
   }
   void prepare(const loop_space& s) {
+    if (index_read) return slot.prepare(s);
     outer = s.outer_rank();
     inner = c.stride[outer];
   }
   LOOM_INLINE void set_row(const index_t* idx) {
+    if (index_read) return slot.set_row(idx);
     row = static_cast<const value_type*>(c.base) + cursor_row(c, outer, idx);
   }
   template <class M>
   LOOM_INLINE value_type scalar(index_t i) const {
-    if constexpr (along_columns_v<M>)
-      if (index_read) return row[0];
-    if (M::contiguous && !index_read) return row[i];
+    if (index_read) return slot.template scalar<M>(i);
+    if (M::contiguous) return row[i];
     return row[i * inner];
   }
   template <class M, class F>
   LOOM_INLINE packet_t<value_type, F> packet(index_t i) const {
-    if constexpr (along_columns_v<M>)
-      if (index_read) return broadcast_packet<F>(row[0]);
-    if (M::contiguous && !index_read) return load_packet<F>(row + i);
+    if (index_read) return slot.template packet<M, F>(i);
+    if (M::contiguous) return load_packet<F>(row + i);
     if (inner == 0) return broadcast_packet<F>(row[0]);
     if (inner == 1) return load_packet<F>(row + i);
     return gather_packet<F>(row + i * inner, inner);
