@@ -5689,6 +5689,7 @@ struct evaluator<full_node<T, S>> {
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstring>
 #include <functional>
@@ -6234,11 +6235,21 @@ void reduce_outer(Ev& ev, const reduce_space& rs, index_t k0, index_t k1, index_
           for (; c < e; ++c) acc0[c - c0] = detail::combine<Red>(acc0[c - c0], t[c - g]);
         };
         if (c < pend && c % lw != 0) partial(c - c % lw, std::min(c - c % lw + lw, pend));
-        for (; c + lw <= pend; c += lw) {
-          P x = convert_packet<A, V, F>(ev.template packet<M, F>(c));
-          P s = P::load_unaligned(acc0 + (c - c0));
-          detail::combine_packet<Red, A, F>(s, x).store_unaligned(acc0 + (c - c0));
+        const auto step = [&](index_t at) {
+          P x = convert_packet<A, V, F>(ev.template packet<M, F>(at));
+          P s = P::load_unaligned(acc0 + (at - c0));
+          detail::combine_packet<Red, A, F>(s, x).store_unaligned(acc0 + (at - c0));
+        };
+        // Four packets an iteration: the one-packet loop of a column sum is 24 bytes of code, and
+        // where it straddled a 32-byte boundary the Zen 3 ran it at 0.6x (bench/RESULTS.md,
+        // 2026-11-28: the same function 0.25 ms or 0.15 depending on where the linker put it).
+        for (; c + 4 * lw <= pend; c += 4 * lw) {
+          step(c);
+          step(c + lw);
+          step(c + 2 * lw);
+          step(c + 3 * lw);
         }
+        for (; c + lw <= pend; c += lw) step(c);
         if (c < pend) partial(c, pend);
         i = c - c0;
       }
@@ -6389,6 +6400,7 @@ LOOM_INLINE R finalize(const A& a, index_t count) {
 // classification exactly; equal occurrences (same type, same operands, same binding) are found at
 // run time and computed once.
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <type_traits>
@@ -6405,6 +6417,30 @@ inline constexpr std::size_t max_occurrences = 128;
 
 /// The largest number of rows (outputs) in one tile, which bounds every per-tile buffer.
 inline constexpr std::size_t max_tile_rows = 1024;
+
+/// How a root reduction of K outputs, each over `red` reduced elements, is split across threads:
+/// the length of a chunk of its reduced range (threads over the chunks, a partial result per chunk
+/// and output, merged in chunk order), or 0 where threads take blocks of outputs instead. The
+/// chunks do not depend on the number of threads, so neither do the bits. `outer`: the reduced
+/// axes lie outside the kept ones in memory (column sums of a row-major matrix).
+/// * Few outputs (K < 16) over 2^17 elements or more: chunks of 2^15 elements in all.
+/// * Column reductions of 16 outputs or more: chunks of rows, at least 32 (a level of the pairwise
+///   summation) and about 1 MiB of float where the rows are under 4096 columns, 4 MiB above,
+///   from 2^18 (resp. 2^22) elements and two chunks on. Splitting the columns instead gives each
+///   thread a part of every row: on the Zen 3 of bench/RESULTS.md (2026-11-28), column sums of
+///   2048 x 1024 floats at 2 threads took 0.36 ms that way against 0.10-0.13 for the
+///   hand-written loop over rows, 3072 x 1024 1.1 ms against 0.19-0.28.
+constexpr std::size_t root_chunk_length(std::size_t K, std::size_t red, bool outer) {
+  if (K == 0 || red == 0) return 0;
+  if (K < 16) {
+    if (K * red < (std::size_t(1) << 17)) return 0;
+    return outer ? std::max<std::size_t>(1, (std::size_t(1) << 15) / K) : (std::size_t(1) << 15);
+  }
+  if (!outer) return 0;
+  const bool narrow = K < 4096;
+  const std::size_t L = std::max<std::size_t>(32, (std::size_t(1) << (narrow ? 18 : 20)) / K);
+  return K * red >= (std::size_t(1) << (narrow ? 18 : 22)) && red >= 2 * L ? L : 0;
+}
 
 /// Bytes of the destination one tile covers (its rows are re-read from L1 / L2 by every pass).
 /// Two costs pull apart: each tile pays a fixed cost (each pass's call, its evaluator copy and
@@ -7086,11 +7122,14 @@ struct evaluator<reduce_node<Red, Arg, Mask, Keep>> {
   using value_type = typename node_type::value_type;
   using held = tensor<value_type, typename node_type::shape_type>;
 
+  // A tiled reduction reads its slot's buffer through the slot reader (index_read); any other
+  // reads its values (the plan's or its own materialised result) through c.
+  slot_reader<value_type> slot;
   cursor c;
   const value_type* row = nullptr;
   index_t inner = 0;
   std::size_t outer = 0;
-  bool index_read = false;  // reads a slot's buffer through an index cursor (any inner stride)
+  bool index_read = false;
   std::shared_ptr<held> own;
 
   evaluator(const node_type& n, const binding& b) {
@@ -7098,9 +7137,7 @@ struct evaluator<reduce_node<Red, Arg, Mask, Keep>> {
     const reduce_entry* e = ctx ? ctx->find(&n, &detail::type_tag<node_type>::id) : nullptr;
     if (e && e->cls == occurrence_class::tiled) {
       index_read = true;
-      slot_reader<value_type> r;
-      r.bind(*ctx, *e, b);
-      c = r.c;
+      slot.bind(*ctx, *e, b);
       return;
     }
     const void* data;
@@ -7124,27 +7161,27 @@ struct evaluator<reduce_node<Red, Arg, Mask, Keep>> {
   }
   template <class Fn>
   void for_each_cursor(Fn&& f) {
-    f(c);
+    f(index_read ? slot.c : c);
   }
   void prepare(const loop_space& s) {
+    if (index_read) return slot.prepare(s);
     outer = s.outer_rank();
     inner = c.stride[outer];
   }
   LOOM_INLINE void set_row(const index_t* idx) {
+    if (index_read) return slot.set_row(idx);
     row = static_cast<const value_type*>(c.base) + cursor_row(c, outer, idx);
   }
   template <class M>
   LOOM_INLINE value_type scalar(index_t i) const {
-    if constexpr (along_columns_v<M>)
-      if (index_read) return row[0];
-    if (M::contiguous && !index_read) return row[i];
+    if (index_read) return slot.template scalar<M>(i);
+    if (M::contiguous) return row[i];
     return row[i * inner];
   }
   template <class M, class F>
   LOOM_INLINE packet_t<value_type, F> packet(index_t i) const {
-    if constexpr (along_columns_v<M>)
-      if (index_read) return broadcast_packet<F>(row[0]);
-    if (M::contiguous && !index_read) return load_packet<F>(row + i);
+    if (index_read) return slot.template packet<M, F>(i);
+    if (M::contiguous) return load_packet<F>(row + i);
     if (inner == 0) return broadcast_packet<F>(row[0]);
     if (inner == 1) return load_packet<F>(row + i);
     return gather_packet<F>(row + i * inner, inner);
@@ -7369,7 +7406,7 @@ struct slot_runner {
   /// Finished outputs of the kept flat range [k0, k1) into out[0, k1 - k0) (the node's value type).
   virtual void run(index_t k0, index_t k1, void* out) = 0;
   /// All outputs, the reduced range cut into fixed chunks (threads over chunks).
-  virtual void run_chunked(void* out) = 0;
+  virtual void run_chunked(void* out, index_t chunk) = 0;
   virtual std::size_t value_size() const = 0;
 };
 
@@ -7485,13 +7522,8 @@ struct slot_kernel final : slot_runner {
     for (index_t k = 0; k < k1 - k0; ++k) o[k] = finalize<Red, R>(scratch[std::size_t(k)], count);
   }
 
-  void run_chunked(void* out) override {
+  void run_chunked(void* out, index_t L) override {
     const index_t K = rs.kept_count, total = rs.reduced_count;
-    // Chunks of about 2^15 elements for few outputs; for many outputs of an outer (column)
-    // reduction, about 2^20 (4 MiB of float), so that few partial rows are merged.
-    const index_t L = !rs.outer  ? (index_t(1) << 15)
-                      : K < 16   ? std::max<index_t>(1, (index_t(1) << 15) / std::max<index_t>(1, K))
-                                 : std::max<index_t>(1, (index_t(1) << 20) / K);
     const index_t chunks = (total + L - 1) / L;
     std::unique_ptr<A[]> part(new A[std::size_t(chunks * K)]);
     const index_t threads = static_cast<index_t>(default_pool().size());
@@ -7503,16 +7535,43 @@ struct slot_kernel final : slot_runner {
         accumulate(v, 0, K, ch * L, std::min(total, ch * L + L), part.get() + ch * K);
     });
     R* o = static_cast<R*>(out);
-    for (index_t k = 0; k < K; ++k) {
-      if constexpr (Red::is_arg) {
-        A best = part[std::size_t(k)];
-        for (index_t ch = 1; ch < chunks; ++ch) merge_partial<Red>(best, part[std::size_t(ch * K + k)]);
+    A* p = part.get();
+    if constexpr (Red::is_arg) {
+      for (index_t k = 0; k < K; ++k) {
+        A best = p[k];
+        for (index_t ch = 1; ch < chunks; ++ch) merge_partial<Red>(best, p[ch * K + k]);
         o[k] = finalize<Red, R>(best, total);
-      } else {
-        detail::cascade<Red, A> cs;
-        for (index_t ch = 0; ch < chunks; ++ch) cs.push(part[std::size_t(ch * K + k)]);
-        o[k] = finalize<Red, R>(cs.total(), total);
       }
+    } else {
+      // The partial rows merged into the first, whole rows at a time (by packets): each output
+      // gets the additions detail::cascade would make of its chunks' values, in its grouping -
+      // pairs of whole blocks of chunks, then the blocks that `chunks` leaves, earliest first -
+      // so the same bits. (Output by output, through a cascade each, it took 2-3 ns an output and
+      // chunk on the Zen 3, serial: 48 us for 1024 columns in 16 chunks.)
+      const auto merge = [K](A* to, const A* from) {
+        index_t k = 0;
+        if constexpr (!std::is_void_v<F>) {
+          using P = packet_t<A, F>;
+          constexpr index_t w = static_cast<index_t>(P::size);
+          for (; k + w <= K; k += w)
+            detail::combine_packet<Red, A, F>(P::load_unaligned(to + k), P::load_unaligned(from + k)).store_unaligned(to + k);
+        }
+        for (; k < K; ++k) to[k] = detail::combine<Red>(to[k], from[k]);
+      };
+      if constexpr (detail::is_sum_like<Red>) {
+        for (index_t size = 1; 2 * size <= chunks; size *= 2)
+          for (index_t s = 0; s + 2 * size <= chunks; s += 2 * size) merge(p + s * K, p + (s + size) * K);
+        index_t at = std::bit_floor(std::uint64_t(chunks));
+        for (index_t rest = chunks - at; rest > 0;) {
+          const index_t size = index_t(std::bit_floor(std::uint64_t(rest)));
+          merge(p, p + at * K);
+          at += size;
+          rest -= size;
+        }
+      } else {
+        for (index_t ch = 1; ch < chunks; ++ch) merge(p, p + ch * K);
+      }
+      for (index_t k = 0; k < K; ++k) o[k] = finalize<Red, R>(p[k], total);
     }
   }
 
@@ -7711,7 +7770,7 @@ struct tile_kernel final : slot_runner {
     else
       run_range<general_mode, F>(w, ev, rs.ls, k0 * cols, k1 * cols);
   }
-  void run_chunked(void*) override {}
+  void run_chunked(void*, index_t) override {}
 };
 
 namespace detail {
@@ -8325,16 +8384,13 @@ void run_root(T* data, const std::array<index_t, max_rank>& ds, bool row_major, 
   const bool nested = walk.slots.size() > 1;
   const bool direct = std::is_same_v<T, R> && row_major;
 
-  // Few outputs, or a large column reduction (4 chunks of 2^20 elements or more): split the
-  // reduced range into fixed chunks (threads over chunks; the same chunks for any thread count).
-  // Splitting the outputs instead gave each thread half of every row of a column sum, and two
-  // threads were slower than one (W6 column sums, bench/RESULTS.md).
-  const bool few = K < 16 && K * red >= (index_t(1) << 17);
-  const bool columns = top.rs.outer && K >= 16 && K * red >= (index_t(1) << 22);
-  if (!nested && (few || columns)) {
+  // Few outputs, or a column reduction: split the reduced range into fixed chunks (threads over
+  // chunks; the same chunks for any thread count). root_chunk_length says when, and why.
+  const index_t L = index_t(root_chunk_length(std::size_t(K), std::size_t(red), top.rs.outer));
+  if (!nested && L > 0) {
     std::unique_ptr<R[]> buf(direct ? nullptr : new R[std::size_t(K)]);
     R* out = direct ? reinterpret_cast<R*>(data) : buf.get();
-    top.run_chunked(out);
+    top.run_chunked(out, L);
     if (!direct) detail::copy_outputs(out, 0, K, data, ds, g);
     return;
   }
@@ -10421,17 +10477,24 @@ struct plan_summary {
     else
       return sum_up(occ{}, std::make_index_sequence<occ::size>{});
   }();
-  // The root split over its reduced range (few outputs): a partial result per chunk and output.
+  // The root split over its reduced range (few outputs, or a column reduction): a partial result
+  // per chunk and output (root_chunk_length). The layout is the operand's row-major one: the
+  // reduction is a column reduction (outer) where the input's last axis of extent > 1 is kept.
   static constexpr std::size_t chunk_bytes = [] {
     if constexpr (is_reduce_node<N>::value) {
       using In = typename N::arg_type::shape_type;
       if constexpr (In::is_static) {
         const std::size_t K = static_elements<S>();
         const std::size_t red = K ? static_elements<In>() / K : 0;
-        if (K < 16 && K * red >= (std::size_t(1) << 17) && totals[3] == 0) {
-          const std::size_t L = (std::size_t(1) << 15);
-          return (red + L - 1) / L * K * sizeof(typename N::acc_type) * (N::reducer::is_arg ? 2 : 1);
+        bool outer = false;
+        for (std::size_t k = In::rank; k-- > 0;) {
+          if (In::static_extents[k] == 1) continue;
+          outer = ((N::mask >> k) & 1u) == 0;
+          break;
         }
+        const std::size_t L = root_chunk_length(K, red, outer);
+        if (L > 0 && totals[3] == 0)
+          return (red + L - 1) / L * K * sizeof(typename N::acc_type) * (N::reducer::is_arg ? 2 : 1);
       }
     }
     return std::size_t(0);

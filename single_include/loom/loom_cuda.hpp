@@ -6778,6 +6778,7 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
   // twin, which the binding makes the same values. (The compiler does not find it by itself:
   // neither pass's `c0 < C` branch dominates the other's.) Up to 16 values a thread.
   std::vector<char> keep(ns, 0);
+  bool kept_any = false;  // some keep[j] is set
   std::string out_text = k.element;
   std::vector<std::size_t> out_reads = d.out_reads;
   if (bound && cache && K <= 16 && cached_pass(ns, d.out_reads)) {
@@ -6804,10 +6805,11 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
         }
         co.replace(at, ce.size(), name);
         keep[j] = 1;
+        kept_any = true;
         at = co.find(ce, at + name.size());
       }
     }
-    if (std::find(keep.begin(), keep.end(), 1) != keep.end()) {
+    if (kept_any) {
       out_text = std::move(co);
       if (std::find(out_reads.begin(), out_reads.end(), L) == out_reads.end()) out_reads.push_back(L);
     }
@@ -6819,7 +6821,7 @@ LOOM_NOINLINE inline kernel_text print_row_kernel(const row_desc& d, std::size_t
   // a thread are kept as well: at 16 (softmax over 4096 columns) ptxas spilled 40 bytes under
   // 48 registers and took 64 without the bound; on the H200 (2026-11-28) the kept exp at 64
   // registers ran 0.1511 ms against 0.1540 recomputing it at 48, and 0.1576 with the spill.
-  const bool kept_wide = K > 8 && std::find(keep.begin(), keep.end(), 1) != keep.end();
+  const bool kept_wide = K > 8 && kept_any;
   const std::string min_blocks = cache && K <= 16 && !kept_wide ? ", 5" : "";
   // The cached output's divisions by a float row value (softmax's quotient): one reciprocal a
   // row and div_row() per element (preamble.hpp), the same correctly rounded quotients as div();

@@ -52,8 +52,10 @@ TEST_CASE("reductions give the same bits whatever the number of threads", "[redu
 }
 
 TEST_CASE("large column reductions: chunks of rows, the same bits for any thread count", "[reduce][threads]") {
-  // cpu/tiled.hpp run_root: a column reduction of 2^22 elements or more splits its rows into
-  // fixed chunks of about 2^20 elements (threads over chunks), whose partial rows are merged.
+  // cpu/tiled.hpp run_root, plan/reduce_plan.hpp root_chunk_length: a column reduction splits
+  // its rows into fixed chunks (threads over chunks), whose partial rows are merged: from 2^18
+  // elements under 4096 columns (chunks of max(32, 2^18 / K) rows), from 2^22 at 4096 columns
+  // and more (max(32, 2^20 / K) rows), where there are two chunks or more.
   tensor<float, shape<dyn, dyn>> x(4099, 1031);
   loom_test::randomize(x, 13, 0.0, 1.0);
   tensor<double, shape<dyn, dyn>> xd(5000, 900);
@@ -80,6 +82,55 @@ TEST_CASE("large column reductions: chunks of rows, the same bits for any thread
     CHECK(std::memcmp(a.data(), a1.data(), a.size() * sizeof(std::int64_t)) == 0);
   }
   set_num_threads(0);
+}
+
+TEST_CASE("column reductions on both sides of the row split", "[reduce][threads]") {
+  // rows x columns: (300, 1031) splits the columns (fewer rows than two chunks of 254), (520,
+  // 1031) the rows (254, 254 and 12), (70, 5000) the columns (under 2^22 elements), (1000, 5000)
+  // the rows (209 a chunk); (2048, 15) has few outputs (chunks of 2^15 / 15 rows). Each against
+  // float64, and the same bits at 1, 2 and 3 threads.
+  const std::pair<std::size_t, std::size_t> sizes[] = {{300, 1031}, {520, 1031}, {70, 5000}, {1000, 5000}, {2048, 15}, {4096, 17}};
+  for (auto [r, c] : sizes) {
+    CAPTURE(r, c);
+    tensor<float, shape<dyn, dyn>> x(r, c);
+    loom_test::randomize(x, r + c);
+    tensor<double, shape<dyn, dyn>> xd(r, c);
+    loom_test::randomize(xd, r * c);
+    std::vector<double> want(c, 0.0), want_d(c, 0.0), want_mean(c, 0.0);
+    for (std::size_t i = 0; i < r; ++i)
+      for (std::size_t j = 0; j < c; ++j) {
+        want[j] += x(i, j);
+        want_d[j] = i == 0 ? xd(i, j) : std::min(want_d[j], xd(i, j));
+        want_mean[j] += double(x(i, j)) * double(x(i, j));
+      }
+    set_num_threads(1);
+    auto s1 = eval(sum(x, axis<0>, keepdims));
+    auto q1 = eval(mean(x * x, axis<0>));
+    auto m1 = eval(min(xd, axis<0>));
+    auto a1 = eval(argmin(xd, axis<0>));
+    for (std::size_t j = 0; j < c; ++j) {
+      REQUIRE(std::fabs(s1(0, j) - want[j]) <= 1e-5 * std::sqrt(double(r)) + 1e-6);
+      REQUIRE(std::fabs(q1(j) - want_mean[j] / double(r)) <= 1e-6 * want_mean[j] / double(r) + 1e-7);
+      REQUIRE(m1(j) == want_d[j]);
+      REQUIRE(xd(std::size_t(a1(j)), j) == want_d[j]);
+    }
+    for (unsigned t : {2u, 3u}) {
+      set_num_threads(t);
+      auto s = eval(sum(x, axis<0>, keepdims));
+      auto q = eval(mean(x * x, axis<0>));
+      auto a = eval(argmin(xd, axis<0>));
+      CHECK(std::memcmp(s.data(), s1.data(), c * sizeof(float)) == 0);
+      CHECK(std::memcmp(q.data(), q1.data(), c * sizeof(float)) == 0);
+      CHECK(std::memcmp(a.data(), a1.data(), c * sizeof(std::int64_t)) == 0);
+    }
+  }
+  set_num_threads(0);
+  // The partial rows are the plan's temporary: 16 chunks of 256 rows for 4096 x 1024 floats,
+  // none for the row sums of the same matrix or for a column sum too small to split.
+  using big = tensor<float, shape<4096, 1024>>;
+  static_assert(plan_of<decltype(sum(std::declval<big&>(), axis<0>))>::temp_bytes == 16 * 1024 * sizeof(float));
+  static_assert(plan_of<decltype(sum(std::declval<big&>(), axis<1>))>::temp_bytes == 0);
+  static_assert(plan_of<decltype(sum(std::declval<tensor<float, shape<64, 1024>>&>(), axis<0>))>::temp_bytes == 0);
 }
 
 TEST_CASE("max, min propagate NaN; argmax, argmin take the first occurrence and the first NaN", "[reduce][nan]") {

@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstring>
 #include <functional>
@@ -473,7 +474,7 @@ struct slot_runner {
   /// Finished outputs of the kept flat range [k0, k1) into out[0, k1 - k0) (the node's value type).
   virtual void run(index_t k0, index_t k1, void* out) = 0;
   /// All outputs, the reduced range cut into fixed chunks (threads over chunks).
-  virtual void run_chunked(void* out) = 0;
+  virtual void run_chunked(void* out, index_t chunk) = 0;
   virtual std::size_t value_size() const = 0;
 };
 
@@ -589,13 +590,8 @@ struct slot_kernel final : slot_runner {
     for (index_t k = 0; k < k1 - k0; ++k) o[k] = finalize<Red, R>(scratch[std::size_t(k)], count);
   }
 
-  void run_chunked(void* out) override {
+  void run_chunked(void* out, index_t L) override {
     const index_t K = rs.kept_count, total = rs.reduced_count;
-    // Chunks of about 2^15 elements for few outputs; for many outputs of an outer (column)
-    // reduction, about 2^20 (4 MiB of float), so that few partial rows are merged.
-    const index_t L = !rs.outer  ? (index_t(1) << 15)
-                      : K < 16   ? std::max<index_t>(1, (index_t(1) << 15) / std::max<index_t>(1, K))
-                                 : std::max<index_t>(1, (index_t(1) << 20) / K);
     const index_t chunks = (total + L - 1) / L;
     std::unique_ptr<A[]> part(new A[std::size_t(chunks * K)]);
     const index_t threads = static_cast<index_t>(default_pool().size());
@@ -607,16 +603,43 @@ struct slot_kernel final : slot_runner {
         accumulate(v, 0, K, ch * L, std::min(total, ch * L + L), part.get() + ch * K);
     });
     R* o = static_cast<R*>(out);
-    for (index_t k = 0; k < K; ++k) {
-      if constexpr (Red::is_arg) {
-        A best = part[std::size_t(k)];
-        for (index_t ch = 1; ch < chunks; ++ch) merge_partial<Red>(best, part[std::size_t(ch * K + k)]);
+    A* p = part.get();
+    if constexpr (Red::is_arg) {
+      for (index_t k = 0; k < K; ++k) {
+        A best = p[k];
+        for (index_t ch = 1; ch < chunks; ++ch) merge_partial<Red>(best, p[ch * K + k]);
         o[k] = finalize<Red, R>(best, total);
-      } else {
-        detail::cascade<Red, A> cs;
-        for (index_t ch = 0; ch < chunks; ++ch) cs.push(part[std::size_t(ch * K + k)]);
-        o[k] = finalize<Red, R>(cs.total(), total);
       }
+    } else {
+      // The partial rows merged into the first, whole rows at a time (by packets): each output
+      // gets the additions detail::cascade would make of its chunks' values, in its grouping -
+      // pairs of whole blocks of chunks, then the blocks that `chunks` leaves, earliest first -
+      // so the same bits. (Output by output, through a cascade each, it took 2-3 ns an output and
+      // chunk on the Zen 3, serial: 48 us for 1024 columns in 16 chunks.)
+      const auto merge = [K](A* to, const A* from) {
+        index_t k = 0;
+        if constexpr (!std::is_void_v<F>) {
+          using P = packet_t<A, F>;
+          constexpr index_t w = static_cast<index_t>(P::size);
+          for (; k + w <= K; k += w)
+            detail::combine_packet<Red, A, F>(P::load_unaligned(to + k), P::load_unaligned(from + k)).store_unaligned(to + k);
+        }
+        for (; k < K; ++k) to[k] = detail::combine<Red>(to[k], from[k]);
+      };
+      if constexpr (detail::is_sum_like<Red>) {
+        for (index_t size = 1; 2 * size <= chunks; size *= 2)
+          for (index_t s = 0; s + 2 * size <= chunks; s += 2 * size) merge(p + s * K, p + (s + size) * K);
+        index_t at = std::bit_floor(std::uint64_t(chunks));
+        for (index_t rest = chunks - at; rest > 0;) {
+          const index_t size = index_t(std::bit_floor(std::uint64_t(rest)));
+          merge(p, p + at * K);
+          at += size;
+          rest -= size;
+        }
+      } else {
+        for (index_t ch = 1; ch < chunks; ++ch) merge(p, p + ch * K);
+      }
+      for (index_t k = 0; k < K; ++k) o[k] = finalize<Red, R>(p[k], total);
     }
   }
 
@@ -815,7 +838,7 @@ struct tile_kernel final : slot_runner {
     else
       run_range<general_mode, F>(w, ev, rs.ls, k0 * cols, k1 * cols);
   }
-  void run_chunked(void*) override {}
+  void run_chunked(void*, index_t) override {}
 };
 
 namespace detail {
@@ -1429,16 +1452,13 @@ void run_root(T* data, const std::array<index_t, max_rank>& ds, bool row_major, 
   const bool nested = walk.slots.size() > 1;
   const bool direct = std::is_same_v<T, R> && row_major;
 
-  // Few outputs, or a large column reduction (4 chunks of 2^20 elements or more): split the
-  // reduced range into fixed chunks (threads over chunks; the same chunks for any thread count).
-  // Splitting the outputs instead gave each thread half of every row of a column sum, and two
-  // threads were slower than one (W6 column sums, bench/RESULTS.md).
-  const bool few = K < 16 && K * red >= (index_t(1) << 17);
-  const bool columns = top.rs.outer && K >= 16 && K * red >= (index_t(1) << 22);
-  if (!nested && (few || columns)) {
+  // Few outputs, or a column reduction: split the reduced range into fixed chunks (threads over
+  // chunks; the same chunks for any thread count). root_chunk_length says when, and why.
+  const index_t L = index_t(root_chunk_length(std::size_t(K), std::size_t(red), top.rs.outer));
+  if (!nested && L > 0) {
     std::unique_ptr<R[]> buf(direct ? nullptr : new R[std::size_t(K)]);
     R* out = direct ? reinterpret_cast<R*>(data) : buf.get();
-    top.run_chunked(out);
+    top.run_chunked(out, L);
     if (!direct) detail::copy_outputs(out, 0, K, data, ds, g);
     return;
   }

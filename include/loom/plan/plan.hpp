@@ -198,17 +198,24 @@ struct plan_summary {
     else
       return sum_up(occ{}, std::make_index_sequence<occ::size>{});
   }();
-  // The root split over its reduced range (few outputs): a partial result per chunk and output.
+  // The root split over its reduced range (few outputs, or a column reduction): a partial result
+  // per chunk and output (root_chunk_length). The layout is the operand's row-major one: the
+  // reduction is a column reduction (outer) where the input's last axis of extent > 1 is kept.
   static constexpr std::size_t chunk_bytes = [] {
     if constexpr (is_reduce_node<N>::value) {
       using In = typename N::arg_type::shape_type;
       if constexpr (In::is_static) {
         const std::size_t K = static_elements<S>();
         const std::size_t red = K ? static_elements<In>() / K : 0;
-        if (K < 16 && K * red >= (std::size_t(1) << 17) && totals[3] == 0) {
-          const std::size_t L = (std::size_t(1) << 15);
-          return (red + L - 1) / L * K * sizeof(typename N::acc_type) * (N::reducer::is_arg ? 2 : 1);
+        bool outer = false;
+        for (std::size_t k = In::rank; k-- > 0;) {
+          if (In::static_extents[k] == 1) continue;
+          outer = ((N::mask >> k) & 1u) == 0;
+          break;
         }
+        const std::size_t L = root_chunk_length(K, red, outer);
+        if (L > 0 && totals[3] == 0)
+          return (red + L - 1) / L * K * sizeof(typename N::acc_type) * (N::reducer::is_arg ? 2 : 1);
       }
     }
     return std::size_t(0);

@@ -22,6 +22,7 @@
 // run time and computed once.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <type_traits>
@@ -45,6 +46,30 @@ inline constexpr std::size_t max_occurrences = 128;
 
 /// The largest number of rows (outputs) in one tile, which bounds every per-tile buffer.
 inline constexpr std::size_t max_tile_rows = 1024;
+
+/// How a root reduction of K outputs, each over `red` reduced elements, is split across threads:
+/// the length of a chunk of its reduced range (threads over the chunks, a partial result per chunk
+/// and output, merged in chunk order), or 0 where threads take blocks of outputs instead. The
+/// chunks do not depend on the number of threads, so neither do the bits. `outer`: the reduced
+/// axes lie outside the kept ones in memory (column sums of a row-major matrix).
+/// * Few outputs (K < 16) over 2^17 elements or more: chunks of 2^15 elements in all.
+/// * Column reductions of 16 outputs or more: chunks of rows, at least 32 (a level of the pairwise
+///   summation) and about 1 MiB of float where the rows are under 4096 columns, 4 MiB above,
+///   from 2^18 (resp. 2^22) elements and two chunks on. Splitting the columns instead gives each
+///   thread a part of every row: on the Zen 3 of bench/RESULTS.md (2026-11-28), column sums of
+///   2048 x 1024 floats at 2 threads took 0.36 ms that way against 0.10-0.13 for the
+///   hand-written loop over rows, 3072 x 1024 1.1 ms against 0.19-0.28.
+constexpr std::size_t root_chunk_length(std::size_t K, std::size_t red, bool outer) {
+  if (K == 0 || red == 0) return 0;
+  if (K < 16) {
+    if (K * red < (std::size_t(1) << 17)) return 0;
+    return outer ? std::max<std::size_t>(1, (std::size_t(1) << 15) / K) : (std::size_t(1) << 15);
+  }
+  if (!outer) return 0;
+  const bool narrow = K < 4096;
+  const std::size_t L = std::max<std::size_t>(32, (std::size_t(1) << (narrow ? 18 : 20)) / K);
+  return K * red >= (std::size_t(1) << (narrow ? 18 : 22)) && red >= 2 * L ? L : 0;
+}
 
 /// Bytes of the destination one tile covers (its rows are re-read from L1 / L2 by every pass).
 /// Two costs pull apart: each tile pays a fixed cost (each pass's call, its evaluator copy and
