@@ -464,6 +464,16 @@ void reduce_inner(Ev& ev_in, const reduce_space& rs, index_t k0, index_t k1, ind
   }
 }
 
+template <class Ev>
+struct tee_evaluator;
+namespace detail {
+/// Whether an operand evaluator writes as it reads (a tee keeps every value in a cache).
+template <class Ev>
+inline constexpr bool writes_cache = false;
+template <class Ev>
+inline constexpr bool writes_cache<tee_evaluator<Ev>> = true;
+}  // namespace detail
+
 /// Outer layout: outputs [k0, k1) (a range of the flattened kept space) accumulated across
 /// columns over reduced rows [a, b), into out[k - k0].
 template <class Red, class A, class F, class M, class Ev>
@@ -495,6 +505,10 @@ void reduce_outer(Ev& ev, const reduce_space& rs, index_t k0, index_t k1, index_
   };
   std::array<index_t, max_rank> idx{};
   const std::size_t ko_rank = rs.kr - 1;
+  // Rows in pairs where the operand only reads (a tee also writes its cache) and the sum has
+  // levels (a pair never straddles a fold: G is even and in0 starts at 0).
+  constexpr bool pairs = levels && !detail::writes_cache<Ev>;
+  Ev ev2 = ev;
   index_t k = k0;
   while (k < k1) {
     // A segment of one kept-outer index and a block of columns.
@@ -519,8 +533,19 @@ void reduce_outer(Ev& ev, const reduce_space& rs, index_t k0, index_t k1, index_
       }
     }
     index_t in0 = 0, in1 = 0;
-    for (index_t q = a; q < b; ++q) {
+    const auto next_row = [&] {
+      for (std::size_t j = rs.rr; j-- > 0;) {
+        if (++idx[ko_rank + j] < rs.re[j]) break;
+        idx[ko_rank + j] = 0;
+      }
+    };
+    for (index_t q = a; q < b;) {
+      const bool two = pairs && b - q >= 2;
       ev.set_row(idx.data());
+      if (two) {
+        next_row();
+        ev2.set_row(idx.data());
+      }
       index_t i = 0;
       if constexpr (!std::is_void_v<F>) {
         // A column's path depends on the column alone, not on where this segment starts or
@@ -534,32 +559,57 @@ void reduce_outer(Ev& ev, const reduce_space& rs, index_t k0, index_t k1, index_
         const index_t full = Wk - Wk % lw, pend = std::min(c1, full);
         index_t c = c0;
         const auto partial = [&](index_t g, index_t e) {  // lanes [c, e) of the group at g
-          alignas(64) A t[lw];
+          alignas(64) A t[lw], t2[lw];
           convert_packet<A, V, F>(ev.template packet<M, F>(g)).store_aligned(t);
-          for (; c < e; ++c) acc0[c - c0] = detail::combine<Red>(acc0[c - c0], t[c - g]);
+          if (two) convert_packet<A, V, F>(ev2.template packet<M, F>(g)).store_aligned(t2);
+          for (; c < e; ++c) {
+            acc0[c - c0] = detail::combine<Red>(acc0[c - c0], t[c - g]);
+            if (two) acc0[c - c0] = detail::combine<Red>(acc0[c - c0], t2[c - g]);
+          }
         };
         if (c < pend && c % lw != 0) partial(c - c % lw, std::min(c - c % lw + lw, pend));
-        const auto step = [&](index_t at) {
-          P x = convert_packet<A, V, F>(ev.template packet<M, F>(at));
-          P s = P::load_unaligned(acc0 + (at - c0));
-          detail::combine_packet<Red, A, F>(s, x).store_unaligned(acc0 + (at - c0));
-        };
-        // Four packets an iteration: the one-packet loop of a column sum is 24 bytes of code, and
-        // where it straddled a 32-byte boundary the Zen 3 ran it at 0.6x (bench/RESULTS.md,
-        // 2026-11-28: the same function 0.25 ms or 0.15 depending on where the linker put it).
-        for (; c + 4 * lw <= pend; c += 4 * lw) {
-          step(c);
-          step(c + lw);
-          step(c + 2 * lw);
-          step(c + 3 * lw);
+        // Two rows at a time (each column's sum still takes row q, then row q + 1: the same bits):
+        // the accumulators loaded and stored once for two rows. Column sums of 2048 x 1024 floats
+        // at 2 threads on the Zen 3: 0.125-0.139 -> 0.115-0.122 ms (hand-written 0.101-0.108).
+        if (two) {
+          const auto step2 = [&](index_t at) {
+            P x = convert_packet<A, V, F>(ev.template packet<M, F>(at));
+            P y = convert_packet<A, V, F>(ev2.template packet<M, F>(at));
+            P s = P::load_unaligned(acc0 + (at - c0));
+            detail::combine_packet<Red, A, F>(detail::combine_packet<Red, A, F>(s, x), y).store_unaligned(acc0 + (at - c0));
+          };
+          for (; c + 2 * lw <= pend; c += 2 * lw) {
+            step2(c);
+            step2(c + lw);
+          }
+          for (; c + lw <= pend; c += lw) step2(c);
+        } else {
+          const auto step = [&](index_t at) {
+            P x = convert_packet<A, V, F>(ev.template packet<M, F>(at));
+            P s = P::load_unaligned(acc0 + (at - c0));
+            detail::combine_packet<Red, A, F>(s, x).store_unaligned(acc0 + (at - c0));
+          };
+          // Four packets an iteration: the one-packet loop of a column sum is 24 bytes of code,
+          // and where it straddled a 32-byte boundary the Zen 3 ran it at 0.6x (bench/RESULTS.md,
+          // 2026-11-28: the same function 0.25 ms or 0.15 by where the linker put it).
+          for (; c + 4 * lw <= pend; c += 4 * lw) {
+            step(c);
+            step(c + lw);
+            step(c + 2 * lw);
+            step(c + 3 * lw);
+          }
+          for (; c + lw <= pend; c += lw) step(c);
         }
-        for (; c + lw <= pend; c += lw) step(c);
         if (c < pend) partial(c, pend);
         i = c - c0;
       }
-      for (; i < w; ++i) acc0[i] = detail::combine<Red>(acc0[i], loom::detail::convert<A>(ev.template scalar<M>(c0 + i)));
+      for (; i < w; ++i) {
+        acc0[i] = detail::combine<Red>(acc0[i], loom::detail::convert<A>(ev.template scalar<M>(c0 + i)));
+        if (two) acc0[i] = detail::combine<Red>(acc0[i], loom::detail::convert<A>(ev2.template scalar<M>(c0 + i)));
+      }
       if constexpr (levels) {
-        if (++in0 == G) {
+        in0 += two ? 2 : 1;
+        if (in0 == G) {
           in0 = 0;
           fold_level(acc1, acc0, w);
           if (++in1 == G) {
@@ -568,10 +618,8 @@ void reduce_outer(Ev& ev, const reduce_space& rs, index_t k0, index_t k1, index_
           }
         }
       }
-      for (std::size_t j = rs.rr; j-- > 0;) {  // next reduced row
-        if (++idx[ko_rank + j] < rs.re[j]) break;
-        idx[ko_rank + j] = 0;
-      }
+      next_row();
+      q += two ? 2 : 1;
     }
     for (index_t j = 0; j < w; ++j) {
       if constexpr (levels)
