@@ -87,9 +87,10 @@ TEST_CASE("large column reductions: chunks of rows, the same bits for any thread
 TEST_CASE("column reductions on both sides of the row split", "[reduce][threads]") {
   // rows x columns: (300, 1031) splits the columns (fewer rows than two chunks of 254), (520,
   // 1031) the rows (254, 254 and 12), (70, 5000) the columns (under 2^22 elements), (1000, 5000)
-  // the rows (209 a chunk); (2048, 15) has few outputs (chunks of 2^15 / 15 rows). Each against
-  // float64, and the same bits at 1, 2 and 3 threads.
-  const std::pair<std::size_t, std::size_t> sizes[] = {{300, 1031}, {520, 1031}, {70, 5000}, {1000, 5000}, {2048, 15}, {4096, 17}};
+  // the rows (209 a chunk); (10000, 15) has few outputs (chunks of 2^15 / 15 = 2184 rows);
+  // (4096, 17) is too small to split (under 2^18 elements). Each against float64, and the same
+  // bits at 1, 2 and 3 threads.
+  const std::pair<std::size_t, std::size_t> sizes[] = {{300, 1031}, {520, 1031}, {70, 5000}, {1000, 5000}, {10000, 15}, {4096, 17}};
   for (auto [r, c] : sizes) {
     CAPTURE(r, c);
     tensor<float, shape<dyn, dyn>> x(r, c);
