@@ -174,6 +174,20 @@ LOOM_INLINE P combine_packet(const P& a, const P& x) {
     return packet_op<ops::minimum>::template apply<C, F>(a, x);
 }
 
+/// to[k] = combine(to[k], from[k]) for k in [0, n), by packets where there are any (lane by lane
+/// the same operations as the scalar loop).
+template <class Red, class A, class F>
+LOOM_INLINE void combine_into(A* to, const A* from, index_t n) {
+  index_t k = 0;
+  if constexpr (!std::is_void_v<F>) {
+    using P = packet_t<A, F>;
+    constexpr index_t w = static_cast<index_t>(P::size);
+    for (; k + w <= n; k += w)
+      combine_packet<Red, A, F>(P::load_unaligned(to + k), P::load_unaligned(from + k)).store_unaligned(to + k);
+  }
+  for (; k < n; ++k) to[k] = combine<Red>(to[k], from[k]);
+}
+
 /// Lanes of packet p folded as a tree - lane l with lane l + h, h halving - by `pop` on packets
 /// (AVX-512: in registers) or `sop` on scalars: four dependent steps for sixteen lanes where a fold
 /// in lane order takes fifteen, which every short row waits for (a softmax over 65536 rows of 64
@@ -485,30 +499,18 @@ void reduce_outer(Ev& ev, const reduce_space& rs, index_t k0, index_t k1, index_
   alignas(64) A acc1[levels ? outer_block : 1];
   alignas(64) A acc2[levels ? outer_block : 1];
   const A id = Red::template identity<A>();
-  // A level's partial sums into the next level's, by packets where there are any (the same
-  // additions, lane by lane: GCC's -O2 left the scalar loop scalar, a fifth of the instructions of
-  // column sums over rows of 256 floats).
+  // A level's partial sums into the next level's, by packets (GCC's -O2 had left the scalar loop
+  // scalar, a fifth of the instructions of column sums over rows of 256 floats).
   const auto fold_level = [id](A* to, A* from, index_t w) {
-    index_t j = 0;
-    if constexpr (!std::is_void_v<F>) {
-      using P = packet_t<A, F>;
-      constexpr index_t lw = static_cast<index_t>(P::size);
-      for (; j + lw <= w; j += lw) {
-        (P::load_aligned(to + j) + P::load_aligned(from + j)).store_aligned(to + j);
-        P(id).store_aligned(from + j);
-      }
-    }
-    for (; j < w; ++j) {
-      to[j] = to[j] + from[j];
-      from[j] = id;
-    }
+    detail::combine_into<Red, A, F>(to, from, w);
+    std::fill(from, from + w, id);
   };
   std::array<index_t, max_rank> idx{};
   const std::size_t ko_rank = rs.kr - 1;
   // Rows in pairs where the operand only reads (a tee also writes its cache) and the sum has
   // levels (a pair never straddles a fold: G is even and in0 starts at 0).
   constexpr bool pairs = levels && !detail::writes_cache<Ev>;
-  Ev ev2 = ev;
+  std::conditional_t<pairs, Ev, Ev&> ev2 = ev;  // the second row's copy (unused without pairs)
   index_t k = k0;
   while (k < k1) {
     // A segment of one kept-outer index and a block of columns.

@@ -616,16 +616,7 @@ struct slot_kernel final : slot_runner {
       // pairs of whole blocks of chunks, then the blocks that `chunks` leaves, earliest first -
       // so the same bits. (Output by output, through a cascade each, it took 2-3 ns an output and
       // chunk on the Zen 3, serial: 48 us for 1024 columns in 16 chunks.)
-      const auto merge = [K](A* to, const A* from) {
-        index_t k = 0;
-        if constexpr (!std::is_void_v<F>) {
-          using P = packet_t<A, F>;
-          constexpr index_t w = static_cast<index_t>(P::size);
-          for (; k + w <= K; k += w)
-            detail::combine_packet<Red, A, F>(P::load_unaligned(to + k), P::load_unaligned(from + k)).store_unaligned(to + k);
-        }
-        for (; k < K; ++k) to[k] = detail::combine<Red>(to[k], from[k]);
-      };
+      const auto merge = [K](A* to, const A* from) { detail::combine_into<Red, A, F>(to, from, K); };
       if constexpr (detail::is_sum_like<Red>) {
         for (index_t size = 1; 2 * size <= chunks; size *= 2)
           for (index_t s = 0; s + 2 * size <= chunks; s += 2 * size) merge(p + s * K, p + (s + size) * K);
