@@ -33,12 +33,14 @@
 #if defined(__GNUC__) || defined(__clang__)
 #define LOOM_INLINE inline __attribute__((always_inline))
 #define LOOM_NOINLINE __attribute__((noinline))
+#define LOOM_INLINE_LAMBDA __attribute__((always_inline))  // after a lambda's parameter list
 #define LOOM_RESTRICT __restrict__
 #define LOOM_LIKELY(x) __builtin_expect(!!(x), 1)
 #define LOOM_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
 #define LOOM_INLINE inline
 #define LOOM_NOINLINE
+#define LOOM_INLINE_LAMBDA
 #define LOOM_RESTRICT
 #define LOOM_LIKELY(x) (x)
 #define LOOM_UNLIKELY(x) (x)
@@ -1615,7 +1617,8 @@ LOOM_INLINE B exp(const B& x) {
     // AVX2: 19 vector instructions a packet on the first way against 25 with the clamp, the two
     // scales and a NaN select.)
     using I = xsimd::batch<std::int32_t, typename B::arch_type>;
-    const auto poly = [](const B& v, B& k) {
+    // Inlined: GCC 12 left it out of line in the exp-and-sum pass of a softmax, a call a packet.
+    const auto poly = [](const B& v, B& k) LOOM_INLINE_LAMBDA {
       k = xsimd::nearbyint(v * B(exp_f32::log2e));
       B r = xsimd::fnma(k, B(exp_f32::ln2_hi), v);
       r = xsimd::fnma(k, B(exp_f32::ln2_lo), r);
@@ -2804,7 +2807,9 @@ struct strided_writer {
 };
 
 /// Runs one inner run [c0, c1) of the current row: packets, then a scalar tail. In streaming
-/// mode, scalars first up to the destination's alignment, then non-temporal packet stores.
+/// mode, scalars first up to the destination's alignment, then non-temporal packet stores. A
+/// writer with a prefetch stream `pf` (the tiled consumer's, cpu/tiled.hpp) runs its packets in
+/// groups of four, prefetching between them.
 template <class M, class F, class Dst, class Ev>
 LOOM_INLINE void run_inner(const Dst& dst, const Ev& ev, index_t c0, index_t c1) {
   using T = std::remove_cv_t<std::remove_pointer_t<decltype(dst.row)>>;
@@ -2816,8 +2821,18 @@ LOOM_INLINE void run_inner(const Dst& dst, const Ev& ev, index_t c0, index_t c1)
       constexpr std::uintptr_t a = stream_alignment<F, T>;
       for (; i < c1 && (reinterpret_cast<std::uintptr_t>(dst.row + i) % a) != 0; ++i)
         dst.template store<M>(i, loom::detail::convert<T>(ev.template scalar<M>(i)));
+      if constexpr (requires { dst.pf; })
+        i = dst.pf.loop(i, c1, 4 * w, [&](index_t j) LOOM_INLINE_LAMBDA {
+          for (index_t u = 0; u < 4 * w; u += w)
+            stream_packet<F>(dst.row + j + u, convert_packet<T, V, F>(ev.template packet<M, F>(j + u)));
+        });
       for (; i + w <= c1; i += w) stream_packet<F>(dst.row + i, convert_packet<T, V, F>(ev.template packet<M, F>(i)));
     } else {
+      if constexpr (requires { dst.pf; })
+        i = dst.pf.loop(i, c1, 4 * w, [&](index_t j) LOOM_INLINE_LAMBDA {
+          for (index_t u = 0; u < 4 * w; u += w)
+            dst.template store_packet<M, F>(j + u, convert_packet<T, V, F>(ev.template packet<M, F>(j + u)));
+        });
       for (; i + w <= c1; i += w)
         dst.template store_packet<M, F>(i, convert_packet<T, V, F>(ev.template packet<M, F>(i)));
     }
@@ -5728,6 +5743,122 @@ struct evaluator<full_node<T, S>> {
 #include <type_traits>
 #include <vector>
 
+// ---- begin loom/cpu/prefetch.hpp
+// loom/cpu/prefetch.hpp: software prefetch of the next tile's rows, spread over the packets of
+// the passes that work on this one.
+//
+// The tiled passes (cpu/tiled.hpp) read a tile of rows from memory once, in their first pass,
+// and then work on it in cache. The hardware prefetcher runs ahead of demand misses only, so
+// while the later passes compute, nothing fetches the next tile, and its first pass waits for
+// memory with nothing to overlap. A stream hands the later passes the next tile's lines, one
+// prefetch every `every` elements of their work: the fetches overlap the arithmetic and arrive
+// at about the rate memory can serve them. (Issued all at once, at the start of a tile or of a
+// row, they fill the miss buffers and stall the pass behind them: measured slower, see
+// bench/RESULTS.md.)
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <limits>
+
+
+namespace loom {
+namespace cpu {
+
+/// A byte range of the next tile to fetch.
+struct prefetch_range {
+  const char* from = nullptr;
+  const char* to = nullptr;
+};
+
+/// Up to four ranges (one per operand the tile's first pass reads from memory), taken in order.
+struct prefetch_plan {
+  static constexpr std::size_t max_ranges = 4;
+  std::array<prefetch_range, max_ranges> r{};
+  std::size_t n = 0;
+  /// Cache lines in all ranges.
+  index_t lines() const {
+    index_t s = 0;
+    for (std::size_t i = 0; i < n; ++i) s += (r[i].to - r[i].from + 63) / 64;
+    return s;
+  }
+};
+
+/// A slice of a plan's lines for one pass: at most one prefetch a tick, one every `every` elements
+/// the pass works on. The passes' loops run through `loop` below, which splits a loop where a
+/// prefetch is due: a disarmed stream (the default) leaves the loop whole, as it was without one.
+/// (A test and a branch in every iteration, and more so a loop there to catch up, cost the
+/// reductions 15% more instructions in cache, armed or not, and spilled the consumers' values.)
+struct prefetch_stream {
+  static constexpr index_t line = 64;
+  static constexpr index_t never = std::numeric_limits<index_t>::max() / 2;
+  const char* p = nullptr;    // next line
+  const char* end = nullptr;  // past the current piece's last line
+  index_t every = never;      // elements between prefetches
+  index_t left = never;       // elements until the next one
+  // The slice's later pieces (where it spans ranges of the plan), taken when the current one ends.
+  std::array<prefetch_range, prefetch_plan::max_ranges> rest{};
+  std::size_t next = 0, pieces = 0;
+
+  /// Lines [first, first + count) of `plan`, one every `every_elems` elements.
+  static prefetch_stream slice(const prefetch_plan& plan, index_t first, index_t count, index_t every_elems) {
+    prefetch_stream s;
+    for (std::size_t i = 0; i < plan.n && count > 0; ++i) {
+      const index_t l = (plan.r[i].to - plan.r[i].from + line - 1) / line;
+      if (first >= l) {
+        first -= l;
+        continue;
+      }
+      const index_t take = std::min(l - first, count);
+      s.rest[s.pieces++] = {plan.r[i].from + first * line, plan.r[i].from + (first + take) * line};
+      count -= take;
+      first = 0;
+    }
+    if (s.pieces == 0) return s;
+    s.p = s.rest[0].from;
+    s.end = s.rest[0].to;
+    s.next = 1;
+    s.every = every_elems < 1 ? 1 : every_elems;
+    s.left = s.every;
+    return s;
+  }
+
+  /// Runs body(i) for i = i0, i0 + step, ... while i + step <= i1, with the prefetches that fall
+  /// due between its iterations; returns where it stopped.
+  template <class Body>
+  LOOM_INLINE index_t loop(index_t i, index_t i1, index_t step, Body&& body) {
+    while (i + step <= i1) {
+      index_t n = (i1 - i) / step;                                    // iterations left
+      if (left < n * step) n = left <= step ? 1 : (left + step - 1) / step;  // to the next prefetch
+      const index_t stop = i + n * step;
+      for (; i < stop; i += step) body(i);
+      tick(n * step);
+    }
+    return i;
+  }
+
+  /// `elems` elements of work done: the prefetch due, if one is.
+  LOOM_INLINE void tick(index_t elems) {
+    left -= elems;
+    if (left <= 0) {
+      left += every;
+      if (p >= end) {
+        if (next == pieces) return;
+        p = rest[next].from;
+        end = rest[next].to;
+        ++next;
+      }
+#if defined(__GNUC__) || defined(__clang__)
+      __builtin_prefetch(p, 0, 2);  // T1 (on the Zen 3 of bench/RESULTS.md faster than T0 and T2)
+#endif
+      p += line;
+    }
+  }
+};
+
+}  // namespace cpu
+}  // namespace loom
+// ---- end loom/cpu/prefetch.hpp
 
 namespace loom {
 namespace cpu {
@@ -6046,7 +6177,7 @@ struct nan_flags {
 /// maximum, and no blend in the accumulators' dependency chains), the lanes folded as a tree.
 /// NaN anywhere gives NaN.
 template <class Red, class A, class F, class M, class Ev>
-LOOM_INLINE A extremum_run(const Ev& ev, index_t i0, index_t i1) {
+LOOM_INLINE A extremum_run(const Ev& ev, index_t i0, index_t i1, prefetch_stream& pf) {
   using V = typename Ev::value_type;
   using P = packet_t<A, F>;
   constexpr index_t w = static_cast<index_t>(lanes<F>);
@@ -6054,16 +6185,16 @@ LOOM_INLINE A extremum_run(const Ev& ev, index_t i0, index_t i1) {
   P a0 = id, a1 = id, a2 = id, a3 = id;
   nan_flags<A, P> n0, n1;  // two packets a compare where the instruction set allows (add2)
   index_t i = i0;
-  auto load = [&](index_t j) { return convert_packet<A, V, F>(ev.template packet<M, F>(j)); };
-  for (; i + 4 * w <= i1; i += 4 * w) {
-    const P x0 = load(i), x1 = load(i + w), x2 = load(i + 2 * w), x3 = load(i + 3 * w);
+  auto load = [&](index_t j) LOOM_INLINE_LAMBDA { return convert_packet<A, V, F>(ev.template packet<M, F>(j)); };
+  i = pf.loop(i, i1, 4 * w, [&](index_t j) LOOM_INLINE_LAMBDA {
+    const P x0 = load(j), x1 = load(j + w), x2 = load(j + 2 * w), x3 = load(j + 3 * w);
     a0 = extremum_step<Red>(a0, x0);
     a1 = extremum_step<Red>(a1, x1);
     a2 = extremum_step<Red>(a2, x2);
     a3 = extremum_step<Red>(a3, x3);
     n0.add2(x0, x1);
     n1.add2(x2, x3);
-  }
+  });
   for (; i + w <= i1; i += w) {
     const P x = load(i);
     a0 = extremum_step<Red>(a0, x);
@@ -6078,12 +6209,12 @@ LOOM_INLINE A extremum_run(const Ev& ev, index_t i0, index_t i1) {
   return s;
 }
 
-/// Reduces [i0, i1) of the current row (i1 - i0 <= sum_block for sums).
+/// Reduces [i0, i1) of the current row (i1 - i0 <= sum_block for sums), prefetching `pf`'s lines.
 template <class Red, class A, class F, class M, class Ev>
-LOOM_INLINE A reduce_run(const Ev& ev, index_t i0, index_t i1) {
+LOOM_INLINE A reduce_run(const Ev& ev, index_t i0, index_t i1, prefetch_stream& pf) {
   using V = typename Ev::value_type;
   if constexpr (!std::is_void_v<F> && is_extremum<Red> && std::is_floating_point_v<A>) {
-    if (i1 - i0 >= index_t(lanes<F>)) return extremum_run<Red, A, F, M>(ev, i0, i1);
+    if (i1 - i0 >= index_t(lanes<F>)) return extremum_run<Red, A, F, M>(ev, i0, i1, pf);
   }
   A s = Red::template identity<A>();
   index_t i = i0;
@@ -6093,12 +6224,12 @@ LOOM_INLINE A reduce_run(const Ev& ev, index_t i0, index_t i1) {
     if (i1 - i0 >= w) {
       const P id(Red::template identity<A>());
       P a0 = id, a1 = id, a2 = id, a3 = id;
-      for (; i + 4 * w <= i1; i += 4 * w) {
-        a0 = combine_packet<Red, A, F>(a0, convert_packet<A, V, F>(ev.template packet<M, F>(i)));
-        a1 = combine_packet<Red, A, F>(a1, convert_packet<A, V, F>(ev.template packet<M, F>(i + w)));
-        a2 = combine_packet<Red, A, F>(a2, convert_packet<A, V, F>(ev.template packet<M, F>(i + 2 * w)));
-        a3 = combine_packet<Red, A, F>(a3, convert_packet<A, V, F>(ev.template packet<M, F>(i + 3 * w)));
-      }
+      i = pf.loop(i, i1, 4 * w, [&](index_t j) LOOM_INLINE_LAMBDA {
+        a0 = combine_packet<Red, A, F>(a0, convert_packet<A, V, F>(ev.template packet<M, F>(j)));
+        a1 = combine_packet<Red, A, F>(a1, convert_packet<A, V, F>(ev.template packet<M, F>(j + w)));
+        a2 = combine_packet<Red, A, F>(a2, convert_packet<A, V, F>(ev.template packet<M, F>(j + 2 * w)));
+        a3 = combine_packet<Red, A, F>(a3, convert_packet<A, V, F>(ev.template packet<M, F>(j + 3 * w)));
+      });
       for (; i + w <= i1; i += w) a0 = combine_packet<Red, A, F>(a0, convert_packet<A, V, F>(ev.template packet<M, F>(i)));
       s = fold_packet<Red, A, F>(combine_packet<Red, A, F>(combine_packet<Red, A, F>(a0, a1), combine_packet<Red, A, F>(a2, a3)));
     }
@@ -6135,8 +6266,10 @@ LOOM_INLINE void next_reduced_row(const reduce_space& rs, index_t* idx) {
 /// code holds, so that the stores of a tee (softmax's exp kept for the quotient, may_alias like
 /// every packet store) do not force its row pointers and row values to be reloaded for every
 /// packet (the exp-and-sum pass on AVX2: three pointer loads and a broadcast a packet).
+/// `pf` (a copy, so that it too stays in registers) prefetches between groups of four packets.
 template <class Red, class A, class F, class M, class Ev>
-void reduce_inner(Ev& ev_in, const reduce_space& rs, index_t k0, index_t k1, index_t a, index_t b, A* out) {
+void reduce_inner(Ev& ev_in, const reduce_space& rs, index_t k0, index_t k1, index_t a, index_t b, A* out,
+                  prefetch_stream pf = {}) {
   Ev ev = ev_in;
   const index_t W = rs.re[rs.rr - 1];
   std::array<index_t, max_rank> idx{};
@@ -6147,7 +6280,7 @@ void reduce_inner(Ev& ev_in, const reduce_space& rs, index_t k0, index_t k1, ind
     for (index_t k = k0; k < k1; ++k) {
       idx[0] = k;
       ev.set_row(idx.data());
-      A v = detail::reduce_run<Red, A, F, M>(ev, a, b);
+      A v = detail::reduce_run<Red, A, F, M>(ev, a, b, pf);
       if constexpr (!detail::is_sum_like<Red>) v = detail::combine<Red>(Red::template identity<A>(), v);
       out[k - k0] = v;
     }
@@ -6162,9 +6295,9 @@ void reduce_inner(Ev& ev_in, const reduce_space& rs, index_t k0, index_t k1, ind
       ev.set_row(idx.data());
       if constexpr (detail::is_sum_like<Red>) {
         for (index_t c = col; c < stop; c += sum_block)
-          cs.push(detail::reduce_run<Red, A, F, M>(ev, c, std::min(stop, c + sum_block)));
+          cs.push(detail::reduce_run<Red, A, F, M>(ev, c, std::min(stop, c + sum_block), pf));
       } else {
-        cs.push(detail::reduce_run<Red, A, F, M>(ev, col, stop));
+        cs.push(detail::reduce_run<Red, A, F, M>(ev, col, stop, pf));
       }
       pos += stop - col;
       col = 0;
@@ -7453,8 +7586,14 @@ struct slot_runner {
   virtual std::unique_ptr<slot_runner> clone() const = 0;
   /// Appends the operand evaluator's cursors.
   virtual void cursors(std::vector<cursor*>& out) = 0;
-  /// Finished outputs of the kept flat range [k0, k1) into out[0, k1 - k0) (the node's value type).
-  virtual void run(index_t k0, index_t k1, void* out) = 0;
+  /// Finished outputs of the kept flat range [k0, k1) into out[0, k1 - k0) (the node's value type),
+  /// prefetching `pf`'s lines (cpu/prefetch.hpp) as the work goes.
+  virtual void run(index_t k0, index_t k1, void* out, const prefetch_stream& pf) = 0;
+  /// Adds to `plan` the bytes its operand reads from memory for the kept rows [k0, k1), where they
+  /// lie densely (rows of an array, not a gather); nothing where the layout is not one run a row.
+  virtual void prefetch_ranges(index_t, index_t, prefetch_plan&) {}
+  /// Elements of work a kept row, where run() prefetches through its stream (0: it does not).
+  virtual index_t ticked_per_row() const { return 0; }
   /// All outputs, the reduced range cut into fixed chunks (threads over chunks).
   virtual void run_chunked(void* out, index_t chunk) = 0;
   virtual std::size_t value_size() const = 0;
@@ -7560,13 +7699,40 @@ struct slot_kernel final : slot_runner {
     ev.for_each_cursor([&](cursor& c) { out.push_back(&c); });
   }
   std::size_t value_size() const override { return sizeof(R); }
+  index_t ticked_per_row() const override { return Red::is_arg || rs.outer ? 0 : rs.reduced_count; }
 
-  void run(index_t k0, index_t k1, void* out) override {
+  void prefetch_ranges(index_t k0, index_t k1, prefetch_plan& plan) override {
+    if (rs.outer || rs.kr != 1 || k1 <= k0) return;
+    const index_t red = rs.reduced_count;
+    ev.for_each_cursor([&](const cursor& c) {
+      if (!c.dense || c.elem_size == 0 || c.base == nullptr || c.stride[0] <= 0) return;
+      index_t lo = 0, hi = 0;  // the row's first and last element, from the row's start
+      for (std::size_t k = 1; k < rs.ls.rank; ++k) {
+        const index_t d = (rs.ls.extent[k] - 1) * c.stride[k];
+        (d < 0 ? lo : hi) += d;
+      }
+      // Rows of an array read whole (a softmax's, a layer norm's), not a strided sample of one.
+      if (c.stride[0] > 2 * red || hi - lo + 1 > 2 * red) return;
+      const char* b = static_cast<const char*>(c.base);
+      const auto es = static_cast<index_t>(c.elem_size);
+      prefetch_range r{b + (c.offset + k0 * c.stride[0] + lo) * es, b + (c.offset + (k1 - 1) * c.stride[0] + hi + 1) * es};
+      for (std::size_t i = 0; i < plan.n; ++i) {  // the same array read twice (x * x): once
+        if (r.from < plan.r[i].to && plan.r[i].from < r.to) {
+          plan.r[i].from = std::min(plan.r[i].from, r.from);
+          plan.r[i].to = std::max(plan.r[i].to, r.to);
+          return;
+        }
+      }
+      if (plan.n < prefetch_plan::max_ranges) plan.r[plan.n++] = r;
+    });
+  }
+
+  void run(index_t k0, index_t k1, void* out, const prefetch_stream& pf) override {
     if (scratch_n < k1 - k0) {
       scratch.reset(new A[std::size_t(k1 - k0)]);
       scratch_n = k1 - k0;
     }
-    accumulate(ev, k0, k1, 0, rs.reduced_count, scratch.get());
+    accumulate(ev, k0, k1, 0, rs.reduced_count, scratch.get(), pf);
     R* o = static_cast<R*>(out);
     const index_t count = rs.reduced_count;
     for (index_t k = 0; k < k1 - k0; ++k) o[k] = finalize<Red, R>(scratch[std::size_t(k)], count);
@@ -7617,7 +7783,7 @@ struct slot_kernel final : slot_runner {
   }
 
  private:
-  void accumulate(Ev& e, index_t k0, index_t k1, index_t a, index_t b, A* out) {
+  void accumulate(Ev& e, index_t k0, index_t k1, index_t a, index_t b, A* out, const prefetch_stream& pf = {}) {
     if (k1 <= k0) return;
     if (b <= a) {  // nothing to reduce: the identity (an empty axis)
       for (index_t k = 0; k < k1 - k0; ++k) {
@@ -7648,9 +7814,9 @@ struct slot_kernel final : slot_runner {
           reduce_outer<Red, A, F, general_mode>(e, rs, k0, k1, a, b, out);
       } else {
         if (rs.contiguous)
-          reduce_inner<Red, A, F, along_columns<contiguous_mode>>(e, rs, k0, k1, a, b, out);
+          reduce_inner<Red, A, F, along_columns<contiguous_mode>>(e, rs, k0, k1, a, b, out, pf);
         else
-          reduce_inner<Red, A, F, along_columns<general_mode>>(e, rs, k0, k1, a, b, out);
+          reduce_inner<Red, A, F, along_columns<general_mode>>(e, rs, k0, k1, a, b, out, pf);
       }
     }
   }
@@ -7803,7 +7969,7 @@ struct tile_kernel final : slot_runner {
     ev.for_each_cursor([&](cursor& c) { out.push_back(&c); });
   }
   std::size_t value_size() const override { return sizeof(V); }
-  void run(index_t k0, index_t k1, void* out) override {
+  void run(index_t k0, index_t k1, void* out, const prefetch_stream&) override {
     w.c.base = out;
     w.c.offset = -k0 * cols;
     if (contiguous)
@@ -8393,6 +8559,79 @@ struct tile_buffers {
   }
 };
 
+/// The consumer's writer in a tile: a strided writer with the consumer's prefetch stream (its
+/// packets then run in groups of four, cpu/loop_nest.hpp run_inner).
+template <class T>
+struct prefetching_writer : strided_writer<T> {
+  mutable prefetch_stream pf;
+};
+
+/// Which pass of a tile fetches which of the next tile's lines. The first pass that reads memory
+/// (the first reduction) reads the tile; the passes after it - later reductions and the consumer -
+/// share the next tile's lines in proportion to their elements, one prefetch every so many
+/// elements, so that the fetches spread over the tile's time. (The best split measured, W3 on the
+/// Zen 3 of bench/RESULTS.md, 2026-11-28: better than all in the first later pass, and much better
+/// than all in the consumer, whose fetches come just before the next tile wants them.)
+struct tile_prefetch {
+  /// Below this many bytes (the first pass's reads and the destination) a kernel's data is mostly
+  /// cached and the prefetches cost more than they hide: on the Zen 3, softmax, layer norm and RMS
+  /// norm over 1024-3072 x 1024 floats were mixed (-15% to +10%), over 4096 x 1024 all faster.
+  static constexpr std::size_t min_bytes = streaming_store_bytes;
+  /// Tiles larger than this (one long row) are not fetched ahead: they would not stay in L2.
+  static constexpr index_t max_tile_bytes = index_t(256) << 10;
+
+  std::size_t first = 0, passes = 0;  // the reading pass; runners + the consumer
+  std::vector<index_t> per_row;       // elements a row of each pass that prefetches (others: 0)
+  prefetch_plan plan;
+  std::vector<prefetch_stream> streams;
+
+  /// `runners`: the thread's; `rows` of `cols` destination elements of T in all.
+  template <class T>
+  tile_prefetch(const std::vector<std::unique_ptr<slot_runner>>& runners, index_t rows, index_t cols,
+                std::type_identity<T>)
+      : passes(runners.size() + 1), per_row(runners.size() + 1, 0), streams(runners.size() + 1) {
+    first = runners.size();
+    for (std::size_t i = 0; i < runners.size(); ++i)
+      if (runners[i] && runners[i]->ticked_per_row() > 0) {
+        first = i;
+        break;
+      }
+    if (first == runners.size() || rows < 2) return;  // no reduction reads memory; or one tile
+    plan.n = 0;
+    runners[first]->prefetch_ranges(0, rows, plan);
+    std::size_t bytes = std::size_t(rows * cols) * sizeof(T);
+    for (std::size_t i = 0; i < plan.n; ++i) bytes += std::size_t(plan.r[i].to - plan.r[i].from);
+    if (bytes <= min_bytes) {
+      first = runners.size();
+      return;
+    }
+    for (std::size_t i = first + 1; i < runners.size(); ++i)
+      if (runners[i]) per_row[i] = runners[i]->ticked_per_row();
+    per_row[runners.size()] = cols;
+  }
+  /// Arms the streams for rows [n0, n1) of the next tile (none where n1 <= n0), this tile `rows` rows.
+  void plan_next(const std::vector<std::unique_ptr<slot_runner>>& runners, index_t n0, index_t n1, index_t rows) {
+    if (first == runners.size()) return;
+    for (auto& st : streams) st = prefetch_stream{};
+    if (n1 <= n0) return;
+    plan.n = 0;
+    runners[first]->prefetch_ranges(n0, n1, plan);
+    const index_t lines = plan.lines();
+    index_t total = 0;
+    for (index_t w : per_row) total += w;
+    if (lines == 0 || total == 0 || lines * prefetch_stream::line > max_tile_bytes) return;
+    index_t at = 0, seen = 0;
+    for (std::size_t i = 0; i < passes; ++i) {
+      if (per_row[i] == 0) continue;
+      seen += per_row[i];
+      const index_t upto = lines * seen / total;  // lines [at, upto) to this pass
+      if (upto > at) streams[i] = prefetch_stream::slice(plan, at, upto - at, per_row[i] * rows / (upto - at));
+      at = upto;
+    }
+  }
+  const prefetch_stream& stream(std::size_t i) const { return streams[i]; }
+};
+
 template <class T, class R>
 void copy_outputs(const R* src, index_t k0, index_t k1, T* dst, const std::array<index_t, max_rank>& dst_stride,
                   const tile_rows& g) {
@@ -8451,11 +8690,11 @@ void run_root(T* data, const std::array<index_t, max_rank>& ds, bool row_major, 
     for (index_t r0 = k_begin; r0 < k_end; r0 += tile) {
       const index_t r1 = std::min(k_end, r0 + tile);
       tb.point(r0);
-      for (std::size_t i = 0; i + 1 < runners.size(); ++i) runners[i]->run(r0, r1, tb.buf[i]);
+      for (std::size_t i = 0; i + 1 < runners.size(); ++i) runners[i]->run(r0, r1, tb.buf[i], {});
       if (direct) {
-        runners.back()->run(r0, r1, reinterpret_cast<R*>(data) + r0);
+        runners.back()->run(r0, r1, reinterpret_cast<R*>(data) + r0, {});
       } else {
-        runners.back()->run(r0, r1, tb.buf.back());
+        runners.back()->run(r0, r1, tb.buf.back(), {});
         detail::copy_outputs(static_cast<const R*>(tb.buf.back()), r0, r1, data, ds, g);
       }
     }
@@ -8668,9 +8907,10 @@ void execute_reducing(Dst& dst, const N& n) {
     using stream_m = std::conditional_t<can_stream, streaming_mode, contiguous_mode>;
     auto task = [&](index_t) {
       evaluator<NR> v = ev;
-      strided_writer<T> wt = w;
+      detail::prefetching_writer<T> wt{w, {}};
       std::vector<std::unique_ptr<slot_runner>> runners;
       for (auto& sd : walk.slots) runners.push_back(sd.runner ? sd.runner->clone() : nullptr);
+      detail::tile_prefetch pf(runners, g.count, g.cols, std::type_identity<T>{});
       detail::tile_buffers tb(walk.slots, tile);
       tb.in_dst = in_dst;
       tb.dst = dst.data();
@@ -8684,8 +8924,12 @@ void execute_reducing(Dst& dst, const N& n) {
         for (index_t r0 = r_begin; r0 < r_end; r0 += tile) {
           const index_t r1 = std::min(r_end, r0 + tile);
           tb.point(r0);
+          // The next tile's rows, fetched while this one's later passes work (if it is this
+          // thread's: the chunk's own).
+          pf.plan_next(runners, r1, std::min(r_end, r1 + tile), r1 - r0);
           for (std::size_t i = 0; i < runners.size(); ++i)
-            if (runners[i]) runners[i]->run(r0, r1, tb.buf[i]);
+            if (runners[i]) runners[i]->run(r0, r1, tb.buf[i], pf.stream(i));
+          wt.pf = pf.stream(runners.size());
           const index_t b = r0 * g.cols, e = r1 * g.cols;
           if (g.cols > 1) {  // the inner axis is a column: per-row values broadcast, caches contiguous
             if (layout == layout_class::general)
@@ -8738,7 +8982,10 @@ std::string describe_reducing(const N& n) {
     std::string l;
     for (std::size_t i = from; i < to; ++i) {
       const slot_def& sd = walk.slots[i];
-      l += (i > from ? "; " : "") + ("r" + std::to_string(i)) + " = " + sd.name;
+      l += i > from ? "; r" : "r";  // appended piece by piece: GCC 12 warns (-Wrestrict) on "r" + string
+      l += std::to_string(i);
+      l += " = ";
+      l += sd.name;
       if (sd.tee >= 0) l += " (keeping its operand in r" + std::to_string(sd.tee) + ")";
     }
     return l;
@@ -8762,6 +9009,12 @@ std::string describe_reducing(const N& n) {
     s += "  cpu: tiles of " + std::to_string(t) + " rows x " + std::to_string(g.cols) + " elements (" +
          std::to_string((g.count + t - 1) / t) + " tiles, threads " + th + "); per tile, in order: " +
          list(0, walk.slots.size()) + "; then the consumer over the tile\n";
+    if ((g.count + t - 1) / t > 1) {
+      s += "  cpu: the passes after the first prefetch the next tile's rows where the first pass's reads and the "
+           "destination pass ";
+      s += std::to_string(detail::tile_prefetch::min_bytes >> 20);
+      s += " MiB\n";
+    }
   }
   int hits = 0;
   std::string cse;

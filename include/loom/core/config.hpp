@@ -27,12 +27,14 @@
 #if defined(__GNUC__) || defined(__clang__)
 #define LOOM_INLINE inline __attribute__((always_inline))
 #define LOOM_NOINLINE __attribute__((noinline))
+#define LOOM_INLINE_LAMBDA __attribute__((always_inline))  // after a lambda's parameter list
 #define LOOM_RESTRICT __restrict__
 #define LOOM_LIKELY(x) __builtin_expect(!!(x), 1)
 #define LOOM_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
 #define LOOM_INLINE inline
 #define LOOM_NOINLINE
+#define LOOM_INLINE_LAMBDA
 #define LOOM_RESTRICT
 #define LOOM_LIKELY(x) (x)
 #define LOOM_UNLIKELY(x) (x)

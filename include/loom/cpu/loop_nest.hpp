@@ -95,7 +95,9 @@ struct strided_writer {
 };
 
 /// Runs one inner run [c0, c1) of the current row: packets, then a scalar tail. In streaming
-/// mode, scalars first up to the destination's alignment, then non-temporal packet stores.
+/// mode, scalars first up to the destination's alignment, then non-temporal packet stores. A
+/// writer with a prefetch stream `pf` (the tiled consumer's, cpu/tiled.hpp) runs its packets in
+/// groups of four, prefetching between them.
 template <class M, class F, class Dst, class Ev>
 LOOM_INLINE void run_inner(const Dst& dst, const Ev& ev, index_t c0, index_t c1) {
   using T = std::remove_cv_t<std::remove_pointer_t<decltype(dst.row)>>;
@@ -107,8 +109,18 @@ LOOM_INLINE void run_inner(const Dst& dst, const Ev& ev, index_t c0, index_t c1)
       constexpr std::uintptr_t a = stream_alignment<F, T>;
       for (; i < c1 && (reinterpret_cast<std::uintptr_t>(dst.row + i) % a) != 0; ++i)
         dst.template store<M>(i, loom::detail::convert<T>(ev.template scalar<M>(i)));
+      if constexpr (requires { dst.pf; })
+        i = dst.pf.loop(i, c1, 4 * w, [&](index_t j) LOOM_INLINE_LAMBDA {
+          for (index_t u = 0; u < 4 * w; u += w)
+            stream_packet<F>(dst.row + j + u, convert_packet<T, V, F>(ev.template packet<M, F>(j + u)));
+        });
       for (; i + w <= c1; i += w) stream_packet<F>(dst.row + i, convert_packet<T, V, F>(ev.template packet<M, F>(i)));
     } else {
+      if constexpr (requires { dst.pf; })
+        i = dst.pf.loop(i, c1, 4 * w, [&](index_t j) LOOM_INLINE_LAMBDA {
+          for (index_t u = 0; u < 4 * w; u += w)
+            dst.template store_packet<M, F>(j + u, convert_packet<T, V, F>(ev.template packet<M, F>(j + u)));
+        });
       for (; i + w <= c1; i += w)
         dst.template store_packet<M, F>(i, convert_packet<T, V, F>(ev.template packet<M, F>(i)));
     }

@@ -29,6 +29,7 @@
 #include "loom/core/config.hpp"
 #include "loom/cpu/binding.hpp"
 #include "loom/cpu/packet_ops.hpp"
+#include "loom/cpu/prefetch.hpp"
 #include "loom/cpu/simd.hpp"
 #include "loom/expr/ops.hpp"
 #include "loom/expr/reduce.hpp"
@@ -350,7 +351,7 @@ struct nan_flags {
 /// maximum, and no blend in the accumulators' dependency chains), the lanes folded as a tree.
 /// NaN anywhere gives NaN.
 template <class Red, class A, class F, class M, class Ev>
-LOOM_INLINE A extremum_run(const Ev& ev, index_t i0, index_t i1) {
+LOOM_INLINE A extremum_run(const Ev& ev, index_t i0, index_t i1, prefetch_stream& pf) {
   using V = typename Ev::value_type;
   using P = packet_t<A, F>;
   constexpr index_t w = static_cast<index_t>(lanes<F>);
@@ -358,16 +359,16 @@ LOOM_INLINE A extremum_run(const Ev& ev, index_t i0, index_t i1) {
   P a0 = id, a1 = id, a2 = id, a3 = id;
   nan_flags<A, P> n0, n1;  // two packets a compare where the instruction set allows (add2)
   index_t i = i0;
-  auto load = [&](index_t j) { return convert_packet<A, V, F>(ev.template packet<M, F>(j)); };
-  for (; i + 4 * w <= i1; i += 4 * w) {
-    const P x0 = load(i), x1 = load(i + w), x2 = load(i + 2 * w), x3 = load(i + 3 * w);
+  auto load = [&](index_t j) LOOM_INLINE_LAMBDA { return convert_packet<A, V, F>(ev.template packet<M, F>(j)); };
+  i = pf.loop(i, i1, 4 * w, [&](index_t j) LOOM_INLINE_LAMBDA {
+    const P x0 = load(j), x1 = load(j + w), x2 = load(j + 2 * w), x3 = load(j + 3 * w);
     a0 = extremum_step<Red>(a0, x0);
     a1 = extremum_step<Red>(a1, x1);
     a2 = extremum_step<Red>(a2, x2);
     a3 = extremum_step<Red>(a3, x3);
     n0.add2(x0, x1);
     n1.add2(x2, x3);
-  }
+  });
   for (; i + w <= i1; i += w) {
     const P x = load(i);
     a0 = extremum_step<Red>(a0, x);
@@ -382,12 +383,12 @@ LOOM_INLINE A extremum_run(const Ev& ev, index_t i0, index_t i1) {
   return s;
 }
 
-/// Reduces [i0, i1) of the current row (i1 - i0 <= sum_block for sums).
+/// Reduces [i0, i1) of the current row (i1 - i0 <= sum_block for sums), prefetching `pf`'s lines.
 template <class Red, class A, class F, class M, class Ev>
-LOOM_INLINE A reduce_run(const Ev& ev, index_t i0, index_t i1) {
+LOOM_INLINE A reduce_run(const Ev& ev, index_t i0, index_t i1, prefetch_stream& pf) {
   using V = typename Ev::value_type;
   if constexpr (!std::is_void_v<F> && is_extremum<Red> && std::is_floating_point_v<A>) {
-    if (i1 - i0 >= index_t(lanes<F>)) return extremum_run<Red, A, F, M>(ev, i0, i1);
+    if (i1 - i0 >= index_t(lanes<F>)) return extremum_run<Red, A, F, M>(ev, i0, i1, pf);
   }
   A s = Red::template identity<A>();
   index_t i = i0;
@@ -397,12 +398,12 @@ LOOM_INLINE A reduce_run(const Ev& ev, index_t i0, index_t i1) {
     if (i1 - i0 >= w) {
       const P id(Red::template identity<A>());
       P a0 = id, a1 = id, a2 = id, a3 = id;
-      for (; i + 4 * w <= i1; i += 4 * w) {
-        a0 = combine_packet<Red, A, F>(a0, convert_packet<A, V, F>(ev.template packet<M, F>(i)));
-        a1 = combine_packet<Red, A, F>(a1, convert_packet<A, V, F>(ev.template packet<M, F>(i + w)));
-        a2 = combine_packet<Red, A, F>(a2, convert_packet<A, V, F>(ev.template packet<M, F>(i + 2 * w)));
-        a3 = combine_packet<Red, A, F>(a3, convert_packet<A, V, F>(ev.template packet<M, F>(i + 3 * w)));
-      }
+      i = pf.loop(i, i1, 4 * w, [&](index_t j) LOOM_INLINE_LAMBDA {
+        a0 = combine_packet<Red, A, F>(a0, convert_packet<A, V, F>(ev.template packet<M, F>(j)));
+        a1 = combine_packet<Red, A, F>(a1, convert_packet<A, V, F>(ev.template packet<M, F>(j + w)));
+        a2 = combine_packet<Red, A, F>(a2, convert_packet<A, V, F>(ev.template packet<M, F>(j + 2 * w)));
+        a3 = combine_packet<Red, A, F>(a3, convert_packet<A, V, F>(ev.template packet<M, F>(j + 3 * w)));
+      });
       for (; i + w <= i1; i += w) a0 = combine_packet<Red, A, F>(a0, convert_packet<A, V, F>(ev.template packet<M, F>(i)));
       s = fold_packet<Red, A, F>(combine_packet<Red, A, F>(combine_packet<Red, A, F>(a0, a1), combine_packet<Red, A, F>(a2, a3)));
     }
@@ -439,8 +440,10 @@ LOOM_INLINE void next_reduced_row(const reduce_space& rs, index_t* idx) {
 /// code holds, so that the stores of a tee (softmax's exp kept for the quotient, may_alias like
 /// every packet store) do not force its row pointers and row values to be reloaded for every
 /// packet (the exp-and-sum pass on AVX2: three pointer loads and a broadcast a packet).
+/// `pf` (a copy, so that it too stays in registers) prefetches between groups of four packets.
 template <class Red, class A, class F, class M, class Ev>
-void reduce_inner(Ev& ev_in, const reduce_space& rs, index_t k0, index_t k1, index_t a, index_t b, A* out) {
+void reduce_inner(Ev& ev_in, const reduce_space& rs, index_t k0, index_t k1, index_t a, index_t b, A* out,
+                  prefetch_stream pf = {}) {
   Ev ev = ev_in;
   const index_t W = rs.re[rs.rr - 1];
   std::array<index_t, max_rank> idx{};
@@ -451,7 +454,7 @@ void reduce_inner(Ev& ev_in, const reduce_space& rs, index_t k0, index_t k1, ind
     for (index_t k = k0; k < k1; ++k) {
       idx[0] = k;
       ev.set_row(idx.data());
-      A v = detail::reduce_run<Red, A, F, M>(ev, a, b);
+      A v = detail::reduce_run<Red, A, F, M>(ev, a, b, pf);
       if constexpr (!detail::is_sum_like<Red>) v = detail::combine<Red>(Red::template identity<A>(), v);
       out[k - k0] = v;
     }
@@ -466,9 +469,9 @@ void reduce_inner(Ev& ev_in, const reduce_space& rs, index_t k0, index_t k1, ind
       ev.set_row(idx.data());
       if constexpr (detail::is_sum_like<Red>) {
         for (index_t c = col; c < stop; c += sum_block)
-          cs.push(detail::reduce_run<Red, A, F, M>(ev, c, std::min(stop, c + sum_block)));
+          cs.push(detail::reduce_run<Red, A, F, M>(ev, c, std::min(stop, c + sum_block), pf));
       } else {
-        cs.push(detail::reduce_run<Red, A, F, M>(ev, col, stop));
+        cs.push(detail::reduce_run<Red, A, F, M>(ev, col, stop, pf));
       }
       pos += stop - col;
       col = 0;

@@ -471,8 +471,14 @@ struct slot_runner {
   virtual std::unique_ptr<slot_runner> clone() const = 0;
   /// Appends the operand evaluator's cursors.
   virtual void cursors(std::vector<cursor*>& out) = 0;
-  /// Finished outputs of the kept flat range [k0, k1) into out[0, k1 - k0) (the node's value type).
-  virtual void run(index_t k0, index_t k1, void* out) = 0;
+  /// Finished outputs of the kept flat range [k0, k1) into out[0, k1 - k0) (the node's value type),
+  /// prefetching `pf`'s lines (cpu/prefetch.hpp) as the work goes.
+  virtual void run(index_t k0, index_t k1, void* out, const prefetch_stream& pf) = 0;
+  /// Adds to `plan` the bytes its operand reads from memory for the kept rows [k0, k1), where they
+  /// lie densely (rows of an array, not a gather); nothing where the layout is not one run a row.
+  virtual void prefetch_ranges(index_t, index_t, prefetch_plan&) {}
+  /// Elements of work a kept row, where run() prefetches through its stream (0: it does not).
+  virtual index_t ticked_per_row() const { return 0; }
   /// All outputs, the reduced range cut into fixed chunks (threads over chunks).
   virtual void run_chunked(void* out, index_t chunk) = 0;
   virtual std::size_t value_size() const = 0;
@@ -578,13 +584,40 @@ struct slot_kernel final : slot_runner {
     ev.for_each_cursor([&](cursor& c) { out.push_back(&c); });
   }
   std::size_t value_size() const override { return sizeof(R); }
+  index_t ticked_per_row() const override { return Red::is_arg || rs.outer ? 0 : rs.reduced_count; }
 
-  void run(index_t k0, index_t k1, void* out) override {
+  void prefetch_ranges(index_t k0, index_t k1, prefetch_plan& plan) override {
+    if (rs.outer || rs.kr != 1 || k1 <= k0) return;
+    const index_t red = rs.reduced_count;
+    ev.for_each_cursor([&](const cursor& c) {
+      if (!c.dense || c.elem_size == 0 || c.base == nullptr || c.stride[0] <= 0) return;
+      index_t lo = 0, hi = 0;  // the row's first and last element, from the row's start
+      for (std::size_t k = 1; k < rs.ls.rank; ++k) {
+        const index_t d = (rs.ls.extent[k] - 1) * c.stride[k];
+        (d < 0 ? lo : hi) += d;
+      }
+      // Rows of an array read whole (a softmax's, a layer norm's), not a strided sample of one.
+      if (c.stride[0] > 2 * red || hi - lo + 1 > 2 * red) return;
+      const char* b = static_cast<const char*>(c.base);
+      const auto es = static_cast<index_t>(c.elem_size);
+      prefetch_range r{b + (c.offset + k0 * c.stride[0] + lo) * es, b + (c.offset + (k1 - 1) * c.stride[0] + hi + 1) * es};
+      for (std::size_t i = 0; i < plan.n; ++i) {  // the same array read twice (x * x): once
+        if (r.from < plan.r[i].to && plan.r[i].from < r.to) {
+          plan.r[i].from = std::min(plan.r[i].from, r.from);
+          plan.r[i].to = std::max(plan.r[i].to, r.to);
+          return;
+        }
+      }
+      if (plan.n < prefetch_plan::max_ranges) plan.r[plan.n++] = r;
+    });
+  }
+
+  void run(index_t k0, index_t k1, void* out, const prefetch_stream& pf) override {
     if (scratch_n < k1 - k0) {
       scratch.reset(new A[std::size_t(k1 - k0)]);
       scratch_n = k1 - k0;
     }
-    accumulate(ev, k0, k1, 0, rs.reduced_count, scratch.get());
+    accumulate(ev, k0, k1, 0, rs.reduced_count, scratch.get(), pf);
     R* o = static_cast<R*>(out);
     const index_t count = rs.reduced_count;
     for (index_t k = 0; k < k1 - k0; ++k) o[k] = finalize<Red, R>(scratch[std::size_t(k)], count);
@@ -635,7 +668,7 @@ struct slot_kernel final : slot_runner {
   }
 
  private:
-  void accumulate(Ev& e, index_t k0, index_t k1, index_t a, index_t b, A* out) {
+  void accumulate(Ev& e, index_t k0, index_t k1, index_t a, index_t b, A* out, const prefetch_stream& pf = {}) {
     if (k1 <= k0) return;
     if (b <= a) {  // nothing to reduce: the identity (an empty axis)
       for (index_t k = 0; k < k1 - k0; ++k) {
@@ -666,9 +699,9 @@ struct slot_kernel final : slot_runner {
           reduce_outer<Red, A, F, general_mode>(e, rs, k0, k1, a, b, out);
       } else {
         if (rs.contiguous)
-          reduce_inner<Red, A, F, along_columns<contiguous_mode>>(e, rs, k0, k1, a, b, out);
+          reduce_inner<Red, A, F, along_columns<contiguous_mode>>(e, rs, k0, k1, a, b, out, pf);
         else
-          reduce_inner<Red, A, F, along_columns<general_mode>>(e, rs, k0, k1, a, b, out);
+          reduce_inner<Red, A, F, along_columns<general_mode>>(e, rs, k0, k1, a, b, out, pf);
       }
     }
   }
@@ -821,7 +854,7 @@ struct tile_kernel final : slot_runner {
     ev.for_each_cursor([&](cursor& c) { out.push_back(&c); });
   }
   std::size_t value_size() const override { return sizeof(V); }
-  void run(index_t k0, index_t k1, void* out) override {
+  void run(index_t k0, index_t k1, void* out, const prefetch_stream&) override {
     w.c.base = out;
     w.c.offset = -k0 * cols;
     if (contiguous)
@@ -1411,6 +1444,79 @@ struct tile_buffers {
   }
 };
 
+/// The consumer's writer in a tile: a strided writer with the consumer's prefetch stream (its
+/// packets then run in groups of four, cpu/loop_nest.hpp run_inner).
+template <class T>
+struct prefetching_writer : strided_writer<T> {
+  mutable prefetch_stream pf;
+};
+
+/// Which pass of a tile fetches which of the next tile's lines. The first pass that reads memory
+/// (the first reduction) reads the tile; the passes after it - later reductions and the consumer -
+/// share the next tile's lines in proportion to their elements, one prefetch every so many
+/// elements, so that the fetches spread over the tile's time. (The best split measured, W3 on the
+/// Zen 3 of bench/RESULTS.md, 2026-11-28: better than all in the first later pass, and much better
+/// than all in the consumer, whose fetches come just before the next tile wants them.)
+struct tile_prefetch {
+  /// Below this many bytes (the first pass's reads and the destination) a kernel's data is mostly
+  /// cached and the prefetches cost more than they hide: on the Zen 3, softmax, layer norm and RMS
+  /// norm over 1024-3072 x 1024 floats were mixed (-15% to +10%), over 4096 x 1024 all faster.
+  static constexpr std::size_t min_bytes = streaming_store_bytes;
+  /// Tiles larger than this (one long row) are not fetched ahead: they would not stay in L2.
+  static constexpr index_t max_tile_bytes = index_t(256) << 10;
+
+  std::size_t first = 0, passes = 0;  // the reading pass; runners + the consumer
+  std::vector<index_t> per_row;       // elements a row of each pass that prefetches (others: 0)
+  prefetch_plan plan;
+  std::vector<prefetch_stream> streams;
+
+  /// `runners`: the thread's; `rows` of `cols` destination elements of T in all.
+  template <class T>
+  tile_prefetch(const std::vector<std::unique_ptr<slot_runner>>& runners, index_t rows, index_t cols,
+                std::type_identity<T>)
+      : passes(runners.size() + 1), per_row(runners.size() + 1, 0), streams(runners.size() + 1) {
+    first = runners.size();
+    for (std::size_t i = 0; i < runners.size(); ++i)
+      if (runners[i] && runners[i]->ticked_per_row() > 0) {
+        first = i;
+        break;
+      }
+    if (first == runners.size() || rows < 2) return;  // no reduction reads memory; or one tile
+    plan.n = 0;
+    runners[first]->prefetch_ranges(0, rows, plan);
+    std::size_t bytes = std::size_t(rows * cols) * sizeof(T);
+    for (std::size_t i = 0; i < plan.n; ++i) bytes += std::size_t(plan.r[i].to - plan.r[i].from);
+    if (bytes <= min_bytes) {
+      first = runners.size();
+      return;
+    }
+    for (std::size_t i = first + 1; i < runners.size(); ++i)
+      if (runners[i]) per_row[i] = runners[i]->ticked_per_row();
+    per_row[runners.size()] = cols;
+  }
+  /// Arms the streams for rows [n0, n1) of the next tile (none where n1 <= n0), this tile `rows` rows.
+  void plan_next(const std::vector<std::unique_ptr<slot_runner>>& runners, index_t n0, index_t n1, index_t rows) {
+    if (first == runners.size()) return;
+    for (auto& st : streams) st = prefetch_stream{};
+    if (n1 <= n0) return;
+    plan.n = 0;
+    runners[first]->prefetch_ranges(n0, n1, plan);
+    const index_t lines = plan.lines();
+    index_t total = 0;
+    for (index_t w : per_row) total += w;
+    if (lines == 0 || total == 0 || lines * prefetch_stream::line > max_tile_bytes) return;
+    index_t at = 0, seen = 0;
+    for (std::size_t i = 0; i < passes; ++i) {
+      if (per_row[i] == 0) continue;
+      seen += per_row[i];
+      const index_t upto = lines * seen / total;  // lines [at, upto) to this pass
+      if (upto > at) streams[i] = prefetch_stream::slice(plan, at, upto - at, per_row[i] * rows / (upto - at));
+      at = upto;
+    }
+  }
+  const prefetch_stream& stream(std::size_t i) const { return streams[i]; }
+};
+
 template <class T, class R>
 void copy_outputs(const R* src, index_t k0, index_t k1, T* dst, const std::array<index_t, max_rank>& dst_stride,
                   const tile_rows& g) {
@@ -1469,11 +1575,11 @@ void run_root(T* data, const std::array<index_t, max_rank>& ds, bool row_major, 
     for (index_t r0 = k_begin; r0 < k_end; r0 += tile) {
       const index_t r1 = std::min(k_end, r0 + tile);
       tb.point(r0);
-      for (std::size_t i = 0; i + 1 < runners.size(); ++i) runners[i]->run(r0, r1, tb.buf[i]);
+      for (std::size_t i = 0; i + 1 < runners.size(); ++i) runners[i]->run(r0, r1, tb.buf[i], {});
       if (direct) {
-        runners.back()->run(r0, r1, reinterpret_cast<R*>(data) + r0);
+        runners.back()->run(r0, r1, reinterpret_cast<R*>(data) + r0, {});
       } else {
-        runners.back()->run(r0, r1, tb.buf.back());
+        runners.back()->run(r0, r1, tb.buf.back(), {});
         detail::copy_outputs(static_cast<const R*>(tb.buf.back()), r0, r1, data, ds, g);
       }
     }
@@ -1686,9 +1792,10 @@ void execute_reducing(Dst& dst, const N& n) {
     using stream_m = std::conditional_t<can_stream, streaming_mode, contiguous_mode>;
     auto task = [&](index_t) {
       evaluator<NR> v = ev;
-      strided_writer<T> wt = w;
+      detail::prefetching_writer<T> wt{w, {}};
       std::vector<std::unique_ptr<slot_runner>> runners;
       for (auto& sd : walk.slots) runners.push_back(sd.runner ? sd.runner->clone() : nullptr);
+      detail::tile_prefetch pf(runners, g.count, g.cols, std::type_identity<T>{});
       detail::tile_buffers tb(walk.slots, tile);
       tb.in_dst = in_dst;
       tb.dst = dst.data();
@@ -1702,8 +1809,12 @@ void execute_reducing(Dst& dst, const N& n) {
         for (index_t r0 = r_begin; r0 < r_end; r0 += tile) {
           const index_t r1 = std::min(r_end, r0 + tile);
           tb.point(r0);
+          // The next tile's rows, fetched while this one's later passes work (if it is this
+          // thread's: the chunk's own).
+          pf.plan_next(runners, r1, std::min(r_end, r1 + tile), r1 - r0);
           for (std::size_t i = 0; i < runners.size(); ++i)
-            if (runners[i]) runners[i]->run(r0, r1, tb.buf[i]);
+            if (runners[i]) runners[i]->run(r0, r1, tb.buf[i], pf.stream(i));
+          wt.pf = pf.stream(runners.size());
           const index_t b = r0 * g.cols, e = r1 * g.cols;
           if (g.cols > 1) {  // the inner axis is a column: per-row values broadcast, caches contiguous
             if (layout == layout_class::general)
@@ -1756,7 +1867,10 @@ std::string describe_reducing(const N& n) {
     std::string l;
     for (std::size_t i = from; i < to; ++i) {
       const slot_def& sd = walk.slots[i];
-      l += (i > from ? "; " : "") + ("r" + std::to_string(i)) + " = " + sd.name;
+      l += i > from ? "; r" : "r";  // appended piece by piece: GCC 12 warns (-Wrestrict) on "r" + string
+      l += std::to_string(i);
+      l += " = ";
+      l += sd.name;
       if (sd.tee >= 0) l += " (keeping its operand in r" + std::to_string(sd.tee) + ")";
     }
     return l;
@@ -1780,6 +1894,12 @@ std::string describe_reducing(const N& n) {
     s += "  cpu: tiles of " + std::to_string(t) + " rows x " + std::to_string(g.cols) + " elements (" +
          std::to_string((g.count + t - 1) / t) + " tiles, threads " + th + "); per tile, in order: " +
          list(0, walk.slots.size()) + "; then the consumer over the tile\n";
+    if ((g.count + t - 1) / t > 1) {
+      s += "  cpu: the passes after the first prefetch the next tile's rows where the first pass's reads and the "
+           "destination pass ";
+      s += std::to_string(detail::tile_prefetch::min_bytes >> 20);
+      s += " MiB\n";
+    }
   }
   int hits = 0;
   std::string cse;

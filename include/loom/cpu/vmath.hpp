@@ -71,7 +71,8 @@ LOOM_INLINE B exp(const B& x) {
     // AVX2: 19 vector instructions a packet on the first way against 25 with the clamp, the two
     // scales and a NaN select.)
     using I = xsimd::batch<std::int32_t, typename B::arch_type>;
-    const auto poly = [](const B& v, B& k) {
+    // Inlined: GCC 12 left it out of line in the exp-and-sum pass of a softmax, a call a packet.
+    const auto poly = [](const B& v, B& k) LOOM_INLINE_LAMBDA {
       k = xsimd::nearbyint(v * B(exp_f32::log2e));
       B r = xsimd::fnma(k, B(exp_f32::ln2_hi), v);
       r = xsimd::fnma(k, B(exp_f32::ln2_lo), r);
