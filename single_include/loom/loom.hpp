@@ -8576,9 +8576,9 @@ struct prefetching_writer : strided_writer<T> {
 /// Which pass of a tile fetches which of the next tile's lines. The first pass that reads memory
 /// (the first reduction) reads the tile; the passes after it - later reductions and the consumer -
 /// share the next tile's lines in proportion to their elements, one prefetch every so many
-/// elements, so that the fetches spread over the tile's time. (The best split measured, W3 on the
-/// Zen 3 of bench/RESULTS.md, 2026-11-28: better than all in the first later pass, and much better
-/// than all in the consumer, whose fetches come just before the next tile wants them.)
+/// elements, so that the fetches spread over the tile's time. (W3 on the Zen 3 of bench/RESULTS.md,
+/// 2026-11-28: as fast as all in the first later pass, 9-12% faster than all in the consumer,
+/// whose fetches come just before the next tile wants them.)
 struct tile_prefetch {
   /// Below this many bytes (the first pass's reads and the destination) a kernel's data is mostly
   /// cached and the prefetches cost more than they hide: on the Zen 3, softmax, layer norm and RMS
@@ -8603,7 +8603,7 @@ struct tile_prefetch {
         first = i;
         break;
       }
-    if (first == runners.size() || rows < 2) return;  // no reduction reads memory; or one tile
+    if (first == runners.size() || rows < 2) return;  // no reduction reads memory, or one row in all
     plan.n = 0;
     runners[first]->prefetch_ranges(0, rows, plan);
     std::size_t bytes = std::size_t(rows * cols) * sizeof(T);
