@@ -5776,6 +5776,8 @@ namespace cpu {
 struct prefetch_range {
   const char* from = nullptr;
   const char* to = nullptr;
+  /// Cache lines from `from` (a partial last line counts).
+  index_t lines() const { return (to - from + 63) / 64; }
 };
 
 /// Up to four ranges (one per operand the tile's first pass reads from memory), taken in order.
@@ -5786,7 +5788,7 @@ struct prefetch_plan {
   /// Cache lines in all ranges.
   index_t lines() const {
     index_t s = 0;
-    for (std::size_t i = 0; i < n; ++i) s += (r[i].to - r[i].from + 63) / 64;
+    for (std::size_t i = 0; i < n; ++i) s += r[i].lines();
     return s;
   }
 };
@@ -5811,7 +5813,7 @@ struct prefetch_stream {
   static prefetch_stream slice(const prefetch_plan& plan, index_t first, index_t count, index_t every_elems) {
     prefetch_stream s;
     for (std::size_t i = 0; i < plan.n && count > 0; ++i) {
-      const index_t l = (plan.r[i].to - plan.r[i].from + line - 1) / line;
+      const index_t l = plan.r[i].lines();
       if (first >= l) {
         first -= l;
         continue;
@@ -8587,7 +8589,7 @@ struct tile_prefetch {
   /// Tiles larger than this (one long row) are not fetched ahead: they would not stay in L2.
   static constexpr index_t max_tile_bytes = index_t(256) << 10;
 
-  std::size_t first = 0, passes = 0;  // the reading pass; runners + the consumer
+  std::size_t first = 0;              // the reading pass
   std::vector<index_t> per_row;       // elements a row of each pass that prefetches (others: 0)
   prefetch_plan plan;
   std::vector<prefetch_stream> streams;
@@ -8596,7 +8598,7 @@ struct tile_prefetch {
   template <class T>
   tile_prefetch(const std::vector<std::unique_ptr<slot_runner>>& runners, index_t rows, index_t cols,
                 std::type_identity<T>)
-      : passes(runners.size() + 1), per_row(runners.size() + 1, 0), streams(runners.size() + 1) {
+      : per_row(runners.size() + 1, 0), streams(runners.size() + 1) {
     first = runners.size();
     for (std::size_t i = 0; i < runners.size(); ++i)
       if (runners[i] && runners[i]->ticked_per_row() > 0) {
@@ -8628,7 +8630,7 @@ struct tile_prefetch {
     for (index_t w : per_row) total += w;
     if (lines == 0 || total == 0 || lines * prefetch_stream::line > max_tile_bytes) return;
     index_t at = 0, seen = 0;
-    for (std::size_t i = 0; i < passes; ++i) {
+    for (std::size_t i = 0; i < per_row.size(); ++i) {  // the runners, then the consumer
       if (per_row[i] == 0) continue;
       seen += per_row[i];
       const index_t upto = lines * seen / total;  // lines [at, upto) to this pass

@@ -26,6 +26,8 @@ namespace cpu {
 struct prefetch_range {
   const char* from = nullptr;
   const char* to = nullptr;
+  /// Cache lines from `from` (a partial last line counts).
+  index_t lines() const { return (to - from + 63) / 64; }
 };
 
 /// Up to four ranges (one per operand the tile's first pass reads from memory), taken in order.
@@ -36,7 +38,7 @@ struct prefetch_plan {
   /// Cache lines in all ranges.
   index_t lines() const {
     index_t s = 0;
-    for (std::size_t i = 0; i < n; ++i) s += (r[i].to - r[i].from + 63) / 64;
+    for (std::size_t i = 0; i < n; ++i) s += r[i].lines();
     return s;
   }
 };
@@ -61,7 +63,7 @@ struct prefetch_stream {
   static prefetch_stream slice(const prefetch_plan& plan, index_t first, index_t count, index_t every_elems) {
     prefetch_stream s;
     for (std::size_t i = 0; i < plan.n && count > 0; ++i) {
-      const index_t l = (plan.r[i].to - plan.r[i].from + line - 1) / line;
+      const index_t l = plan.r[i].lines();
       if (first >= l) {
         first -= l;
         continue;

@@ -1465,7 +1465,7 @@ struct tile_prefetch {
   /// Tiles larger than this (one long row) are not fetched ahead: they would not stay in L2.
   static constexpr index_t max_tile_bytes = index_t(256) << 10;
 
-  std::size_t first = 0, passes = 0;  // the reading pass; runners + the consumer
+  std::size_t first = 0;              // the reading pass
   std::vector<index_t> per_row;       // elements a row of each pass that prefetches (others: 0)
   prefetch_plan plan;
   std::vector<prefetch_stream> streams;
@@ -1474,7 +1474,7 @@ struct tile_prefetch {
   template <class T>
   tile_prefetch(const std::vector<std::unique_ptr<slot_runner>>& runners, index_t rows, index_t cols,
                 std::type_identity<T>)
-      : passes(runners.size() + 1), per_row(runners.size() + 1, 0), streams(runners.size() + 1) {
+      : per_row(runners.size() + 1, 0), streams(runners.size() + 1) {
     first = runners.size();
     for (std::size_t i = 0; i < runners.size(); ++i)
       if (runners[i] && runners[i]->ticked_per_row() > 0) {
@@ -1506,7 +1506,7 @@ struct tile_prefetch {
     for (index_t w : per_row) total += w;
     if (lines == 0 || total == 0 || lines * prefetch_stream::line > max_tile_bytes) return;
     index_t at = 0, seen = 0;
-    for (std::size_t i = 0; i < passes; ++i) {
+    for (std::size_t i = 0; i < per_row.size(); ++i) {  // the runners, then the consumer
       if (per_row[i] == 0) continue;
       seen += per_row[i];
       const index_t upto = lines * seen / total;  // lines [at, upto) to this pass
