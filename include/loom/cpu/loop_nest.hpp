@@ -105,25 +105,23 @@ LOOM_INLINE void run_inner(const Dst& dst, const Ev& ev, index_t c0, index_t c1)
   index_t i = c0;
   if constexpr (!std::is_void_v<F>) {
     constexpr index_t w = static_cast<index_t>(lanes<F>);
+    const auto put = [&](index_t j) LOOM_INLINE_LAMBDA {
+      const auto v = convert_packet<T, V, F>(ev.template packet<M, F>(j));
+      if constexpr (M::stream)
+        stream_packet<F>(dst.row + j, v);
+      else
+        dst.template store_packet<M, F>(j, v);
+    };
     if constexpr (M::stream) {
       constexpr std::uintptr_t a = stream_alignment<F, T>;
       for (; i < c1 && (reinterpret_cast<std::uintptr_t>(dst.row + i) % a) != 0; ++i)
         dst.template store<M>(i, loom::detail::convert<T>(ev.template scalar<M>(i)));
-      if constexpr (requires { dst.pf; })
-        i = dst.pf.loop(i, c1, 4 * w, [&](index_t j) LOOM_INLINE_LAMBDA {
-          for (index_t u = 0; u < 4 * w; u += w)
-            stream_packet<F>(dst.row + j + u, convert_packet<T, V, F>(ev.template packet<M, F>(j + u)));
-        });
-      for (; i + w <= c1; i += w) stream_packet<F>(dst.row + i, convert_packet<T, V, F>(ev.template packet<M, F>(i)));
-    } else {
-      if constexpr (requires { dst.pf; })
-        i = dst.pf.loop(i, c1, 4 * w, [&](index_t j) LOOM_INLINE_LAMBDA {
-          for (index_t u = 0; u < 4 * w; u += w)
-            dst.template store_packet<M, F>(j + u, convert_packet<T, V, F>(ev.template packet<M, F>(j + u)));
-        });
-      for (; i + w <= c1; i += w)
-        dst.template store_packet<M, F>(i, convert_packet<T, V, F>(ev.template packet<M, F>(i)));
     }
+    if constexpr (requires { dst.pf; })
+      i = dst.pf.loop(i, c1, 4 * w, [&](index_t j) LOOM_INLINE_LAMBDA {
+        for (index_t u = 0; u < 4 * w; u += w) put(j + u);
+      });
+    for (; i + w <= c1; i += w) put(i);
   }
   for (; i < c1; ++i) dst.template store<M>(i, loom::detail::convert<T>(ev.template scalar<M>(i)));
 }

@@ -41,6 +41,11 @@ namespace cpu {
 inline constexpr index_t sum_block = 2048;
 /// The widest block of outputs the outer layout accumulates at once.
 inline constexpr index_t outer_block = 1024;
+/// Packet accumulators of an inner-axis reduction whose operand costs `operand_cost` a packet
+/// (traversal units): four hide the combine's latency behind a cheap operand (a load, a product);
+/// an operand as dear as exp takes longer to compute than two accumulators' chains, and the
+/// registers the other two held go to its constants instead.
+constexpr int inner_accumulators(int operand_cost) { return operand_cost >= 8 ? 2 : 4; }
 
 // ---------------------------------------------------------------------------------------------
 // The reduction space
@@ -383,9 +388,11 @@ LOOM_INLINE A extremum_run(const Ev& ev, index_t i0, index_t i1, prefetch_stream
   return s;
 }
 
-/// Reduces [i0, i1) of the current row (i1 - i0 <= sum_block for sums), prefetching `pf`'s lines.
-template <class Red, class A, class F, class M, class Ev>
+/// Reduces [i0, i1) of the current row (i1 - i0 <= sum_block for sums), prefetching `pf`'s lines,
+/// in `Acc` (2 or 4) packet accumulators.
+template <class Red, class A, class F, class M, int Acc, class Ev>
 LOOM_INLINE A reduce_run(const Ev& ev, index_t i0, index_t i1, prefetch_stream& pf) {
+  static_assert(Acc == 2 || Acc == 4);
   using V = typename Ev::value_type;
   if constexpr (!std::is_void_v<F> && is_extremum<Red> && std::is_floating_point_v<A>) {
     if (i1 - i0 >= index_t(lanes<F>)) return extremum_run<Red, A, F, M>(ev, i0, i1, pf);
@@ -401,11 +408,15 @@ LOOM_INLINE A reduce_run(const Ev& ev, index_t i0, index_t i1, prefetch_stream& 
       i = pf.loop(i, i1, 4 * w, [&](index_t j) LOOM_INLINE_LAMBDA {
         a0 = combine_packet<Red, A, F>(a0, convert_packet<A, V, F>(ev.template packet<M, F>(j)));
         a1 = combine_packet<Red, A, F>(a1, convert_packet<A, V, F>(ev.template packet<M, F>(j + w)));
-        a2 = combine_packet<Red, A, F>(a2, convert_packet<A, V, F>(ev.template packet<M, F>(j + 2 * w)));
-        a3 = combine_packet<Red, A, F>(a3, convert_packet<A, V, F>(ev.template packet<M, F>(j + 3 * w)));
+        P& c = Acc == 4 ? a2 : a0;
+        P& d = Acc == 4 ? a3 : a1;
+        c = combine_packet<Red, A, F>(c, convert_packet<A, V, F>(ev.template packet<M, F>(j + 2 * w)));
+        d = combine_packet<Red, A, F>(d, convert_packet<A, V, F>(ev.template packet<M, F>(j + 3 * w)));
       });
       for (; i + w <= i1; i += w) a0 = combine_packet<Red, A, F>(a0, convert_packet<A, V, F>(ev.template packet<M, F>(i)));
-      s = fold_packet<Red, A, F>(combine_packet<Red, A, F>(combine_packet<Red, A, F>(a0, a1), combine_packet<Red, A, F>(a2, a3)));
+      P t = combine_packet<Red, A, F>(a0, a1);
+      if constexpr (Acc == 4) t = combine_packet<Red, A, F>(t, combine_packet<Red, A, F>(a2, a3));
+      s = fold_packet<Red, A, F>(t);
     }
   }
   for (; i < i1; ++i) s = combine<Red>(s, loom::detail::convert<A>(ev.template scalar<M>(i)));
@@ -441,7 +452,8 @@ LOOM_INLINE void next_reduced_row(const reduce_space& rs, index_t* idx) {
 /// every packet store) do not force its row pointers and row values to be reloaded for every
 /// packet (the exp-and-sum pass on AVX2: three pointer loads and a broadcast a packet).
 /// `pf` (a copy, so that it too stays in registers) prefetches between groups of four packets.
-template <class Red, class A, class F, class M, class Ev>
+/// `Acc`: packet accumulators (inner_accumulators).
+template <class Red, class A, class F, class M, int Acc = 4, class Ev>
 void reduce_inner(Ev& ev_in, const reduce_space& rs, index_t k0, index_t k1, index_t a, index_t b, A* out,
                   prefetch_stream pf = {}) {
   Ev ev = ev_in;
@@ -454,7 +466,7 @@ void reduce_inner(Ev& ev_in, const reduce_space& rs, index_t k0, index_t k1, ind
     for (index_t k = k0; k < k1; ++k) {
       idx[0] = k;
       ev.set_row(idx.data());
-      A v = detail::reduce_run<Red, A, F, M>(ev, a, b, pf);
+      A v = detail::reduce_run<Red, A, F, M, Acc>(ev, a, b, pf);
       if constexpr (!detail::is_sum_like<Red>) v = detail::combine<Red>(Red::template identity<A>(), v);
       out[k - k0] = v;
     }
@@ -469,9 +481,9 @@ void reduce_inner(Ev& ev_in, const reduce_space& rs, index_t k0, index_t k1, ind
       ev.set_row(idx.data());
       if constexpr (detail::is_sum_like<Red>) {
         for (index_t c = col; c < stop; c += sum_block)
-          cs.push(detail::reduce_run<Red, A, F, M>(ev, c, std::min(stop, c + sum_block), pf));
+          cs.push(detail::reduce_run<Red, A, F, M, Acc>(ev, c, std::min(stop, c + sum_block), pf));
       } else {
-        cs.push(detail::reduce_run<Red, A, F, M>(ev, col, stop, pf));
+        cs.push(detail::reduce_run<Red, A, F, M, Acc>(ev, col, stop, pf));
       }
       pos += stop - col;
       col = 0;
