@@ -7,7 +7,9 @@
 //   eigen        Eigen's Array rowwise/colwise expressions (1 thread) and Tensor module reductions
 //                on a ThreadPoolDevice (2 threads)
 //   stream_read  a streaming read of the same bytes (the limit of a full sum)
-//   copy         a streaming copy of the same bytes (the limit of a transpose)
+//   copy         a copy of the same bytes with glibc's memcpy (the limit of W3, W4 and a transpose:
+//                each reads its input once and writes its output once)
+//   copy_nt      the same copy with non-temporal stores (no read-for-ownership of the output)
 // Every output is checked against a float64 reference before it is timed. GB/s counts the bytes
 // each workload must read and write once (the same count for every variant).
 #include "common.hpp"
@@ -79,6 +81,24 @@ void w3_loom(benchmark::State& st) {
     auto e = exp(d.x - max(d.x, axis<1>, keepdims));
     d.o = e / sum(e, axis<1>, keepdims);
   });
+}
+
+/// The physical limit: x copied to o (the bytes W3 must read and write), timed like the others.
+void w3_copy(benchmark::State& st) {
+  auto& d = w3();
+  const int t = int(st.range(0));
+  bench::set_threads(t);
+  timed(st, rc_bytes, [&] { bench::stream_copy(d.o.data(), d.x.data(), 4 * R * C, t); });
+  if (std::memcmp(d.o.data(), d.x.data(), 4 * R * C) != 0) st.SkipWithError("copy differs");
+}
+
+/// The same with non-temporal stores (no read-for-ownership of o).
+void w3_copy_nt(benchmark::State& st) {
+  auto& d = w3();
+  const int t = int(st.range(0));
+  bench::set_threads(t);
+  timed(st, rc_bytes, [&] { bench::nt_copy(d.o.data(), d.x.data(), 4 * R * C, t); });
+  if (std::memcmp(d.o.data(), d.x.data(), 4 * R * C) != 0) st.SkipWithError("copy differs");
 }
 
 void w3_handwritten(benchmark::State& st) {
@@ -487,6 +507,14 @@ void transpose_copy(benchmark::State& st) {
   if (std::memcmp(d.o.data(), d.x.data(), 4 * T * T) != 0) st.SkipWithError("copy differs");
 }
 
+void transpose_copy_nt(benchmark::State& st) {
+  auto& d = tr();
+  const int t = int(st.range(0));
+  bench::set_threads(t);
+  timed(st, t_bytes, [&] { bench::nt_copy(d.o.data(), d.x.data(), 4 * T * T, t); });
+  if (std::memcmp(d.o.data(), d.x.data(), 4 * T * T) != 0) st.SkipWithError("copy differs");
+}
+
 void with_stats(benchmark::internal::Benchmark* b) {
   b->Repetitions(5)->ReportAggregatesOnly(true)->DisplayAggregatesOnly(true);
 }
@@ -495,6 +523,8 @@ const int registered = [] {
   with_stats(bench::add("W3_softmax/loom", w3_loom));
   with_stats(bench::add("W3_softmax/handwritten", w3_handwritten));
   with_stats(bench::add("W3_softmax/unfused", w3_unfused));
+  with_stats(bench::add("W3_softmax/copy", w3_copy));
+  with_stats(bench::add("W3_softmax/copy_nt", w3_copy_nt));
   with_stats(bench::add("W3_softmax/unfused_prealloc", w3_unfused_prealloc));
 #if LOOM_BENCH_HAVE_EIGEN
   with_stats(bench::add("W3_softmax/eigen", w3_eigen));
@@ -519,6 +549,7 @@ const int registered = [] {
 #endif
   with_stats(bench::add("transpose_4096/loom", transpose_loom));
   with_stats(bench::add("transpose_4096/copy", transpose_copy));
+  with_stats(bench::add("transpose_4096/copy_nt", transpose_copy_nt));
   return 0;
 }();
 

@@ -15,6 +15,9 @@
 #include <vector>
 
 #include <omp.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 #include <loom/loom.hpp>
 
@@ -96,6 +99,41 @@ inline void stream_copy(void* dst, const void* src, std::size_t bytes, int t) {
     std::size_t b = std::min(bytes, chunk * id), e = std::min(bytes, b + chunk);
     std::memcpy(static_cast<char*>(dst) + b, static_cast<const char*>(src) + b, e - b);
   }
+}
+
+/// A copy of `bytes` bytes with t threads whose stores bypass the caches (non-temporal stores,
+/// no read-for-ownership of the destination: reads + writes and nothing more cross the memory
+/// bus). glibc's memcpy turns to such stores only above its threshold (192 MiB on the Zen 3 VM of
+/// bench/RESULTS.md), so below it stream_copy's destination lines are read before they are written.
+inline void nt_copy(void* dst, const void* src, std::size_t bytes, int t) {
+#if !(defined(__x86_64__) || defined(__i386__))
+  stream_copy(dst, src, bytes, t);  // no non-temporal stores written for other machines
+#else
+#if defined(__AVX512F__)
+  constexpr std::size_t w = 64;
+  const auto put = [](char* d, const char* s) { _mm512_stream_ps(reinterpret_cast<float*>(d), _mm512_loadu_ps(reinterpret_cast<const float*>(s))); };
+#elif defined(__AVX__)
+  constexpr std::size_t w = 32;
+  const auto put = [](char* d, const char* s) { _mm256_stream_ps(reinterpret_cast<float*>(d), _mm256_loadu_ps(reinterpret_cast<const float*>(s))); };
+#else
+  constexpr std::size_t w = 16;
+  const auto put = [](char* d, const char* s) { _mm_stream_ps(reinterpret_cast<float*>(d), _mm_loadu_ps(reinterpret_cast<const float*>(s))); };
+#endif
+#pragma omp parallel num_threads(t)
+  {
+    const int id = omp_get_thread_num(), nt = omp_get_num_threads();
+    const std::size_t chunk = (bytes / nt + 63) / 64 * 64;
+    std::size_t b = std::min(bytes, chunk * id);
+    const std::size_t e = std::min(bytes, b + chunk);
+    char* d = static_cast<char*>(dst);
+    const char* s = static_cast<const char*>(src);
+    const std::size_t head = std::min(e - b, (w - reinterpret_cast<std::uintptr_t>(d + b) % w) % w);
+    std::memcpy(d + b, s + b, head);
+    for (b += head; b + w <= e; b += w) put(d + b, s + b);
+    std::memcpy(d + b, s + b, e - b);
+    _mm_sfence();
+  }
+#endif
 }
 
 /// Registers a benchmark at 1 and 2 threads, timed in real time, in milliseconds.
