@@ -83,22 +83,23 @@ void w3_loom(benchmark::State& st) {
   });
 }
 
-/// The physical limit: x copied to o (the bytes W3 must read and write), timed like the others.
-void w3_copy(benchmark::State& st) {
-  auto& d = w3();
+/// A copy baseline: `bytes` of src into dst by `copy` (bench::stream_copy: memcpy, cached stores;
+/// bench::nt_copy: non-temporal stores), counted as `counted` bytes and checked after timing.
+template <class Copy>
+void copy_measure(benchmark::State& st, float* dst, const float* src, std::size_t bytes, std::int64_t counted,
+                  Copy copy) {
   const int t = int(st.range(0));
   bench::set_threads(t);
-  timed(st, rc_bytes, [&] { bench::stream_copy(d.o.data(), d.x.data(), 4 * R * C, t); });
-  if (std::memcmp(d.o.data(), d.x.data(), 4 * R * C) != 0) st.SkipWithError("copy differs");
+  timed(st, counted, [&] { copy(dst, src, bytes, t); });
+  if (std::memcmp(dst, src, bytes) != 0) st.SkipWithError("copy differs");
 }
 
-/// The same with non-temporal stores (no read-for-ownership of o).
+/// W3's bytes (read x, write o) copied.
+void w3_copy(benchmark::State& st) {
+  copy_measure(st, w3().o.data(), w3().x.data(), 4 * R * C, rc_bytes, bench::stream_copy);
+}
 void w3_copy_nt(benchmark::State& st) {
-  auto& d = w3();
-  const int t = int(st.range(0));
-  bench::set_threads(t);
-  timed(st, rc_bytes, [&] { bench::nt_copy(d.o.data(), d.x.data(), 4 * R * C, t); });
-  if (std::memcmp(d.o.data(), d.x.data(), 4 * R * C) != 0) st.SkipWithError("copy differs");
+  copy_measure(st, w3().o.data(), w3().x.data(), 4 * R * C, rc_bytes, bench::nt_copy);
 }
 
 void w3_handwritten(benchmark::State& st) {
@@ -500,19 +501,10 @@ void transpose_loom(benchmark::State& st) {
   timed(st, t_bytes, [&] { d.o = transpose(d.x); });
 }
 void transpose_copy(benchmark::State& st) {
-  auto& d = tr();
-  const int t = int(st.range(0));
-  bench::set_threads(t);
-  timed(st, t_bytes, [&] { bench::stream_copy(d.o.data(), d.x.data(), 4 * T * T, t); });
-  if (std::memcmp(d.o.data(), d.x.data(), 4 * T * T) != 0) st.SkipWithError("copy differs");
+  copy_measure(st, tr().o.data(), tr().x.data(), 4 * T * T, t_bytes, bench::stream_copy);
 }
-
 void transpose_copy_nt(benchmark::State& st) {
-  auto& d = tr();
-  const int t = int(st.range(0));
-  bench::set_threads(t);
-  timed(st, t_bytes, [&] { bench::nt_copy(d.o.data(), d.x.data(), 4 * T * T, t); });
-  if (std::memcmp(d.o.data(), d.x.data(), 4 * T * T) != 0) st.SkipWithError("copy differs");
+  copy_measure(st, tr().o.data(), tr().x.data(), 4 * T * T, t_bytes, bench::nt_copy);
 }
 
 void with_stats(benchmark::internal::Benchmark* b) {

@@ -89,8 +89,9 @@ inline Eigen::ThreadPoolDevice& eigen_device(int t) {
 }
 #endif
 
-/// The streaming copy of `bytes` bytes with t threads (glibc's memcpy per contiguous piece):
-/// the physical limit of memory-bound rows, counted as bytes read + bytes written.
+/// The copy of `bytes` bytes with t threads by glibc's memcpy per contiguous piece, counted as
+/// bytes read + bytes written (cached stores below glibc's non-temporal threshold: nt_copy is
+/// the physical limit of memory-bound rows).
 inline void stream_copy(void* dst, const void* src, std::size_t bytes, int t) {
 #pragma omp parallel num_threads(t)
   {
@@ -111,13 +112,19 @@ inline void nt_copy(void* dst, const void* src, std::size_t bytes, int t) {
 #else
 #if defined(__AVX512F__)
   constexpr std::size_t w = 64;
-  const auto put = [](char* d, const char* s) { _mm512_stream_ps(reinterpret_cast<float*>(d), _mm512_loadu_ps(reinterpret_cast<const float*>(s))); };
+  const auto put = [](char* d, const char* s) {
+    _mm512_stream_ps(reinterpret_cast<float*>(d), _mm512_loadu_ps(reinterpret_cast<const float*>(s)));
+  };
 #elif defined(__AVX__)
   constexpr std::size_t w = 32;
-  const auto put = [](char* d, const char* s) { _mm256_stream_ps(reinterpret_cast<float*>(d), _mm256_loadu_ps(reinterpret_cast<const float*>(s))); };
+  const auto put = [](char* d, const char* s) {
+    _mm256_stream_ps(reinterpret_cast<float*>(d), _mm256_loadu_ps(reinterpret_cast<const float*>(s)));
+  };
 #else
   constexpr std::size_t w = 16;
-  const auto put = [](char* d, const char* s) { _mm_stream_ps(reinterpret_cast<float*>(d), _mm_loadu_ps(reinterpret_cast<const float*>(s))); };
+  const auto put = [](char* d, const char* s) {
+    _mm_stream_ps(reinterpret_cast<float*>(d), _mm_loadu_ps(reinterpret_cast<const float*>(s)));
+  };
 #endif
 #pragma omp parallel num_threads(t)
   {

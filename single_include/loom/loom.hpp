@@ -6748,7 +6748,8 @@ template <class List>
 struct sym_opaque;
 template <class... Args>
 struct sym_opaque<type_list<Args...>> {
-  static constexpr void walk(reduce_plan_info& st, const dep_array& dep, std::size_t rank, [[maybe_unused]] int parent) {
+  static constexpr void walk(reduce_plan_info& st, const dep_array& dep, std::size_t rank,
+                             [[maybe_unused]] int parent) {
     unsigned all = 0;
     for (std::size_t d = 0; d < rank; ++d) all |= dep[d];
     dep_array c{};
