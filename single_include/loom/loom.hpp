@@ -5802,12 +5802,15 @@ struct evaluator<full_node<T, S>> {
 namespace loom {
 namespace cpu {
 
+/// Bytes one prefetch fetches (a cache line).
+inline constexpr index_t prefetch_line = 64;
+
 /// A byte range of the next tile to fetch.
 struct prefetch_range {
   const char* from = nullptr;
   const char* to = nullptr;
   /// Cache lines from `from` (a partial last line counts).
-  index_t lines() const { return (to - from + 63) / 64; }
+  index_t lines() const { return (to - from + prefetch_line - 1) / prefetch_line; }
 };
 
 /// Up to four ranges (one per operand the tile's first pass reads from memory), taken in order.
@@ -5829,7 +5832,7 @@ struct prefetch_plan {
 /// (A test and a branch in every iteration, and more so a loop there to catch up, cost the
 /// reductions 15% more instructions in cache, armed or not, and spilled the consumers' values.)
 struct prefetch_stream {
-  static constexpr index_t line = 64;
+  static constexpr index_t line = prefetch_line;
   static constexpr index_t never = std::numeric_limits<index_t>::max() / 2;
   const char* p = nullptr;    // next line
   const char* end = nullptr;  // past the current piece's last line
