@@ -8,8 +8,9 @@ cd "$here/include"
 find loom -name '*.hpp' | sort > "$tmp/list"
 # Late in a CI run (past LOOM_HEADERS_LATE_S, default 1600 s, of CI's 30 minutes; see
 # tools/checks/sanitizers.sh) only the public entry points are checked.
-if [[ -n ${LOOM_QUICKSTART_START:-} ]] && (($(date +%s) - LOOM_QUICKSTART_START > ${LOOM_HEADERS_LATE_S:-1600})); then
-  echo "headers: LATE: $(($(date +%s) - LOOM_QUICKSTART_START)) s into the run; checking loom/loom.hpp and loom/cuda.hpp only"
+source "$here/tools/ci_clock.sh"
+if t=$(ci_elapsed) && ((t > ${LOOM_HEADERS_LATE_S:-1600})); then
+  echo "headers: LATE: $t s into the run; checking loom/loom.hpp and loom/cuda.hpp only"
   printf 'loom/loom.hpp\nloom/cuda.hpp\n' > "$tmp/list"
 fi
 check() {

@@ -50,8 +50,8 @@ tsan_tests=(test_concurrency test_threads)
 # 180 s on such a machine: 1779 s in all on 2026-11-28, the reduced set starting at 1525 s) would
 # take CI past its 30 minutes - the stage is skipped, again said, never silent.
 reduced=0
-if [[ -n ${LOOM_QUICKSTART_START:-} && ${LOOM_SANITIZE_FULL:-0} != 1 && ${LOOM_SANITIZE_ALL:-0} != 1 ]]; then
-  elapsed=$(($(date +%s) - LOOM_QUICKSTART_START))
+source "$here/tools/ci_clock.sh"
+if elapsed=$(ci_elapsed) && [[ ${LOOM_SANITIZE_FULL:-0} != 1 && ${LOOM_SANITIZE_ALL:-0} != 1 ]]; then
   if ((elapsed > ${LOOM_SANITIZER_SKIP_S:-1400})); then
     echo "sanitizers: SKIPPED: the run has taken ${elapsed} s before this check (limit" \
          "${LOOM_SANITIZER_SKIP_S:-1400} s), too long for even the reduced set within CI's 30 minutes;" \

@@ -24,8 +24,9 @@ export -f build_and_run
 # Late in a CI run (LOOM_QUICKSTART_START, as tools/checks/sanitizers.sh reads it: past
 # LOOM_SINGLE_INCLUDE_LATE_S, default 1600 s, of CI's 30 minutes) only the demo and the contract
 # program are built; the up-to-date check above is whole either way.
-if [[ -n ${LOOM_QUICKSTART_START:-} ]] && (($(date +%s) - LOOM_QUICKSTART_START > ${LOOM_SINGLE_INCLUDE_LATE_S:-1600})); then
-  echo "single_include: LATE: $(($(date +%s) - LOOM_QUICKSTART_START)) s into the run; building the demo and the contract program only"
+source "$here/tools/ci_clock.sh"
+if t=$(ci_elapsed) && ((t > ${LOOM_SINGLE_INCLUDE_LATE_S:-1600})); then
+  echo "single_include: LATE: $t s into the run; building the demo and the contract program only"
   find "$tmp" -name '*.cpp' ! -name demo.cpp ! -name elementwise.cpp -delete
 fi
 printf '%s\n' "$tmp"/*.cpp | xargs -P "$(nproc)" -I{} bash -c 'build_and_run "$@"' _ {} "$tmp" "$here"
