@@ -23,9 +23,7 @@ template <class F>
 void omp_pieces(std::size_t n, int t, F f) {
 #pragma omp parallel num_threads(t)
   {
-    const std::size_t id = std::size_t(omp_get_thread_num()), nt = std::size_t(omp_get_num_threads());
-    const std::size_t chunk = (n / nt + 15) / 16 * 16;
-    const std::size_t b = std::min(n, chunk * id), e = id + 1 == nt ? n : std::min(n, b + chunk);
+    const auto [b, e] = bench::thread_piece(n, 16);
     f(b, e);
   }
 }

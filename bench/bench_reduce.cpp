@@ -355,9 +355,7 @@ float handwritten_sum(const float* v, std::size_t n, int t) {
   float total = 0;
 #pragma omp parallel num_threads(t) reduction(+ : total)
   {
-    const std::size_t id = std::size_t(omp_get_thread_num()), nt = std::size_t(omp_get_num_threads());
-    const std::size_t chunk = (n / nt + 63) / 64 * 64;
-    const std::size_t b = std::min(n, chunk * id), e = id + 1 == nt ? n : std::min(n, b + chunk);
+    const auto [b, e] = bench::thread_piece(n, 64);
     batch a0(0.f), a1(0.f), a2(0.f), a3(0.f);
     std::size_t i = b;
     for (; i + 4 * lanes <= e; i += 4 * lanes) {
@@ -397,9 +395,7 @@ float stream_read(const float* v, std::size_t n, int t) {
   float total = 0;
 #pragma omp parallel num_threads(t) reduction(+ : total)
   {
-    const std::size_t id = std::size_t(omp_get_thread_num()), nt = std::size_t(omp_get_num_threads());
-    const std::size_t chunk = (n / nt + 127) / 128 * 128;
-    const std::size_t b = std::min(n, chunk * id), e = id + 1 == nt ? n : std::min(n, b + chunk);
+    const auto [b, e] = bench::thread_piece(n, 128);
     batch a[8] = {batch(0.f), batch(0.f), batch(0.f), batch(0.f), batch(0.f), batch(0.f), batch(0.f), batch(0.f)};
     std::size_t i = b;
     for (; i + 8 * lanes <= e; i += 8 * lanes)

@@ -12,6 +12,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <omp.h>
@@ -89,15 +90,22 @@ inline Eigen::ThreadPoolDevice& eigen_device(int t) {
 }
 #endif
 
+/// The calling OpenMP thread's piece [first, second) of n units split among the team in whole
+/// granules of `granule` units, the last thread taking the rest.
+inline std::pair<std::size_t, std::size_t> thread_piece(std::size_t n, std::size_t granule) {
+  const std::size_t id = std::size_t(omp_get_thread_num()), nt = std::size_t(omp_get_num_threads());
+  const std::size_t chunk = (n / nt + granule - 1) / granule * granule;
+  const std::size_t b = std::min(n, chunk * id);
+  return {b, id + 1 == nt ? n : std::min(n, b + chunk)};
+}
+
 /// The copy of `bytes` bytes with t threads by glibc's memcpy per contiguous piece, counted as
 /// bytes read + bytes written (cached stores below glibc's non-temporal threshold: nt_copy is
 /// the physical limit of memory-bound rows).
 inline void stream_copy(void* dst, const void* src, std::size_t bytes, int t) {
 #pragma omp parallel num_threads(t)
   {
-    const int id = omp_get_thread_num(), nt = omp_get_num_threads();
-    std::size_t chunk = (bytes / nt + 63) / 64 * 64;
-    std::size_t b = std::min(bytes, chunk * id), e = std::min(bytes, b + chunk);
+    const auto [b, e] = thread_piece(bytes, 64);
     std::memcpy(static_cast<char*>(dst) + b, static_cast<const char*>(src) + b, e - b);
   }
 }
@@ -128,10 +136,7 @@ inline void nt_copy(void* dst, const void* src, std::size_t bytes, int t) {
 #endif
 #pragma omp parallel num_threads(t)
   {
-    const int id = omp_get_thread_num(), nt = omp_get_num_threads();
-    const std::size_t chunk = (bytes / nt + 63) / 64 * 64;
-    std::size_t b = std::min(bytes, chunk * id);
-    const std::size_t e = std::min(bytes, b + chunk);
+    auto [b, e] = thread_piece(bytes, 64);
     char* d = static_cast<char*>(dst);
     const char* s = static_cast<const char*>(src);
     const std::size_t head = std::min(e - b, (w - reinterpret_cast<std::uintptr_t>(d + b) % w) % w);
