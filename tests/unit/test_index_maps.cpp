@@ -119,10 +119,10 @@ TEST_CASE("blocked transposes copy their blocks: every element size, views, conc
   CHECK(bad == 0);
 }
 
-TEST_CASE("blocked transposes of 4-byte elements at the edges of their 8 x 8 tiles", "[index][blocked]") {
-  // cpu/blocked.hpp turns 4-byte elements eight by eight with AVX shuffles; the rows and columns
-  // that do not fill a tile are copied one by one.
-  const std::size_t sizes[] = {1, 7, 8, 9, 16, 17, 31, 65, 129};
+TEST_CASE("blocked transposes at the edges of their register tiles", "[index][blocked]") {
+  // cpu/blocked.hpp turns 4-byte elements eight by eight and 8-byte elements four by four with AVX
+  // shuffles; the rows and columns that do not fill a tile are copied one by one.
+  const std::size_t sizes[] = {1, 3, 4, 5, 7, 8, 9, 16, 17, 31, 65, 129};
   std::size_t bad = 0;
   for (std::size_t r : sizes)
     for (std::size_t c : sizes) {
@@ -130,15 +130,26 @@ TEST_CASE("blocked transposes of 4-byte elements at the edges of their 8 x 8 til
       mat t(c, r);
       t = transpose(x);
       tensor<std::int32_t, shape<dyn, dyn>> xi(r, c), ti(c, r);
+      tensor<double, shape<dyn, dyn>> xd(r, c), td(c, r);
+      tensor<std::int64_t, shape<dyn, dyn>> xl(r, c), tl(c, r);
       for (std::size_t i = 0; i < r; ++i)
-        for (std::size_t j = 0; j < c; ++j) xi(i, j) = std::int32_t(i * 7919 + j) - 1000;
+        for (std::size_t j = 0; j < c; ++j) {
+          xi(i, j) = std::int32_t(i * 7919 + j) - 1000;
+          xd(i, j) = double(x(i, j)) + 1e-12 * double(i);
+          xl(i, j) = (std::int64_t(i) << 40) - std::int64_t(j * 104729);
+        }
       ti = transpose(xi);
+      td = transpose(xd);
+      tl = transpose(xl);
       for (std::size_t i = 0; i < r; ++i)
-        for (std::size_t j = 0; j < c; ++j) bad += (t(j, i) != x(i, j)) + (ti(j, i) != xi(i, j));
+        for (std::size_t j = 0; j < c; ++j)
+          bad += (t(j, i) != x(i, j)) + (ti(j, i) != xi(i, j)) + (td(j, i) != xd(i, j)) + (tl(j, i) != xl(i, j));
     }
   CHECK(bad == 0);
   mat x = random_mat(17, 129, 1);
   CHECK(explain(transpose(x)).find("blocked") != std::string::npos);
+  tensor<double, shape<dyn, dyn>> xd(17, 129);
+  CHECK(explain(transpose(xd)).find("blocked") != std::string::npos);
 }
 
 TEST_CASE("slice, with steps, negative positions and clamping", "[index][slice]") {
