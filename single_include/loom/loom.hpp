@@ -733,9 +733,26 @@ struct cursor {
 
 /// The position (in elements from c.base) of cursor c at the start of the row at outer index idx
 /// (its first `outer` axes).
+///
+/// Scalar by construction: as a loop, GCC vectorised it (AVX-512: 32-byte loads of idx and of the
+/// strides, masked to `outer`), and those wide loads of values the caller had just stored - idx[0]
+/// as 8 bytes, a cursor copied in 32-byte pieces that the strides straddle - cannot be forwarded
+/// from the store buffer: each waited until every earlier store had reached L1, the tile's row
+/// stores that miss included (a layer norm's reductions on a Xeon, bench/RESULTS.md 2026-11-28).
 LOOM_INLINE index_t cursor_row(const cursor& c, std::size_t outer, const index_t* idx) {
+  static_assert(max_rank == 8, "cursor_row spells out every outer rank");
   index_t o = c.offset;
-  for (std::size_t k = 0; k < outer; ++k) o += idx[k] * c.stride[k];
+  switch (outer) {
+    case 8: o += idx[7] * c.stride[7]; [[fallthrough]];
+    case 7: o += idx[6] * c.stride[6]; [[fallthrough]];
+    case 6: o += idx[5] * c.stride[5]; [[fallthrough]];
+    case 5: o += idx[4] * c.stride[4]; [[fallthrough]];
+    case 4: o += idx[3] * c.stride[3]; [[fallthrough]];
+    case 3: o += idx[2] * c.stride[2]; [[fallthrough]];
+    case 2: o += idx[1] * c.stride[1]; [[fallthrough]];
+    case 1: o += idx[0] * c.stride[0]; [[fallthrough]];
+    default: break;
+  }
   return o;
 }
 
@@ -2855,7 +2872,10 @@ LOOM_INLINE void run_inner(const Dst& dst, const Ev& ev, index_t c0, index_t c1)
 /// their row pointers in registers. Taken by reference, they were reloaded for every packet
 /// (W4's last pass over 512 x 1024 floats: 20 -> 14.6 instructions a packet; the per-row values
 /// they point at are still loaded per packet).
-template <class M, class F, class Dst, class Ev>
+/// Streaming stores are fenced at the end unless Fence is false: then the caller fences once after
+/// its last range (the tiled loops, whose tiles are ranges of a few KiB: a fence a tile held every
+/// later store, and any load that needed one, until the tile's lines had reached memory).
+template <class M, class F, bool Fence = true, class Dst, class Ev>
 void run_range(const Dst& dst_in, const Ev& ev_in, const loop_space& s, index_t begin, index_t end) {
   Dst dst = dst_in;
   Ev ev = ev_in;
@@ -2880,7 +2900,7 @@ void run_range(const Dst& dst_in, const Ev& ev_in, const loop_space& s, index_t 
       idx[k] = 0;
     }
   }
-  if constexpr (M::stream) stream_fence();
+  if constexpr (M::stream && Fence) stream_fence();
 }
 
 /// Work below this many element-operations runs on the calling thread alone.
@@ -3015,19 +3035,42 @@ LOOM_INLINE void turn_8x8(std::uint32_t* dst, index_t B, const std::uint32_t* sr
     _mm256_storeu_ps(reinterpret_cast<float*>(dst + (i + 4) * B), _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
   }
 }
+
+/// The 4 x 4 tile of 8-byte elements, turned the same way: four loads, eight shuffles and four
+/// stores in place of 16 scalar loads and 16 stores.
+LOOM_INLINE void turn_4x4(std::uint64_t* dst, index_t B, const std::uint64_t* src, index_t S) {
+  __m256d r[4], t[4];
+  for (int j = 0; j < 4; ++j) r[j] = _mm256_loadu_pd(reinterpret_cast<const double*>(src + j * S));
+  for (int j = 0; j < 4; j += 2) {  // pairs of rows interleaved: 2 x 2 turned in each 128-bit half
+    t[j] = _mm256_unpacklo_pd(r[j], r[j + 1]);
+    t[j + 1] = _mm256_unpackhi_pd(r[j], r[j + 1]);
+  }
+  for (int i = 0; i < 2; ++i) {  // the halves of rows i and i + 2 exchanged
+    _mm256_storeu_pd(reinterpret_cast<double*>(dst + i * B), _mm256_permute2f128_pd(t[i], t[i + 2], 0x20));
+    _mm256_storeu_pd(reinterpret_cast<double*>(dst + (i + 2) * B), _mm256_permute2f128_pd(t[i], t[i + 2], 0x31));
+  }
+}
 #endif
+
+/// The side of the tiles pack_block turns in registers: 32 bytes of elements (one AVX register).
+template <class E>
+constexpr index_t turn_side() {
+  return sizeof(E) >= 4 ? index_t(32 / sizeof(E)) : 8;
+}
 
 /// dst[r * B + c] = src[r + c * S] for r < na, c < ni: a block of an operand stored along the
 /// blocked axis, turned to the destination's order. Elements are copied as E (their bytes).
 template <class E>
 void pack_block(E* dst, index_t B, const E* src, index_t S, index_t na, index_t ni) {
-  constexpr index_t T = 8;  // 8 x 8 tiles: 8 source segments in flight, 8 destination rows
+  constexpr index_t T = turn_side<E>();  // T x T tiles: T source segments in flight, T destination rows
   index_t c = 0;
   for (; c + T <= ni; c += T) {
     index_t r = 0;
 #if defined(__AVX__)
     if constexpr (sizeof(E) == 4)
       for (; r + T <= na; r += T) turn_8x8(dst + r * B + c, B, src + r + c * S, S);
+    else if constexpr (sizeof(E) == 8)
+      for (; r + T <= na; r += T) turn_4x4(dst + r * B + c, B, src + r + c * S, S);
 #endif
     for (; r + T <= na; r += T)
       for (index_t j = 0; j < T; ++j)
@@ -6613,6 +6656,79 @@ LOOM_INLINE R finalize(const A& a, index_t count) {
 }  // namespace cpu
 }  // namespace loom
 // ---- end loom/cpu/reduce.hpp
+// ---- begin loom/cpu/tuning.hpp
+// loom/cpu/tuning.hpp: choices of the tiled reduction kernels that the memory system decides.
+//
+// Two things the tiled passes (cpu/tiled.hpp) can do over arrays larger than the caches help on
+// one x86 vendor's cores and cost on the other's, measured with the same code and the same
+// workloads (bench/RESULTS.md):
+//   * a software prefetch of the next tile's rows spread over the passes after the first - on a
+//     Zen 3, W3 softmax 9-12% faster; on a Xeon with AVX-512 (2026-11-28, 4096 x 1024 floats, 1
+//     thread, cached stores) layer norm 1.62 ms with it against 1.53 without, softmax 2.09 / 1.98;
+//   * streaming (non-temporal) stores for the consumer's output - on the Zen 4 of 2026-11-27 layer
+//     norm 2.0 ms with them against 3.0 with cached stores; on that Xeon 1.92 against 1.53 (and a
+//     hand-written layer norm 1.68 ms with streaming stores, 1.26-1.28 with cached ones).
+// So both default on, except on Intel. The settings are process-wide; set them before running
+// kernels (a kernel reads them once, when it starts), for a machine these defaults do not fit, or
+// to exercise both paths in tests. Neither changes a result: only which lines are fetched early
+// and whether the output's lines pass through the cache.
+
+#include <atomic>
+
+namespace loom {
+namespace cpu {
+
+/// The tiled kernels' machine-dependent choices.
+struct tiled_tuning {
+  bool prefetch_next_tile = true;  // fetch the next tile's rows during this tile's later passes
+  bool streaming_stores = true;    // a large output's lines bypass the cache (non-reading consumers)
+};
+
+namespace detail {
+/// Whether this process runs on an Intel x86 core (CPUID, read once).
+inline bool intel_cpu() {
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+  static const bool intel = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_is("intel") != 0;
+  }();
+  return intel;
+#else
+  return false;
+#endif
+}
+
+struct tiled_tuning_state {
+  std::atomic<bool> prefetch_next_tile, streaming_stores;
+  tiled_tuning_state() : prefetch_next_tile(!intel_cpu()), streaming_stores(!intel_cpu()) {}
+};
+inline tiled_tuning_state& tiled_tuning_now() {
+  static tiled_tuning_state s;
+  return s;
+}
+}  // namespace detail
+
+/// The defaults for this machine (see the top of this file).
+inline tiled_tuning default_tiled_tuning() {
+  return {!detail::intel_cpu(), !detail::intel_cpu()};
+}
+
+/// The settings kernels started from now on use.
+inline tiled_tuning get_tiled_tuning() {
+  auto& s = detail::tiled_tuning_now();
+  return {s.prefetch_next_tile.load(std::memory_order_relaxed), s.streaming_stores.load(std::memory_order_relaxed)};
+}
+
+/// Replaces the settings for kernels started from now on (results do not change, only speed).
+inline void set_tiled_tuning(const tiled_tuning& t) {
+  auto& s = detail::tiled_tuning_now();
+  s.prefetch_next_tile.store(t.prefetch_next_tile, std::memory_order_relaxed);
+  s.streaming_stores.store(t.streaming_stores, std::memory_order_relaxed);
+}
+
+}  // namespace cpu
+}  // namespace loom
+// ---- end loom/cpu/tuning.hpp
 // ---- begin loom/plan/reduce_plan.hpp
 // loom/plan/reduce_plan.hpp: how an expression holding reductions is evaluated, at compile time.
 //
@@ -8640,12 +8756,14 @@ struct tile_prefetch {
   prefetch_plan plan;
   std::vector<prefetch_stream> streams;
 
-  /// `runners`: the thread's; `rows` of `cols` destination elements of T in all.
+  /// `runners`: the thread's; `rows` of `cols` destination elements of T in all; nothing is
+  /// fetched unless `enabled` (cpu/tuning.hpp).
   template <class T>
   tile_prefetch(const std::vector<std::unique_ptr<slot_runner>>& runners, index_t rows, index_t cols,
-                std::type_identity<T>)
+                std::type_identity<T>, bool enabled)
       : per_row(runners.size() + 1, 0), streams(runners.size() + 1) {
     first = runners.size();
+    if (!enabled) return;
     for (std::size_t i = 0; i < runners.size(); ++i)
       if (runners[i] && runners[i]->ticked_per_row() > 0) {
         first = i;
@@ -8940,6 +9058,8 @@ void execute_reducing(Dst& dst, const N& n) {
     // The consumer rewrites lines a reduction has just written (in_dst): plain stores.
     layout_class layout = choose_layout(contiguous, cs.size() * dd.size() * sizeof(T));
     if (in_dst >= 0 && layout == layout_class::streaming) layout = layout_class::contiguous;
+    const tiled_tuning tuning = get_tiled_tuning();
+    if (!tuning.streaming_stores && layout == layout_class::streaming) layout = layout_class::contiguous;
     ev.prepare(s);
     w.prepare(s);
 
@@ -8965,7 +9085,7 @@ void execute_reducing(Dst& dst, const N& n) {
       detail::prefetching_writer<T> wt{w, {}};
       std::vector<std::unique_ptr<slot_runner>> runners;
       for (auto& sd : walk.slots) runners.push_back(sd.runner ? sd.runner->clone() : nullptr);
-      detail::tile_prefetch pf(runners, g.count, g.cols, std::type_identity<T>{});
+      detail::tile_prefetch pf(runners, g.count, g.cols, std::type_identity<T>{}, tuning.prefetch_next_tile);
       detail::tile_buffers tb(walk.slots, tile);
       tb.in_dst = in_dst;
       tb.dst = dst.data();
@@ -8980,17 +9100,25 @@ void execute_reducing(Dst& dst, const N& n) {
           const index_t r1 = std::min(r_end, r0 + tile);
           tb.point(r0);
           // The next tile's rows, fetched while this one's later passes work (if it is this
-          // thread's: the chunk's own).
-          pf.plan_next(runners, r1, std::min(r_end, r1 + tile), r1 - r0);
-          for (std::size_t i = 0; i < runners.size(); ++i)
+          // thread's: the chunk's own). Planned after the pass that reads this tile from memory,
+          // not before it: that pass only loads, so the planning's stores find the store buffer
+          // empty. Just after the previous tile's consumer it is full of that pass's stores
+          // (lines that miss), and every store - and any load that cannot be forwarded from
+          // one - waited for it to drain while nothing read the tile (layer norm over
+          // 4096 x 1024 on a Xeon: 1.9 -> 1.6 ms at 1 thread, bench/RESULTS.md 2026-11-28).
+          const auto plan = [&] { pf.plan_next(runners, r1, std::min(r_end, r1 + tile), r1 - r0); };
+          for (std::size_t i = 0; i < runners.size(); ++i) {
             if (runners[i]) runners[i]->run(r0, r1, tb.buf[i], pf.stream(i));
+            if (i == pf.first) plan();
+          }
+          if (pf.first >= runners.size()) plan();
           wt.pf = pf.stream(runners.size());
           const index_t b = r0 * g.cols, e = r1 * g.cols;
           if (g.cols > 1) {  // the inner axis is a column: per-row values broadcast, caches contiguous
             if (layout == layout_class::general)
               run_range<along_columns<general_mode>, F>(wt, v, s, b, e);
             else if (layout == layout_class::streaming)
-              run_range<along_columns<stream_m>, F>(wt, v, s, b, e);
+              run_range<along_columns<stream_m>, F, false>(wt, v, s, b, e);  // fenced below
             else
               run_range<along_columns<contiguous_mode>, F>(wt, v, s, b, e);
           } else {
@@ -8999,8 +9127,10 @@ void execute_reducing(Dst& dst, const N& n) {
             else
               run_range<contiguous_mode, F>(wt, v, s, b, e);
           }
+
         }
       }
+      if (layout == layout_class::streaming) stream_fence();  // once, after this thread's last tile
     };
     if (tasks == 1)
       task(0);
@@ -9064,12 +9194,21 @@ std::string describe_reducing(const N& n) {
     s += "  cpu: tiles of " + std::to_string(t) + " rows x " + std::to_string(g.cols) + " elements (" +
          std::to_string((g.count + t - 1) / t) + " tiles, threads " + th + "); per tile, in order: " +
          list(0, walk.slots.size()) + "; then the consumer over the tile\n";
+    const tiled_tuning tn = get_tiled_tuning();
+    const std::string mib = std::to_string(detail::tile_prefetch::min_bytes >> 20);
     if ((g.count + t - 1) / t > 1) {
-      s += "  cpu: the passes after the first prefetch the next tile's rows where the first pass's reads and the "
-           "destination pass ";
-      s += std::to_string(detail::tile_prefetch::min_bytes >> 20);
-      s += " MiB\n";
+      if (tn.prefetch_next_tile)
+        s += "  cpu: the passes after the first prefetch the next tile's rows where the first pass's reads and the "
+             "destination pass " + mib + " MiB\n";
+      else
+        s += "  cpu: the next tile's rows are left to the hardware prefetcher (software prefetch off on this "
+             "machine: cpu/tuning.hpp)\n";
     }
+    if (tn.streaming_stores)
+      s += "  cpu: the consumer writes with streaming stores where its traffic passes " + mib +
+           " MiB and its arithmetic is light, unless it rewrites values a reduction kept in the destination\n";
+    else
+      s += "  cpu: the consumer writes with cached stores (streaming stores off on this machine: cpu/tuning.hpp)\n";
   }
   int hits = 0;
   std::string cse;

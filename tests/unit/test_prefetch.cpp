@@ -3,7 +3,7 @@
 // above the size where the tile loop arms it (the first pass's reads and the destination over
 // 24 MiB), softmax, layer norm, RMS norm, a reduction of two operands and one through a flip
 // match float64 and give the same bits at 1, 2 and 3 threads - with row lengths on and off the
-// consumer's four-packet groups.
+// consumer's four-packet groups - with the prefetch and the streaming stores each on and off.
 #include "reduce_support.hpp"
 
 #include <cstring>
@@ -160,6 +160,46 @@ TEST_CASE("normalisations too large for the caches: prefetched tiles give the fl
         CHECK(std::memcmp(one[k].data(), many[k].data(), rows * cols * sizeof(float)) == 0);
       }
     }
+    // The machine-dependent choices (cpu/tuning.hpp) change which lines are fetched early and
+    // whether the output passes through the cache, never a bit of the result: each setting this
+    // machine does not use by default is run too.
+    const cpu::tiled_tuning saved = cpu::get_tiled_tuning();
+    for (bool prefetch : {false, true})
+      for (bool stream : {false, true}) {
+        INFO("prefetch " << prefetch << ", streaming stores " << stream);
+        cpu::set_tiled_tuning({prefetch, stream});
+        const auto other = run(2);
+        for (std::size_t k = 0; k < one.size(); ++k) {
+          INFO("expression " << k);
+          CHECK(std::memcmp(one[k].data(), other[k].data(), rows * cols * sizeof(float)) == 0);
+        }
+      }
+    cpu::set_tiled_tuning(saved);
   }
   set_num_threads(0);
+}
+
+TEST_CASE("the tiled kernels' machine-dependent choices: defaults by vendor, settable, restored",
+          "[prefetch][tuning]") {
+  const cpu::tiled_tuning d = cpu::default_tiled_tuning(), now = cpu::get_tiled_tuning();
+  CHECK(now.prefetch_next_tile == d.prefetch_next_tile);
+  CHECK(now.streaming_stores == d.streaming_stores);
+  CHECK(d.prefetch_next_tile == !cpu::detail::intel_cpu());
+  CHECK(d.streaming_stores == !cpu::detail::intel_cpu());
+  cpu::set_tiled_tuning({!d.prefetch_next_tile, d.streaming_stores});
+  CHECK(cpu::get_tiled_tuning().prefetch_next_tile == !d.prefetch_next_tile);
+  CHECK(cpu::get_tiled_tuning().streaming_stores == d.streaming_stores);
+  // explain describes what a kernel started now would do.
+  mat x(4096, 1024);
+  auto e = exp(x - max(x, axis<1>, keepdims));
+  auto mu = mean(x, axis<1>, keepdims);
+  for (bool prefetch : {false, true}) {
+    cpu::set_tiled_tuning({prefetch, true});
+    CHECK((explain(e / sum(e, axis<1>, keepdims)).find("prefetch the next tile") != std::string::npos) == prefetch);
+  }
+  cpu::set_tiled_tuning({false, false});
+  CHECK(explain((x - mu) * 2.f).find("cached stores") != std::string::npos);
+  cpu::set_tiled_tuning({false, true});
+  CHECK(explain((x - mu) * 2.f).find("streaming stores") != std::string::npos);
+  cpu::set_tiled_tuning(d);
 }

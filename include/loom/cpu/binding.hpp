@@ -153,9 +153,26 @@ struct cursor {
 
 /// The position (in elements from c.base) of cursor c at the start of the row at outer index idx
 /// (its first `outer` axes).
+///
+/// Scalar by construction: as a loop, GCC vectorised it (AVX-512: 32-byte loads of idx and of the
+/// strides, masked to `outer`), and those wide loads of values the caller had just stored - idx[0]
+/// as 8 bytes, a cursor copied in 32-byte pieces that the strides straddle - cannot be forwarded
+/// from the store buffer: each waited until every earlier store had reached L1, the tile's row
+/// stores that miss included (a layer norm's reductions on a Xeon, bench/RESULTS.md 2026-11-28).
 LOOM_INLINE index_t cursor_row(const cursor& c, std::size_t outer, const index_t* idx) {
+  static_assert(max_rank == 8, "cursor_row spells out every outer rank");
   index_t o = c.offset;
-  for (std::size_t k = 0; k < outer; ++k) o += idx[k] * c.stride[k];
+  switch (outer) {
+    case 8: o += idx[7] * c.stride[7]; [[fallthrough]];
+    case 7: o += idx[6] * c.stride[6]; [[fallthrough]];
+    case 6: o += idx[5] * c.stride[5]; [[fallthrough]];
+    case 5: o += idx[4] * c.stride[4]; [[fallthrough]];
+    case 4: o += idx[3] * c.stride[3]; [[fallthrough]];
+    case 3: o += idx[2] * c.stride[2]; [[fallthrough]];
+    case 2: o += idx[1] * c.stride[1]; [[fallthrough]];
+    case 1: o += idx[0] * c.stride[0]; [[fallthrough]];
+    default: break;
+  }
   return o;
 }
 

@@ -132,7 +132,10 @@ LOOM_INLINE void run_inner(const Dst& dst, const Ev& ev, index_t c0, index_t c1)
 /// their row pointers in registers. Taken by reference, they were reloaded for every packet
 /// (W4's last pass over 512 x 1024 floats: 20 -> 14.6 instructions a packet; the per-row values
 /// they point at are still loaded per packet).
-template <class M, class F, class Dst, class Ev>
+/// Streaming stores are fenced at the end unless Fence is false: then the caller fences once after
+/// its last range (the tiled loops, whose tiles are ranges of a few KiB: a fence a tile held every
+/// later store, and any load that needed one, until the tile's lines had reached memory).
+template <class M, class F, bool Fence = true, class Dst, class Ev>
 void run_range(const Dst& dst_in, const Ev& ev_in, const loop_space& s, index_t begin, index_t end) {
   Dst dst = dst_in;
   Ev ev = ev_in;
@@ -157,7 +160,7 @@ void run_range(const Dst& dst_in, const Ev& ev_in, const loop_space& s, index_t 
       idx[k] = 0;
     }
   }
-  if constexpr (M::stream) stream_fence();
+  if constexpr (M::stream && Fence) stream_fence();
 }
 
 /// Work below this many element-operations runs on the calling thread alone.

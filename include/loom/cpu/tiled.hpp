@@ -43,6 +43,7 @@
 #include "loom/cpu/reduce.hpp"
 #include "loom/cpu/thread_pool.hpp"
 #include "loom/cpu/traversal.hpp"
+#include "loom/cpu/tuning.hpp"
 #include "loom/expr/reduce.hpp"
 #include "loom/plan/reduce_plan.hpp"
 #include "loom/tensor/tensor.hpp"
@@ -1470,12 +1471,14 @@ struct tile_prefetch {
   prefetch_plan plan;
   std::vector<prefetch_stream> streams;
 
-  /// `runners`: the thread's; `rows` of `cols` destination elements of T in all.
+  /// `runners`: the thread's; `rows` of `cols` destination elements of T in all; nothing is
+  /// fetched unless `enabled` (cpu/tuning.hpp).
   template <class T>
   tile_prefetch(const std::vector<std::unique_ptr<slot_runner>>& runners, index_t rows, index_t cols,
-                std::type_identity<T>)
+                std::type_identity<T>, bool enabled)
       : per_row(runners.size() + 1, 0), streams(runners.size() + 1) {
     first = runners.size();
+    if (!enabled) return;
     for (std::size_t i = 0; i < runners.size(); ++i)
       if (runners[i] && runners[i]->ticked_per_row() > 0) {
         first = i;
@@ -1770,6 +1773,8 @@ void execute_reducing(Dst& dst, const N& n) {
     // The consumer rewrites lines a reduction has just written (in_dst): plain stores.
     layout_class layout = choose_layout(contiguous, cs.size() * dd.size() * sizeof(T));
     if (in_dst >= 0 && layout == layout_class::streaming) layout = layout_class::contiguous;
+    const tiled_tuning tuning = get_tiled_tuning();
+    if (!tuning.streaming_stores && layout == layout_class::streaming) layout = layout_class::contiguous;
     ev.prepare(s);
     w.prepare(s);
 
@@ -1795,7 +1800,7 @@ void execute_reducing(Dst& dst, const N& n) {
       detail::prefetching_writer<T> wt{w, {}};
       std::vector<std::unique_ptr<slot_runner>> runners;
       for (auto& sd : walk.slots) runners.push_back(sd.runner ? sd.runner->clone() : nullptr);
-      detail::tile_prefetch pf(runners, g.count, g.cols, std::type_identity<T>{});
+      detail::tile_prefetch pf(runners, g.count, g.cols, std::type_identity<T>{}, tuning.prefetch_next_tile);
       detail::tile_buffers tb(walk.slots, tile);
       tb.in_dst = in_dst;
       tb.dst = dst.data();
@@ -1810,17 +1815,25 @@ void execute_reducing(Dst& dst, const N& n) {
           const index_t r1 = std::min(r_end, r0 + tile);
           tb.point(r0);
           // The next tile's rows, fetched while this one's later passes work (if it is this
-          // thread's: the chunk's own).
-          pf.plan_next(runners, r1, std::min(r_end, r1 + tile), r1 - r0);
-          for (std::size_t i = 0; i < runners.size(); ++i)
+          // thread's: the chunk's own). Planned after the pass that reads this tile from memory,
+          // not before it: that pass only loads, so the planning's stores find the store buffer
+          // empty. Just after the previous tile's consumer it is full of that pass's stores
+          // (lines that miss), and every store - and any load that cannot be forwarded from
+          // one - waited for it to drain while nothing read the tile (layer norm over
+          // 4096 x 1024 on a Xeon: 1.9 -> 1.6 ms at 1 thread, bench/RESULTS.md 2026-11-28).
+          const auto plan = [&] { pf.plan_next(runners, r1, std::min(r_end, r1 + tile), r1 - r0); };
+          for (std::size_t i = 0; i < runners.size(); ++i) {
             if (runners[i]) runners[i]->run(r0, r1, tb.buf[i], pf.stream(i));
+            if (i == pf.first) plan();
+          }
+          if (pf.first >= runners.size()) plan();
           wt.pf = pf.stream(runners.size());
           const index_t b = r0 * g.cols, e = r1 * g.cols;
           if (g.cols > 1) {  // the inner axis is a column: per-row values broadcast, caches contiguous
             if (layout == layout_class::general)
               run_range<along_columns<general_mode>, F>(wt, v, s, b, e);
             else if (layout == layout_class::streaming)
-              run_range<along_columns<stream_m>, F>(wt, v, s, b, e);
+              run_range<along_columns<stream_m>, F, false>(wt, v, s, b, e);  // fenced below
             else
               run_range<along_columns<contiguous_mode>, F>(wt, v, s, b, e);
           } else {
@@ -1829,8 +1842,10 @@ void execute_reducing(Dst& dst, const N& n) {
             else
               run_range<contiguous_mode, F>(wt, v, s, b, e);
           }
+
         }
       }
+      if (layout == layout_class::streaming) stream_fence();  // once, after this thread's last tile
     };
     if (tasks == 1)
       task(0);
@@ -1894,12 +1909,21 @@ std::string describe_reducing(const N& n) {
     s += "  cpu: tiles of " + std::to_string(t) + " rows x " + std::to_string(g.cols) + " elements (" +
          std::to_string((g.count + t - 1) / t) + " tiles, threads " + th + "); per tile, in order: " +
          list(0, walk.slots.size()) + "; then the consumer over the tile\n";
+    const tiled_tuning tn = get_tiled_tuning();
+    const std::string mib = std::to_string(detail::tile_prefetch::min_bytes >> 20);
     if ((g.count + t - 1) / t > 1) {
-      s += "  cpu: the passes after the first prefetch the next tile's rows where the first pass's reads and the "
-           "destination pass ";
-      s += std::to_string(detail::tile_prefetch::min_bytes >> 20);
-      s += " MiB\n";
+      if (tn.prefetch_next_tile)
+        s += "  cpu: the passes after the first prefetch the next tile's rows where the first pass's reads and the "
+             "destination pass " + mib + " MiB\n";
+      else
+        s += "  cpu: the next tile's rows are left to the hardware prefetcher (software prefetch off on this "
+             "machine: cpu/tuning.hpp)\n";
     }
+    if (tn.streaming_stores)
+      s += "  cpu: the consumer writes with streaming stores where its traffic passes " + mib +
+           " MiB and its arithmetic is light, unless it rewrites values a reduction kept in the destination\n";
+    else
+      s += "  cpu: the consumer writes with cached stores (streaming stores off on this machine: cpu/tuning.hpp)\n";
   }
   int hits = 0;
   std::string cse;
