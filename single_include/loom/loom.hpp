@@ -9103,9 +9103,9 @@ void execute_reducing(Dst& dst, const N& n) {
           // thread's: the chunk's own). Planned after the pass that reads this tile from memory,
           // not before it: that pass only loads, so the planning's stores find the store buffer
           // empty. Just after the previous tile's consumer it is full of that pass's stores
-          // (lines that miss), and every store - and any load that cannot be forwarded from
-          // one - waited for it to drain while nothing read the tile (layer norm over
-          // 4096 x 1024 on a Xeon: 1.9 -> 1.6 ms at 1 thread, bench/RESULTS.md 2026-11-28).
+          // (lines that miss), and every store waits for an entry - on a Xeon, a quarter of
+          // layer norm's samples sat on such stores (bench/RESULTS.md, 2026-11-28; the move
+          // alone was within the noise there, where the prefetch is now off by default).
           const auto plan = [&] { pf.plan_next(runners, r1, std::min(r_end, r1 + tile), r1 - r0); };
           for (std::size_t i = 0; i < runners.size(); ++i) {
             if (runners[i]) runners[i]->run(r0, r1, tb.buf[i], pf.stream(i));
@@ -9127,7 +9127,6 @@ void execute_reducing(Dst& dst, const N& n) {
             else
               run_range<contiguous_mode, F>(wt, v, s, b, e);
           }
-
         }
       }
       if (layout == layout_class::streaming) stream_fence();  // once, after this thread's last tile
@@ -9201,14 +9200,14 @@ std::string describe_reducing(const N& n) {
         s += "  cpu: the passes after the first prefetch the next tile's rows where the first pass's reads and the "
              "destination pass " + mib + " MiB\n";
       else
-        s += "  cpu: the next tile's rows are left to the hardware prefetcher (software prefetch off on this "
-             "machine: cpu/tuning.hpp)\n";
+        s += "  cpu: the next tile's rows are left to the hardware prefetcher (software prefetch off: "
+             "cpu/tuning.hpp)\n";
     }
     if (tn.streaming_stores)
       s += "  cpu: the consumer writes with streaming stores where its traffic passes " + mib +
            " MiB and its arithmetic is light, unless it rewrites values a reduction kept in the destination\n";
     else
-      s += "  cpu: the consumer writes with cached stores (streaming stores off on this machine: cpu/tuning.hpp)\n";
+      s += "  cpu: the consumer writes with cached stores (streaming stores off: cpu/tuning.hpp)\n";
   }
   int hits = 0;
   std::string cse;
