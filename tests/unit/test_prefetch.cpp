@@ -6,6 +6,7 @@
 // consumer's four-packet groups - with the prefetch and the streaming stores each on and off.
 #include "reduce_support.hpp"
 
+#include <cstdlib>
 #include <cstring>
 
 using namespace loom;
@@ -182,8 +183,22 @@ TEST_CASE("normalisations too large for the caches: prefetched tiles give the fl
 TEST_CASE("the tiled kernels' machine-dependent choices: defaults by vendor, settable, restored",
           "[prefetch][tuning]") {
   const cpu::tiled_tuning d = cpu::default_tiled_tuning(), now = cpu::get_tiled_tuning();
-  CHECK(now.prefetch_next_tile == d.prefetch_next_tile);
-  CHECK(now.streaming_stores == d.streaming_stores);
+  CHECK(now.prefetch_next_tile == cpu::detail::env_switch("LOOM_TILE_PREFETCH", d.prefetch_next_tile));
+  CHECK(now.streaming_stores == cpu::detail::env_switch("LOOM_TILE_STREAMING", d.streaming_stores));
+  // The environment's switches: 0 and 1 only; anything else keeps the default.
+  for (bool fallback : {false, true}) {
+    ::unsetenv("LOOM_TEST_TILE_SWITCH");
+    CHECK(cpu::detail::env_switch("LOOM_TEST_TILE_SWITCH", fallback) == fallback);
+    for (const char* v : {"", "yes", "10", "2"}) {
+      ::setenv("LOOM_TEST_TILE_SWITCH", v, 1);
+      CHECK(cpu::detail::env_switch("LOOM_TEST_TILE_SWITCH", fallback) == fallback);
+    }
+    ::setenv("LOOM_TEST_TILE_SWITCH", "0", 1);
+    CHECK(!cpu::detail::env_switch("LOOM_TEST_TILE_SWITCH", fallback));
+    ::setenv("LOOM_TEST_TILE_SWITCH", "1", 1);
+    CHECK(cpu::detail::env_switch("LOOM_TEST_TILE_SWITCH", fallback));
+  }
+  ::unsetenv("LOOM_TEST_TILE_SWITCH");
   CHECK(d.prefetch_next_tile == !cpu::detail::intel_cpu());
   CHECK(d.streaming_stores == !cpu::detail::intel_cpu());
   cpu::set_tiled_tuning({!d.prefetch_next_tile, d.streaming_stores});

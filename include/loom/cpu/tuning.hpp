@@ -9,13 +9,15 @@
 //   * streaming (non-temporal) stores for the consumer's output - on the Zen 4 of 2026-11-27 layer
 //     norm 2.0 ms with them against 3.0 with cached stores; on that Xeon 1.92 against 1.53 (and a
 //     hand-written layer norm 1.68 ms with streaming stores, 1.26-1.28 with cached ones).
-// So both default on, except on Intel. The settings are process-wide; set them before running
+// So both default on, except on Intel; LOOM_TILE_PREFETCH=0/1 and LOOM_TILE_STREAMING=0/1 in the
+// environment replace a default. The settings are process-wide; set them before running
 // kernels (a kernel reads them once, when it starts), for a machine these defaults do not fit, or
 // to exercise both paths in tests. Neither changes a result: only which lines are fetched early
 // and whether the output's lines pass through the cache.
 #pragma once
 
 #include <atomic>
+#include <cstdlib>
 
 namespace loom {
 namespace cpu {
@@ -40,9 +42,18 @@ inline bool intel_cpu() {
 #endif
 }
 
+/// An environment override of a default: "0" off, "1" on; unset, empty or anything else keeps it.
+inline bool env_switch(const char* name, bool fallback) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || v[0] == '\0' || v[1] != '\0') return fallback;
+  return v[0] == '1' ? true : v[0] == '0' ? false : fallback;
+}
+
 struct tiled_tuning_state {
   std::atomic<bool> prefetch_next_tile, streaming_stores;
-  tiled_tuning_state() : prefetch_next_tile(!intel_cpu()), streaming_stores(!intel_cpu()) {}
+  tiled_tuning_state()
+      : prefetch_next_tile(env_switch("LOOM_TILE_PREFETCH", !intel_cpu())),
+        streaming_stores(env_switch("LOOM_TILE_STREAMING", !intel_cpu())) {}
 };
 inline tiled_tuning_state& tiled_tuning_now() {
   static tiled_tuning_state s;
@@ -50,7 +61,8 @@ inline tiled_tuning_state& tiled_tuning_now() {
 }
 }  // namespace detail
 
-/// The defaults for this machine (see the top of this file).
+/// The defaults for this machine (see the top of this file), before the environment's
+/// LOOM_TILE_PREFETCH and LOOM_TILE_STREAMING (0 or 1), which the settings start from.
 inline tiled_tuning default_tiled_tuning() {
   return {!detail::intel_cpu(), !detail::intel_cpu()};
 }
