@@ -216,5 +216,5 @@ TEST_CASE("the tiled kernels' machine-dependent choices: defaults by vendor, set
   CHECK(explain((x - mu) * 2.f).find("cached stores") != std::string::npos);
   cpu::set_tiled_tuning({false, true});
   CHECK(explain((x - mu) * 2.f).find("streaming stores") != std::string::npos);
-  cpu::set_tiled_tuning(d);
+  cpu::set_tiled_tuning(now);  // as the process started (its environment included)
 }
