@@ -1770,11 +1770,12 @@ void execute_reducing(Dst& dst, const N& n) {
                                                            dst.strides() == loom::detail::row_major_strides(dst.shape()),
                                                            cs, s)
                                   : -1;
-    // The consumer rewrites lines a reduction has just written (in_dst): plain stores.
-    layout_class layout = choose_layout(contiguous, cs.size() * dd.size() * sizeof(T));
-    if (in_dst >= 0 && layout == layout_class::streaming) layout = layout_class::contiguous;
+    // Plain stores where the consumer rewrites lines a reduction has just written (in_dst), or
+    // where this machine's tiled kernels do not stream (cpu/tuning.hpp).
     const tiled_tuning tuning = get_tiled_tuning();
-    if (!tuning.streaming_stores && layout == layout_class::streaming) layout = layout_class::contiguous;
+    layout_class layout = choose_layout(contiguous, cs.size() * dd.size() * sizeof(T));
+    if (layout == layout_class::streaming && (in_dst >= 0 || !tuning.streaming_stores))
+      layout = layout_class::contiguous;
     ev.prepare(s);
     w.prepare(s);
 
@@ -1820,13 +1821,12 @@ void execute_reducing(Dst& dst, const N& n) {
           // empty. Just after the previous tile's consumer it is full of that pass's stores
           // (lines that miss), and every store waits for an entry - on a Xeon, a quarter of
           // layer norm's samples sat on such stores (bench/RESULTS.md, 2026-11-28; the move
-          // alone was within the noise there, where the prefetch is now off by default).
-          const auto plan = [&] { pf.plan_next(runners, r1, std::min(r_end, r1 + tile), r1 - r0); };
+          // alone was within the noise there, where the prefetch is now off by default). Without
+          // a reading pass (pf.first == runners.size()) nothing is planned.
           for (std::size_t i = 0; i < runners.size(); ++i) {
             if (runners[i]) runners[i]->run(r0, r1, tb.buf[i], pf.stream(i));
-            if (i == pf.first) plan();
+            if (i == pf.first) pf.plan_next(runners, r1, std::min(r_end, r1 + tile), r1 - r0);
           }
-          if (pf.first >= runners.size()) plan();
           wt.pf = pf.stream(runners.size());
           const index_t b = r0 * g.cols, e = r1 * g.cols;
           if (g.cols > 1) {  // the inner axis is a column: per-row values broadcast, caches contiguous

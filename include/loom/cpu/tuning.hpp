@@ -48,17 +48,6 @@ inline bool env_switch(const char* name, bool fallback) {
   if (v == nullptr || v[0] == '\0' || v[1] != '\0') return fallback;
   return v[0] == '1' ? true : v[0] == '0' ? false : fallback;
 }
-
-struct tiled_tuning_state {
-  std::atomic<bool> prefetch_next_tile, streaming_stores;
-  tiled_tuning_state()
-      : prefetch_next_tile(env_switch("LOOM_TILE_PREFETCH", !intel_cpu())),
-        streaming_stores(env_switch("LOOM_TILE_STREAMING", !intel_cpu())) {}
-};
-inline tiled_tuning_state& tiled_tuning_now() {
-  static tiled_tuning_state s;
-  return s;
-}
 }  // namespace detail
 
 /// The defaults for this machine (see the top of this file), before the environment's
@@ -66,6 +55,19 @@ inline tiled_tuning_state& tiled_tuning_now() {
 inline tiled_tuning default_tiled_tuning() {
   return {!detail::intel_cpu(), !detail::intel_cpu()};
 }
+
+namespace detail {
+struct tiled_tuning_state {
+  std::atomic<bool> prefetch_next_tile, streaming_stores;
+  explicit tiled_tuning_state(const tiled_tuning& d)
+      : prefetch_next_tile(env_switch("LOOM_TILE_PREFETCH", d.prefetch_next_tile)),
+        streaming_stores(env_switch("LOOM_TILE_STREAMING", d.streaming_stores)) {}
+};
+inline tiled_tuning_state& tiled_tuning_now() {
+  static tiled_tuning_state s(default_tiled_tuning());
+  return s;
+}
+}  // namespace detail
 
 /// The settings kernels started from now on use.
 inline tiled_tuning get_tiled_tuning() {
