@@ -5255,8 +5255,9 @@ void lt_product(const memory_operand& A, const memory_operand& B, std::uintptr_t
 //                   to each other in memory (column sums: the kept inner axis steps by 1 in every
 //                   operand): neighbouring threads read neighbouring elements, each folding its
 //                   chunk of the reduced range in order.
-//   loom_rf_<hash>  the second stage where S > 1: one thread per output combines its S partials
-//                   in order and writes the result. It depends on the reducer and dtypes only.
+//   loom_rf_<hash>  the second stage where S > 1: a group of lanes per output (a whole block
+//                   for a full sum's ~1000 partials, one lane for a few) folds its S partials and
+//                   combines them as a tree; it depends on the reducer and dtypes only.
 //
 // Deterministic: the chunks, the threads' shares and the tree are fixed by the shape and the
 // block size, never by timing; no atomics. Float sums, means and products accumulate in double
@@ -5611,19 +5612,37 @@ LOOM_NOINLINE inline kernel_text print_reduce_kernel(const reduce_desc& d, std::
 
 /// Prints the second stage of reducer d (its operand's expression does not matter): one thread
 /// per output combines the output's S partials in order.
+/// Lanes of the second stage per output for S partials in blocks of `block` threads: a power of
+/// two, at least four partials a lane, at most the block. The kernel works it out the same way.
+inline index_t finish_lanes(index_t S, index_t block) {
+  index_t g = 1;
+  while (g * 2 <= block && g * 8 <= S) g *= 2;
+  return g;
+}
+
+/// Prints the second stage: G lanes per output (finish_lanes) fold every G-th of its S partials in
+/// order (neighbouring lanes read neighbouring partials), then combine as a tree in shared memory.
+/// The block walks its groups of outputs together, so that every thread meets every barrier.
 LOOM_NOINLINE inline kernel_text print_reduce_finish(const reduce_desc& d) {
   using detail::put;
   std::string s;
   put(s, {"// loom reduction, second stage: ", d.reducer, " of ", dtype_c_name(d.op.value), " into ", dtype_c_name(d.out),
           "\nnamespace loom_gen_@ {\nstruct args {\n  void* out;\n  const void* partial;\n  long long K, S, M;\n};\n"});
   detail::put_reducer(s, d);
-  put(s, {"}  // namespace loom_gen_@\nextern \"C\" __global__ void __launch_bounds__(", std::to_string(block_threads),
+  put(s, {"}  // namespace loom_gen_@\nextern \"C\" __global__ void __launch_bounds__(", std::to_string(reduce_block_threads),
           ") loom_rf_@(const LOOM_GRID_CONSTANT loom_gen_@::args p) {\n  using namespace loom_gen_@;\n"
-          "  const acc_t* part = static_cast<const acc_t*>(p.partial);\n"
-          "  for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < p.K; k += (long long)gridDim.x * blockDim.x) {\n"
-          "    acc_t a = identity();\n    for (long long j = 0; j < p.S; ++j) combine(a, part[k * p.S + j]);\n"
-          "    static_cast<",
-          dtype_c_name(d.out), "*>(p.out)[k] = finish(a, p.M);\n  }\n}\n"});
+          "  typedef long long I;\n  __shared__ acc_t sh[", std::to_string(reduce_block_threads),
+          "];\n  const acc_t* part = static_cast<const acc_t*>(p.partial);\n"
+          "  I G = 1;  // lanes per output, as the host's finish_lanes\n"
+          "  while (G * 2 <= (I)blockDim.x && G * 8 <= p.S) G *= 2;\n"
+          "  const I lane = (I)threadIdx.x % G, per = (I)blockDim.x / G;\n"
+          "  for (I base = (I)blockIdx.x * per; base < p.K; base += (I)gridDim.x * per) {\n"
+          "    const I k = base + (I)threadIdx.x / G;\n    acc_t a = identity();\n"
+          "    if (k < p.K)\n      for (I j = lane; j < p.S; j += G) combine(a, part[k * p.S + j]);\n"
+          "    sh[threadIdx.x] = a;\n    __syncthreads();\n"
+          "    for (I h = G / 2; h > 0; h /= 2) {\n      if (lane < h) combine(sh[threadIdx.x], sh[threadIdx.x + h]);\n"
+          "      __syncthreads();\n    }\n    if (lane == 0 && k < p.K) static_cast<",
+          dtype_c_name(d.out), "*>(p.out)[k] = finish(sh[threadIdx.x], p.M);\n    __syncthreads();\n  }\n}\n"});
   return detail::hashed_kernel(s, 0x6c6f6f6d2d7266ull, "loom_rf_");  // "loom-rf"
 }
 
@@ -6210,6 +6229,13 @@ struct reduce_bit {
 template <class N>
 inline constexpr bool has_reduce_v = fold_nodes_or<reduce_bit, N>::value != 0;
 
+/// True where N is one reduction whose operand holds none: its own kernel is what evaluating it
+/// launches first (and, split into chunks, a second stage).
+template <class N>
+inline constexpr bool lone_reduction = false;
+template <class Red, class Arg, unsigned Mask, bool Keep>
+inline constexpr bool lone_reduction<reduce_node<Red, Arg, Mask, Keep>> = !has_reduce_v<Arg> && codegen::emittable<Arg>;
+
 /// The reduction description of node type RN (printed once per type).
 template <class RN>
 const codegen::reduce_desc& reduce_desc_of() {
@@ -6361,11 +6387,9 @@ inline unsigned reduce_grid(const codegen::reduce_launch& rl, int sm_count, unsi
   return static_cast<unsigned>(std::clamp<index_t>(items, 1, index_t(8) * sm));
 }
 
-/// Queues reduction n into `out` (K contiguous elements of RN::value_type) on stream st.
+/// Queues planned reduction pl into `out` (K contiguous elements of RN::value_type) on stream st.
 template <class RN>
-void launch_reduction(const RN& n, std::uintptr_t out, const stream_ref& st) {
-  const int sm = device_info().sm_count;
-  const reduction_plan<RN> pl = plan_reduction(n, sm);
+void launch_planned_reduction(const reduction_plan<RN>& pl, std::uintptr_t out, const stream_ref& st, int sm) {
   const codegen::reduce_launch& rl = pl.rl;
   if (rl.K == 0) return;
   const codegen::reduce_desc& d = reduce_desc_of<RN>();
@@ -6386,10 +6410,49 @@ void launch_reduction(const RN& n, std::uintptr_t out, const stream_ref& st) {
       std::int64_t K, S, M;
     } fa{out, partial.address(), rl.K, rl.S, rl.M};
     void* fparams[] = {&fa};
-    const index_t blocks = (rl.K + codegen::block_threads - 1) / codegen::block_threads;
-    runtime::launch(reduce_family<RN>::finish(), launch_dim(static_cast<unsigned>(std::clamp<index_t>(blocks, 1, 65535))),
-                    launch_dim(codegen::block_threads), 0, st, fparams);
+    const index_t block = codegen::reduce_block_threads, per = block / codegen::finish_lanes(rl.S, block);
+    runtime::launch(reduce_family<RN>::finish(), launch_dim(static_cast<unsigned>(std::clamp<index_t>((rl.K + per - 1) / per, 1, 65535))),
+                    launch_dim(static_cast<unsigned>(block)), 0, st, fparams);
   }  // `partial` is freed in stream order, after the second stage
+}
+
+/// Queues reduction n into `out` (K contiguous elements of RN::value_type) on stream st.
+template <class RN>
+void launch_reduction(const RN& n, std::uintptr_t out, const stream_ref& st) {
+  const int sm = device_info().sm_count;
+  launch_planned_reduction(plan_reduction(n, sm), out, st, sm);
+}
+
+/// Queues reduction n straight into the destination `dst` (a cursor over dd, RN's shape, of RN's
+/// value type): true where dst is contiguous and overlaps none of the operand's arrays; false,
+/// with nothing queued, otherwise (the caller then goes through a temporary).
+template <class RN>
+bool launch_reduction_into(const RN& n, const codegen::array_cursor& dst, const dims& dd, const stream_ref& st) {
+  index_t span = 1;
+  for (std::size_t k = dd.rank; k-- > 0;) {
+    if (dd.e[k] != 1 && dst.stride[k] != span) return false;
+    span *= static_cast<index_t>(dd.e[k]);
+  }
+  const std::uintptr_t out = dst.base + static_cast<std::uintptr_t>(dst.offset * static_cast<index_t>(dst.elem_size));
+  const std::uintptr_t out_end = out + static_cast<std::uintptr_t>(span) * dst.elem_size;
+  const int sm = device_info().sm_count;
+  const reduction_plan<RN> pl = plan_reduction(n, sm);
+  const codegen::reduce_launch& rl = pl.rl;
+  if (rl.kr + rl.rr > max_rank) return false;
+  dims space;  // the operand's space as planned: [kept axes..., reduced axes...]
+  space.rank = rl.kr + rl.rr;
+  for (std::size_t j = 0; j < rl.kr; ++j) space.e[j] = static_cast<std::size_t>(rl.kext[j]);
+  for (std::size_t j = 0; j < rl.rr; ++j) space.e[rl.kr + j] = static_cast<std::size_t>(rl.rext[j]);
+  if (space.size() != 0 && span != 0)
+    for (std::size_t i = 0; i < reduction_plan<RN>::P::leaves; ++i) {
+      const codegen::array_cursor& c = pl.leaves[i];
+      if (c.elem_size == 0) continue;  // a position, not memory
+      std::uintptr_t lo, hi;
+      codegen::detail::touched_range(c, space, lo, hi);
+      if (lo < out_end && out < hi) return false;
+    }
+  launch_planned_reduction(pl, out, st, sm);
+  return true;
 }
 
 }  // namespace loom::cuda::detail
@@ -7637,6 +7700,17 @@ void execute(Dst& dst, const N& n, const stream_ref* s, const options* o, bool f
       // reductions along the rows, broadcast back: one kernel (cuda/rows.hpp) where it applies
       if (launch_rows<T>(destination_cursor(dst, dd), n, dd, st)) return;
     }
+    if constexpr (lone_reduction<N> && std::is_same_v<T, typename N::value_type>) {
+      // one reduction of the destination's type and shape: straight into it where it is
+      // contiguous and no operand overlaps it (no temporary, no copy kernel)
+      if (dd == ed) {
+        try {
+          if (launch_reduction_into(n, destination_cursor(dst, dd), dd, st)) return;
+        } catch (const codegen::reshape_needs_copy&) {
+          // (nothing was queued: the temporaries' path below copies the reshape's operand)
+        }
+      }
+    }
     held_temporaries held;
     const auto m = materialised<N, 0u>::make(n, held, st, o);
     execute(dst, m, &st, o, fresh);
@@ -7859,13 +7933,6 @@ const codegen::generated_kernel* row_kernel_of(const N& n, codegen::row_launch* 
     return nullptr;
   }
 }
-
-/// True where N is one reduction whose operand holds none: its own kernel is what evaluating it
-/// launches first (and, split into chunks, a second stage).
-template <class N>
-inline constexpr bool lone_reduction = false;
-template <class Red, class Arg, unsigned Mask, bool Keep>
-inline constexpr bool lone_reduction<reduce_node<Red, Arg, Mask, Keep>> = !has_reduce_v<Arg> && codegen::emittable<Arg>;
 
 /// The main kernel of reduction n as planned for the device (or an H100's 132 multiprocessors).
 template <class N>

@@ -252,3 +252,59 @@ TEST_CASE("cuda reductions: row kernels (softmax, log-softmax, norms) over many 
     }
   CHECK(bad == 0);
 }
+
+TEST_CASE("cuda reductions: into destinations that are strided, overlap the operand or differ in type", "[cuda][gpu][reduce]") {
+  LOOM_REQUIRE_GPU();
+  // A lone reduction goes straight into a contiguous destination of its type and shape; every
+  // other destination through a temporary. Both ways give the CPU's values, and a full sum's two
+  // stages (about a thousand partials on a large device) the same bits both ways.
+  for (auto [r, c] : {std::pair<std::size_t, std::size_t>{7, 17}, {1025, 33}, {3, 70000}}) {
+    INFO(r << " x " << c);
+    tensor<float, shape<dyn, dyn>> x(r, c);
+    loom_test::randomize(x, r + 3 * c);
+    const auto want_cols = eval(sum(x, axis<0>));
+    const auto want_rows = eval(max(x, axis<1>));
+    const double tol = 1e-5 * double(r);
+    auto dx = to_device(x);
+    // contiguous, its own array: the direct way
+    cuda::tensor<float, shape<dyn>> cols(c);
+    cols = sum(dx, axis<0>);
+    auto got = to_host(cols);
+    for (std::size_t j = 0; j < c; ++j) CHECK(loom_test::close(got(j), want_cols(j), tol, 1e-5));
+    // every other element of a wider array: through a temporary
+    cuda::tensor<float, shape<dyn>> wide(2 * r);
+    auto every_other = cuda::view(wide.data(), shape<dyn>{r}, {2});
+    every_other = max(dx, axis<1>);
+    const auto w = to_host(wide);
+    for (std::size_t i = 0; i < r; ++i) CHECK(w(2 * i) == want_rows(i));
+    // double from float: a temporary of float, then the conversion
+    cuda::tensor<double, shape<dyn>> as_double(r);
+    as_double = max(dx, axis<1>);
+    const auto d = to_host(as_double);
+    for (std::size_t i = 0; i < r; ++i) CHECK(d(i) == double(want_rows(i)));
+    // the destination is the operand's first row: the sums read every row before any is written
+    auto row0 = cuda::view(dx.data(), shape<dyn>{c});
+    row0 = sum(dx, axis<0>);
+    const auto after = to_host(dx);
+    for (std::size_t j = 0; j < c; ++j) CHECK(loom_test::close(after(0, j), want_cols(j), tol, 1e-5));
+    for (std::size_t i = 1; i < r; ++i)
+      for (std::size_t j = 0; j < c; j += 7) CHECK(after(i, j) == x(i, j));
+  }
+  // a full sum: into a rank-0 tensor (direct), a rank-0 view of a larger array's second element
+  // (direct, at an offset) and through cuda::eval: the same bits
+  const std::size_t n = (std::size_t(1) << 22) + 5;
+  tensor<float, shape<dyn>> big(n);
+  loom_test::randomize(big, 23);
+  double ref = 0, mag = 0;
+  for (std::size_t i = 0; i < n; ++i) ref += big(i), mag += std::abs(double(big(i)));
+  auto db = to_device(big);
+  cuda::tensor<float, shape<>> s;
+  s = sum(db);
+  cuda::tensor<float, shape<dyn>> pair(2);
+  auto second = cuda::view(pair.data() + 1, shape<>{});
+  second = sum(db);
+  const float a = to_host(s)(), b = to_host(pair)(1), e = to_host(cuda::eval(sum(db)))();
+  CHECK(std::abs(double(a) - ref) <= 1e-6 * mag);
+  CHECK(std::memcmp(&a, &b, sizeof a) == 0);
+  CHECK(std::memcmp(&a, &e, sizeof a) == 0);
+}

@@ -43,6 +43,7 @@ struct emulator {
   std::map<std::string, std::string> bodies;
   launch_fn launch = nullptr;
   std::size_t runs = 0, column_runs = 0, block_runs = 0, row_runs = 0, cached_row_runs = 0, vector_row_runs = 0;
+  std::size_t finish_group_runs = 0;  ///< second stages with several lanes per output
   std::size_t shared_runs = 0;  ///< elementwise kernels with some leaves loaded once
   std::size_t bound_row_runs = 0, kept_row_runs = 0;  ///< row kernels bound to their arrays; keeping an operand
   bool plain_variant = true;  ///< rows_case also runs the kernel without the row cache
@@ -130,6 +131,7 @@ void emu_reduce(emulator& emu, const RN& n, typename RN::value_type* out, int sm
     } fa{reinterpret_cast<std::uintptr_t>(out), reinterpret_cast<std::uintptr_t>(partial.data()), rl.K, rl.S, rl.M};
     REQUIRE(emu.launch(fin.name.c_str(), reinterpret_cast<const unsigned char*>(&fa), 2, 32) == 0);
     ++emu.runs;
+    if (cg::finish_lanes(rl.S, 32) > 1) ++emu.finish_group_runs;
   }
 }
 
@@ -761,7 +763,7 @@ TEST_CASE("cuda emulation: generated kernels run on the host compute what the CP
       const std::string hash = name.substr(name.rfind('_') + 1);
       const std::string call = name + "(*reinterpret_cast<const loom_gen_" + hash + "::args*>(args));";
       out << "  if (std::strcmp(name, \"" << name << "\") == 0) {\n";
-      if (name.rfind("loom_rd_", 0) == 0 || name.rfind("loom_rw_", 0) == 0) {  // cooperative: the block's threads at once
+      if (name.rfind("loom_rd_", 0) == 0 || name.rfind("loom_rw_", 0) == 0 || name.rfind("loom_rf_", 0) == 0) {  // cooperative: the block's threads at once
         out << "    gridDim.x = grid; blockDim.x = block;\n"
             << "    const std::function<void()> body = [&] { " << call << " };\n"
             << "    for (unsigned b = 0; b < grid; ++b) {\n"
@@ -799,6 +801,7 @@ TEST_CASE("cuda emulation: generated kernels run on the host compute what the CP
   CHECK(emu.shared_runs > 500);  // leaves loaded once: contiguous, broadcast, strided
   CHECK(emu.column_runs > 50);  // both reduction strategies ran
   CHECK(emu.block_runs > 50);
+  CHECK(emu.finish_group_runs > 0);  // second stages with lanes combining as a tree
   CHECK(emu.row_runs > 60);
   CHECK(emu.cached_row_runs > 50);  // the row cache, one element at a time and in groups
   CHECK(emu.vector_row_runs > 10);  // and whole-group stores

@@ -408,6 +408,17 @@ void execute(Dst& dst, const N& n, const stream_ref* s, const options* o, bool f
       // reductions along the rows, broadcast back: one kernel (cuda/rows.hpp) where it applies
       if (launch_rows<T>(destination_cursor(dst, dd), n, dd, st)) return;
     }
+    if constexpr (lone_reduction<N> && std::is_same_v<T, typename N::value_type>) {
+      // one reduction of the destination's type and shape: straight into it where it is
+      // contiguous and no operand overlaps it (no temporary, no copy kernel)
+      if (dd == ed) {
+        try {
+          if (launch_reduction_into(n, destination_cursor(dst, dd), dd, st)) return;
+        } catch (const codegen::reshape_needs_copy&) {
+          // (nothing was queued: the temporaries' path below copies the reshape's operand)
+        }
+      }
+    }
     held_temporaries held;
     const auto m = materialised<N, 0u>::make(n, held, st, o);
     execute(dst, m, &st, o, fresh);

@@ -154,13 +154,6 @@ const codegen::generated_kernel* row_kernel_of(const N& n, codegen::row_launch* 
   }
 }
 
-/// True where N is one reduction whose operand holds none: its own kernel is what evaluating it
-/// launches first (and, split into chunks, a second stage).
-template <class N>
-inline constexpr bool lone_reduction = false;
-template <class Red, class Arg, unsigned Mask, bool Keep>
-inline constexpr bool lone_reduction<reduce_node<Red, Arg, Mask, Keep>> = !has_reduce_v<Arg> && codegen::emittable<Arg>;
-
 /// The main kernel of reduction n as planned for the device (or an H100's 132 multiprocessors).
 template <class N>
 const codegen::generated_kernel& reduction_kernel_of(const N& n, codegen::reduce_launch* rl = nullptr) {

@@ -27,6 +27,7 @@
 #include "loom/cpu/binding.hpp"
 #include "loom/cuda/codegen/emit.hpp"
 #include "loom/cuda/codegen/kernel.hpp"
+#include "loom/cuda/codegen/layout.hpp"
 #include "loom/cuda/codegen/reduce_kernel.hpp"
 #include "loom/cuda/options.hpp"
 #include "loom/cuda/runtime/device.hpp"
@@ -46,6 +47,13 @@ struct reduce_bit {
 /// True where the tree of N holds a reduction.
 template <class N>
 inline constexpr bool has_reduce_v = fold_nodes_or<reduce_bit, N>::value != 0;
+
+/// True where N is one reduction whose operand holds none: its own kernel is what evaluating it
+/// launches first (and, split into chunks, a second stage).
+template <class N>
+inline constexpr bool lone_reduction = false;
+template <class Red, class Arg, unsigned Mask, bool Keep>
+inline constexpr bool lone_reduction<reduce_node<Red, Arg, Mask, Keep>> = !has_reduce_v<Arg> && codegen::emittable<Arg>;
 
 /// The reduction description of node type RN (printed once per type).
 template <class RN>
@@ -198,11 +206,9 @@ inline unsigned reduce_grid(const codegen::reduce_launch& rl, int sm_count, unsi
   return static_cast<unsigned>(std::clamp<index_t>(items, 1, index_t(8) * sm));
 }
 
-/// Queues reduction n into `out` (K contiguous elements of RN::value_type) on stream st.
+/// Queues planned reduction pl into `out` (K contiguous elements of RN::value_type) on stream st.
 template <class RN>
-void launch_reduction(const RN& n, std::uintptr_t out, const stream_ref& st) {
-  const int sm = device_info().sm_count;
-  const reduction_plan<RN> pl = plan_reduction(n, sm);
+void launch_planned_reduction(const reduction_plan<RN>& pl, std::uintptr_t out, const stream_ref& st, int sm) {
   const codegen::reduce_launch& rl = pl.rl;
   if (rl.K == 0) return;
   const codegen::reduce_desc& d = reduce_desc_of<RN>();
@@ -223,10 +229,49 @@ void launch_reduction(const RN& n, std::uintptr_t out, const stream_ref& st) {
       std::int64_t K, S, M;
     } fa{out, partial.address(), rl.K, rl.S, rl.M};
     void* fparams[] = {&fa};
-    const index_t blocks = (rl.K + codegen::block_threads - 1) / codegen::block_threads;
-    runtime::launch(reduce_family<RN>::finish(), launch_dim(static_cast<unsigned>(std::clamp<index_t>(blocks, 1, 65535))),
-                    launch_dim(codegen::block_threads), 0, st, fparams);
+    const index_t block = codegen::reduce_block_threads, per = block / codegen::finish_lanes(rl.S, block);
+    runtime::launch(reduce_family<RN>::finish(), launch_dim(static_cast<unsigned>(std::clamp<index_t>((rl.K + per - 1) / per, 1, 65535))),
+                    launch_dim(static_cast<unsigned>(block)), 0, st, fparams);
   }  // `partial` is freed in stream order, after the second stage
+}
+
+/// Queues reduction n into `out` (K contiguous elements of RN::value_type) on stream st.
+template <class RN>
+void launch_reduction(const RN& n, std::uintptr_t out, const stream_ref& st) {
+  const int sm = device_info().sm_count;
+  launch_planned_reduction(plan_reduction(n, sm), out, st, sm);
+}
+
+/// Queues reduction n straight into the destination `dst` (a cursor over dd, RN's shape, of RN's
+/// value type): true where dst is contiguous and overlaps none of the operand's arrays; false,
+/// with nothing queued, otherwise (the caller then goes through a temporary).
+template <class RN>
+bool launch_reduction_into(const RN& n, const codegen::array_cursor& dst, const dims& dd, const stream_ref& st) {
+  index_t span = 1;
+  for (std::size_t k = dd.rank; k-- > 0;) {
+    if (dd.e[k] != 1 && dst.stride[k] != span) return false;
+    span *= static_cast<index_t>(dd.e[k]);
+  }
+  const std::uintptr_t out = dst.base + static_cast<std::uintptr_t>(dst.offset * static_cast<index_t>(dst.elem_size));
+  const std::uintptr_t out_end = out + static_cast<std::uintptr_t>(span) * dst.elem_size;
+  const int sm = device_info().sm_count;
+  const reduction_plan<RN> pl = plan_reduction(n, sm);
+  const codegen::reduce_launch& rl = pl.rl;
+  if (rl.kr + rl.rr > max_rank) return false;
+  dims space;  // the operand's space as planned: [kept axes..., reduced axes...]
+  space.rank = rl.kr + rl.rr;
+  for (std::size_t j = 0; j < rl.kr; ++j) space.e[j] = static_cast<std::size_t>(rl.kext[j]);
+  for (std::size_t j = 0; j < rl.rr; ++j) space.e[rl.kr + j] = static_cast<std::size_t>(rl.rext[j]);
+  if (space.size() != 0 && span != 0)
+    for (std::size_t i = 0; i < reduction_plan<RN>::P::leaves; ++i) {
+      const codegen::array_cursor& c = pl.leaves[i];
+      if (c.elem_size == 0) continue;  // a position, not memory
+      std::uintptr_t lo, hi;
+      codegen::detail::touched_range(c, space, lo, hi);
+      if (lo < out_end && out < hi) return false;
+    }
+  launch_planned_reduction(pl, out, st, sm);
+  return true;
 }
 
 }  // namespace loom::cuda::detail

@@ -16,8 +16,9 @@
 //                   to each other in memory (column sums: the kept inner axis steps by 1 in every
 //                   operand): neighbouring threads read neighbouring elements, each folding its
 //                   chunk of the reduced range in order.
-//   loom_rf_<hash>  the second stage where S > 1: one thread per output combines its S partials
-//                   in order and writes the result. It depends on the reducer and dtypes only.
+//   loom_rf_<hash>  the second stage where S > 1: a group of lanes per output (a whole block
+//                   for a full sum's ~1000 partials, one lane for a few) folds its S partials and
+//                   combines them as a tree; it depends on the reducer and dtypes only.
 //
 // Deterministic: the chunks, the threads' shares and the tree are fixed by the shape and the
 // block size, never by timing; no atomics. Float sums, means and products accumulate in double
@@ -379,19 +380,37 @@ LOOM_NOINLINE inline kernel_text print_reduce_kernel(const reduce_desc& d, std::
 
 /// Prints the second stage of reducer d (its operand's expression does not matter): one thread
 /// per output combines the output's S partials in order.
+/// Lanes of the second stage per output for S partials in blocks of `block` threads: a power of
+/// two, at least four partials a lane, at most the block. The kernel works it out the same way.
+inline index_t finish_lanes(index_t S, index_t block) {
+  index_t g = 1;
+  while (g * 2 <= block && g * 8 <= S) g *= 2;
+  return g;
+}
+
+/// Prints the second stage: G lanes per output (finish_lanes) fold every G-th of its S partials in
+/// order (neighbouring lanes read neighbouring partials), then combine as a tree in shared memory.
+/// The block walks its groups of outputs together, so that every thread meets every barrier.
 LOOM_NOINLINE inline kernel_text print_reduce_finish(const reduce_desc& d) {
   using detail::put;
   std::string s;
   put(s, {"// loom reduction, second stage: ", d.reducer, " of ", dtype_c_name(d.op.value), " into ", dtype_c_name(d.out),
           "\nnamespace loom_gen_@ {\nstruct args {\n  void* out;\n  const void* partial;\n  long long K, S, M;\n};\n"});
   detail::put_reducer(s, d);
-  put(s, {"}  // namespace loom_gen_@\nextern \"C\" __global__ void __launch_bounds__(", std::to_string(block_threads),
+  put(s, {"}  // namespace loom_gen_@\nextern \"C\" __global__ void __launch_bounds__(", std::to_string(reduce_block_threads),
           ") loom_rf_@(const LOOM_GRID_CONSTANT loom_gen_@::args p) {\n  using namespace loom_gen_@;\n"
-          "  const acc_t* part = static_cast<const acc_t*>(p.partial);\n"
-          "  for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < p.K; k += (long long)gridDim.x * blockDim.x) {\n"
-          "    acc_t a = identity();\n    for (long long j = 0; j < p.S; ++j) combine(a, part[k * p.S + j]);\n"
-          "    static_cast<",
-          dtype_c_name(d.out), "*>(p.out)[k] = finish(a, p.M);\n  }\n}\n"});
+          "  typedef long long I;\n  __shared__ acc_t sh[", std::to_string(reduce_block_threads),
+          "];\n  const acc_t* part = static_cast<const acc_t*>(p.partial);\n"
+          "  I G = 1;  // lanes per output, as the host's finish_lanes\n"
+          "  while (G * 2 <= (I)blockDim.x && G * 8 <= p.S) G *= 2;\n"
+          "  const I lane = (I)threadIdx.x % G, per = (I)blockDim.x / G;\n"
+          "  for (I base = (I)blockIdx.x * per; base < p.K; base += (I)gridDim.x * per) {\n"
+          "    const I k = base + (I)threadIdx.x / G;\n    acc_t a = identity();\n"
+          "    if (k < p.K)\n      for (I j = lane; j < p.S; j += G) combine(a, part[k * p.S + j]);\n"
+          "    sh[threadIdx.x] = a;\n    __syncthreads();\n"
+          "    for (I h = G / 2; h > 0; h /= 2) {\n      if (lane < h) combine(sh[threadIdx.x], sh[threadIdx.x + h]);\n"
+          "      __syncthreads();\n    }\n    if (lane == 0 && k < p.K) static_cast<",
+          dtype_c_name(d.out), "*>(p.out)[k] = finish(sh[threadIdx.x], p.M);\n    __syncthreads();\n  }\n}\n"});
   return detail::hashed_kernel(s, 0x6c6f6f6d2d7266ull, "loom_rf_");  // "loom-rf"
 }
 
