@@ -761,6 +761,38 @@ inline constexpr index_t narrow_span = index_t(1) << 30;
 /// The most threads a launch uses (so a grid stride never exceeds the margins above).
 inline constexpr index_t max_grid_threads = index_t(1) << 25;
 
+/// The one stride axes k of `e` (extents) and `st` (a cursor's strides) for k in [lo, hi) merge
+/// into, row-major - st[k] == fs * (the extents after k) wherever e[k] != 1 - into `fs`; false
+/// where they do not merge. Axes of extent 1 count as none; with none at all fs is 0.
+template <class E>
+bool merged_stride(const E* e, const index_t* st, std::size_t lo, std::size_t hi, index_t& fs) {
+  fs = 0;
+  index_t span = 1;
+  bool found = false;
+  for (std::size_t k = hi; k-- > lo;) {
+    const index_t ext = static_cast<index_t>(e[k]);
+    if (ext == 1) continue;
+    if (!found) {
+      fs = st[k];
+      found = true;
+    } else if (st[k] != fs * span) {
+      return false;
+    }
+    span *= ext;
+  }
+  return true;
+}
+
+/// Moves cursor c's offset into its base, as a kernel takes it: a position's base is its start
+/// (an index, not an address), an array's the address of its element at iteration index 0.
+inline void fold_offset(array_cursor& c) {
+  if (c.elem_size == 0)
+    c.base = static_cast<std::uintptr_t>(c.offset);
+  else
+    c.base += static_cast<std::uintptr_t>(c.offset * static_cast<index_t>(c.elem_size));
+  c.offset = 0;
+}
+
 namespace detail {
 
 /// The byte range [lo, hi) a cursor touches over space d.
@@ -5673,21 +5705,8 @@ inline void pack_reduce_args(arg_block& out, const reduce_desc& d, const reduce_
   // flat where, for every leaf, the reduced axes merge into one stride fs
   std::array<index_t, 64> fs{};
   bool flat = n <= fs.size();
-  for (std::size_t i = 0; flat && i < n; ++i) {
-    index_t span = 1;
-    bool found = false;
-    for (std::size_t j = rl.rr; j-- > 0;) {
-      const index_t e = rl.rext[j], st = leaves[i].stride[rl.kr + j];
-      if (e == 1) continue;
-      if (!found) {
-        fs[i] = st;
-        found = true;
-      } else if (st != fs[i] * span) {
-        flat = false;
-      }
-      span *= e;
-    }
-  }
+  for (std::size_t i = 0; flat && i < n; ++i)
+    flat = merged_stride(rl.rext.data(), leaves[i].stride.data() + rl.kr, 0, rl.rr, fs[i]);
   // flat == 2 (the vector path): every leaf steps by one element along the reduced axes, each
   // chunk starts on a 16-byte boundary of every leaf (aligned bases, kept strides and chunk
   // length multiples of the group)
@@ -6288,26 +6307,51 @@ reduction_plan<RN> plan_reduction(const RN& n, int sm_count) {
   codegen::operand_sink sink{pl.leaves.data(), pl.scalars.data()};
   codegen::binder<typename RN::arg_type>::bind(n.arg, sink, b);
 
+  std::array<index_t, max_rank> re{};
+  for (std::size_t j = 0; j < rr; ++j) re[j] = static_cast<index_t>(ad.e[red[j]]);
+  if (kr == 0 && rr == max_rank) {
+    // Every axis of an operand of the largest rank: the kernels' kept axis (of extent 1) leaves
+    // room for max_rank - 1 reduced ones, so two neighbours merge into one (the same elements
+    // in the same order), or one of extent 1 goes.
+    std::size_t at = max_rank;
+    for (std::size_t j = 0; j + 1 < rr && at == max_rank; ++j) {
+      bool ok = true;
+      if (re[j] != 1 && re[j + 1] != 1)
+        for (std::size_t i = 0; ok && i < sink.leaf_count; ++i)
+          ok = pl.leaves[i].stride[j] == pl.leaves[i].stride[j + 1] * re[j + 1];
+      if (ok) at = j;
+    }
+    if (at == max_rank)
+      throw cuda_error("loom: cuda: a reduction over all " + std::to_string(max_rank) + " axes of shape " + to_string(ad) +
+                       " whose operand's axes do not merge pairwise (no kernel takes " + std::to_string(max_rank) +
+                       " reduced axes); reduce some axes first, or evaluate the operand into a tensor");
+    for (std::size_t i = 0; i < sink.leaf_count; ++i) {
+      std::array<index_t, max_rank>& st = pl.leaves[i].stride;
+      if (re[at + 1] != 1) st[at] = st[at + 1];
+      for (std::size_t j = at + 1; j + 1 < rr; ++j) st[j] = st[j + 1];
+      st[rr - 1] = 0;
+    }
+    re[at] *= re[at + 1];
+    for (std::size_t j = at + 1; j + 1 < rr; ++j) re[j] = re[j + 1];
+    re[--rr] = 0;
+  }
+
   codegen::reduce_launch& rl = pl.rl;
   rl.kr = std::max<std::size_t>(kr, 1);
   rl.rr = std::max<std::size_t>(rr, 1);
   rl.K = rl.M = 1;
   for (std::size_t j = 0; j < rl.kr; ++j) rl.K *= rl.kext[j] = kr ? static_cast<index_t>(ad.e[kept[j]]) : 1;
-  for (std::size_t j = 0; j < rl.rr; ++j) rl.M *= rl.rext[j] = rr ? static_cast<index_t>(ad.e[red[j]]) : 1;
+  for (std::size_t j = 0; j < rl.rr; ++j) rl.M *= rl.rext[j] = rr ? re[j] : 1;
   if (rl.M == 0 && rl.K != 0 && Red::needs_identity && !std::is_same_v<Red, reduce_ops::sum> &&
       !std::is_same_v<Red, reduce_ops::mean> && !std::is_same_v<Red, reduce_ops::prod>)
     throw shape_error("loom: " + std::string(Red::name) + " over an empty axis of shape " + to_string(ad) +
                       " has no value");
   for (std::size_t i = 0; i < sink.leaf_count; ++i) {
     codegen::array_cursor& c = pl.leaves[i];
-    if (c.elem_size == 0)
-      c.base = static_cast<std::uintptr_t>(c.offset);  // a position: its start
-    else
-      c.base += static_cast<std::uintptr_t>(c.offset * static_cast<index_t>(c.elem_size));
-    c.offset = 0;
+    codegen::fold_offset(c);
     std::array<index_t, max_rank> st{};
     for (std::size_t j = 0; j < rl.kr; ++j) st[j] = kr ? c.stride[j] : 0;
-    for (std::size_t j = 0; j < rl.rr && rl.kr + j < max_rank; ++j) st[rl.kr + j] = rr ? c.stride[kr + j] : 0;
+    for (std::size_t j = 0; j < rl.rr; ++j) st[rl.kr + j] = rr ? c.stride[kr + j] : 0;  // (kr + rr <= max_rank)
     c.stride = st;
   }
   // A thread per output where the outputs lie next to each other in every operand (the kept
@@ -7159,28 +7203,13 @@ namespace row_detail {
 /// the row]: false where the row's axes do not merge into one stride.
 inline bool collapse_row(codegen::array_cursor& c, const dims& d, std::size_t m, std::size_t kr) {
   const std::size_t r = d.rank;
-  index_t cs = 0, span = 1;
-  bool found = false;
-  for (std::size_t t = r; t-- > r - m;) {
-    const index_t e = static_cast<index_t>(d.e[t]);
-    if (e == 1) continue;
-    if (!found) {
-      cs = c.stride[t];
-      found = true;
-    } else if (c.stride[t] != cs * span) {
-      return false;
-    }
-    span *= e;
-  }
+  index_t cs = 0;
+  if (!codegen::merged_stride(d.e.data(), c.stride.data(), r - m, r, cs)) return false;
   std::array<index_t, max_rank> st{};
   for (std::size_t j = 0; j + m < r; ++j) st[j] = c.stride[j];
   st[kr] = cs;
   c.stride = st;
-  if (c.elem_size == 0)
-    c.base = static_cast<std::uintptr_t>(c.offset);  // a position: its start
-  else
-    c.base += static_cast<std::uintptr_t>(c.offset * static_cast<index_t>(c.elem_size));
-  c.offset = 0;
+  codegen::fold_offset(c);
   return true;
 }
 inline bool same_cursor(const codegen::array_cursor& a, const codegen::array_cursor& b, std::size_t kr) {

@@ -564,6 +564,19 @@ void run_cases(emulator& emu) {
     reduce_case(emu, "prod over an empty axis", [](const auto& e) { return prod(e, axis<1>); }, he);
     CHECK_THROWS_AS(cuda::detail::plan_reduction(as_node(max(cuda::view(eb.data(), shape<dyn, dyn>{3, 0}), axis<1>)), 4),
                     shape_error);
+    // Every axis of a rank-8 operand: the kernels take at most 7 reduced axes (beside the kept
+    // one of extent 1), so two neighbours merge - or an axis of extent 1 goes; where none can
+    // (strides that do not nest), a clear error.
+    std::vector<float> r8(2 * 3 * 2 * 2 * 2 * 2 * 2 * 5);
+    fill(r8.data(), r8.size(), 35);
+    auto h8 = view(r8.data(), shape<2, 3, 2, 2, 2, 2, 2, 5>{});
+    reduce_case(emu, "rank 8, every axis", [](const auto& x) { return sum(x * 2.f, axes<0, 1, 2, 3, 4, 5, 6, 7>); }, h8);
+    reduce_case(emu, "rank 8, argmax of everything", [](const auto& x) { return argmax(x); }, h8);
+    auto h8t = view(r8.data(), shape<1, 3, 2, 2, 2, 2, 2, 10>{});
+    reduce_case(emu, "rank 8 with an axis of extent 1", [](const auto& x) { return max(x); }, h8t);
+    std::vector<float> c8(256);
+    const auto column_major = cuda::view(c8.data(), shape<2, 2, 2, 2, 2, 2, 2, 2>{}, {1, 2, 4, 8, 16, 32, 64, 128});
+    CHECK_THROWS_AS(cuda::detail::plan_reduction(as_node(sum(column_major)), 4), cuda_error);
   }
   // Row kernels: reductions along the rows broadcast back (a warp per row up to 1024 elements,
   // a block per row beyond), nested and repeated reductions, every reducer, 2 trailing axes.

@@ -107,26 +107,51 @@ reduction_plan<RN> plan_reduction(const RN& n, int sm_count) {
   codegen::operand_sink sink{pl.leaves.data(), pl.scalars.data()};
   codegen::binder<typename RN::arg_type>::bind(n.arg, sink, b);
 
+  std::array<index_t, max_rank> re{};
+  for (std::size_t j = 0; j < rr; ++j) re[j] = static_cast<index_t>(ad.e[red[j]]);
+  if (kr == 0 && rr == max_rank) {
+    // Every axis of an operand of the largest rank: the kernels' kept axis (of extent 1) leaves
+    // room for max_rank - 1 reduced ones, so two neighbours merge into one (the same elements
+    // in the same order), or one of extent 1 goes.
+    std::size_t at = max_rank;
+    for (std::size_t j = 0; j + 1 < rr && at == max_rank; ++j) {
+      bool ok = true;
+      if (re[j] != 1 && re[j + 1] != 1)
+        for (std::size_t i = 0; ok && i < sink.leaf_count; ++i)
+          ok = pl.leaves[i].stride[j] == pl.leaves[i].stride[j + 1] * re[j + 1];
+      if (ok) at = j;
+    }
+    if (at == max_rank)
+      throw cuda_error("loom: cuda: a reduction over all " + std::to_string(max_rank) + " axes of shape " + to_string(ad) +
+                       " whose operand's axes do not merge pairwise (no kernel takes " + std::to_string(max_rank) +
+                       " reduced axes); reduce some axes first, or evaluate the operand into a tensor");
+    for (std::size_t i = 0; i < sink.leaf_count; ++i) {
+      std::array<index_t, max_rank>& st = pl.leaves[i].stride;
+      if (re[at + 1] != 1) st[at] = st[at + 1];
+      for (std::size_t j = at + 1; j + 1 < rr; ++j) st[j] = st[j + 1];
+      st[rr - 1] = 0;
+    }
+    re[at] *= re[at + 1];
+    for (std::size_t j = at + 1; j + 1 < rr; ++j) re[j] = re[j + 1];
+    re[--rr] = 0;
+  }
+
   codegen::reduce_launch& rl = pl.rl;
   rl.kr = std::max<std::size_t>(kr, 1);
   rl.rr = std::max<std::size_t>(rr, 1);
   rl.K = rl.M = 1;
   for (std::size_t j = 0; j < rl.kr; ++j) rl.K *= rl.kext[j] = kr ? static_cast<index_t>(ad.e[kept[j]]) : 1;
-  for (std::size_t j = 0; j < rl.rr; ++j) rl.M *= rl.rext[j] = rr ? static_cast<index_t>(ad.e[red[j]]) : 1;
+  for (std::size_t j = 0; j < rl.rr; ++j) rl.M *= rl.rext[j] = rr ? re[j] : 1;
   if (rl.M == 0 && rl.K != 0 && Red::needs_identity && !std::is_same_v<Red, reduce_ops::sum> &&
       !std::is_same_v<Red, reduce_ops::mean> && !std::is_same_v<Red, reduce_ops::prod>)
     throw shape_error("loom: " + std::string(Red::name) + " over an empty axis of shape " + to_string(ad) +
                       " has no value");
   for (std::size_t i = 0; i < sink.leaf_count; ++i) {
     codegen::array_cursor& c = pl.leaves[i];
-    if (c.elem_size == 0)
-      c.base = static_cast<std::uintptr_t>(c.offset);  // a position: its start
-    else
-      c.base += static_cast<std::uintptr_t>(c.offset * static_cast<index_t>(c.elem_size));
-    c.offset = 0;
+    codegen::fold_offset(c);
     std::array<index_t, max_rank> st{};
     for (std::size_t j = 0; j < rl.kr; ++j) st[j] = kr ? c.stride[j] : 0;
-    for (std::size_t j = 0; j < rl.rr && rl.kr + j < max_rank; ++j) st[rl.kr + j] = rr ? c.stride[kr + j] : 0;
+    for (std::size_t j = 0; j < rl.rr; ++j) st[rl.kr + j] = rr ? c.stride[kr + j] : 0;  // (kr + rr <= max_rank)
     c.stride = st;
   }
   // A thread per output where the outputs lie next to each other in every operand (the kept

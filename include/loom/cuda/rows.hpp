@@ -149,28 +149,13 @@ namespace row_detail {
 /// the row]: false where the row's axes do not merge into one stride.
 inline bool collapse_row(codegen::array_cursor& c, const dims& d, std::size_t m, std::size_t kr) {
   const std::size_t r = d.rank;
-  index_t cs = 0, span = 1;
-  bool found = false;
-  for (std::size_t t = r; t-- > r - m;) {
-    const index_t e = static_cast<index_t>(d.e[t]);
-    if (e == 1) continue;
-    if (!found) {
-      cs = c.stride[t];
-      found = true;
-    } else if (c.stride[t] != cs * span) {
-      return false;
-    }
-    span *= e;
-  }
+  index_t cs = 0;
+  if (!codegen::merged_stride(d.e.data(), c.stride.data(), r - m, r, cs)) return false;
   std::array<index_t, max_rank> st{};
   for (std::size_t j = 0; j + m < r; ++j) st[j] = c.stride[j];
   st[kr] = cs;
   c.stride = st;
-  if (c.elem_size == 0)
-    c.base = static_cast<std::uintptr_t>(c.offset);  // a position: its start
-  else
-    c.base += static_cast<std::uintptr_t>(c.offset * static_cast<index_t>(c.elem_size));
-  c.offset = 0;
+  codegen::fold_offset(c);
   return true;
 }
 inline bool same_cursor(const codegen::array_cursor& a, const codegen::array_cursor& b, std::size_t kr) {

@@ -94,6 +94,38 @@ inline constexpr index_t narrow_span = index_t(1) << 30;
 /// The most threads a launch uses (so a grid stride never exceeds the margins above).
 inline constexpr index_t max_grid_threads = index_t(1) << 25;
 
+/// The one stride axes k of `e` (extents) and `st` (a cursor's strides) for k in [lo, hi) merge
+/// into, row-major - st[k] == fs * (the extents after k) wherever e[k] != 1 - into `fs`; false
+/// where they do not merge. Axes of extent 1 count as none; with none at all fs is 0.
+template <class E>
+bool merged_stride(const E* e, const index_t* st, std::size_t lo, std::size_t hi, index_t& fs) {
+  fs = 0;
+  index_t span = 1;
+  bool found = false;
+  for (std::size_t k = hi; k-- > lo;) {
+    const index_t ext = static_cast<index_t>(e[k]);
+    if (ext == 1) continue;
+    if (!found) {
+      fs = st[k];
+      found = true;
+    } else if (st[k] != fs * span) {
+      return false;
+    }
+    span *= ext;
+  }
+  return true;
+}
+
+/// Moves cursor c's offset into its base, as a kernel takes it: a position's base is its start
+/// (an index, not an address), an array's the address of its element at iteration index 0.
+inline void fold_offset(array_cursor& c) {
+  if (c.elem_size == 0)
+    c.base = static_cast<std::uintptr_t>(c.offset);
+  else
+    c.base += static_cast<std::uintptr_t>(c.offset * static_cast<index_t>(c.elem_size));
+  c.offset = 0;
+}
+
 namespace detail {
 
 /// The byte range [lo, hi) a cursor touches over space d.

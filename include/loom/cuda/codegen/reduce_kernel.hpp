@@ -39,6 +39,7 @@
 #include "loom/core/error.hpp"
 #include "loom/cuda/codegen/emit.hpp"
 #include "loom/cuda/codegen/kernel.hpp"
+#include "loom/cuda/codegen/layout.hpp"
 #include "loom/cuda/runtime/hash.hpp"
 
 namespace loom::cuda::codegen {
@@ -441,21 +442,8 @@ inline void pack_reduce_args(arg_block& out, const reduce_desc& d, const reduce_
   // flat where, for every leaf, the reduced axes merge into one stride fs
   std::array<index_t, 64> fs{};
   bool flat = n <= fs.size();
-  for (std::size_t i = 0; flat && i < n; ++i) {
-    index_t span = 1;
-    bool found = false;
-    for (std::size_t j = rl.rr; j-- > 0;) {
-      const index_t e = rl.rext[j], st = leaves[i].stride[rl.kr + j];
-      if (e == 1) continue;
-      if (!found) {
-        fs[i] = st;
-        found = true;
-      } else if (st != fs[i] * span) {
-        flat = false;
-      }
-      span *= e;
-    }
-  }
+  for (std::size_t i = 0; flat && i < n; ++i)
+    flat = merged_stride(rl.rext.data(), leaves[i].stride.data() + rl.kr, 0, rl.rr, fs[i]);
   // flat == 2 (the vector path): every leaf steps by one element along the reduced axes, each
   // chunk starts on a 16-byte boundary of every leaf (aligned bases, kept strides and chunk
   // length multiples of the group)
