@@ -8091,7 +8091,7 @@ std::string explain(const E& e) {
       const codegen::generated_kernel& g = detail::reduction_kernel_of(n, &rl);
       s += "  cuda: reduction kernel " + g.name + ", " + (rl.columns ? "a thread" : "a block") + " per output (" +
            std::to_string(rl.K) + " outputs of " + std::to_string(rl.M) + " elements)" +
-           (rl.S > 1 ? ", each in " + std::to_string(rl.S) + " chunks combined in order by a second kernel" : std::string()) +
+           (rl.S > 1 ? ", each in " + std::to_string(rl.S) + " chunks combined in a fixed order (a tree) by a second kernel" : std::string()) +
            ", its operand fused\n";
     } else {
       s += "  cuda: each reduction runs as kernels of its own into a device temporary, then the expression as one more kernel\n";
