@@ -5642,8 +5642,6 @@ LOOM_NOINLINE inline kernel_text print_reduce_kernel(const reduce_desc& d, std::
   return detail::hashed_kernel(s, 0x6c6f6f6d2d7264ull, "loom_rd_");  // "loom-rd"
 }
 
-/// Prints the second stage of reducer d (its operand's expression does not matter): one thread
-/// per output combines the output's S partials in order.
 /// Lanes of the second stage per output for S partials in blocks of `block` threads: a power of
 /// two, at least four partials a lane, at most the block. The kernel works it out the same way.
 inline index_t finish_lanes(index_t S, index_t block) {
@@ -5652,8 +5650,9 @@ inline index_t finish_lanes(index_t S, index_t block) {
   return g;
 }
 
-/// Prints the second stage: G lanes per output (finish_lanes) fold every G-th of its S partials in
-/// order (neighbouring lanes read neighbouring partials), then combine as a tree in shared memory.
+/// Prints the second stage of reducer d (its operand's expression does not matter): G lanes per
+/// output (finish_lanes) fold every G-th of its S partials in order (neighbouring lanes read
+/// neighbouring partials), then combine as a tree in shared memory.
 /// The block walks its groups of outputs together, so that every thread meets every barrier.
 LOOM_NOINLINE inline kernel_text print_reduce_finish(const reduce_desc& d) {
   using detail::put;
