@@ -6481,8 +6481,7 @@ bool launch_reduction_into(const RN& n, const codegen::array_cursor& dst, const 
   const int sm = device_info().sm_count;
   const reduction_plan<RN> pl = plan_reduction(n, sm);
   const codegen::reduce_launch& rl = pl.rl;
-  if (rl.kr + rl.rr > max_rank) return false;
-  dims space;  // the operand's space as planned: [kept axes..., reduced axes...]
+  dims space;  // the operand's space as planned: [kept axes..., reduced axes...] (at most max_rank)
   space.rank = rl.kr + rl.rr;
   for (std::size_t j = 0; j < rl.kr; ++j) space.e[j] = static_cast<std::size_t>(rl.kext[j]);
   for (std::size_t j = 0; j < rl.rr; ++j) space.e[rl.kr + j] = static_cast<std::size_t>(rl.rext[j]);
