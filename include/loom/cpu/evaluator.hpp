@@ -154,9 +154,7 @@ struct evaluator<map_node<Op, C, Args...>> {
   void prepare(const loop_space& s) {
     std::apply([&](auto&... a) { (a.prepare(s), ...); }, args);
   }
-  LOOM_INLINE void set_row(const index_t* idx) {
-    std::apply([&](auto&... a) { (a.set_row(idx), ...); }, args);
-  }
+  LOOM_INLINE void set_row(const index_t* idx) { set_rows(idx, index_seq{}); }
   template <class M>
   LOOM_INLINE value_type scalar(index_t i) const {
     return scalar_impl<M>(i, index_seq{});
@@ -167,6 +165,11 @@ struct evaluator<map_node<Op, C, Args...>> {
   }
 
  private:
+  // (Not std::apply with a lambda: GCC left that call out of line in the reductions' row loops.)
+  template <std::size_t... I>
+  LOOM_INLINE void set_rows(const index_t* idx, std::index_sequence<I...>) {
+    (std::get<I>(args).set_row(idx), ...);
+  }
   template <std::size_t... I>
   static std::tuple<evaluator<Args>...> make_args(const node_type& n, const binding& b, std::index_sequence<I...>) {
     const dims nd = n.shape().to_dims();

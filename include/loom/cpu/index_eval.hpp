@@ -223,7 +223,7 @@ struct evaluator<concat_node<A, Args...>> {
   }
   LOOM_INLINE void set_row(const index_t* idx) {
     row_pos = cursor_row(pos, outer, idx);
-    std::apply([&](auto&... a) { (a.set_row(idx), ...); }, args);
+    set_rows(idx, seq{});
   }
   template <class M>
   LOOM_INLINE value_type scalar(index_t i) const {
@@ -241,6 +241,10 @@ struct evaluator<concat_node<A, Args...>> {
   }
 
  private:
+  template <std::size_t... I>
+  LOOM_INLINE void set_rows(const index_t* idx, std::index_sequence<I...>) {
+    (std::get<I>(args).set_row(idx), ...);
+  }
   LOOM_INLINE std::size_t branch(index_t p) const {
     std::size_t b = 0;
     while (b + 1 < count && p >= start[b + 1]) ++b;

@@ -444,6 +444,16 @@ LOOM_INLINE void next_reduced_row(const reduce_space& rs, index_t* idx) {
 
 }  // namespace detail
 
+template <class Ev>
+struct tee_evaluator;
+namespace detail {
+/// Whether an operand evaluator writes as it reads (a tee keeps every value in a cache).
+template <class Ev>
+inline constexpr bool writes_cache = false;
+template <class Ev>
+inline constexpr bool writes_cache<tee_evaluator<Ev>> = true;
+}  // namespace detail
+
 /// Inner layout: for each kept output k in [k0, k1), the (unfinished) reduction over the reduced
 /// flat range [a, b), into out[k - k0].
 ///
@@ -455,10 +465,11 @@ LOOM_INLINE void next_reduced_row(const reduce_space& rs, index_t* idx) {
 /// `Acc`: packet accumulators (inner_accumulators).
 template <class Red, class A, class F, class M, int Acc = 4, class Ev>
 void reduce_inner(Ev& ev_in, const reduce_space& rs, index_t k0, index_t k1, index_t a, index_t b, A* out,
-                  prefetch_stream pf = {}) {
-  Ev ev = ev_in;
+                  const prefetch_stream& pf_in = {}) {
+  std::conditional_t<detail::writes_cache<Ev>, Ev, Ev&> ev = ev_in;
+  prefetch_stream pf = pf_in;
   const index_t W = rs.re[rs.rr - 1];
-  std::array<index_t, max_rank> idx{};
+  std::array<index_t, max_rank> idx;
   if (rs.rr == 1 && rs.kr == 1 && (!detail::is_sum_like<Red> || b - a <= sum_block)) {
     // One run per output, output k at kept index k: no index arithmetic and no cascade (a single
     // block enters it as itself), which is most of the cost of a short row (a softmax over 512 x 64
@@ -472,6 +483,7 @@ void reduce_inner(Ev& ev_in, const reduce_space& rs, index_t k0, index_t k1, ind
     }
     return;
   }
+  idx.fill(0);
   for (index_t k = k0; k < k1; ++k) {
     detail::cascade<Red, A> cs;
     index_t q = a / W, col = a % W, pos = a;
@@ -493,15 +505,6 @@ void reduce_inner(Ev& ev_in, const reduce_space& rs, index_t k0, index_t k1, ind
   }
 }
 
-template <class Ev>
-struct tee_evaluator;
-namespace detail {
-/// Whether an operand evaluator writes as it reads (a tee keeps every value in a cache).
-template <class Ev>
-inline constexpr bool writes_cache = false;
-template <class Ev>
-inline constexpr bool writes_cache<tee_evaluator<Ev>> = true;
-}  // namespace detail
 
 /// Outer layout: outputs [k0, k1) (a range of the flattened kept space) accumulated across
 /// columns over reduced rows [a, b), into out[k - k0].

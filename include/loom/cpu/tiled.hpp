@@ -76,6 +76,7 @@ struct reduce_entry {
   const void* data = nullptr;     // materialised: the tensor's elements
   std::array<index_t, max_rank> strides{};  // materialised: its strides; cached: per axis of the space
   bool per_axis = false;          // cached: read with `strides` per axis of the space
+  bool inline_value = false;      // a row value its reader computes as each row starts (no runner)
 };
 
 struct reduce_context {
@@ -86,6 +87,9 @@ struct reduce_context {
   // row_stride[j] the step of row number j in the flattened rows.
   std::array<int, max_rank> row_of{};
   std::array<index_t, max_rank> row_stride{};
+  // Whether the consumer runs along columns (its tiles' rows have more than one element): its row
+  // values are then computed by the consumer as each row starts, not by a pass of their own.
+  bool row_values_inline = false;
 
   const reduce_entry* find(const void* n, const void* tag) const {
     for (auto& e : entries)
@@ -257,16 +261,61 @@ struct evaluator<reduce_node<Red, Arg, Mask, Keep>> {
   }
 };
 
-/// A row value: always read from its slot (the rewrite makes one only where the plan tiles).
+/// A row value (the rewrite makes one only where the plan tiles). Where the consumer runs along
+/// columns it is computed here, once as each row starts (set_row), from the reductions' slots:
+/// a pass of its own a tile (a loop nest over the tile's rows, a virtual call, its buffer and
+/// reader) cost more than the value where a tile is a row or a few (layer norm on AVX-512: a
+/// tile is one row of 1024 floats). Otherwise (the consumer's run crosses rows) it is read from
+/// its slot, which a tile pass fills.
 template <class S>
-struct evaluator<loom::detail::row_value_node<S>>
-    : reading_evaluator<slot_reader<typename S::value_type>, typename S::value_type> {
+struct evaluator<loom::detail::row_value_node<S>> {
   using node_type = loom::detail::row_value_node<S>;
+  using value_type = typename S::value_type;
+  slot_reader<value_type> r;
+  std::optional<evaluator<S>> in;  // the value's own evaluator where it is computed here
+  value_type value{};
+
   evaluator(const node_type& n, const binding& b) {
     reduce_context* ctx = reduce_context::current();
     const reduce_entry* e = ctx ? ctx->find(&n, &detail::type_tag<node_type>::id) : nullptr;
     if (!e) throw error("loom: internal: a row value outside its tiled plan");
-    this->r.bind(*ctx, *e, b);
+    if (e->inline_value)
+      in.emplace(n.arg, b);
+    else
+      r.bind(*ctx, *e, b);
+  }
+  template <class Fn>
+  void for_each_cursor(Fn&& f) {
+    if (in)
+      in->for_each_cursor(f);
+    else
+      f(r.c);
+  }
+  void prepare(const loop_space& s) {
+    if (in)
+      in->prepare(s);
+    else
+      r.prepare(s);
+  }
+  LOOM_INLINE void set_row(const index_t* idx) {
+    if (in) {
+      in->set_row(idx);
+      value = in->template scalar<along_columns<general_mode>>(0);
+    } else {
+      r.set_row(idx);
+    }
+  }
+  template <class M>
+  LOOM_INLINE value_type scalar(index_t i) const {
+    if constexpr (along_columns_v<M>)
+      if (in) return value;
+    return r.template scalar<M>(i);
+  }
+  template <class M, class F>
+  LOOM_INLINE packet_t<value_type, F> packet(index_t i) const {
+    if constexpr (along_columns_v<M>)
+      if (in) return broadcast_packet<F>(value);
+    return r.template packet<M, F>(i);
   }
 };
 
@@ -1228,19 +1277,21 @@ struct rt_node<P, I, loom::detail::row_value_node<S>> {
     e.node = &n;
     e.tag = &detail::type_tag<N>::id;
     e.cls = occurrence_class::tiled;
+    e.inline_value = w.ctx.row_values_inline;
     e.slot = detail::equal_slot(n, rows, w.r, w);
     if (e.slot >= 0) {
-      ++w.slots[std::size_t(e.slot)].hits;
+      if (!e.inline_value) ++w.slots[std::size_t(e.slot)].hits;  // (computed by each reader)
     } else {
       slot_def sd;
       sd.node = &n;
       sd.tag = e.tag;
       sd.rows = rows;
-      sd.name = "a value per row";
+      sd.name = e.inline_value ? "a value per row (computed by the consumer as each row starts)" : "a value per row";
       sd.value_size = sizeof(typename N::value_type);
+      sd.per_row = e.inline_value ? 0 : 1;
       e.slot = int(w.slots.size());
       w.slots.push_back(std::move(sd));
-      w.builders.push_back({&build, &n, rows, e.slot});
+      if (!e.inline_value) w.builders.push_back({&build, &n, rows, e.slot});
     }
     w.ctx.entries.push_back(e);
   }
@@ -1411,7 +1462,8 @@ struct tile_buffers {
   std::unique_ptr<double[]> store;  // 8-byte aligned, which every value type needs; not zeroed (every
                                     // slot's runner writes a tile's values before they are read)
   std::vector<void*> buf;
-  std::vector<std::pair<cursor*, int>> readers;
+  std::vector<std::pair<cursor*, int>> readers;         // the consumer's
+  std::vector<std::pair<cursor*, int>> runner_readers;  // the slot runners'
 
   std::vector<index_t> per_row;
   int in_dst = -1;  // the slot that lives in the destination (see in_destination), or -1
@@ -1428,12 +1480,14 @@ struct tile_buffers {
     store.reset(new double[std::max<std::size_t>(words, 1)]);
     for (std::size_t i = 0; i < slots.size(); ++i) buf.push_back(store.get() + at[i]);
   }
-  void collect(cursor& c, const reduce_context& ctx) {
+  void collect(cursor& c, const reduce_context& ctx, bool runner = false) {
     const auto* b = static_cast<const unsigned char*>(c.base);
-    if (c.elem_size == 0 && b >= ctx.tags && b < ctx.tags + ctx.nslots) readers.emplace_back(&c, int(b - ctx.tags));
+    if (c.elem_size == 0 && b >= ctx.tags && b < ctx.tags + ctx.nslots)
+      (runner ? runner_readers : readers).emplace_back(&c, int(b - ctx.tags));
   }
-  void point(index_t r0) {
-    for (auto& [c, s] : readers) {
+  /// Points the consumer's readers (runners: the runners') at the buffers of the tile from row r0.
+  void point(index_t r0, bool runners = false) {
+    for (auto& [c, s] : runners ? runner_readers : readers) {
       if (s == in_dst) {  // the destination's own rows: flat row r at r * cols
         c->base = dst;
         c->offset = 0;
@@ -1740,6 +1794,7 @@ void execute_reducing(Dst& dst, const N& n) {
     walk.dst = &w.c;
     walk.dd = &dd;
     walk.row_axis = g.row_axis;
+    walk.ctx.row_values_inline = g.cols > 1;  // the consumer then runs along columns (below)
     const binding rootb = binding::identity(dd.rank).broadcast_operand(dd, ed);
     std::vector<unsigned char> tags;
     detail::walk_and_build<loom::detail::reduce_plan_v<N, DS>>(nr, rootb, walk, g, dd, tags);
@@ -1809,12 +1864,12 @@ void execute_reducing(Dst& dst, const N& n) {
       std::vector<cursor*> rc;
       for (auto& r : runners)
         if (r) r->cursors(rc);
-      for (cursor* c : rc) tb.collect(*c, walk.ctx);
+      for (cursor* c : rc) tb.collect(*c, walk.ctx, true);
       for (index_t c = next_chunk.fetch_add(1); c < chunks; c = next_chunk.fetch_add(1)) {
         const index_t r_begin = c * per * tile, r_end = std::min(g.count, (c + 1) * per * tile);
+        tb.point(r_begin, true);
         for (index_t r0 = r_begin; r0 < r_end; r0 += tile) {
           const index_t r1 = std::min(r_end, r0 + tile);
-          tb.point(r0);
           // The next tile's rows, fetched while this one's later passes work (if it is this
           // thread's: the chunk's own). Planned after the pass that reads this tile from memory,
           // not before it: that pass only loads, so the planning's stores find the store buffer
@@ -1828,6 +1883,12 @@ void execute_reducing(Dst& dst, const N& n) {
             if (i == pf.first) pf.plan_next(runners, r1, std::min(r_end, r1 + tile), r1 - r0);
           }
           wt.pf = pf.stream(runners.size());
+          // The runners' readers are pointed at the next tile now, before the consumer's stores:
+          // pointed after them, their stores wait behind the consumer's (which miss), and a
+          // runner's copy of its evaluator (wide loads of those narrow stores, which cannot be
+          // forwarded) waits until all of them have reached the cache.
+          tb.point(r0);
+          if (r1 < r_end) tb.point(r1, true);
           const index_t b = r0 * g.cols, e = r1 * g.cols;
           if (g.cols > 1) {  // the inner axis is a column: per-row values broadcast, caches contiguous
             if (layout == layout_class::general)
@@ -1866,6 +1927,7 @@ std::string describe_reducing(const N& n) {
   walk.r = g.r;
   walk.row_ext = g.ext;
   walk.execute_materialised = false;
+  walk.ctx.row_values_inline = g.cols > 1;
   using rewrite = loom::detail::consumer_rewrite<N, loom::detail::reduce_plan_v<N, DS>, 0, N>;
   using NR = std::conditional_t<plan.root || plan.tiled == 0, N, typename rewrite::type>;
   const NR nr = [&]() -> NR {
