@@ -2498,9 +2498,7 @@ struct evaluator<map_node<Op, C, Args...>> {
   void prepare(const loop_space& s) {
     std::apply([&](auto&... a) { (a.prepare(s), ...); }, args);
   }
-  LOOM_INLINE void set_row(const index_t* idx) {
-    std::apply([&](auto&... a) { (a.set_row(idx), ...); }, args);
-  }
+  LOOM_INLINE void set_row(const index_t* idx) { set_rows(idx, index_seq{}); }
   template <class M>
   LOOM_INLINE value_type scalar(index_t i) const {
     return scalar_impl<M>(i, index_seq{});
@@ -2511,6 +2509,11 @@ struct evaluator<map_node<Op, C, Args...>> {
   }
 
  private:
+  // (Not std::apply with a lambda: GCC left that call out of line in the reductions' row loops.)
+  template <std::size_t... I>
+  LOOM_INLINE void set_rows(const index_t* idx, std::index_sequence<I...>) {
+    (std::get<I>(args).set_row(idx), ...);
+  }
   template <std::size_t... I>
   static std::tuple<evaluator<Args>...> make_args(const node_type& n, const binding& b, std::index_sequence<I...>) {
     const dims nd = n.shape().to_dims();
@@ -2866,6 +2869,29 @@ LOOM_INLINE void run_inner(const Dst& dst, const Ev& ev, index_t c0, index_t c1)
   for (; i < c1; ++i) dst.template store<M>(i, loom::detail::convert<T>(ev.template scalar<M>(i)));
 }
 
+namespace detail {
+/// The outer multi-index (into idx) and the column of flat position `begin` of the loop space.
+inline index_t loop_position(const loop_space& s, index_t begin, std::array<index_t, max_rank>& idx) {
+  const index_t inner = s.inner();
+  const std::size_t outer = s.outer_rank();
+  index_t row = begin / inner;
+  idx.fill(0);
+  for (std::size_t k = outer; k-- > 1;) {  // row -> outer multi-index, once per piece
+    idx[k] = row % s.extent[k];
+    row /= s.extent[k];
+  }
+  if (outer > 0) idx[0] = row;  // row < extent[0]: begin is inside the space
+  return begin % inner;
+}
+/// Steps an outer multi-index to the next row.
+LOOM_INLINE void next_loop_row(const loop_space& s, std::size_t outer, std::array<index_t, max_rank>& idx) {
+  for (std::size_t k = outer; k-- > 0;) {
+    if (++idx[k] < s.extent[k]) break;
+    idx[k] = 0;
+  }
+}
+}  // namespace detail
+
 /// Runs the flattened range [begin, end) of the loop space (row-major over (row, column)), on
 /// copies of the writer and the evaluator: locals whose address no other code holds, so the
 /// packet stores (which may alias anything: the intrinsics' vector types are may_alias) leave
@@ -2881,13 +2907,8 @@ void run_range(const Dst& dst_in, const Ev& ev_in, const loop_space& s, index_t 
   Ev ev = ev_in;
   const index_t inner = s.inner();
   const std::size_t outer = s.outer_rank();
-  index_t row = begin / inner, col = begin % inner;
-  std::array<index_t, max_rank> idx{};
-  for (std::size_t k = outer; k-- > 1;) {  // row -> outer multi-index, once per piece
-    idx[k] = row % s.extent[k];
-    row /= s.extent[k];
-  }
-  if (outer > 0) idx[0] = row;  // row < extent[0]: begin is inside the space
+  std::array<index_t, max_rank> idx;
+  index_t col = detail::loop_position(s, begin, idx);
   while (begin < end) {
     const index_t stop = std::min(inner, col + (end - begin));
     ev.set_row(idx.data());
@@ -2895,12 +2916,46 @@ void run_range(const Dst& dst_in, const Ev& ev_in, const loop_space& s, index_t 
     run_inner<M, F>(dst, ev, col, stop);
     begin += stop - col;
     col = 0;
-    for (std::size_t k = outer; k-- > 0;) {  // next row
-      if (++idx[k] < s.extent[k]) break;
-      idx[k] = 0;
-    }
+    detail::next_loop_row(s, outer, idx);
   }
   if constexpr (M::stream && Fence) stream_fence();
+}
+
+/// Runs [begin, end) of the loop space like run_range, in pieces of `step` elements, calling
+/// before(b, e) ahead of each piece [b, e): on one copy of the writer and the evaluator for the
+/// whole range, so a tiled consumer (cpu/tiled.hpp) does not copy them, or set up its loop, for
+/// every tile. before() returns the writer's prefetch stream for the piece, or nullptr to leave
+/// it; it must not move what the evaluator's cursors point at (the copy keeps them). Streaming
+/// stores are not fenced (the caller fences once, after its last range).
+template <class M, class F, class Dst, class Ev, class Before>
+void run_pieces(const Dst& dst_in, const Ev& ev_in, const loop_space& s, index_t begin, index_t end, index_t step,
+                Before&& before) {
+  Dst dst = dst_in;
+  Ev ev = ev_in;
+  const index_t inner = s.inner();
+  const std::size_t outer = s.outer_rank();
+  std::array<index_t, max_rank> idx;
+  index_t col = detail::loop_position(s, begin, idx);
+  while (begin < end) {
+    const index_t piece = std::min(end, begin + step);
+    if constexpr (requires { dst.pf; }) {
+      if (const auto* st = before(begin, piece)) dst.pf = *st;
+    } else {
+      before(begin, piece);
+    }
+    while (begin < piece) {
+      const index_t stop = std::min(inner, col + (piece - begin));
+      ev.set_row(idx.data());
+      dst.set_row(idx.data());
+      run_inner<M, F>(dst, ev, col, stop);
+      begin += stop - col;
+      col = stop;
+      if (col == inner) {
+        col = 0;
+        detail::next_loop_row(s, outer, idx);
+      }
+    }
+  }
 }
 
 /// Work below this many element-operations runs on the calling thread alone.
@@ -5600,7 +5655,7 @@ struct evaluator<concat_node<A, Args...>> {
   }
   LOOM_INLINE void set_row(const index_t* idx) {
     row_pos = cursor_row(pos, outer, idx);
-    std::apply([&](auto&... a) { (a.set_row(idx), ...); }, args);
+    set_rows(idx, seq{});
   }
   template <class M>
   LOOM_INLINE value_type scalar(index_t i) const {
@@ -5618,6 +5673,10 @@ struct evaluator<concat_node<A, Args...>> {
   }
 
  private:
+  template <std::size_t... I>
+  LOOM_INLINE void set_rows(const index_t* idx, std::index_sequence<I...>) {
+    (std::get<I>(args).set_row(idx), ...);
+  }
   LOOM_INLINE std::size_t branch(index_t p) const {
     std::size_t b = 0;
     while (b + 1 < count && p >= start[b + 1]) ++b;
@@ -6355,6 +6414,16 @@ LOOM_INLINE void next_reduced_row(const reduce_space& rs, index_t* idx) {
 
 }  // namespace detail
 
+template <class Ev>
+struct tee_evaluator;
+namespace detail {
+/// Whether an operand evaluator writes as it reads (a tee keeps every value in a cache).
+template <class Ev>
+inline constexpr bool writes_cache = false;
+template <class Ev>
+inline constexpr bool writes_cache<tee_evaluator<Ev>> = true;
+}  // namespace detail
+
 /// Inner layout: for each kept output k in [k0, k1), the (unfinished) reduction over the reduced
 /// flat range [a, b), into out[k - k0].
 ///
@@ -6366,10 +6435,11 @@ LOOM_INLINE void next_reduced_row(const reduce_space& rs, index_t* idx) {
 /// `Acc`: packet accumulators (inner_accumulators).
 template <class Red, class A, class F, class M, int Acc = 4, class Ev>
 void reduce_inner(Ev& ev_in, const reduce_space& rs, index_t k0, index_t k1, index_t a, index_t b, A* out,
-                  prefetch_stream pf = {}) {
-  Ev ev = ev_in;
+                  const prefetch_stream& pf_in = {}) {
+  std::conditional_t<detail::writes_cache<Ev>, Ev, Ev&> ev = ev_in;
+  prefetch_stream pf = pf_in;
   const index_t W = rs.re[rs.rr - 1];
-  std::array<index_t, max_rank> idx{};
+  std::array<index_t, max_rank> idx;
   if (rs.rr == 1 && rs.kr == 1 && (!detail::is_sum_like<Red> || b - a <= sum_block)) {
     // One run per output, output k at kept index k: no index arithmetic and no cascade (a single
     // block enters it as itself), which is most of the cost of a short row (a softmax over 512 x 64
@@ -6383,6 +6453,7 @@ void reduce_inner(Ev& ev_in, const reduce_space& rs, index_t k0, index_t k1, ind
     }
     return;
   }
+  idx.fill(0);
   for (index_t k = k0; k < k1; ++k) {
     detail::cascade<Red, A> cs;
     index_t q = a / W, col = a % W, pos = a;
@@ -6404,15 +6475,6 @@ void reduce_inner(Ev& ev_in, const reduce_space& rs, index_t k0, index_t k1, ind
   }
 }
 
-template <class Ev>
-struct tee_evaluator;
-namespace detail {
-/// Whether an operand evaluator writes as it reads (a tee keeps every value in a cache).
-template <class Ev>
-inline constexpr bool writes_cache = false;
-template <class Ev>
-inline constexpr bool writes_cache<tee_evaluator<Ev>> = true;
-}  // namespace detail
 
 /// Outer layout: outputs [k0, k1) (a range of the flattened kept space) accumulated across
 /// columns over reduced rows [a, b), into out[k - k0].
@@ -7375,6 +7437,7 @@ struct reduce_entry {
   const void* data = nullptr;     // materialised: the tensor's elements
   std::array<index_t, max_rank> strides{};  // materialised: its strides; cached: per axis of the space
   bool per_axis = false;          // cached: read with `strides` per axis of the space
+  bool inline_value = false;      // a row value its reader computes as each row starts (no runner)
 };
 
 struct reduce_context {
@@ -7385,6 +7448,9 @@ struct reduce_context {
   // row_stride[j] the step of row number j in the flattened rows.
   std::array<int, max_rank> row_of{};
   std::array<index_t, max_rank> row_stride{};
+  // Whether the consumer runs along columns (its tiles' rows have more than one element): its row
+  // values are then computed by the consumer as each row starts, not by a pass of their own.
+  bool row_values_inline = false;
 
   const reduce_entry* find(const void* n, const void* tag) const {
     for (auto& e : entries)
@@ -7556,16 +7622,61 @@ struct evaluator<reduce_node<Red, Arg, Mask, Keep>> {
   }
 };
 
-/// A row value: always read from its slot (the rewrite makes one only where the plan tiles).
+/// A row value (the rewrite makes one only where the plan tiles). Where the consumer runs along
+/// columns it is computed here, once as each row starts (set_row), from the reductions' slots:
+/// a pass of its own a tile (a loop nest over the tile's rows, a virtual call, its buffer and
+/// reader) cost more than the value where a tile is a row or a few (layer norm on AVX-512: a
+/// tile is one row of 1024 floats). Otherwise (the consumer's run crosses rows) it is read from
+/// its slot, which a tile pass fills.
 template <class S>
-struct evaluator<loom::detail::row_value_node<S>>
-    : reading_evaluator<slot_reader<typename S::value_type>, typename S::value_type> {
+struct evaluator<loom::detail::row_value_node<S>> {
   using node_type = loom::detail::row_value_node<S>;
+  using value_type = typename S::value_type;
+  slot_reader<value_type> r;
+  std::optional<evaluator<S>> in;  // the value's own evaluator where it is computed here
+  value_type value{};
+
   evaluator(const node_type& n, const binding& b) {
     reduce_context* ctx = reduce_context::current();
     const reduce_entry* e = ctx ? ctx->find(&n, &detail::type_tag<node_type>::id) : nullptr;
     if (!e) throw error("loom: internal: a row value outside its tiled plan");
-    this->r.bind(*ctx, *e, b);
+    if (e->inline_value)
+      in.emplace(n.arg, b);
+    else
+      r.bind(*ctx, *e, b);
+  }
+  template <class Fn>
+  void for_each_cursor(Fn&& f) {
+    if (in)
+      in->for_each_cursor(f);
+    else
+      f(r.c);
+  }
+  void prepare(const loop_space& s) {
+    if (in)
+      in->prepare(s);
+    else
+      r.prepare(s);
+  }
+  LOOM_INLINE void set_row(const index_t* idx) {
+    if (in) {
+      in->set_row(idx);
+      value = in->template scalar<along_columns<general_mode>>(0);
+    } else {
+      r.set_row(idx);
+    }
+  }
+  template <class M>
+  LOOM_INLINE value_type scalar(index_t i) const {
+    if constexpr (along_columns_v<M>)
+      if (in) return value;
+    return r.template scalar<M>(i);
+  }
+  template <class M, class F>
+  LOOM_INLINE packet_t<value_type, F> packet(index_t i) const {
+    if constexpr (along_columns_v<M>)
+      if (in) return broadcast_packet<F>(value);
+    return r.template packet<M, F>(i);
   }
 };
 
@@ -8527,19 +8638,21 @@ struct rt_node<P, I, loom::detail::row_value_node<S>> {
     e.node = &n;
     e.tag = &detail::type_tag<N>::id;
     e.cls = occurrence_class::tiled;
+    e.inline_value = w.ctx.row_values_inline;
     e.slot = detail::equal_slot(n, rows, w.r, w);
     if (e.slot >= 0) {
-      ++w.slots[std::size_t(e.slot)].hits;
+      if (!e.inline_value) ++w.slots[std::size_t(e.slot)].hits;  // (computed by each reader)
     } else {
       slot_def sd;
       sd.node = &n;
       sd.tag = e.tag;
       sd.rows = rows;
-      sd.name = "a value per row";
+      sd.name = e.inline_value ? "a value per row (computed by the consumer as each row starts)" : "a value per row";
       sd.value_size = sizeof(typename N::value_type);
+      sd.per_row = e.inline_value ? 0 : 1;
       e.slot = int(w.slots.size());
       w.slots.push_back(std::move(sd));
-      w.builders.push_back({&build, &n, rows, e.slot});
+      if (!e.inline_value) w.builders.push_back({&build, &n, rows, e.slot});
     }
     w.ctx.entries.push_back(e);
   }
@@ -8706,41 +8819,68 @@ inline int in_destination(reduce_walk& w, const void* dst_value_tag, bool row_ma
 }
 
 /// Per-thread state of the tile loop: buffers and the cursors that read them.
+///
+/// A slot of one value a row (a reduction, a row value) holds a segment of rows - up to
+/// max_tile_rows, many tiles - so that the consumer's readers stay pointed at it for the whole
+/// segment and the consumer runs the segment as one loop nest on one copy of its evaluator (see
+/// run_pieces); a cache (a row of values a row) holds a tile.
 struct tile_buffers {
   std::unique_ptr<double[]> store;  // 8-byte aligned, which every value type needs; not zeroed (every
                                     // slot's runner writes a tile's values before they are read)
   std::vector<void*> buf;
-  std::vector<std::pair<cursor*, int>> readers;
+  std::vector<std::pair<cursor*, int>> readers;         // the consumer's
+  std::vector<std::pair<cursor*, int>> runner_readers;  // the slot runners'
 
   std::vector<index_t> per_row;
+  std::vector<std::size_t> value_size;
+  std::vector<char> by_segment;  // per slot: its buffer holds a segment (else a tile)
   int in_dst = -1;  // the slot that lives in the destination (see in_destination), or -1
   void* dst = nullptr;
 
-  tile_buffers(const std::vector<slot_def>& slots, index_t rows) {
+  /// Buffers for tiles of `rows` rows and segments of `segment_rows` (a multiple of rows).
+  tile_buffers(const std::vector<slot_def>& slots, index_t rows, index_t segment_rows) {
     std::size_t words = 0;
     std::vector<std::size_t> at;
     for (auto& s : slots) {
       at.push_back(words);
-      words += (std::size_t(rows * s.per_row) * s.value_size + 63) / 8 + 8;
+      const bool seg = s.per_row <= 1;
+      words += (std::size_t((seg ? segment_rows : rows) * s.per_row) * s.value_size + 63) / 8 + 8;
       per_row.push_back(s.per_row);
+      value_size.push_back(s.value_size);
+      by_segment.push_back(seg);
     }
     store.reset(new double[std::max<std::size_t>(words, 1)]);
     for (std::size_t i = 0; i < slots.size(); ++i) buf.push_back(store.get() + at[i]);
   }
-  void collect(cursor& c, const reduce_context& ctx) {
+  void collect(cursor& c, const reduce_context& ctx, bool runner = false) {
     const auto* b = static_cast<const unsigned char*>(c.base);
-    if (c.elem_size == 0 && b >= ctx.tags && b < ctx.tags + ctx.nslots) readers.emplace_back(&c, int(b - ctx.tags));
+    if (c.elem_size == 0 && b >= ctx.tags && b < ctx.tags + ctx.nslots)
+      (runner ? runner_readers : readers).emplace_back(&c, int(b - ctx.tags));
   }
-  void point(index_t r0) {
-    for (auto& [c, s] : readers) {
+  /// Points the consumer's readers (runners: the runners') at the buffers of the tile from row r0,
+  /// in the segment from row seg0.
+  void point(index_t r0, index_t seg0, bool runners = false) {
+    for (auto& [c, s] : runners ? runner_readers : readers) {
+      const auto i = std::size_t(s);
       if (s == in_dst) {  // the destination's own rows: flat row r at r * cols
         c->base = dst;
         c->offset = 0;
       } else {
-        c->base = buf[std::size_t(s)];
-        c->offset = -r0 * per_row[std::size_t(s)];
+        c->base = buf[i];
+        c->offset = -(by_segment[i] ? seg0 : r0) * per_row[i];
       }
     }
+  }
+  /// Where slot i's runner writes the tile from row r0 (in the segment from row seg0).
+  void* out(std::size_t i, index_t r0, index_t seg0) const {
+    if (!by_segment[i]) return buf[i];
+    return static_cast<char*>(buf[i]) + std::size_t((r0 - seg0) * per_row[i]) * value_size[i];
+  }
+  /// Whether the consumer reads a buffer that holds a tile (its readers move every tile).
+  bool consumer_reads_tiles() const {
+    for (auto& [c, s] : readers)
+      if (s != in_dst && !by_segment[std::size_t(s)]) return true;
+    return false;
   }
 };
 
@@ -8869,14 +9009,14 @@ void run_root(T* data, const std::array<index_t, max_rank>& ds, bool row_major, 
   auto task = [&](index_t t) {
     std::vector<std::unique_ptr<slot_runner>> runners;
     for (auto& sd : walk.slots) runners.push_back(sd.runner->clone());
-    detail::tile_buffers tb(walk.slots, tile);
+    detail::tile_buffers tb(walk.slots, tile, tile);
     std::vector<cursor*> rc;
     for (auto& r : runners) r->cursors(rc);
     for (cursor* c : rc) tb.collect(*c, walk.ctx);
     const index_t k_begin = t * per, k_end = std::min(K, (t + 1) * per);
     for (index_t r0 = k_begin; r0 < k_end; r0 += tile) {
       const index_t r1 = std::min(k_end, r0 + tile);
-      tb.point(r0);
+      tb.point(r0, r0);
       for (std::size_t i = 0; i + 1 < runners.size(); ++i) runners[i]->run(r0, r1, tb.buf[i], {});
       if (direct) {
         runners.back()->run(r0, r1, reinterpret_cast<R*>(data) + r0, {});
@@ -9039,6 +9179,7 @@ void execute_reducing(Dst& dst, const N& n) {
     walk.dst = &w.c;
     walk.dd = &dd;
     walk.row_axis = g.row_axis;
+    walk.ctx.row_values_inline = g.cols > 1;  // the consumer then runs along columns (below)
     const binding rootb = binding::identity(dd.rank).broadcast_operand(dd, ed);
     std::vector<unsigned char> tags;
     detail::walk_and_build<loom::detail::reduce_plan_v<N, DS>>(nr, rootb, walk, g, dd, tags);
@@ -9082,6 +9223,7 @@ void execute_reducing(Dst& dst, const N& n) {
     index_t work = index_t(dd.size()) * trav::cost;
     for (auto& sd : walk.slots)
       if (sd.runner) work += g.count * sd.runner->rs.reduced_count * 2;
+    const index_t segment = std::max<index_t>(1, index_t(max_tile_rows) / tile) * tile;  // rows, whole tiles
     const index_t ntiles = (g.count + tile - 1) / tile;
     const index_t threads = static_cast<index_t>(default_pool().size());
     const index_t tasks = (threads == 1 || work < parallel_threshold) ? 1 : std::min(threads, ntiles);
@@ -9101,45 +9243,75 @@ void execute_reducing(Dst& dst, const N& n) {
       std::vector<std::unique_ptr<slot_runner>> runners;
       for (auto& sd : walk.slots) runners.push_back(sd.runner ? sd.runner->clone() : nullptr);
       detail::tile_prefetch pf(runners, g.count, g.cols, std::type_identity<T>{}, tuning.prefetch_next_tile);
-      detail::tile_buffers tb(walk.slots, tile);
+      detail::tile_buffers tb(walk.slots, tile, segment);
       tb.in_dst = in_dst;
       tb.dst = dst.data();
       v.for_each_cursor([&](cursor& c) { tb.collect(c, walk.ctx); });
       std::vector<cursor*> rc;
       for (auto& r : runners)
         if (r) r->cursors(rc);
-      for (cursor* c : rc) tb.collect(*c, walk.ctx);
+      for (cursor* c : rc) tb.collect(*c, walk.ctx, true);
+      const bool tile_by_tile = tb.consumer_reads_tiles();
+      const prefetch_stream* consumer_stream = pf.first == runners.size() ? nullptr : &pf.stream(runners.size());
+      index_t seg0 = 0, r_end = 0;
+      // A tile's passes before the consumer: the reductions (each fills its slot for the tile's
+      // rows), then the runners' readers pointed at the next tile - before the consumer's stores:
+      // pointed after them, their stores wait behind the consumer's (which miss), and a runner's
+      // copy of its evaluator (wide loads of those narrow stores, which cannot be forwarded)
+      // waits until all of them have reached the cache (bench/RESULTS.md, 2026-11-28 20:08).
+      const auto passes = [&](index_t r0, index_t r1) {
+        // The next tile's rows, fetched while this one's later passes work (if it is this
+        // thread's: the chunk's own). Planned after the pass that reads this tile from memory,
+        // not before it: that pass only loads, so the planning's stores find the store buffer
+        // empty. Just after the previous tile's consumer it is full of that pass's stores
+        // (lines that miss), and every store waits for an entry. Without a reading pass
+        // (pf.first == runners.size()) nothing is planned.
+        for (std::size_t i = 0; i < runners.size(); ++i) {
+          if (runners[i]) runners[i]->run(r0, r1, tb.out(i, r0, seg0), pf.stream(i));
+          if (i == pf.first) pf.plan_next(runners, r1, std::min(r_end, r1 + tile), r1 - r0);
+        }
+        if (r1 < r_end) tb.point(r1, r1 - seg0 < segment ? seg0 : r1, true);
+      };
+      bool outside = false;  // the passes are run by the tile loop (tile_by_tile), not the consumer's
+      const auto before = [&](index_t b, index_t e) -> const prefetch_stream* {
+        if (outside) return nullptr;
+        passes(b / g.cols, e / g.cols);
+        return consumer_stream;
+      };
+      const auto consume = [&](index_t b, index_t e, index_t step) {
+        if (g.cols > 1) {  // the inner axis is a column: per-row values broadcast, caches contiguous
+          if (layout == layout_class::general)
+            run_pieces<along_columns<general_mode>, F>(wt, v, s, b, e, step, before);
+          else if (layout == layout_class::streaming)
+            run_pieces<along_columns<stream_m>, F>(wt, v, s, b, e, step, before);  // fenced below
+          else
+            run_pieces<along_columns<contiguous_mode>, F>(wt, v, s, b, e, step, before);
+        } else {
+          if (layout == layout_class::general)
+            run_pieces<general_mode, F>(wt, v, s, b, e, step, before);
+          else
+            run_pieces<contiguous_mode, F>(wt, v, s, b, e, step, before);
+        }
+      };
       for (index_t c = next_chunk.fetch_add(1); c < chunks; c = next_chunk.fetch_add(1)) {
-        const index_t r_begin = c * per * tile, r_end = std::min(g.count, (c + 1) * per * tile);
-        for (index_t r0 = r_begin; r0 < r_end; r0 += tile) {
-          const index_t r1 = std::min(r_end, r0 + tile);
-          tb.point(r0);
-          // The next tile's rows, fetched while this one's later passes work (if it is this
-          // thread's: the chunk's own). Planned after the pass that reads this tile from memory,
-          // not before it: that pass only loads, so the planning's stores find the store buffer
-          // empty. Just after the previous tile's consumer it is full of that pass's stores
-          // (lines that miss), and every store waits for an entry - on a Xeon, a quarter of
-          // layer norm's samples sat on such stores (bench/RESULTS.md, 2026-11-28; the move
-          // alone was within the noise there, where the prefetch is now off by default). Without
-          // a reading pass (pf.first == runners.size()) nothing is planned.
-          for (std::size_t i = 0; i < runners.size(); ++i) {
-            if (runners[i]) runners[i]->run(r0, r1, tb.buf[i], pf.stream(i));
-            if (i == pf.first) pf.plan_next(runners, r1, std::min(r_end, r1 + tile), r1 - r0);
+        const index_t r_begin = c * per * tile;
+        r_end = std::min(g.count, (c + 1) * per * tile);
+        tb.point(r_begin, r_begin, true);
+        for (seg0 = r_begin; seg0 < r_end; seg0 += segment) {
+          const index_t seg1 = std::min(r_end, seg0 + segment);
+          tb.point(seg0, seg0);
+          if (!tile_by_tile) {  // the segment as one loop nest, the passes run as each tile starts
+            outside = false;
+            consume(seg0 * g.cols, seg1 * g.cols, tile * g.cols);
+            continue;
           }
-          wt.pf = pf.stream(runners.size());
-          const index_t b = r0 * g.cols, e = r1 * g.cols;
-          if (g.cols > 1) {  // the inner axis is a column: per-row values broadcast, caches contiguous
-            if (layout == layout_class::general)
-              run_range<along_columns<general_mode>, F>(wt, v, s, b, e);
-            else if (layout == layout_class::streaming)
-              run_range<along_columns<stream_m>, F, false>(wt, v, s, b, e);  // fenced below
-            else
-              run_range<along_columns<contiguous_mode>, F>(wt, v, s, b, e);
-          } else {
-            if (layout == layout_class::general)
-              run_range<general_mode, F>(wt, v, s, b, e);
-            else
-              run_range<contiguous_mode, F>(wt, v, s, b, e);
+          outside = true;
+          for (index_t r0 = seg0; r0 < seg1; r0 += tile) {
+            const index_t r1 = std::min(seg1, r0 + tile);
+            passes(r0, r1);
+            if (consumer_stream) wt.pf = *consumer_stream;
+            tb.point(r0, seg0);
+            consume(r0 * g.cols, r1 * g.cols, (r1 - r0) * g.cols);
           }
         }
       }
@@ -9165,6 +9337,7 @@ std::string describe_reducing(const N& n) {
   walk.r = g.r;
   walk.row_ext = g.ext;
   walk.execute_materialised = false;
+  walk.ctx.row_values_inline = g.cols > 1;
   using rewrite = loom::detail::consumer_rewrite<N, loom::detail::reduce_plan_v<N, DS>, 0, N>;
   using NR = std::conditional_t<plan.root || plan.tiled == 0, N, typename rewrite::type>;
   const NR nr = [&]() -> NR {

@@ -2,6 +2,8 @@
 // row tiles (plan_of says so, explain shows it, the values match float64), common subexpressions
 // are computed once, other structures fall back to small materialised results, and writing the
 // destination that is reduced is right.
+#include <cstring>
+
 #include "reduce_support.hpp"
 
 using namespace loom;
@@ -387,4 +389,66 @@ TEST_CASE("a cached subexpression that no reduction computes is filled per tile"
   CHECK(s.find("computed per tile") != std::string::npos);
   os = ex / sum(ey, axis<1>, keepdims);
   loom_test::check_close(os.data(), want_of(xs, ys, 9, 33), 2e-6, 1e-9, "filled cache, static shape");
+}
+
+TEST_CASE("segments of many tiles: the consumer runs each as one loop nest, the passes as each tile starts",
+          "[fusion][segment]") {
+  // A slot of one value a row holds a segment of up to max_tile_rows rows; the consumer runs the
+  // segment as one loop nest and the reductions run as each tile of it starts. Row counts around
+  // the segment's (1023, 1025, 2 segments and a part), one and two threads (other chunks, the same
+  // bits), short rows (many rows a tile) and rows of one element (the consumer's run crosses rows,
+  // cut where tiles end; a row value then has a pass of its own).
+  const unsigned before = num_threads();
+  const std::pair<std::size_t, std::size_t> sizes[] = {{1023, 3}, {1025, 7}, {2 * max_tile_rows + 17, 5}, {2500, 64}, {37, 1031}};
+  for (auto [r, c] : sizes) {
+    const std::string at = std::to_string(r) + "x" + std::to_string(c);
+    mat x(r, c), o1(r, c), o2(r, c);
+    tensor<float, shape<dyn>> g(c), b(c);
+    loom_test::randomize(x, r + 7 * c, -3, 3);
+    loom_test::randomize(g, c + 1);
+    loom_test::randomize(b, c + 2);
+    const float eps = 1e-5f;
+    auto mu = mean(x, axis<1>, keepdims);
+    auto var = mean((x - mu) * (x - mu), axis<1>, keepdims);
+    set_num_threads(1);
+    o1 = (x - mu) * rsqrt(var + eps) * g + b;
+    set_num_threads(2);
+    o2 = (x - mu) * rsqrt(var + eps) * g + b;
+    loom_test::check_close(o1.data(), layer_norm_ref(x, g, b, eps, false), 2e-5, 2e-5, "layer norm " + at);
+    CHECK(std::memcmp(o1.data(), o2.data(), r * c * sizeof(float)) == 0);
+    // softmax keeps e in the destination; into double it keeps it in a tile buffer instead (the
+    // consumer's readers then move every tile, so the consumer runs tile by tile)
+    auto e = exp(x - max(x, axis<1>, keepdims));
+    o1 = e / sum(e, axis<1>, keepdims);
+    tensor<double, shape<dyn, dyn>> od(r, c);
+    od = e / sum(e, axis<1>, keepdims);
+    const auto want = softmax_ref(x);
+    loom_test::check_close(o1.data(), want, 2e-6, 1e-9, "softmax " + at);
+    loom_test::check_close(od.data(), want, 2e-6, 1e-9, "softmax into double " + at);
+  }
+  // Rows of one element: a (rows, 1) consumer of two reductions and a row value, in double (more
+  // tiles a segment than in float), 1 and 2 threads.
+  for (std::size_t r : {std::size_t(1), std::size_t(1023), std::size_t(3001)}) {
+    tensor<double, shape<dyn, dyn>> x(r, 5), o1(r, 1), o2(r, 1);
+    loom_test::randomize(x, r + 3, 0.5, 2);
+    auto s = sum(x, axis<1>, keepdims);
+    auto m = max(x, axis<1>, keepdims);
+    set_num_threads(1);
+    o1 = s / m + rsqrt(mean(x * x, axis<1>, keepdims) + 1.0);
+    set_num_threads(2);
+    o2 = s / m + rsqrt(mean(x * x, axis<1>, keepdims) + 1.0);
+    std::vector<double> want(r);
+    for (std::size_t i = 0; i < r; ++i) {
+      double sm = 0, mx = -1e300, sq = 0;
+      for (std::size_t j = 0; j < 5; ++j) {
+        sm += x(i, j);
+        mx = std::max(mx, x(i, j));
+        sq += x(i, j) * x(i, j);
+      }
+      want[i] = sm / mx + 1 / std::sqrt(sq / 5 + 1);
+    }
+    loom_test::check_close(o1.data(), want, 1e-12, 1e-12, "rows of one element, " + std::to_string(r));
+    CHECK(std::memcmp(o1.data(), o2.data(), r * sizeof(double)) == 0);
+  }
+  set_num_threads(before);
 }

@@ -126,6 +126,29 @@ LOOM_INLINE void run_inner(const Dst& dst, const Ev& ev, index_t c0, index_t c1)
   for (; i < c1; ++i) dst.template store<M>(i, loom::detail::convert<T>(ev.template scalar<M>(i)));
 }
 
+namespace detail {
+/// The outer multi-index (into idx) and the column of flat position `begin` of the loop space.
+inline index_t loop_position(const loop_space& s, index_t begin, std::array<index_t, max_rank>& idx) {
+  const index_t inner = s.inner();
+  const std::size_t outer = s.outer_rank();
+  index_t row = begin / inner;
+  idx.fill(0);
+  for (std::size_t k = outer; k-- > 1;) {  // row -> outer multi-index, once per piece
+    idx[k] = row % s.extent[k];
+    row /= s.extent[k];
+  }
+  if (outer > 0) idx[0] = row;  // row < extent[0]: begin is inside the space
+  return begin % inner;
+}
+/// Steps an outer multi-index to the next row.
+LOOM_INLINE void next_loop_row(const loop_space& s, std::size_t outer, std::array<index_t, max_rank>& idx) {
+  for (std::size_t k = outer; k-- > 0;) {
+    if (++idx[k] < s.extent[k]) break;
+    idx[k] = 0;
+  }
+}
+}  // namespace detail
+
 /// Runs the flattened range [begin, end) of the loop space (row-major over (row, column)), on
 /// copies of the writer and the evaluator: locals whose address no other code holds, so the
 /// packet stores (which may alias anything: the intrinsics' vector types are may_alias) leave
@@ -141,13 +164,8 @@ void run_range(const Dst& dst_in, const Ev& ev_in, const loop_space& s, index_t 
   Ev ev = ev_in;
   const index_t inner = s.inner();
   const std::size_t outer = s.outer_rank();
-  index_t row = begin / inner, col = begin % inner;
-  std::array<index_t, max_rank> idx{};
-  for (std::size_t k = outer; k-- > 1;) {  // row -> outer multi-index, once per piece
-    idx[k] = row % s.extent[k];
-    row /= s.extent[k];
-  }
-  if (outer > 0) idx[0] = row;  // row < extent[0]: begin is inside the space
+  std::array<index_t, max_rank> idx;
+  index_t col = detail::loop_position(s, begin, idx);
   while (begin < end) {
     const index_t stop = std::min(inner, col + (end - begin));
     ev.set_row(idx.data());
@@ -155,12 +173,46 @@ void run_range(const Dst& dst_in, const Ev& ev_in, const loop_space& s, index_t 
     run_inner<M, F>(dst, ev, col, stop);
     begin += stop - col;
     col = 0;
-    for (std::size_t k = outer; k-- > 0;) {  // next row
-      if (++idx[k] < s.extent[k]) break;
-      idx[k] = 0;
-    }
+    detail::next_loop_row(s, outer, idx);
   }
   if constexpr (M::stream && Fence) stream_fence();
+}
+
+/// Runs [begin, end) of the loop space like run_range, in pieces of `step` elements, calling
+/// before(b, e) ahead of each piece [b, e): on one copy of the writer and the evaluator for the
+/// whole range, so a tiled consumer (cpu/tiled.hpp) does not copy them, or set up its loop, for
+/// every tile. before() returns the writer's prefetch stream for the piece, or nullptr to leave
+/// it; it must not move what the evaluator's cursors point at (the copy keeps them). Streaming
+/// stores are not fenced (the caller fences once, after its last range).
+template <class M, class F, class Dst, class Ev, class Before>
+void run_pieces(const Dst& dst_in, const Ev& ev_in, const loop_space& s, index_t begin, index_t end, index_t step,
+                Before&& before) {
+  Dst dst = dst_in;
+  Ev ev = ev_in;
+  const index_t inner = s.inner();
+  const std::size_t outer = s.outer_rank();
+  std::array<index_t, max_rank> idx;
+  index_t col = detail::loop_position(s, begin, idx);
+  while (begin < end) {
+    const index_t piece = std::min(end, begin + step);
+    if constexpr (requires { dst.pf; }) {
+      if (const auto* st = before(begin, piece)) dst.pf = *st;
+    } else {
+      before(begin, piece);
+    }
+    while (begin < piece) {
+      const index_t stop = std::min(inner, col + (piece - begin));
+      ev.set_row(idx.data());
+      dst.set_row(idx.data());
+      run_inner<M, F>(dst, ev, col, stop);
+      begin += stop - col;
+      col = stop;
+      if (col == inner) {
+        col = 0;
+        detail::next_loop_row(s, outer, idx);
+      }
+    }
+  }
 }
 
 /// Work below this many element-operations runs on the calling thread alone.

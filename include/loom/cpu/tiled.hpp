@@ -1458,6 +1458,11 @@ inline int in_destination(reduce_walk& w, const void* dst_value_tag, bool row_ma
 }
 
 /// Per-thread state of the tile loop: buffers and the cursors that read them.
+///
+/// A slot of one value a row (a reduction, a row value) holds a segment of rows - up to
+/// max_tile_rows, many tiles - so that the consumer's readers stay pointed at it for the whole
+/// segment and the consumer runs the segment as one loop nest on one copy of its evaluator (see
+/// run_pieces); a cache (a row of values a row) holds a tile.
 struct tile_buffers {
   std::unique_ptr<double[]> store;  // 8-byte aligned, which every value type needs; not zeroed (every
                                     // slot's runner writes a tile's values before they are read)
@@ -1466,16 +1471,22 @@ struct tile_buffers {
   std::vector<std::pair<cursor*, int>> runner_readers;  // the slot runners'
 
   std::vector<index_t> per_row;
+  std::vector<std::size_t> value_size;
+  std::vector<char> by_segment;  // per slot: its buffer holds a segment (else a tile)
   int in_dst = -1;  // the slot that lives in the destination (see in_destination), or -1
   void* dst = nullptr;
 
-  tile_buffers(const std::vector<slot_def>& slots, index_t rows) {
+  /// Buffers for tiles of `rows` rows and segments of `segment_rows` (a multiple of rows).
+  tile_buffers(const std::vector<slot_def>& slots, index_t rows, index_t segment_rows) {
     std::size_t words = 0;
     std::vector<std::size_t> at;
     for (auto& s : slots) {
       at.push_back(words);
-      words += (std::size_t(rows * s.per_row) * s.value_size + 63) / 8 + 8;
+      const bool seg = s.per_row <= 1;
+      words += (std::size_t((seg ? segment_rows : rows) * s.per_row) * s.value_size + 63) / 8 + 8;
       per_row.push_back(s.per_row);
+      value_size.push_back(s.value_size);
+      by_segment.push_back(seg);
     }
     store.reset(new double[std::max<std::size_t>(words, 1)]);
     for (std::size_t i = 0; i < slots.size(); ++i) buf.push_back(store.get() + at[i]);
@@ -1485,17 +1496,30 @@ struct tile_buffers {
     if (c.elem_size == 0 && b >= ctx.tags && b < ctx.tags + ctx.nslots)
       (runner ? runner_readers : readers).emplace_back(&c, int(b - ctx.tags));
   }
-  /// Points the consumer's readers (runners: the runners') at the buffers of the tile from row r0.
-  void point(index_t r0, bool runners = false) {
+  /// Points the consumer's readers (runners: the runners') at the buffers of the tile from row r0,
+  /// in the segment from row seg0.
+  void point(index_t r0, index_t seg0, bool runners = false) {
     for (auto& [c, s] : runners ? runner_readers : readers) {
+      const auto i = std::size_t(s);
       if (s == in_dst) {  // the destination's own rows: flat row r at r * cols
         c->base = dst;
         c->offset = 0;
       } else {
-        c->base = buf[std::size_t(s)];
-        c->offset = -r0 * per_row[std::size_t(s)];
+        c->base = buf[i];
+        c->offset = -(by_segment[i] ? seg0 : r0) * per_row[i];
       }
     }
+  }
+  /// Where slot i's runner writes the tile from row r0 (in the segment from row seg0).
+  void* out(std::size_t i, index_t r0, index_t seg0) const {
+    if (!by_segment[i]) return buf[i];
+    return static_cast<char*>(buf[i]) + std::size_t((r0 - seg0) * per_row[i]) * value_size[i];
+  }
+  /// Whether the consumer reads a buffer that holds a tile (its readers move every tile).
+  bool consumer_reads_tiles() const {
+    for (auto& [c, s] : readers)
+      if (s != in_dst && !by_segment[std::size_t(s)]) return true;
+    return false;
   }
 };
 
@@ -1624,14 +1648,14 @@ void run_root(T* data, const std::array<index_t, max_rank>& ds, bool row_major, 
   auto task = [&](index_t t) {
     std::vector<std::unique_ptr<slot_runner>> runners;
     for (auto& sd : walk.slots) runners.push_back(sd.runner->clone());
-    detail::tile_buffers tb(walk.slots, tile);
+    detail::tile_buffers tb(walk.slots, tile, tile);
     std::vector<cursor*> rc;
     for (auto& r : runners) r->cursors(rc);
     for (cursor* c : rc) tb.collect(*c, walk.ctx);
     const index_t k_begin = t * per, k_end = std::min(K, (t + 1) * per);
     for (index_t r0 = k_begin; r0 < k_end; r0 += tile) {
       const index_t r1 = std::min(k_end, r0 + tile);
-      tb.point(r0);
+      tb.point(r0, r0);
       for (std::size_t i = 0; i + 1 < runners.size(); ++i) runners[i]->run(r0, r1, tb.buf[i], {});
       if (direct) {
         runners.back()->run(r0, r1, reinterpret_cast<R*>(data) + r0, {});
@@ -1838,6 +1862,7 @@ void execute_reducing(Dst& dst, const N& n) {
     index_t work = index_t(dd.size()) * trav::cost;
     for (auto& sd : walk.slots)
       if (sd.runner) work += g.count * sd.runner->rs.reduced_count * 2;
+    const index_t segment = std::max<index_t>(1, index_t(max_tile_rows) / tile) * tile;  // rows, whole tiles
     const index_t ntiles = (g.count + tile - 1) / tile;
     const index_t threads = static_cast<index_t>(default_pool().size());
     const index_t tasks = (threads == 1 || work < parallel_threshold) ? 1 : std::min(threads, ntiles);
@@ -1857,7 +1882,7 @@ void execute_reducing(Dst& dst, const N& n) {
       std::vector<std::unique_ptr<slot_runner>> runners;
       for (auto& sd : walk.slots) runners.push_back(sd.runner ? sd.runner->clone() : nullptr);
       detail::tile_prefetch pf(runners, g.count, g.cols, std::type_identity<T>{}, tuning.prefetch_next_tile);
-      detail::tile_buffers tb(walk.slots, tile);
+      detail::tile_buffers tb(walk.slots, tile, segment);
       tb.in_dst = in_dst;
       tb.dst = dst.data();
       v.for_each_cursor([&](cursor& c) { tb.collect(c, walk.ctx); });
@@ -1865,43 +1890,67 @@ void execute_reducing(Dst& dst, const N& n) {
       for (auto& r : runners)
         if (r) r->cursors(rc);
       for (cursor* c : rc) tb.collect(*c, walk.ctx, true);
+      const bool tile_by_tile = tb.consumer_reads_tiles();
+      const prefetch_stream* consumer_stream = pf.first == runners.size() ? nullptr : &pf.stream(runners.size());
+      index_t seg0 = 0, r_end = 0;
+      // A tile's passes before the consumer: the reductions (each fills its slot for the tile's
+      // rows), then the runners' readers pointed at the next tile - before the consumer's stores:
+      // pointed after them, their stores wait behind the consumer's (which miss), and a runner's
+      // copy of its evaluator (wide loads of those narrow stores, which cannot be forwarded)
+      // waits until all of them have reached the cache (bench/RESULTS.md, 2026-11-28 20:08).
+      const auto passes = [&](index_t r0, index_t r1) {
+        // The next tile's rows, fetched while this one's later passes work (if it is this
+        // thread's: the chunk's own). Planned after the pass that reads this tile from memory,
+        // not before it: that pass only loads, so the planning's stores find the store buffer
+        // empty. Just after the previous tile's consumer it is full of that pass's stores
+        // (lines that miss), and every store waits for an entry. Without a reading pass
+        // (pf.first == runners.size()) nothing is planned.
+        for (std::size_t i = 0; i < runners.size(); ++i) {
+          if (runners[i]) runners[i]->run(r0, r1, tb.out(i, r0, seg0), pf.stream(i));
+          if (i == pf.first) pf.plan_next(runners, r1, std::min(r_end, r1 + tile), r1 - r0);
+        }
+        if (r1 < r_end) tb.point(r1, r1 - seg0 < segment ? seg0 : r1, true);
+      };
+      bool outside = false;  // the passes are run by the tile loop (tile_by_tile), not the consumer's
+      const auto before = [&](index_t b, index_t e) -> const prefetch_stream* {
+        if (outside) return nullptr;
+        passes(b / g.cols, e / g.cols);
+        return consumer_stream;
+      };
+      const auto consume = [&](index_t b, index_t e, index_t step) {
+        if (g.cols > 1) {  // the inner axis is a column: per-row values broadcast, caches contiguous
+          if (layout == layout_class::general)
+            run_pieces<along_columns<general_mode>, F>(wt, v, s, b, e, step, before);
+          else if (layout == layout_class::streaming)
+            run_pieces<along_columns<stream_m>, F>(wt, v, s, b, e, step, before);  // fenced below
+          else
+            run_pieces<along_columns<contiguous_mode>, F>(wt, v, s, b, e, step, before);
+        } else {
+          if (layout == layout_class::general)
+            run_pieces<general_mode, F>(wt, v, s, b, e, step, before);
+          else
+            run_pieces<contiguous_mode, F>(wt, v, s, b, e, step, before);
+        }
+      };
       for (index_t c = next_chunk.fetch_add(1); c < chunks; c = next_chunk.fetch_add(1)) {
-        const index_t r_begin = c * per * tile, r_end = std::min(g.count, (c + 1) * per * tile);
-        tb.point(r_begin, true);
-        for (index_t r0 = r_begin; r0 < r_end; r0 += tile) {
-          const index_t r1 = std::min(r_end, r0 + tile);
-          // The next tile's rows, fetched while this one's later passes work (if it is this
-          // thread's: the chunk's own). Planned after the pass that reads this tile from memory,
-          // not before it: that pass only loads, so the planning's stores find the store buffer
-          // empty. Just after the previous tile's consumer it is full of that pass's stores
-          // (lines that miss), and every store waits for an entry - on a Xeon, a quarter of
-          // layer norm's samples sat on such stores (bench/RESULTS.md, 2026-11-28; the move
-          // alone was within the noise there, where the prefetch is now off by default). Without
-          // a reading pass (pf.first == runners.size()) nothing is planned.
-          for (std::size_t i = 0; i < runners.size(); ++i) {
-            if (runners[i]) runners[i]->run(r0, r1, tb.buf[i], pf.stream(i));
-            if (i == pf.first) pf.plan_next(runners, r1, std::min(r_end, r1 + tile), r1 - r0);
+        const index_t r_begin = c * per * tile;
+        r_end = std::min(g.count, (c + 1) * per * tile);
+        tb.point(r_begin, r_begin, true);
+        for (seg0 = r_begin; seg0 < r_end; seg0 += segment) {
+          const index_t seg1 = std::min(r_end, seg0 + segment);
+          tb.point(seg0, seg0);
+          if (!tile_by_tile) {  // the segment as one loop nest, the passes run as each tile starts
+            outside = false;
+            consume(seg0 * g.cols, seg1 * g.cols, tile * g.cols);
+            continue;
           }
-          wt.pf = pf.stream(runners.size());
-          // The runners' readers are pointed at the next tile now, before the consumer's stores:
-          // pointed after them, their stores wait behind the consumer's (which miss), and a
-          // runner's copy of its evaluator (wide loads of those narrow stores, which cannot be
-          // forwarded) waits until all of them have reached the cache.
-          tb.point(r0);
-          if (r1 < r_end) tb.point(r1, true);
-          const index_t b = r0 * g.cols, e = r1 * g.cols;
-          if (g.cols > 1) {  // the inner axis is a column: per-row values broadcast, caches contiguous
-            if (layout == layout_class::general)
-              run_range<along_columns<general_mode>, F>(wt, v, s, b, e);
-            else if (layout == layout_class::streaming)
-              run_range<along_columns<stream_m>, F, false>(wt, v, s, b, e);  // fenced below
-            else
-              run_range<along_columns<contiguous_mode>, F>(wt, v, s, b, e);
-          } else {
-            if (layout == layout_class::general)
-              run_range<general_mode, F>(wt, v, s, b, e);
-            else
-              run_range<contiguous_mode, F>(wt, v, s, b, e);
+          outside = true;
+          for (index_t r0 = seg0; r0 < seg1; r0 += tile) {
+            const index_t r1 = std::min(seg1, r0 + tile);
+            passes(r0, r1);
+            if (consumer_stream) wt.pf = *consumer_stream;
+            tb.point(r0, seg0);
+            consume(r0 * g.cols, r1 * g.cols, (r1 - r0) * g.cols);
           }
         }
       }
