@@ -457,11 +457,14 @@ inline constexpr bool writes_cache<tee_evaluator<Ev>> = true;
 /// Inner layout: for each kept output k in [k0, k1), the (unfinished) reduction over the reduced
 /// flat range [a, b), into out[k - k0].
 ///
-/// Runs on a copy of the evaluator, once a call (a tile's rows): a local whose address no other
-/// code holds, so that the stores of a tee (softmax's exp kept for the quotient, may_alias like
-/// every packet store) do not force its row pointers and row values to be reloaded for every
-/// packet (the exp-and-sum pass on AVX2: three pointer loads and a broadcast a packet).
-/// `pf` (a copy, so that it too stays in registers) prefetches between groups of four packets.
+/// A tee runs on a copy of its evaluator, once a call (a tile's rows): a local whose address no
+/// other code holds, so that its stores (softmax's exp kept for the quotient, may_alias like every
+/// packet store) do not force its row pointers and row values to be reloaded for every packet
+/// (the exp-and-sum pass on AVX2: three pointer loads and a broadcast a packet). An evaluator that
+/// only reads runs in place: its loop has no stores, and the copy's stores - wide loads of the
+/// cursors the tile loop has just pointed - waited behind the consumer's stores (W4 on a Xeon,
+/// bench/RESULTS.md 2026-11-28 20:08). `pf`'s copy (a local, in registers) prefetches between
+/// groups of four packets.
 /// `Acc`: packet accumulators (inner_accumulators).
 template <class Red, class A, class F, class M, int Acc = 4, class Ev>
 void reduce_inner(Ev& ev_in, const reduce_space& rs, index_t k0, index_t k1, index_t a, index_t b, A* out,
@@ -504,7 +507,6 @@ void reduce_inner(Ev& ev_in, const reduce_space& rs, index_t k0, index_t k1, ind
     out[k - k0] = cs.total();
   }
 }
-
 
 /// Outer layout: outputs [k0, k1) (a range of the flattened kept space) accumulated across
 /// columns over reduced rows [a, b), into out[k - k0].
