@@ -2890,6 +2890,26 @@ LOOM_INLINE void next_loop_row(const loop_space& s, std::size_t outer, std::arra
     idx[k] = 0;
   }
 }
+/// Runs [begin, end) of the loop space from column `col` of the row at `idx`, leaving idx and col
+/// at `end`: the row loop of run_range and run_pieces, on their local writer and evaluator.
+template <class M, class F, class Dst, class Ev>
+LOOM_INLINE void run_rows(Dst& dst, Ev& ev, const loop_space& s, std::array<index_t, max_rank>& idx, index_t& col,
+                          index_t begin, index_t end) {
+  const index_t inner = s.inner();
+  const std::size_t outer = s.outer_rank();
+  while (begin < end) {
+    const index_t stop = std::min(inner, col + (end - begin));
+    ev.set_row(idx.data());
+    dst.set_row(idx.data());
+    run_inner<M, F>(dst, ev, col, stop);
+    begin += stop - col;
+    col = stop;
+    if (col == inner) {
+      col = 0;
+      next_loop_row(s, outer, idx);
+    }
+  }
+}
 }  // namespace detail
 
 /// Runs the flattened range [begin, end) of the loop space (row-major over (row, column)), on
@@ -2905,19 +2925,9 @@ template <class M, class F, bool Fence = true, class Dst, class Ev>
 void run_range(const Dst& dst_in, const Ev& ev_in, const loop_space& s, index_t begin, index_t end) {
   Dst dst = dst_in;
   Ev ev = ev_in;
-  const index_t inner = s.inner();
-  const std::size_t outer = s.outer_rank();
   std::array<index_t, max_rank> idx;
   index_t col = detail::loop_position(s, begin, idx);
-  while (begin < end) {
-    const index_t stop = std::min(inner, col + (end - begin));
-    ev.set_row(idx.data());
-    dst.set_row(idx.data());
-    run_inner<M, F>(dst, ev, col, stop);
-    begin += stop - col;
-    col = 0;
-    detail::next_loop_row(s, outer, idx);
-  }
+  detail::run_rows<M, F>(dst, ev, s, idx, col, begin, end);
   if constexpr (M::stream && Fence) stream_fence();
 }
 
@@ -2932,29 +2942,16 @@ void run_pieces(const Dst& dst_in, const Ev& ev_in, const loop_space& s, index_t
                 Before&& before) {
   Dst dst = dst_in;
   Ev ev = ev_in;
-  const index_t inner = s.inner();
-  const std::size_t outer = s.outer_rank();
   std::array<index_t, max_rank> idx;
   index_t col = detail::loop_position(s, begin, idx);
-  while (begin < end) {
-    const index_t piece = std::min(end, begin + step);
+  for (index_t piece = begin; begin < end; begin = piece) {
+    piece = std::min(end, begin + step);
     if constexpr (requires { dst.pf; }) {
       if (const auto* st = before(begin, piece)) dst.pf = *st;
     } else {
       before(begin, piece);
     }
-    while (begin < piece) {
-      const index_t stop = std::min(inner, col + (piece - begin));
-      ev.set_row(idx.data());
-      dst.set_row(idx.data());
-      run_inner<M, F>(dst, ev, col, stop);
-      begin += stop - col;
-      col = stop;
-      if (col == inner) {
-        col = 0;
-        detail::next_loop_row(s, outer, idx);
-      }
-    }
+    detail::run_rows<M, F>(dst, ev, s, idx, col, begin, piece);
   }
 }
 
